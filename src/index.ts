@@ -1,0 +1,2 @@
+export { TensorrtNodeError, inputError, isTensorrtNodeError } from './errors.js';
+export type { ErrorCode, ErrorDetails } from './errors.js';
