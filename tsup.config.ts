@@ -1,3 +1,4 @@
+import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
@@ -8,4 +9,8 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   shims: true,
+  // The ONNX Runtime worker is plain JS loaded by path at run time: it sits beside the bundles.
+  onSuccess: async () => {
+    copyFileSync('src/backends/onnxruntime/onnxruntime-worker.mjs', 'dist/onnxruntime-worker.mjs');
+  },
 });

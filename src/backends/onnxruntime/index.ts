@@ -1,0 +1,267 @@
+/**
+ * The ONNX Runtime backend: onnxruntime-node sessions, one per worker thread, so
+ * that inference never runs on the JS thread (DESIGN.md decision 5). Input and
+ * output buffers cross the thread boundary transferred, not copied.
+ */
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { Backend } from '../types.js';
+import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
+import { TensorrtNodeError } from '../../errors.js';
+
+export interface OnnxruntimeBackendOptions {
+  /** Worker threads, each with its own session. Default: see `defaultThreading`. */
+  instances?: number;
+  /** intraOpNumThreads of each session. Default: see `defaultThreading`. */
+  threadsPerInstance?: number;
+  /** onnxruntime graph optimization level. Default 'all'. */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+/** How a run's result comes back: the outputs plus the time ORT spent in run(). */
+export interface OnnxruntimeRunResult {
+  outputs: Record<string, TensorLike>;
+  computeMs: number;
+}
+
+interface WireTensor {
+  type: string;
+  dims: number[];
+  buffer: ArrayBuffer;
+  byteOffset: number;
+  length: number;
+}
+
+type WorkerMessage =
+  | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; computeMs: number }
+  | { type: 'error'; id: number; message: string };
+
+interface WireInfo {
+  name: string;
+  type: string;
+  shape: number[];
+}
+
+interface Pending {
+  resolve(r: OnnxruntimeRunResult): void;
+  reject(e: Error): void;
+}
+
+const CTORS: Record<TensorDtype, new (b: ArrayBuffer, o: number, l: number) => TypedArray> = {
+  float32: Float32Array,
+  float16: Uint16Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
+};
+
+/** The onnxruntime-node version, read from its package.json. */
+export function onnxruntimeVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (require('onnxruntime-node/package.json') as { version: string }).version;
+}
+
+/**
+ * Worker count and threads per session from the cores: one worker per two cores,
+ * each with two intra-op threads (so a 2-core machine gets one worker with two
+ * threads, like a plain session), at least one of each. Measured on the bench:
+ * see docs/engine.md.
+ */
+export function defaultThreading(cores = availableParallelism()): { instances: number; threadsPerInstance: number } {
+  const instances = Math.max(1, Math.floor(cores / 2));
+  const threadsPerInstance = Math.max(1, Math.floor(cores / instances));
+  return { instances, threadsPerInstance };
+}
+
+function workerUrl(): URL {
+  // Beside this module in src/ (vitest) and beside the bundles in dist/ (tsup copies it).
+  const url = new URL('./onnxruntime-worker.mjs', import.meta.url);
+  if (!existsSync(fileURLToPath(url))) {
+    throw new TensorrtNodeError('EBUILDFAILED', `onnxruntime worker script missing at ${fileURLToPath(url)}`);
+  }
+  return url;
+}
+
+function toDtype(type: string, where: string): TensorDtype {
+  if (type in CTORS) return type as TensorDtype;
+  throw new TensorrtNodeError('EMODEL', `${where}: tensor type '${type}' is not supported by the engine`);
+}
+
+class OnnxruntimeWorker {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  dead: Error | undefined;
+
+  constructor(worker: Worker) {
+    this.worker = worker;
+  }
+
+  fail(err: Error): void {
+    this.dead ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
+
+export class OnnxruntimeBackend implements Backend {
+  readonly name = 'onnxruntime' as const;
+  readonly version: string;
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly instances: number;
+  readonly threadsPerInstance: number;
+  private readonly workers: OnnxruntimeWorker[];
+  private nextId = 1;
+  private disposed = false;
+
+  private constructor(workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], threads: number) {
+    this.workers = workers;
+    this.inputs = inputs;
+    this.outputs = outputs;
+    this.instances = workers.length;
+    this.threadsPerInstance = threads;
+    this.version = onnxruntimeVersion();
+  }
+
+  static async create(model: string | Uint8Array, options: OnnxruntimeBackendOptions = {}): Promise<OnnxruntimeBackend> {
+    const defaults = defaultThreading();
+    const instances = options.instances ?? defaults.instances;
+    const threads = options.threadsPerInstance ?? defaults.threadsPerInstance;
+    if (!Number.isInteger(instances) || instances < 1) throw new RangeError(`instances must be a positive integer, got ${instances}`);
+    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threadsPerInstance must be a positive integer, got ${threads}`);
+    const sessionOptions = {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    };
+    const url = workerUrl();
+    const started = Array.from({ length: instances }, () => {
+      const worker = new Worker(url, { workerData: { model, sessionOptions } });
+      return new Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }> }>((resolve, reject) => {
+        const onFirst = (msg: WorkerMessage): void => {
+          if (msg.type === 'ready') resolve({ w: new OnnxruntimeWorker(worker), ready: msg });
+          else reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
+        };
+        worker.once('message', onFirst);
+        worker.once('error', reject);
+      });
+    });
+    const settled = await Promise.allSettled(started);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
+    if (failed) {
+      await Promise.all(ok.map(({ w }) => w.worker.terminate()));
+      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    }
+    const first = ok[0]!.ready;
+    const inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
+    const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
+    const backend = new OnnxruntimeBackend(ok.map(({ w }) => w), inputs, outputs, threads);
+    for (const w of backend.workers) backend.listen(w);
+    return backend;
+  }
+
+  private listen(w: OnnxruntimeWorker): void {
+    w.worker.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'ready') return;
+      const p = w.pending.get(msg.id);
+      if (!p) return;
+      w.pending.delete(msg.id);
+      if (msg.type === 'error') {
+        p.reject(new TensorrtNodeError('EBUILDFAILED', `onnxruntime run failed: ${msg.message}`, { backend: 'onnxruntime' }));
+        return;
+      }
+      const outputs: Record<string, TensorLike> = {};
+      for (const [name, t] of Object.entries(msg.outputs)) {
+        const dtype = toDtype(t.type, `output '${name}'`);
+        outputs[name] = { data: new CTORS[dtype](t.buffer, t.byteOffset, t.length), dims: t.dims, type: t.type };
+      }
+      p.resolve({ outputs, computeMs: msg.computeMs });
+    });
+    w.worker.on('error', (err) => w.fail(err));
+    w.worker.on('exit', (code) => w.fail(new TensorrtNodeError('EDISPOSED', `onnxruntime worker exited (code ${code})`)));
+  }
+
+  /** The least busy live worker. */
+  private pick(): OnnxruntimeWorker {
+    let best: OnnxruntimeWorker | undefined;
+    for (const w of this.workers) {
+      if (w.dead) continue;
+      if (!best || w.pending.size < best.pending.size) best = w;
+    }
+    if (!best) throw new TensorrtNodeError('EDISPOSED', 'no onnxruntime worker is alive');
+    return best;
+  }
+
+  async run(feeds: Feeds): Promise<Record<string, TensorLike>> {
+    return (await this.runTimed(feeds)).outputs;
+  }
+
+  /**
+   * Runs one (batched) request. The feeds' buffers are transferred to the worker
+   * when a typed array spans its whole ArrayBuffer (the engine's batch buffers
+   * do); any other view is copied once.
+   */
+  runTimed(feeds: Feeds): Promise<OnnxruntimeRunResult> {
+    if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
+    let w: OnnxruntimeWorker;
+    try {
+      w = this.pick();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const wire: Record<string, WireTensor> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [name, t] of Object.entries(feeds)) {
+      let data = t.data;
+      const whole = data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      if (!whole || transfer.includes(data.buffer as ArrayBuffer)) data = data.slice() as TypedArray;
+      transfer.push(data.buffer as ArrayBuffer);
+      const type = t.type ?? dtypeOf(data);
+      wire[name] = { type, dims: [...t.dims], buffer: data.buffer as ArrayBuffer, byteOffset: 0, length: data.length };
+    }
+    const id = this.nextId++;
+    return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
+      w.pending.set(id, { resolve, reject });
+      w.worker.postMessage({ type: 'run', id, feeds: wire }, transfer);
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all(
+      this.workers.map(async (w) => {
+        // Let runs in progress finish, then end the thread.
+        await Promise.allSettled(
+          [...w.pending.values()].map((p) => new Promise<void>((r) => {
+            const { resolve, reject } = p;
+            p.resolve = (v) => { resolve(v); r(); };
+            p.reject = (e) => { reject(e); r(); };
+          })),
+        );
+        await w.worker.terminate();
+      }),
+    );
+  }
+}
+
+function dtypeOf(data: TypedArray): TensorDtype {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof BigInt64Array) return 'int64';
+  return 'float16';
+}
+
+export function createOnnxruntimeBackend(model: string | Uint8Array, options?: OnnxruntimeBackendOptions): Promise<OnnxruntimeBackend> {
+  return OnnxruntimeBackend.create(model, options);
+}

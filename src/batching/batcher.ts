@@ -1,0 +1,354 @@
+/**
+ * Dynamic batching named after Triton's dynamic batcher (DESIGN.md decision 9):
+ * requests queue by priority, merge along axis 0 up to `maxBatchSize` (sooner at a
+ * preferred size, or when the oldest has waited `maxQueueDelayMs`), and run with up
+ * to `maxInFlight` batches at once so that the backend's instances never wait for
+ * a batch to form. Every accepted request settles exactly once.
+ */
+import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
+import type { TensorLike } from '../tensor.js';
+import { mergeBatch, ownFeeds, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
+
+export interface BatcherOptions {
+  /** Largest merged batch; 1 turns merging off. */
+  maxBatchSize: number;
+  /** How long the oldest request may wait for others to join its batch. 0: never wait. */
+  maxQueueDelayMs: number;
+  /** Batch sizes to dispatch as soon as they can be formed (Triton's preferred_batch_size). */
+  preferredBatchSizes: readonly number[];
+  /** Requests waiting beyond this are rejected at once with EQUEUEFULL. */
+  maxQueueSize: number;
+  /** Timeout for requests that do not give one (undefined: none). */
+  defaultTimeoutMs: number | undefined;
+  /** Priority levels 1 (highest) .. priorityLevels. */
+  priorityLevels: number;
+  /** The level of a request that gives none. */
+  defaultPriority: number;
+  /** Batches running at the same time (the backend's instances). */
+  maxInFlight: number;
+  /** Whether the model has a batch axis; without one every request runs alone. */
+  batchAxis: boolean;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  priority?: number;
+}
+
+export type Execute = (feeds: Record<string, BatchTensor>) => Promise<Record<string, TensorLike>>;
+
+/** Times of one request, in performance.now() milliseconds. */
+export interface RequestTimes {
+  enqueuedAt: number;
+  dispatchedAt: number | undefined;
+  computeDoneAt: number | undefined;
+  settledAt: number;
+  batch: number;
+}
+
+export type Outcome = { ok: true } | { ok: false; code: ErrorCode | 'BACKEND' };
+
+/** What the engine's statistics and metrics learn from the batcher. */
+export interface BatcherObserver {
+  /** A request refused at submission (EQUEUEFULL, EINPUT, EABORTED, EDISPOSED). */
+  rejected(code: ErrorCode): void;
+  accepted(): void;
+  settled(outcome: Outcome, times: RequestTimes): void;
+  executed(batchSize: number, requests: number, computeMs: number): void;
+}
+
+interface Request {
+  feeds: Record<string, BatchTensor>;
+  batch: number;
+  priority: number;
+  enqueuedAt: number;
+  dispatchedAt: number | undefined;
+  computeDoneAt: number | undefined;
+  state: 'queued' | 'running' | 'settled';
+  resolve(outputs: Record<string, TensorLike>): void;
+  reject(err: Error): void;
+  cleanup(): void;
+}
+
+export class DynamicBatcher {
+  private readonly options: BatcherOptions;
+  private readonly execute: Execute;
+  private readonly observer: BatcherObserver | undefined;
+  /** One FIFO per priority level, index 0 = priority 1. */
+  private readonly queues: Request[][];
+  private queued = 0;
+  private inFlight = 0;
+  private readonly running = new Set<Promise<void>>();
+  private scheduled = false;
+  private delayTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: BatcherOptions, execute: Execute, observer?: BatcherObserver) {
+    validateOptions(options);
+    this.options = options;
+    this.execute = execute;
+    this.observer = observer;
+    this.queues = Array.from({ length: options.priorityLevels }, () => []);
+  }
+
+  /** Requests waiting to be dispatched. */
+  get pending(): number {
+    return this.queued;
+  }
+
+  /** Batches running now. */
+  get executing(): number {
+    return this.inFlight;
+  }
+
+  submit(feeds: Record<string, BatchTensor>, batch: number, opts: RequestOptions = {}): Promise<Record<string, TensorLike>> {
+    if (this.closed) return this.refuse(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
+    const o = this.options;
+    const priority = opts.priority ?? o.defaultPriority;
+    if (!Number.isInteger(priority) || priority < 1 || priority > o.priorityLevels) {
+      return this.refuse(inputError('priority', `an integer from 1 to ${o.priorityLevels}`, String(priority), 'option'));
+    }
+    const timeoutMs = opts.timeoutMs ?? o.defaultTimeoutMs;
+    if (timeoutMs !== undefined && !(timeoutMs > 0)) {
+      return this.refuse(inputError('timeoutMs', 'a positive number of milliseconds', String(timeoutMs), 'option'));
+    }
+    if (o.batchAxis && batch > o.maxBatchSize) {
+      const name = Object.keys(feeds)[0] ?? 'input';
+      return this.refuse(inputError(name, `a batch of at most maxBatchSize ${o.maxBatchSize} on axis 0`, `a batch of ${batch}`));
+    }
+    if (o.batchAxis && batch < 1) {
+      return this.refuse(inputError(Object.keys(feeds)[0] ?? 'input', 'a batch of at least 1 on axis 0', `a batch of ${batch}`));
+    }
+    if (opts.signal?.aborted) {
+      return this.refuse(new TensorrtNodeError('EABORTED', 'the request was aborted before it was queued', { reason: String(opts.signal.reason) }));
+    }
+    if (this.queued >= o.maxQueueSize) {
+      return this.refuse(new TensorrtNodeError('EQUEUEFULL', `the queue is full (maxQueueSize ${o.maxQueueSize})`, { maxQueueSize: o.maxQueueSize }));
+    }
+
+    return new Promise<Record<string, TensorLike>>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const signal = opts.signal;
+      const settle = (fn: () => void, outcome: Outcome): void => {
+        if (req.state === 'settled') return;
+        if (req.state === 'queued') this.removeQueued(req);
+        req.state = 'settled';
+        req.cleanup();
+        fn();
+        this.observer?.settled(outcome, {
+          enqueuedAt: req.enqueuedAt,
+          dispatchedAt: req.dispatchedAt,
+          computeDoneAt: req.computeDoneAt,
+          settledAt: performance.now(),
+          batch,
+        });
+      };
+      const onAbort = (): void => {
+        const state = req.state;
+        settle(() => reject(new TensorrtNodeError('EABORTED', state === 'running'
+          ? 'the request was aborted while its batch ran; its result is discarded'
+          : 'the request was aborted while queued and dropped from the queue', { reason: String(signal?.reason) })), { ok: false, code: 'EABORTED' });
+      };
+      const req: Request = {
+        feeds,
+        batch,
+        priority,
+        enqueuedAt: performance.now(),
+        dispatchedAt: undefined,
+        computeDoneAt: undefined,
+        state: 'queued',
+        resolve: (out) => settle(() => resolve(out), { ok: true }),
+        reject: (err) => settle(() => reject(err), { ok: false, code: codeOf(err) }),
+        cleanup: () => {
+          if (timer) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          const state = req.state;
+          req.reject(new TensorrtNodeError('ETIMEOUT', `the request timed out after ${timeoutMs} ms (${state === 'queued' ? 'still queued' : 'while its batch ran'})`, { timeoutMs }));
+        }, timeoutMs);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queues[priority - 1]!.push(req);
+      this.queued++;
+      this.observer?.accepted();
+      this.schedule();
+    });
+  }
+
+  private refuse(err: TensorrtNodeError): Promise<never> {
+    this.observer?.rejected(err.code);
+    return Promise.reject(err);
+  }
+
+  /** Rejects everything queued with EDISPOSED and waits for running batches. */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.delayTimer) clearTimeout(this.delayTimer);
+      for (const q of this.queues) {
+        for (const req of [...q]) req.reject(new TensorrtNodeError('EDISPOSED', 'the engine was disposed while the request was queued'));
+      }
+    }
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
+  private removeQueued(req: Request): void {
+    const q = this.queues[req.priority - 1]!;
+    const i = q.indexOf(req);
+    if (i >= 0) {
+      q.splice(i, 1);
+      this.queued--;
+    }
+  }
+
+  /** Dispatch on the next turn of the loop, so requests submitted together batch together. */
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    if (this.delayTimer) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = undefined;
+    }
+    const o = this.options;
+    while (!this.closed && this.inFlight < o.maxInFlight && this.queued > 0) {
+      const { batch, size, head } = this.form();
+      const waited = performance.now() - head.enqueuedAt;
+      const expired = waited >= o.maxQueueDelayMs;
+      const largestPreferred = o.preferredBatchSizes.length ? Math.max(...o.preferredBatchSizes) : undefined;
+      let take: Request[] | undefined;
+      if (!o.batchAxis || size >= o.maxBatchSize) take = batch;
+      else if (largestPreferred !== undefined && size >= largestPreferred) take = trim(batch, largestPreferred);
+      else if (expired) {
+        const fits = o.preferredBatchSizes.filter((p) => p <= size);
+        take = fits.length ? trim(batch, Math.max(...fits)) : batch;
+      }
+      if (!take) {
+        this.delayTimer = setTimeout(() => this.dispatch(), Math.max(0, o.maxQueueDelayMs - waited));
+        return;
+      }
+      for (const r of take) {
+        this.removeQueued(r);
+        r.state = 'running';
+        r.dispatchedAt = performance.now();
+      }
+      this.run(take);
+    }
+  }
+
+  /** The next batch: the oldest request of the highest priority, then every compatible one that fits. */
+  private form(): { batch: Request[]; size: number; head: Request } {
+    const o = this.options;
+    let head: Request | undefined;
+    const batch: Request[] = [];
+    let size = 0;
+    for (const q of this.queues) {
+      for (const r of q) {
+        if (!head) {
+          head = r;
+          batch.push(r);
+          size = r.batch;
+          if (!o.batchAxis) return { batch, size, head };
+          continue;
+        }
+        if (size + r.batch <= o.maxBatchSize && sameItemShape(head.feeds, r.feeds)) {
+          batch.push(r);
+          size += r.batch;
+          if (size === o.maxBatchSize) return { batch, size, head };
+        }
+      }
+    }
+    return { batch, size, head: head! };
+  }
+
+  private run(requests: Request[]): void {
+    this.inFlight++;
+    const task = this.runBatch(requests).finally(() => {
+      this.inFlight--;
+      this.running.delete(task);
+      this.schedule();
+    });
+    this.running.add(task);
+  }
+
+  private async runBatch(requests: Request[]): Promise<void> {
+    // A request aborted or timed out since dispatch is dropped before the batch starts.
+    const live = requests.filter((r) => r.state === 'running');
+    if (live.length === 0) return;
+    const total = live.reduce((a, r) => a + r.batch, 0);
+    const started = performance.now();
+    let outputs: Record<string, TensorLike>;
+    try {
+      // Always into buffers of the batch's own: the backend may transfer them to a worker.
+      const feeds = this.options.batchAxis ? mergeBatch(live.map((r) => r.feeds), total) : ownFeeds(live[0]!.feeds);
+      outputs = await this.execute(feeds);
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      for (const r of live) r.reject(e);
+      return;
+    }
+    const done = performance.now();
+    this.observer?.executed(total, live.length, done - started);
+    if (!this.options.batchAxis) {
+      live[0]!.computeDoneAt = done;
+      live[0]!.resolve(outputs);
+      return;
+    }
+    let parts: Record<string, TensorLike>[];
+    try {
+      parts = splitBatch(outputs, live.map((r) => r.batch));
+    } catch (err) {
+      for (const r of live) r.reject(err as Error);
+      return;
+    }
+    live.forEach((r, i) => {
+      r.computeDoneAt = done;
+      r.resolve(parts[i]!);
+    });
+  }
+}
+
+/** The first requests whose batches add up to at most `limit` (at least the first). */
+function trim(batch: Request[], limit: number): Request[] {
+  const out: Request[] = [];
+  let size = 0;
+  for (const r of batch) {
+    if (out.length > 0 && size + r.batch > limit) break;
+    out.push(r);
+    size += r.batch;
+  }
+  return out;
+}
+
+function codeOf(err: Error): ErrorCode | 'BACKEND' {
+  return err instanceof TensorrtNodeError ? err.code : 'BACKEND';
+}
+
+function validateOptions(o: BatcherOptions): void {
+  const positiveInt = (name: string, v: number): void => {
+    if (!Number.isInteger(v) || v < 1) throw inputError(name, 'a positive integer', String(v), 'option');
+  };
+  positiveInt('maxBatchSize', o.maxBatchSize);
+  positiveInt('priorityLevels', o.priorityLevels);
+  positiveInt('maxInFlight', o.maxInFlight);
+  if (!(o.maxQueueDelayMs >= 0)) throw inputError('maxQueueDelayMs', 'a number of milliseconds ≥ 0', String(o.maxQueueDelayMs), 'option');
+  if (!(o.maxQueueSize >= 1)) throw inputError('maxQueueSize', 'a positive integer (or Infinity)', String(o.maxQueueSize), 'option');
+  for (const p of o.preferredBatchSizes) {
+    if (!Number.isInteger(p) || p < 1 || p > o.maxBatchSize) {
+      throw inputError('preferredBatchSizes', `integers from 1 to maxBatchSize ${o.maxBatchSize}`, String(p), 'option');
+    }
+  }
+  if (!Number.isInteger(o.defaultPriority) || o.defaultPriority < 1 || o.defaultPriority > o.priorityLevels) {
+    throw inputError('defaultPriority', `an integer from 1 to ${o.priorityLevels}`, String(o.defaultPriority), 'option');
+  }
+}

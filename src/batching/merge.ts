@@ -1,0 +1,74 @@
+/** Concatenating requests along axis 0 into one batch, and splitting the results back. */
+import type { TensorDtype, TensorLike, TypedArray } from '../tensor.js';
+
+export interface BatchTensor {
+  data: TypedArray;
+  dims: number[];
+  type: TensorDtype;
+}
+
+const CTORS: Record<TensorDtype, new (l: number) => TypedArray> = {
+  float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
+};
+
+/** Whether two requests can share a batch: same dims beyond axis 0 for every input. */
+export function sameItemShape(a: Record<string, BatchTensor>, b: Record<string, BatchTensor>): boolean {
+  for (const name of Object.keys(a)) {
+    const da = a[name]!.dims;
+    const db = b[name]!.dims;
+    if (da.length !== db.length) return false;
+    for (let i = 1; i < da.length; i++) if (da[i] !== db[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * One fresh buffer per input holding every request's data in order along axis 0.
+ * The buffers belong to the batch, so the backend may transfer them.
+ */
+export function mergeBatch(requests: readonly Record<string, BatchTensor>[], total: number): Record<string, BatchTensor> {
+  const first = requests[0]!;
+  const merged: Record<string, BatchTensor> = {};
+  for (const [name, t] of Object.entries(first)) {
+    const dims = [total, ...t.dims.slice(1)];
+    const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    const out = new CTORS[t.type](total * per);
+    let offset = 0;
+    for (const r of requests) {
+      const src = r[name]!;
+      (out as unknown as { set(a: ArrayLike<number | bigint>, o: number): void }).set(src.data as ArrayLike<number | bigint>, offset);
+      offset += src.dims[0]! * per;
+    }
+    merged[name] = { data: out, dims, type: t.type };
+  }
+  return merged;
+}
+
+/**
+ * Views of each output for each request (no copy: `subarray` over the batch's
+ * result buffers). `sizes` are the requests' batch sizes in merge order.
+ */
+export function splitBatch(outputs: Record<string, TensorLike>, sizes: readonly number[]): Record<string, TensorLike>[] {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const parts: Record<string, TensorLike>[] = sizes.map(() => ({}));
+  for (const [name, t] of Object.entries(outputs)) {
+    if (t.dims[0] !== total) {
+      throw new Error(`output '${name}' has ${String(t.dims[0])} rows on axis 0 for a batch of ${total}`);
+    }
+    const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    let row = 0;
+    sizes.forEach((n, i) => {
+      const data = t.data.subarray(row * per, (row + n) * per) as TypedArray;
+      parts[i]![name] = t.type === undefined ? { data, dims: [n, ...t.dims.slice(1)] } : { data, dims: [n, ...t.dims.slice(1)], type: t.type };
+      row += n;
+    });
+  }
+  return parts;
+}
+
+/** A request's tensors copied into buffers of their own (for a request that runs alone). */
+export function ownFeeds(feeds: Record<string, BatchTensor>): Record<string, BatchTensor> {
+  const out: Record<string, BatchTensor> = {};
+  for (const [name, t] of Object.entries(feeds)) out[name] = { data: t.data.slice() as TypedArray, dims: [...t.dims], type: t.type };
+  return out;
+}

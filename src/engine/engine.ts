@@ -1,0 +1,349 @@
+/**
+ * The Engine: one API over the TensorRT and ONNX Runtime backends, with dynamic
+ * batching, an engine cache, statistics and Prometheus metrics.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { TensorrtNodeError, inputError } from '../errors.js';
+import type { Backend, BackendName } from '../backends/types.js';
+import { selectBackend } from '../backends/select.js';
+import { createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
+import { DynamicBatcher } from '../batching/batcher.js';
+import type { BatchTensor } from '../batching/merge.js';
+import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
+import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
+import { TritonMetrics } from '../metrics/triton.js';
+import type { TensorDtype, TensorInfo, TypedArray } from '../tensor.js';
+import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
+import type { EngineOptions, InferOptions } from './options.js';
+import { prepareModel } from './prepare.js';
+import { StatsCollector, type EngineStats } from './stats.js';
+
+/** A result tensor: its own dtype and dims, data a view over the batch's output. */
+export interface OutputTensor {
+  data: TypedArray;
+  dims: number[];
+  type: TensorDtype;
+}
+
+export type InferResult = Record<string, OutputTensor>;
+
+export interface BackendInfo {
+  name: BackendName;
+  version: string;
+  /** Why this backend was chosen. */
+  reason: string;
+  instances: number;
+  /** ONNX Runtime intra-op threads per instance. */
+  threadsPerInstance?: number;
+}
+
+export interface BatchingInfo {
+  /** Whether requests merge along axis 0. */
+  enabled: boolean;
+  /** Whether the model has a dynamic batch axis (axis 0 of every input and output). */
+  batchAxis: boolean;
+  reason: string;
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  preferredBatchSizes: readonly number[];
+  maxQueueSize: number;
+  priorityLevels: number;
+}
+
+export interface CacheInfo {
+  status: 'disabled' | 'hit' | 'miss' | 'rebuilt' | 'uncacheable';
+  key?: string;
+  path?: string;
+  /** For 'rebuilt' (what was wrong with the entry) and 'uncacheable'. */
+  reason?: string;
+}
+
+/** An input tensor over memory the engine hands out for reuse (engine.allocate()). */
+export interface HostTensor {
+  name: string;
+  type: TensorDtype;
+  dims: number[];
+  data: TypedArray;
+  /** The same memory as a Buffer. */
+  buffer: Buffer;
+}
+
+export interface FullStats extends EngineStats {
+  backend: BackendInfo;
+  batching: BatchingInfo;
+  cache: CacheInfo;
+}
+
+export class Engine {
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly backend: BackendInfo;
+  readonly batching: BatchingInfo;
+  readonly cache: CacheInfo;
+  /** The quantizer's report, for precision 'int8' built here (undefined on a cache hit). */
+  readonly quantization: unknown;
+
+  private readonly impl: Backend;
+  private readonly batcher: DynamicBatcher;
+  private readonly normalizer: InputNormalizer;
+  private readonly collector: StatsCollector;
+  private readonly metricsRegistry: TritonMetrics;
+  private readonly shapes: Readonly<Record<string, ShapeRange>>;
+  private disposed: Promise<void> | undefined;
+
+  private constructor(init: {
+    impl: Backend;
+    backend: BackendInfo;
+    batching: BatchingInfo;
+    cache: CacheInfo;
+    quantization: unknown;
+    options: EngineOptions;
+    name: string;
+    buildStartedAt: number;
+  }) {
+    const { impl, options } = init;
+    this.impl = impl;
+    this.inputs = impl.inputs;
+    this.outputs = impl.outputs;
+    this.backend = init.backend;
+    this.batching = init.batching;
+    this.cache = init.cache;
+    this.quantization = init.quantization;
+    this.shapes = options.shapes ?? {};
+    let batcher: DynamicBatcher | undefined;
+    this.metricsRegistry = new TritonMetrics(init.name, () => batcher?.pending ?? 0);
+    this.collector = new StatsCollector(init.buildStartedAt, this.metricsRegistry);
+    this.normalizer = new InputNormalizer(
+      impl.inputs.map((info) => ({ info, range: this.shapes[info.name] })),
+      init.batching.batchAxis,
+    );
+    const levels = options.priorityLevels ?? 1;
+    batcher = new DynamicBatcher(
+      {
+        maxBatchSize: init.batching.maxBatchSize,
+        maxQueueDelayMs: init.batching.maxQueueDelayMs,
+        preferredBatchSizes: init.batching.preferredBatchSizes,
+        maxQueueSize: init.batching.maxQueueSize,
+        defaultTimeoutMs: options.defaultTimeoutMs,
+        priorityLevels: levels,
+        defaultPriority: options.defaultPriority ?? levels,
+        maxInFlight: impl.instances,
+        batchAxis: init.batching.enabled,
+      },
+      (feeds: Record<string, BatchTensor>) => impl.run(feeds),
+      this.collector,
+    );
+    this.batcher = batcher;
+  }
+
+  /**
+   * Builds an engine from an ONNX model (a path or its bytes): picks the backend,
+   * quantizes for 'int8', loads from or stores into the cache, starts the backend.
+   */
+  static async build(model: string | Uint8Array, options: EngineOptions = {}): Promise<Engine> {
+    const buildStartedAt = performance.now();
+    checkOptions(options);
+    let bytes: Uint8Array;
+    if (typeof model === 'string') {
+      try {
+        bytes = await readFile(model);
+      } catch (e) {
+        throw new TensorrtNodeError('EMODEL', `cannot read the model at ${model}: ${(e as Error).message}`, { path: model });
+      }
+    } else if (model instanceof Uint8Array) {
+      bytes = model;
+    } else {
+      throw inputError('model', 'a path or the bytes of an ONNX model', typeof model, 'argument');
+    }
+    const precision = options.precision ?? 'fp32';
+    const selection = await selectBackend(options.backend ?? 'auto');
+    if (selection.name !== 'onnxruntime') {
+      throw new TensorrtNodeError('ENOTENSORRT', `backend '${selection.name}' is not wired into the engine yet`);
+    }
+    if (precision === 'fp16') {
+      throw new TensorrtNodeError('EINPUT', "option 'precision': 'fp16' needs the TensorRT backend; ONNX Runtime on the CPU runs 'fp32' or 'int8'", {
+        tensor: 'precision', expected: "'fp32' | 'int8' on onnxruntime", received: 'fp16',
+      });
+    }
+
+    // The artifact ONNX Runtime runs: the model itself, or its Q/DQ INT8 version, cached.
+    const version = onnxruntimeVersion();
+    let cache: CacheInfo = { status: 'disabled' };
+    let artifact: Uint8Array | undefined;
+    let quantization: unknown;
+    let key: string | undefined;
+    if (options.cacheDir) {
+      const calibration = hashDataset(options.calibration);
+      const validation = hashDataset(options.validation);
+      const lazy = precision === 'int8' && (calibration === undefined || validation === undefined) && !options.cacheKey;
+      if (lazy) {
+        cache = { status: 'uncacheable', reason: 'calibration or validation data is a lazy iterable: give `cacheKey` to name it' };
+      } else {
+        key = cacheKey({
+          modelHash: hashBytes(bytes),
+          options: {
+            precision,
+            quantization: precision === 'int8' ? { ...options.quantization, maxAccuracyDrop: options.maxAccuracyDrop, calibration, validation } : null,
+            cacheKey: options.cacheKey ?? null,
+          },
+          backend: 'onnxruntime',
+          backendVersion: version,
+        });
+        const found = await loadEntry(options.cacheDir, key, 'onnx.bin');
+        if (found.status === 'hit') {
+          artifact = found.payload;
+          cache = { status: 'hit', key, path: found.path };
+        } else if (found.status === 'corrupt') {
+          process.emitWarning(`tensorrt-node: corrupt engine cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
+          await removeEntry(options.cacheDir, key, 'onnx.bin');
+          cache = { status: 'rebuilt', key, path: found.path, reason: found.reason };
+        } else {
+          cache = { status: 'miss', key, path: found.path };
+        }
+      }
+    }
+    if (!artifact) {
+      const prepared = await prepareModel(bytes, options);
+      artifact = prepared.bytes;
+      quantization = prepared.quantization;
+      if (options.cacheDir && key) {
+        await storeEntry(options.cacheDir, key, artifact, { precision, backend: 'onnxruntime', backendVersion: version });
+      }
+    }
+
+    const impl = await createOnnxruntimeBackend(artifact, {
+      ...(options.instances !== undefined ? { instances: options.instances } : {}),
+      ...(options.threadsPerInstance !== undefined ? { threadsPerInstance: options.threadsPerInstance } : {}),
+    });
+    try {
+      const batching = batchingInfo(impl, options);
+      const name = options.name ?? (typeof model === 'string' ? basename(model).replace(/\.onnx$/i, '') : 'model');
+      const engine = new Engine({
+        impl,
+        backend: {
+          name: impl.name,
+          version: impl.version,
+          reason: selection.reason,
+          instances: impl.instances,
+          threadsPerInstance: impl.threadsPerInstance,
+        },
+        batching,
+        cache,
+        quantization,
+        options,
+        name,
+        buildStartedAt,
+      });
+      engine.collector.buildMs = performance.now() - buildStartedAt;
+      return engine;
+    } catch (e) {
+      await impl.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs one request: a Buffer or typed array for a single-input model, or a record
+   * of tensors. Requests merge with others into batches; the result holds this
+   * request's rows only.
+   */
+  infer(input: InferInput, options: InferOptions = {}): Promise<InferResult> {
+    if (this.disposed) {
+      this.collector.rejected('EDISPOSED');
+      return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
+    }
+    let feeds;
+    try {
+      feeds = this.normalizer.normalize(input);
+    } catch (e) {
+      if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
+      return Promise.reject(e);
+    }
+    return this.batcher.submit(feeds.tensors, feeds.batch, options) as Promise<InferResult>;
+  }
+
+  /**
+   * Input tensors over memory to fill and pass to infer() again and again, shaped
+   * for `batch` rows (dynamic axes beyond the batch from `shapes`' opt).
+   */
+  allocate(batch = 1): Record<string, HostTensor> {
+    if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    const out: Record<string, HostTensor> = {};
+    for (const info of this.inputs) {
+      const range = this.shapes[info.name];
+      const want = expectedShape(info, range);
+      const opt = range && !Array.isArray(range) ? (range as { opt: readonly number[] }).opt : undefined;
+      const dims = want.map((d, i) => (i === 0 && this.batching.batchAxis ? batch : d >= 0 ? d : opt?.[i] ?? -1));
+      if (dims.some((d) => d < 0)) {
+        throw inputError(info.name, `a 'shapes' option fixing the dynamic axes of ${JSON.stringify(info.shape)}`, 'no shape to allocate for');
+      }
+      const count = dims.reduce((a, b) => a * b, 1);
+      const buffer = Buffer.alloc(count * elementBytes(info.dtype));
+      const data = typedArrayFor(info.dtype, 0).constructor as new (b: ArrayBufferLike, o: number, l: number) => TypedArray;
+      out[info.name] = { name: info.name, type: info.dtype, dims, buffer, data: new data(buffer.buffer, buffer.byteOffset, count) };
+    }
+    return out;
+  }
+
+  stats(): FullStats {
+    return { ...this.collector.snapshot(this.batcher.pending), backend: this.backend, batching: this.batching, cache: this.cache };
+  }
+
+  /** Prometheus text format, Triton's metric names. */
+  metrics(): Promise<string> {
+    return this.metricsRegistry.text();
+  }
+
+  /** Rejects queued requests with EDISPOSED, waits for running ones, frees the backend. */
+  dispose(): Promise<void> {
+    this.disposed ??= (async () => {
+      await this.batcher.close();
+      await this.impl.dispose();
+    })();
+    return this.disposed;
+  }
+}
+
+function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
+  const shapes = options.shapes ?? {};
+  const fixed = [...impl.inputs, ...impl.outputs].find((t) => {
+    if (t.shape.length === 0) return true;
+    const range = shapes[t.name];
+    const axis0 = range ? (Array.isArray(range) ? (range as readonly number[])[0] : undefined) : undefined;
+    return t.shape[0]! >= 0 || (axis0 !== undefined && axis0 >= 0);
+  });
+  const requested = options.maxBatchSize;
+  const common = {
+    maxQueueDelayMs: options.maxQueueDelayMs ?? 0,
+    preferredBatchSizes: options.preferredBatchSizes ?? [],
+    maxQueueSize: options.maxQueueSize ?? Number.POSITIVE_INFINITY,
+    priorityLevels: options.priorityLevels ?? 1,
+  };
+  if (fixed) {
+    return {
+      enabled: false,
+      batchAxis: false,
+      reason: `${impl.inputs.includes(fixed) ? 'input' : 'output'} '${fixed.name}' has no dynamic batch axis (shape ${JSON.stringify(fixed.shape)}): requests run one at a time, unbatched`,
+      maxBatchSize: 1,
+      ...common,
+      preferredBatchSizes: [],
+    };
+  }
+  const maxBatchSize = requested ?? 64;
+  if (maxBatchSize === 1) return { enabled: false, batchAxis: true, reason: 'maxBatchSize is 1: requests run one at a time', maxBatchSize: 1, ...common };
+  return { enabled: true, batchAxis: true, reason: 'every input and output has a dynamic axis 0: requests merge along it', maxBatchSize, ...common };
+}
+
+function checkOptions(o: EngineOptions): void {
+  if (o === null || typeof o !== 'object') throw inputError('options', 'an object', String(o), 'argument');
+  const posInt = (name: keyof EngineOptions): void => {
+    const v = o[name];
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw inputError(name, 'a positive integer', String(v), 'option');
+  };
+  posInt('instances');
+  posInt('threadsPerInstance');
+  posInt('maxBatchSize');
+  posInt('priorityLevels');
+}

@@ -1,0 +1,231 @@
+/**
+ * Checks and normalises what a caller hands to `engine.infer()`: a bare Buffer or
+ * typed array for a single-input model, or a record of tensors. Every mistake is
+ * an EINPUT error naming the tensor, what was expected and what came.
+ */
+import { inputError } from '../errors.js';
+import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
+
+/** A shape range for one input; a plain array fixes the shape (-1 on axis 0: any batch). */
+export type ShapeRange = readonly number[] | { readonly min: readonly number[]; readonly opt: readonly number[]; readonly max: readonly number[] };
+
+/** An input or a record of inputs as `infer()` takes them. */
+export type InferInput = TypedArray | Buffer | Record<string, TensorLike>;
+
+/** A validated request: one tensor per model input, all sharing axis 0 when batched. */
+export interface NormalizedFeeds {
+  tensors: Record<string, { data: TypedArray; dims: number[]; type: TensorDtype }>;
+  /** Size of axis 0 (1 for a model without a batch axis). */
+  batch: number;
+}
+
+const ELEMENT_BYTES: Record<TensorDtype, number> = {
+  float32: 4, float16: 2, int8: 1, uint8: 1, int32: 4, int64: 8, bool: 1,
+};
+
+const CTORS: Record<TensorDtype, { new (b: ArrayBufferLike, o: number, l: number): TypedArray; new (l: number): TypedArray }> = {
+  float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
+};
+
+export function elementBytes(dtype: TensorDtype): number {
+  return ELEMENT_BYTES[dtype];
+}
+
+export function typedArrayFor(dtype: TensorDtype, length: number): TypedArray {
+  return new CTORS[dtype](length);
+}
+
+function arrayKind(data: unknown): string {
+  if (data === null) return 'null';
+  if (typeof data !== 'object') return typeof data;
+  if (Buffer.isBuffer(data)) return 'Buffer';
+  return (data as object).constructor?.name ?? 'object';
+}
+
+/** Which dtypes a typed array can carry. Uint8Array also carries bool. */
+function dtypesOf(data: TypedArray): TensorDtype[] {
+  if (data instanceof Float32Array) return ['float32'];
+  if (data instanceof Uint16Array) return ['float16'];
+  if (data instanceof Int8Array) return ['int8'];
+  if (data instanceof Uint8Array) return ['uint8', 'bool'];
+  if (data instanceof Int32Array) return ['int32'];
+  if (data instanceof BigInt64Array) return ['int64'];
+  return [];
+}
+
+function fmtShape(dims: readonly number[]): string {
+  return `[${dims.map((d) => (d < 0 ? '?' : String(d))).join(',')}]`;
+}
+
+function isTypedArray(x: unknown): x is TypedArray {
+  return ArrayBuffer.isView(x) && !(x instanceof DataView);
+}
+
+function isDetached(data: TypedArray): boolean {
+  // Node 20 has no ArrayBuffer.prototype.detached; constructing a view over a detached buffer throws.
+  if (data.byteLength !== 0) return false;
+  try {
+    new Uint8Array(data.buffer, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The shape an input must have: the model's, with dynamic axes filled from the
+ * `shapes` option where it fixes them. -1 remains where anything goes (within range).
+ */
+export function expectedShape(info: TensorInfo, range: ShapeRange | undefined): number[] {
+  const model = [...info.shape];
+  if (!range) return model;
+  const fixed = Array.isArray(range) ? (range as readonly number[]) : undefined;
+  const r = fixed ? undefined : (range as { min: readonly number[]; max: readonly number[] });
+  return model.map((d, i) => {
+    if (d >= 0) return d;
+    if (fixed) return fixed[i] ?? -1;
+    if (r && r.min[i] === r.max[i]) return r.min[i] ?? -1;
+    return -1;
+  });
+}
+
+/** The opt shape (or fixed shape) of a range, for a bare typed array on a dynamic model. */
+function optShape(range: ShapeRange | undefined): readonly number[] | undefined {
+  if (!range) return undefined;
+  return Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt;
+}
+
+export interface InputSpec {
+  info: TensorInfo;
+  range: ShapeRange | undefined;
+}
+
+export class InputNormalizer {
+  private readonly specs: readonly InputSpec[];
+  private readonly byName: Map<string, InputSpec>;
+  /** Whether axis 0 of every input is the batch axis. */
+  private readonly batched: boolean;
+
+  constructor(specs: readonly InputSpec[], batched: boolean) {
+    this.specs = specs;
+    this.byName = new Map(specs.map((s) => [s.info.name, s]));
+    this.batched = batched;
+  }
+
+  normalize(input: unknown): NormalizedFeeds {
+    if (isTypedArray(input)) return this.fromBare(input);
+    if (input instanceof ArrayBuffer) {
+      throw inputError(this.specs[0]?.info.name ?? 'input', 'a Buffer, a typed array or a record of tensors', 'an ArrayBuffer (wrap it in a typed array)');
+    }
+    if (input === null || typeof input !== 'object') {
+      throw inputError(this.specs.length === 1 ? this.specs[0]!.info.name : 'inputs', 'a Buffer, a typed array or a record of tensors', arrayKind(input));
+    }
+    return this.fromRecord(input as Record<string, unknown>);
+  }
+
+  private fromBare(data: TypedArray): NormalizedFeeds {
+    if (this.specs.length !== 1) {
+      throw inputError(
+        'inputs',
+        `a record with the model's ${this.specs.length} inputs (${this.specs.map((s) => s.info.name).join(', ')})`,
+        `a bare ${arrayKind(data)}`,
+      );
+    }
+    const spec = this.specs[0]!;
+    const { name, dtype } = spec.info;
+    if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');
+    const typed = this.reinterpret(name, dtype, data);
+    // Shape: the model's, with dynamic axes from `shapes`; axis 0 from the length when batched.
+    const shape = expectedShape(spec.info, spec.range);
+    const opt = optShape(spec.range);
+    const dims = shape.map((d, i) => (d >= 0 ? d : i === 0 && this.batched ? -1 : opt?.[i] ?? -1));
+    const unknown = dims.slice(1).some((d) => d < 0) || (!this.batched && dims[0]! < 0);
+    if (unknown) {
+      throw inputError(name, `a record { ${name}: { data, dims } } or a 'shapes' option fixing ${fmtShape(spec.info.shape)}`, `a bare ${arrayKind(data)} for a dynamic shape`);
+    }
+    const rest = dims.slice(1).reduce((a, b) => a * b, 1);
+    if (dims[0]! < 0) {
+      if (typed.length === 0 || typed.length % rest !== 0) {
+        throw inputError(name, `a multiple of ${rest * ELEMENT_BYTES[dtype]} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
+      }
+      dims[0] = typed.length / rest;
+    } else if (typed.length !== dims[0]! * rest) {
+      throw inputError(name, `${dims[0]! * rest * ELEMENT_BYTES[dtype]} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
+    }
+    this.checkRange(spec, dims);
+    return { tensors: { [name]: { data: typed, dims, type: dtype } }, batch: this.batched ? dims[0]! : 1 };
+  }
+
+  /** A typed array of the input's dtype; Buffer / Uint8Array bytes are read as that dtype. */
+  private reinterpret(name: string, dtype: TensorDtype, data: TypedArray): TypedArray {
+    if (dtypesOf(data).includes(dtype)) return data;
+    if (data instanceof Uint8Array) {
+      const size = ELEMENT_BYTES[dtype];
+      if (data.byteLength % size !== 0) {
+        throw inputError(name, `a byte length that is a multiple of ${size} (${dtype})`, `${data.byteLength} bytes`);
+      }
+      if (data.byteOffset % size === 0) return new CTORS[dtype](data.buffer, data.byteOffset, data.byteLength / size);
+      // Unaligned Buffer (e.g. from Node's small-buffer pool): copy once into aligned memory.
+      const copy = new Uint8Array(data.byteLength);
+      copy.set(data);
+      return new CTORS[dtype](copy.buffer, 0, data.byteLength / size);
+    }
+    throw inputError(name, `${dtype} (${CTORS[dtype].name} or a Buffer of its bytes)`, arrayKind(data));
+  }
+
+  private fromRecord(record: Record<string, unknown>): NormalizedFeeds {
+    for (const key of Object.keys(record)) {
+      if (!this.byName.has(key)) {
+        throw inputError(key, `one of the model's inputs (${this.specs.map((s) => s.info.name).join(', ')})`, `an unknown input '${key}'`);
+      }
+    }
+    const tensors: NormalizedFeeds['tensors'] = {};
+    let batch: number | undefined;
+    let batchFrom = '';
+    for (const spec of this.specs) {
+      const { name, dtype } = spec.info;
+      const t = record[name];
+      if (t === undefined) throw inputError(name, `a tensor for input '${name}'`, 'nothing (missing input)');
+      if (t === null || typeof t !== 'object') throw inputError(name, '{ data, dims } or an onnxruntime Tensor', arrayKind(t));
+      const { data, dims, type } = t as { data?: unknown; dims?: unknown; type?: unknown };
+      if (!isTypedArray(data)) throw inputError(name, `${dtype} data in a typed array`, `data of type ${arrayKind(data)}`);
+      if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
+        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(expectedShape(spec.info, spec.range))}`, `dims ${JSON.stringify(dims)}`);
+      }
+      if (typeof type === 'string' && type !== dtype) throw inputError(name, `dtype ${dtype}`, `dtype ${type}`);
+      if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');
+      const typed = this.reinterpret(name, dtype, data);
+      const want = expectedShape(spec.info, spec.range);
+      const shapeOk = dims.length === want.length && want.every((w, i) => w < 0 || w === dims[i]);
+      if (!shapeOk) throw inputError(name, `shape ${fmtShape(want)}`, `shape ${fmtShape(dims as number[])}`);
+      const count = (dims as number[]).reduce((a, b) => a * b, 1);
+      if (typed.length !== count) {
+        throw inputError(name, `${count * ELEMENT_BYTES[dtype]} bytes for shape ${fmtShape(dims as number[])} ${dtype}`, `${typed.byteLength} bytes`);
+      }
+      this.checkRange(spec, dims as number[]);
+      if (this.batched) {
+        if (batch === undefined) {
+          batch = dims[0] as number;
+          batchFrom = name;
+        } else if (dims[0] !== batch) {
+          throw inputError(name, `batch ${batch} on axis 0 (as input '${batchFrom}')`, `batch ${dims[0] as number}`);
+        }
+      }
+      tensors[name] = { data: typed, dims: [...(dims as number[])], type: dtype };
+    }
+    return { tensors, batch: this.batched ? batch ?? 1 : 1 };
+  }
+
+  private checkRange(spec: InputSpec, dims: readonly number[]): void {
+    const r = spec.range;
+    if (!r || Array.isArray(r)) return;
+    const { min, max } = r as { min: readonly number[]; max: readonly number[] };
+    for (let i = 0; i < dims.length; i++) {
+      const lo = min[i];
+      const hi = max[i];
+      if ((lo !== undefined && dims[i]! < lo) || (hi !== undefined && hi >= 0 && dims[i]! > hi)) {
+        throw inputError(spec.info.name, `shape within ${fmtShape(min)}..${fmtShape(max)}`, `shape ${fmtShape(dims)}`);
+      }
+    }
+  }
+}

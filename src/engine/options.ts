@@ -1,0 +1,67 @@
+/** The options of Engine.build() and engine.infer(). */
+import type { BackendChoice } from '../backends/select.js';
+import type { TensorLike, TypedArray } from '../tensor.js';
+import type { ShapeRange } from './inputs.js';
+
+export type Precision = 'fp32' | 'fp16' | 'int8';
+
+/** Calibration or validation data: records of tensors, or bare typed arrays for a single-input model. */
+export type DataSet = Iterable<Record<string, TensorLike> | TypedArray> | AsyncIterable<Record<string, TensorLike> | TypedArray>;
+
+export interface QuantizationOptions {
+  /** Calibration method (default 'entropy', TensorRT's). */
+  method?: 'entropy' | 'max' | 'percentile' | 'mse';
+  /** For 'percentile' (default 99.99). */
+  percentile?: number;
+  /** Node names or op types kept in float. */
+  exclude?: readonly string[];
+}
+
+export interface EngineOptions {
+  /** 'fp32' (default), 'fp16' where the backend supports it, 'int8' through the quantizer. */
+  precision?: Precision;
+  /** INT8 calibration data. An array is hashed into the cache key; a lazy iterable needs `cacheKey`. */
+  calibration?: DataSet;
+  /** INT8 validation data with labels or expected outputs (see the quantizer). */
+  validation?: unknown;
+  /** Largest accuracy drop INT8 may cost on `validation` before layers fall back to float. */
+  maxAccuracyDrop?: number;
+  quantization?: QuantizationOptions;
+  /** 'auto' (default), 'tensorrt' or 'onnxruntime'. */
+  backend?: BackendChoice;
+  /** Where built engines are cached. No cache when unset. */
+  cacheDir?: string;
+  /** Extra text for the cache key, for data given as lazy iterables. */
+  cacheKey?: string;
+  /** Shape ranges per input: min/opt/max, or a fixed shape (-1 on axis 0 for any batch). */
+  shapes?: Readonly<Record<string, ShapeRange>>;
+  /** Parallel executions: ONNX Runtime worker threads / TensorRT execution contexts. */
+  instances?: number;
+  /** ONNX Runtime intra-op threads per instance. */
+  threadsPerInstance?: number;
+  /** Largest merged batch (default 64 for a model with a batch axis; 1 turns merging off). */
+  maxBatchSize?: number;
+  /** How long a request may wait for others to form a batch (default 0, as Triton). */
+  maxQueueDelayMs?: number;
+  /** Batch sizes dispatched as soon as they form. */
+  preferredBatchSizes?: readonly number[];
+  /** Requests waiting beyond this are refused with EQUEUEFULL (default unlimited). */
+  maxQueueSize?: number;
+  /** Timeout of requests that give none (default none). */
+  defaultTimeoutMs?: number;
+  /** Priority levels, 1 the highest (default 1). */
+  priorityLevels?: number;
+  /** Priority of requests that give none (default: the lowest level). */
+  defaultPriority?: number;
+  /** Model name in metrics labels (default: the file name, or 'model'). */
+  name?: string;
+  /** Progress of the build (quantization steps). */
+  onProgress?: (event: { stage: string; done?: number; total?: number }) => void;
+}
+
+export interface InferOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** 1 is the highest. */
+  priority?: number;
+}

@@ -1,0 +1,134 @@
+/**
+ * Engine statistics: counts, batch sizes, queue and compute time, and latency
+ * percentiles over the most recent requests.
+ */
+import type { ErrorCode } from '../errors.js';
+import type { BatcherObserver, Outcome, RequestTimes } from '../batching/batcher.js';
+import type { TritonMetrics } from '../metrics/triton.js';
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  mean: number;
+  max: number;
+  /** How many samples the figures come from (the most recent, up to 100 000). */
+  samples: number;
+}
+
+export interface EngineStats {
+  /** Requests accepted into the queue. */
+  requests: number;
+  /** Requests that resolved with a result. */
+  succeeded: number;
+  /** Requests that failed, by error code (including those refused at submission). */
+  failed: Partial<Record<ErrorCode | 'BACKEND', number>>;
+  /** Inferences: batch items completed (a request of batch n counts n), as Triton counts them. */
+  inferences: number;
+  /** Model executions (merged batches). */
+  batches: number;
+  meanBatchSize: number;
+  /** Requests waiting for a batch now. */
+  pending: number;
+  /** Mean time a successful request waited in the queue, ms. */
+  meanQueueMs: number;
+  /** Mean time of one execution in the backend (worker round trip included), ms. */
+  meanComputeMs: number;
+  /** Request latency, infer() call to result, ms, successful requests. */
+  latencyMs: Percentiles;
+  /**
+   * Time to first result, ms: from the start of Engine.build() (cache lookup,
+   * quantization and loading included) to the first request that resolved.
+   * Undefined until one has.
+   */
+  timeToFirstResultMs: number | undefined;
+  /** Time Engine.build() took, ms. */
+  buildMs: number;
+}
+
+const WINDOW = 100_000;
+
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const n = values.length;
+  if (n === 0) return { p50: 0, p90: 0, p95: 0, p99: 0, mean: 0, max: 0, samples: 0 };
+  const sorted = Float64Array.from(values).sort();
+  // Nearest-rank percentile.
+  const at = (p: number): number => sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += sorted[i]!;
+  return { p50: at(0.5), p90: at(0.9), p95: at(0.95), p99: at(0.99), mean: sum / n, max: sorted[n - 1]!, samples: n };
+}
+
+export class StatsCollector implements BatcherObserver {
+  private requests = 0;
+  private succeeded = 0;
+  private readonly failed: Partial<Record<ErrorCode | 'BACKEND', number>> = {};
+  private inferences = 0;
+  private batches = 0;
+  private batchItems = 0;
+  private queueMsTotal = 0;
+  private computeMsTotal = 0;
+  private readonly latencies = new Float64Array(WINDOW);
+  private latencyCount = 0;
+  private firstResultAt: number | undefined;
+
+  constructor(
+    private readonly buildStartedAt: number,
+    private readonly metrics: TritonMetrics | undefined,
+  ) {}
+
+  buildMs = 0;
+
+  rejected(code: ErrorCode): void {
+    this.failed[code] = (this.failed[code] ?? 0) + 1;
+    this.metrics?.failed(code);
+  }
+
+  accepted(): void {
+    this.requests++;
+  }
+
+  settled(outcome: Outcome, t: RequestTimes): void {
+    if (!outcome.ok) {
+      this.failed[outcome.code] = (this.failed[outcome.code] ?? 0) + 1;
+      this.metrics?.failed(outcome.code);
+      return;
+    }
+    this.succeeded++;
+    this.inferences += t.batch;
+    const requestMs = t.settledAt - t.enqueuedAt;
+    const queueMs = (t.dispatchedAt ?? t.settledAt) - t.enqueuedAt;
+    const computeMs = (t.computeDoneAt ?? t.settledAt) - (t.dispatchedAt ?? t.enqueuedAt);
+    this.queueMsTotal += queueMs;
+    this.latencies[this.latencyCount % WINDOW] = requestMs;
+    this.latencyCount++;
+    this.firstResultAt ??= t.settledAt;
+    this.metrics?.succeeded(t.batch, { requestMs, queueMs, computeMs });
+  }
+
+  executed(batchSize: number, _requests: number, computeMs: number): void {
+    this.batches++;
+    this.batchItems += batchSize;
+    this.computeMsTotal += computeMs;
+    this.metrics?.executed();
+  }
+
+  snapshot(pending: number): EngineStats {
+    const n = Math.min(this.latencyCount, WINDOW);
+    return {
+      requests: this.requests,
+      succeeded: this.succeeded,
+      failed: { ...this.failed },
+      inferences: this.inferences,
+      batches: this.batches,
+      meanBatchSize: this.batches ? this.batchItems / this.batches : 0,
+      pending,
+      meanQueueMs: this.succeeded ? this.queueMsTotal / this.succeeded : 0,
+      meanComputeMs: this.batches ? this.computeMsTotal / this.batches : 0,
+      latencyMs: percentiles(this.latencies.subarray(0, n)),
+      timeToFirstResultMs: this.firstResultAt === undefined ? undefined : this.firstResultAt - this.buildStartedAt,
+      buildMs: this.buildMs,
+    };
+  }
+}

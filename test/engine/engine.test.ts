@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { isTensorrtNodeError } from '../../src/errors.js';
+import {
+  CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, MNIST_MODEL, MNIST_SKIP_REASON,
+  clsInput, mnistImages, ort, referenceSession, sameBits,
+} from './helpers.js';
+
+describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend)', () => {
+  let engine: Engine;
+  let reference: Awaited<ReturnType<typeof referenceSession>>;
+
+  beforeAll(async () => {
+    engine = await Engine.build(CLS_MODEL, { backend: 'auto', instances: 2, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+    reference = await referenceSession(CLS_MODEL);
+  });
+  afterAll(async () => {
+    await engine?.dispose();
+    await reference?.release();
+  });
+
+  it('reports inputs, outputs, backend and batching', () => {
+    expect(engine.inputs).toEqual([{ name: 'x', dtype: 'float32', shape: [-1, 3, -1, -1] }]);
+    expect(engine.outputs).toEqual([{ name: 'softmax_0.tmp_0', dtype: 'float32', shape: [-1, 2] }]);
+    expect(engine.backend.name).toBe('onnxruntime');
+    expect(engine.backend.instances).toBe(2);
+    // No GPU and no TensorRT here: auto falls back and says why.
+    expect(engine.backend.reason).toMatch(/auto: TensorRT is not usable \(.+\)/);
+    expect(engine.batching.enabled).toBe(true);
+  });
+
+  it('gives the same fp32 bits as plain onnxruntime-node, request by request', async () => {
+    for (const seed of [1, 2, 3]) {
+      const x = clsInput(seed);
+      const got = await engine.infer(x);
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [1, ...CLS_ITEM]) });
+      const out = got['softmax_0.tmp_0']!;
+      expect(out.dims).toEqual([1, 2]);
+      expect(out.type).toBe('float32');
+      expect(sameBits(out.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+  });
+
+  it('merges concurrent requests into batches whose rows equal each request run alone', async () => {
+    const inputs = Array.from({ length: 24 }, (_, i) => clsInput(100 + i, 1 + (i % 3)));
+    const before = engine.stats();
+    const results = await Promise.all(inputs.map((x) => engine.infer(x)));
+    const after = engine.stats();
+    // Fewer executions than requests: they were merged.
+    expect(after.batches - before.batches).toBeLessThan(inputs.length);
+    for (let i = 0; i < inputs.length; i++) {
+      const x = inputs[i]!;
+      const n = x.length / CLS_ITEM_SIZE;
+      const alone = await reference.run({ x: new ort.Tensor('float32', x, [n, ...CLS_ITEM]) });
+      const out = results[i]!['softmax_0.tmp_0']!;
+      expect(out.dims).toEqual([n, 2]);
+      expect(sameBits(out.data as Float32Array, alone['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+  });
+
+  it('takes a record of { data, dims } or an onnxruntime Tensor, and a Buffer of the bytes', async () => {
+    const x = clsInput(7);
+    const want = (await engine.infer(x))['softmax_0.tmp_0']!.data;
+    const a = await engine.infer({ x: { data: x, dims: [1, 3, 48, 192] } });
+    const b = await engine.infer({ x: new ort.Tensor('float32', x, [1, 3, 48, 192]) });
+    const c = await engine.infer(Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+    for (const r of [a, b, c]) expect(sameBits(r['softmax_0.tmp_0']!.data as Float32Array, want as Float32Array)).toBe(true);
+  });
+
+  it('leaves the caller\'s input intact (the engine copies into its own batch buffer)', async () => {
+    const x = clsInput(9);
+    const copy = x.slice();
+    await engine.infer(x);
+    expect(x.byteLength).toBe(copy.byteLength);
+    expect(sameBits(x, copy)).toBe(true);
+  });
+
+  it('allocates reusable input tensors shaped from `shapes`', async () => {
+    const io = engine.allocate(2);
+    expect(io.x!.dims).toEqual([2, 3, 48, 192]);
+    (io.x!.data as Float32Array).set(clsInput(11, 2));
+    const r = await engine.infer({ x: io.x! });
+    const want = await reference.run({ x: new ort.Tensor('float32', clsInput(11, 2), [2, ...CLS_ITEM]) });
+    expect(sameBits(r['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+  });
+
+  it('counts requests, inferences and batches, and gives latency percentiles and Triton metrics', async () => {
+    const s = engine.stats();
+    expect(s.requests).toBe(s.succeeded + Object.values(s.failed).reduce((a, b) => a + (b ?? 0), 0));
+    expect(s.inferences).toBeGreaterThan(s.succeeded - 1);
+    expect(s.meanBatchSize).toBeGreaterThan(1);
+    expect(s.latencyMs.samples).toBe(s.succeeded);
+    expect(s.latencyMs.p50).toBeLessThanOrEqual(s.latencyMs.p99);
+    expect(s.timeToFirstResultMs).toBeGreaterThan(s.buildMs);
+    const text = await engine.metrics();
+    expect(text).toContain(`nv_inference_request_success{model="ch_ppocr_mobile_v2.0_cls_infer",version="1"} ${s.succeeded}`);
+    expect(text).toContain(`nv_inference_count{model="ch_ppocr_mobile_v2.0_cls_infer",version="1"} ${s.inferences}`);
+    expect(text).toContain(`nv_inference_exec_count{model="ch_ppocr_mobile_v2.0_cls_infer",version="1"} ${s.batches}`);
+    for (const name of ['nv_inference_pending_request_count', 'nv_inference_queue_duration_us', 'nv_inference_compute_infer_duration_us', 'nv_inference_request_duration_us']) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+    expect(text).toMatch(/nv_inference_request_failure\{model="[^"]+",version="1",reason="REJECTED"\} \d+/);
+  });
+});
+
+describe('backend selection on a machine without a GPU', () => {
+  it("refuses backend 'tensorrt' with the reason", async () => {
+    const err = await Engine.build(CLS_MODEL, { backend: 'tensorrt' }).catch((e: unknown) => e);
+    expect(isTensorrtNodeError(err)).toBe(true);
+    expect(['ENOTENSORRT', 'ENODEVICE']).toContain((err as { code: string }).code);
+    expect((err as Error).message).toMatch(/backend 'tensorrt' cannot run here: .+/);
+  });
+
+  it("refuses fp16 on onnxruntime and an unknown backend name", async () => {
+    await expect(Engine.build(CLS_MODEL, { backend: 'onnxruntime', precision: 'fp16' })).rejects.toMatchObject({ code: 'EINPUT' });
+    await expect(Engine.build(CLS_MODEL, { backend: 'cuda' as never })).rejects.toMatchObject({ code: 'EINPUT' });
+  });
+
+  it('reports a model that cannot be read or parsed', async () => {
+    await expect(Engine.build('/nonexistent/model.onnx')).rejects.toMatchObject({ code: 'EMODEL' });
+    await expect(Engine.build(new Uint8Array([1, 2, 3, 4]))).rejects.toMatchObject({ code: 'EMODEL' });
+  });
+});
+
+describe.skipIf(!HAVE_MNIST)('Engine on MNIST (fixed batch 1)', () => {
+  it('runs unbatched, says so, and matches onnxruntime-node bit for bit', async () => {
+    const engine = await Engine.build(MNIST_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
+    const reference = await referenceSession(MNIST_MODEL);
+    try {
+      expect(engine.batching.enabled).toBe(false);
+      expect(engine.batching.batchAxis).toBe(false);
+      expect(engine.batching.reason).toMatch(/Input3.*no dynamic batch axis.*unbatched/);
+      const images = await mnistImages(16);
+      const results = await Promise.all(images.map((img) => engine.infer(img)));
+      for (let i = 0; i < images.length; i++) {
+        const want = await reference.run({ Input3: new ort.Tensor('float32', images[i]!, [1, 1, 28, 28]) });
+        expect(sameBits(results[i]!.Plus214_Output_0!.data as Float32Array, want.Plus214_Output_0!.data as Float32Array)).toBe(true);
+      }
+      const s = engine.stats();
+      expect(s.batches).toBe(16);
+      expect(s.meanBatchSize).toBe(1);
+    } finally {
+      await engine.dispose();
+      await reference.release();
+    }
+  });
+});
+if (!HAVE_MNIST) console.warn(MNIST_SKIP_REASON);

