@@ -1,0 +1,303 @@
+/**
+ * INT8 post-training quantization in Node: calibrate with onnxruntime-node, write a
+ * Q/DQ model by TensorRT's explicit-quantization rules, validate it against the float
+ * model, and keep the most sensitive layers in float where accuracy drops too far.
+ */
+import { TensorrtNodeError } from '../errors.js';
+import { GraphView } from '../onnx/graph.js';
+import { readModel, writeModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto.js';
+import type { Feeds, TypedArray } from '../tensor.js';
+import { calibrate } from './calibrate.js';
+import { checkFeeds, iterate, modelInputs, type ModelInput } from './feeds.js';
+import { computeAmax, type CalibrationMethod } from './methods.js';
+import { planPlacement, type PlacementPlan } from './placement.js';
+import { insertQdq, type QuantizedTensor } from './qdq.js';
+import { cloneModel, foldConstantReshapes, nameNodes, upgradeOpset } from './prepare.js';
+import { makeEvaluator, type ValidationMetric, type ValidationSample } from './validate.js';
+
+export type { CalibrationMethod } from './methods.js';
+export type { QuantizedTensor } from './qdq.js';
+export type { Outputs, ValidationMetric, ValidationSample } from './validate.js';
+export { entropyBins, computeAmax, percentileAmax, mseAmax } from './methods.js';
+export { AbsHistogram, HISTOGRAM_BINS } from './histogram.js';
+
+type Source<T> = Iterable<T> | AsyncIterable<T>;
+
+export interface QuantizeProgress {
+  phase: 'calibration' | 'validation' | 'sensitivity' | 'fallback' | 'warning' | 'done';
+  /** Samples (or steps) done in this phase. */
+  done: number;
+  /** Known total for this phase, when the data source has a length. */
+  total?: number;
+  message?: string;
+}
+
+export interface QuantizeOptions {
+  /**
+   * Calibration samples: feeds (records of tensors), or bare typed arrays for a model
+   * with one fixed-shape input; a single typed array holding N such samples back to back
+   * is split into them.
+   */
+  calibration: Source<Feeds | TypedArray> | TypedArray;
+  /** Default 'entropy' (TensorRT's KL-divergence calibration). */
+  method?: CalibrationMethod;
+  /** For method 'percentile': default 99.99. */
+  percentile?: number;
+  /** Node names or op types kept in float. */
+  exclude?: readonly string[];
+  /** Samples per calibration run where the model has a dynamic batch axis (default 16). */
+  batchSize?: number;
+  validation?: {
+    data: Source<ValidationSample>;
+    /** Default 'top1' when samples carry labels, else 'agreement'. */
+    metric?: ValidationMetric;
+    /** Samples used to rank layers by sensitivity (default 200). */
+    sensitivitySamples?: number;
+  };
+  /** Largest allowed metric drop (float − INT8, in the metric's units: 0.003 = 0.3 pt of accuracy). */
+  maxAccuracyDrop?: number;
+  onProgress?: (event: QuantizeProgress) => void;
+}
+
+export interface TensorCalibration {
+  name: string;
+  amax: number;
+  /** Largest |x| seen (the 'max' method's threshold). */
+  observedMax: number;
+  count: number;
+  nonFinite: number;
+}
+
+export interface QuantizeReport {
+  method: CalibrationMethod;
+  percentile?: number;
+  opset: { from: number; to: number };
+  /** Every tensor with Q/DQ: amax and scale (arrays for per-channel weights). */
+  tensors: QuantizedTensor[];
+  /** Calibrated activation ranges (before Concat groups share their largest). */
+  calibration: { samples: number; batches: number; nonFinite: number; tensors: TensorCalibration[] };
+  quantizedNodes: string[];
+  keptInFloat: { node: string; opType: string; reason: string }[];
+  /** Residual Adds whose skip input got Q/DQ. */
+  residualAdds: string[];
+  validation?: {
+    samples: number;
+    metric: string;
+    float: number;
+    int8: number;
+    drop: number;
+    maxAccuracyDrop?: number;
+    withinBudget: boolean;
+    /** Layers ranked by sensitivity (most sensitive first) with the metric when each alone stays float. */
+    sensitivity?: { node: string; metric: number }[];
+    message?: string;
+  };
+  warnings: string[];
+  timeMs: { total: number; calibration: number; validation: number };
+}
+
+export interface QuantizeResult {
+  model: Uint8Array;
+  report: QuantizeReport;
+}
+
+const METHODS: readonly CalibrationMethod[] = ['entropy', 'max', 'percentile', 'mse'];
+
+function* splitSamples(data: TypedArray, input: ModelInput): Generator<TypedArray> {
+  if (input.shape.some((d) => d < 0)) {
+    throw new TensorrtNodeError('EINPUT', `calibration: a bare typed array needs a fixed input shape; '${input.name}' has dynamic axes`, { tensor: input.name });
+  }
+  const size = input.shape.reduce((a, d) => a * d, 1);
+  if (size === 0 || data.length % size !== 0) {
+    throw new TensorrtNodeError('EINPUT', `calibration input '${input.name}': ${data.length} values is not a whole number of samples of ${size}`, { tensor: input.name, expected: `a multiple of ${size} values`, received: `${data.length}` });
+  }
+  for (let o = 0; o < data.length; o += size) yield data.subarray(o, o + size) as TypedArray;
+}
+
+/** Quantize a float ONNX model to INT8 Q/DQ. */
+export async function quantize(model: string | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
+  const started = performance.now();
+  if (!options || typeof options !== 'object' || options.calibration === undefined || options.calibration === null) {
+    throw new TensorrtNodeError('ECALIBRATION', 'quantize: options.calibration is required');
+  }
+  const method = options.method ?? 'entropy';
+  if (!METHODS.includes(method)) throw new TensorrtNodeError('EINPUT', `quantize: unknown method '${String(method)}'`, { tensor: 'method', expected: METHODS.join(' | '), received: String(method) });
+  const percentile = options.percentile ?? 99.99;
+  if (method === 'percentile' && !(percentile > 0 && percentile <= 100)) {
+    throw new TensorrtNodeError('EINPUT', `quantize: percentile must be in (0, 100], got ${percentile}`, { tensor: 'percentile', expected: '(0, 100]', received: String(percentile) });
+  }
+  const progress = options.onProgress ?? (() => undefined);
+  const warnings: string[] = [];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    progress({ phase: 'warning', done: 0, message });
+  };
+
+  const prepared = await prepareModel(model);
+  const opset = upgradeOpset(prepared);
+  const view = GraphView.of(prepared);
+  const inputs = modelInputs(view);
+  const excluded = new Set(options.exclude ?? []);
+  const plan = planPlacement(view, excluded);
+  if (plan.nodes.length === 0) warn('no Conv, ConvTranspose, Gemm or MatMul node to quantize: the model is returned with no Q/DQ');
+
+  // Calibration
+  const calStart = performance.now();
+  let data: Source<unknown>;
+  let total: number | undefined;
+  if (ArrayBuffer.isView(options.calibration)) {
+    if (inputs.length !== 1) throw new TensorrtNodeError('EINPUT', 'calibration: a bare typed array only fits a model with one input', { tensor: '(calibration)' });
+    const size = inputs[0]!.shape.reduce((a, d) => a * Math.max(d, 0), 1);
+    total = size > 0 ? Math.floor(options.calibration.length / size) : undefined;
+    data = splitSamples(options.calibration as TypedArray, inputs[0]!);
+  } else {
+    data = options.calibration;
+    total = Array.isArray(data) ? data.length : undefined;
+  }
+  const stats = await calibrate(prepared, plan.activationTensors, inputs, data, {
+    batchSize: options.batchSize ?? 16,
+    onBatch: (done) => progress({ phase: 'calibration', done, total }),
+  });
+  const amax = new Map<string, number>();
+  const tensorStats: TensorCalibration[] = [];
+  let nonFinite = 0;
+  for (const [name, h] of stats.histograms) {
+    nonFinite += h.nonFinite;
+    if (h.nonFinite > 0) warn(`tensor '${name}': ${h.nonFinite} NaN/Inf values in calibration (excluded from its range)`);
+    if (h.count === 0) {
+      throw new TensorrtNodeError('ECALIBRATION', `tensor '${name}': every calibration value is NaN or Inf (${h.nonFinite}); no range can be computed`, { tensor: name, nonFinite: h.nonFinite });
+    }
+    const a = computeAmax(h, method, percentile);
+    amax.set(name, a);
+    tensorStats.push({ name, amax: a, observedMax: h.amax, count: h.count, nonFinite: h.nonFinite });
+  }
+  const calibrationMs = performance.now() - calStart;
+
+  let current = plan;
+  let result = insertQdq(prepared, current, amax);
+  let validation: QuantizeReport['validation'];
+  const valStart = performance.now();
+  if (options.validation) {
+    const outcome = await validateAndFallBack(prepared, view, inputs, excluded, plan, amax, options, progress);
+    current = outcome.plan;
+    result = outcome.result;
+    validation = outcome.report;
+    if (!validation.withinBudget && validation.message) warn(validation.message);
+  }
+  const validationMs = options.validation ? performance.now() - valStart : 0;
+
+  const report: QuantizeReport = {
+    method,
+    ...(method === 'percentile' ? { percentile } : {}),
+    opset,
+    tensors: result.tensors,
+    calibration: { samples: stats.samples, batches: stats.batches, nonFinite, tensors: tensorStats },
+    quantizedNodes: current.nodes.map((n) => n.node),
+    keptInFloat: current.skipped,
+    residualAdds: current.residuals.map((r) => r.node),
+    ...(validation ? { validation } : {}),
+    warnings,
+    timeMs: { total: performance.now() - started, calibration: calibrationMs, validation: validationMs },
+  };
+  progress({ phase: 'done', done: 1, total: 1 });
+  return { model: writeModel(result.model), report };
+}
+
+async function prepareModel(model: string | Uint8Array): Promise<ModelProto> {
+  const read = await readModel(model);
+  const prepared = cloneModel(read);
+  nameNodes(prepared);
+  foldConstantReshapes(prepared);
+  return prepared;
+}
+
+async function validateAndFallBack(
+  prepared: ModelProto,
+  view: GraphView,
+  inputs: readonly ModelInput[],
+  excluded: ReadonlySet<string>,
+  plan: PlacementPlan,
+  amax: ReadonlyMap<string, number>,
+  options: QuantizeOptions,
+  progress: (e: QuantizeProgress) => void,
+): Promise<{ plan: PlacementPlan; result: ReturnType<typeof insertQdq>; report: NonNullable<QuantizeReport['validation']> }> {
+  const v = options.validation!;
+  const samples: ValidationSample[] = [];
+  for await (const s of iterate(v.data)) {
+    if (!s || typeof s !== 'object' || !('feeds' in s)) {
+      throw new TensorrtNodeError('EINPUT', 'validation samples must be { feeds, label?, expected? }', { tensor: '(validation)', expected: '{ feeds, label?, expected? }', received: typeof s });
+    }
+    samples.push({ ...s, feeds: checkFeeds(s.feeds, inputs, 'validation input') });
+  }
+  if (samples.length === 0) throw new TensorrtNodeError('EINPUT', 'validation set is empty', { tensor: '(validation)', expected: 'at least one sample', received: '0' });
+  const metric: ValidationMetric = v.metric ?? (samples.every((s) => s.label !== undefined || s.expected) ? 'top1' : 'agreement');
+  const metricName = typeof metric === 'function' ? metric.name || 'custom' : metric;
+  const n = samples.length;
+  const evaluator = await makeEvaluator(writeModel(prepared), samples, metric, (done) => progress({ phase: 'validation', done, total: 2 * n }));
+  let result = insertQdq(prepared, plan, amax);
+  const int8 = await evaluator.evaluate(writeModel(result.model), n, (done) => progress({ phase: 'validation', done: n + done, total: 2 * n }));
+  const budget = options.maxAccuracyDrop;
+  const base = { samples: n, metric: metricName, float: evaluator.floatMetric, maxAccuracyDrop: budget };
+  const drop = evaluator.floatMetric - int8;
+  if (budget === undefined || drop <= budget) {
+    return { plan, result, report: { ...base, int8, drop, withinBudget: budget === undefined ? true : drop <= budget } };
+  }
+
+  // Rank layers: keep one at a time in float and measure on a subset.
+  const subset = Math.min(n, v.sensitivitySamples ?? 200);
+  const names = plan.nodes.map((p) => p.node);
+  const sensitivity: { node: string; metric: number }[] = [];
+  for (const [k, name] of names.entries()) {
+    const allowed = new Set(names.filter((x) => x !== name));
+    const p = planPlacement(view, excluded, allowed);
+    const m = await evaluator.evaluate(writeModel(insertQdq(prepared, p, amax).model), subset);
+    sensitivity.push({ node: name, metric: m });
+    progress({ phase: 'sensitivity', done: k + 1, total: names.length });
+  }
+  sensitivity.sort((a, b) => b.metric - a.metric);
+
+  // Keep the fewest most-sensitive layers in float: grow the count by doubling, then bisect.
+  const tryKeep = async (count: number): Promise<{ metric: number; plan: PlacementPlan; result: ReturnType<typeof insertQdq> }> => {
+    const keep = new Set(sensitivity.slice(0, count).map((s) => s.node));
+    const p = planPlacement(view, excluded, new Set(names.filter((x) => !keep.has(x))));
+    const r = insertQdq(prepared, p, amax);
+    const m = await evaluator.evaluate(writeModel(r.model));
+    progress({ phase: 'fallback', done: count, total: names.length, message: `${count} layer(s) in float: metric ${m}` });
+    return { metric: m, plan: p, result: r };
+  };
+  let lo = 0; // known failing count
+  let hi = 1;
+  let found: Awaited<ReturnType<typeof tryKeep>> | undefined;
+  while (hi <= names.length) {
+    const t = await tryKeep(hi);
+    if (evaluator.floatMetric - t.metric <= budget) {
+      found = t;
+      break;
+    }
+    lo = hi;
+    if (hi === names.length) break;
+    hi = Math.min(hi * 2, names.length);
+  }
+  if (!found) {
+    return {
+      plan,
+      result,
+      report: { ...base, int8, drop, withinBudget: false, sensitivity, message: `accuracy drop ${drop.toFixed(4)} exceeds maxAccuracyDrop ${budget} even with every quantized layer in float except none: cannot meet the budget; the fully quantized model is returned` },
+    };
+  }
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    const t = await tryKeep(mid);
+    if (evaluator.floatMetric - t.metric <= budget) {
+      hi = mid;
+      found = t;
+    } else lo = mid;
+  }
+  result = found.result;
+  return {
+    plan: found.plan,
+    result,
+    report: { ...base, int8: found.metric, drop: evaluator.floatMetric - found.metric, withinBudget: true, sensitivity },
+  };
+}
