@@ -5,3 +5,11 @@ export type {
   BackendChoice, BackendInfo, BatchingInfo, CacheInfo, DataSet, EngineOptions, EngineStats, FullStats, HostTensor,
   InferInput, InferOptions, InferResult, OutputTensor, Percentiles, Precision, QuantizationOptions, ShapeRange,
 } from './engine/index.js';
+export { quantize } from './quantize/index.js';
+export type {
+  CalibrationMethod, QuantizeOptions, QuantizeProgress, QuantizeReport, QuantizeResult, QuantizedTensor, TensorCalibration,
+  Outputs, ValidationMetric, ValidationSample,
+} from './quantize/index.js';
+export { readModel, writeModel, decodeModel } from './onnx/model.js';
+export { GraphView } from './onnx/graph.js';
+export type { ModelProto } from './onnx/proto.js';
