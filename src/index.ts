@@ -1,5 +1,9 @@
 export { TensorrtNodeError, inputError, isTensorrtNodeError } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
+export { allocHost, releaseHost, hostPoolStats, configureHostPool, runtimeInfo, devices } from './runtime.js';
+export type {
+  AllocHostOptions, DeviceInfo, HostPoolLimits, HostPoolStats, RuntimeInfo, RuntimeProblem,
+} from './runtime.js';
 export { Engine } from './engine/index.js';
 export type {
   BackendChoice, BackendInfo, BatchingInfo, CacheInfo, DataSet, EngineOptions, EngineStats, FullStats, HostTensor,

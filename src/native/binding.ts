@@ -1,0 +1,85 @@
+/** What the native addon exports (native/src/addon.cc). Internal: src/runtime.ts wraps it. */
+
+export interface NativeBuildInfo {
+  /** 'cpu', or 'cuda12', 'cuda13', ... from the CUDA toolkit the addon was compiled against. */
+  variant: string;
+  /** CUDART_VERSION at build time (13000 for 13.0), null for cpu. */
+  cudaRuntimeVersion: number | null;
+  napiVersion: number;
+  compiler: string;
+  buildSystem: string;
+}
+
+export interface NativeDevice {
+  index: number;
+  name: string;
+  computeCapability: string;
+  totalMemory: number;
+  pciBusId: string;
+  uuid: string;
+  multiProcessorCount: number;
+}
+
+export interface NativeCudaInfo {
+  /** libcuda.so.1 probed with dlopen, in every variant. */
+  driver: { libraryFound: boolean; libraryError: string; cudaVersion: number; kernelModule: string };
+  /** Built with the CUDA toolkit. */
+  compiled: boolean;
+  runtimeVersion: number;
+  driverVersion: number;
+  /** cudaError_t of cudaGetDeviceCount (0 when fine or not compiled). */
+  error: number;
+  errorName: string;
+  errorString: string;
+  devices: NativeDevice[];
+}
+
+export type TensorrtLoaderCode =
+  | 'ok'
+  | 'library_not_found'
+  | 'missing_symbol'
+  | 'unsupported_major'
+  | 'parser_not_found'
+  | 'parser_missing_symbol'
+  | 'provider_not_compiled'
+  | 'provider_load_failed';
+
+export interface NativeTensorrtInfo {
+  code: TensorrtLoaderCode;
+  libraryFound: boolean;
+  libraryPath: string;
+  libraryVersion: number;
+  major: number;
+  minor: number;
+  patch: number;
+  parserFound: boolean;
+  parserPath: string;
+  providersCompiled: number[];
+  providerCompiled: boolean;
+  providerLoaded: boolean;
+  providerPath: string;
+  addonPath: string;
+  reason: string;
+  tried: string[];
+}
+
+export interface NativeHostPoolStats {
+  bytesInUse: number;
+  bytesPooled: number;
+  blocksInUse: number;
+  blocksPooled: number;
+  pinned: boolean;
+  maxPooledBytes: number;
+  maxAllocationBytes: number;
+}
+
+export interface NativeBinding {
+  buildInfo(): NativeBuildInfo;
+  cudaInfo(): NativeCudaInfo;
+  tensorrtInfo(): NativeTensorrtInfo;
+  allocHost(bytes: number, pinned: boolean): Buffer;
+  releaseHost(buffer: Uint8Array): void;
+  hostPoolStats(): NativeHostPoolStats;
+  configureHostPool(maxAllocationBytes: number, maxPooledBytes: number): void;
+  trimHostPool(): void;
+}
