@@ -208,7 +208,7 @@ export class Engine {
       artifact = prepared.bytes;
       quantization = prepared.quantization;
       if (options.cacheDir && key) {
-        await storeEntry(options.cacheDir, key, artifact, { precision, backend: 'onnxruntime', backendVersion: version });
+        await storeEntry(options.cacheDir, key, artifact, { precision, backend: 'onnxruntime', backendVersion: version }, 'onnx.bin');
       }
     }
 

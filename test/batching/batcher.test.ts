@@ -1,0 +1,155 @@
+/**
+ * The dynamic batcher driven through a real engine (PaddleOCR classifier on
+ * onnxruntime in a worker): queue limits, timeouts, aborts, dispose, priorities,
+ * and many callers at once. Ordering is forced by the queue (one instance, full
+ * batches ahead), never by timing assumptions about the model's speed.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import type { EngineOptions } from '../../src/engine/options.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
+
+const engines: Engine[] = [];
+async function build(options: EngineOptions = {}): Promise<Engine> {
+  const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] }, ...options });
+  engines.push(e);
+  return e;
+}
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.dispose()));
+});
+
+/** Settles to { ok, code } without throwing, counting settlements. */
+function track(p: Promise<unknown>): Promise<{ ok: boolean; code?: string; value?: unknown }> {
+  return p.then((value) => ({ ok: true, value }), (e: { code?: string }) => ({ ok: false, code: e.code ?? 'NONE' }));
+}
+
+describe('dynamic batcher', () => {
+  it('refuses at once with EQUEUEFULL when maxQueueSize requests wait', async () => {
+    const engine = await build({ maxQueueSize: 2 });
+    const a = track(engine.infer(clsInput(1)));
+    const b = track(engine.infer(clsInput(2)));
+    // Both still queued (dispatch happens on the next turn of the loop): the third is refused.
+    await expect(engine.infer(clsInput(3))).rejects.toMatchObject({ code: 'EQUEUEFULL' });
+    expect((await a).ok && (await b).ok).toBe(true);
+    expect(engine.stats().failed.EQUEUEFULL).toBe(1);
+    expect(await engine.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="REJECTED"\} 1/);
+  });
+
+  it('times out a request still queued behind full batches with ETIMEOUT', async () => {
+    const engine = await build({ maxBatchSize: 8 });
+    const big = [track(engine.infer(clsInput(1, 8))), track(engine.infer(clsInput(2, 8)))];
+    const late = engine.infer(clsInput(3), { timeoutMs: 1 });
+    await expect(late).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    for (const r of await Promise.all(big)) expect(r.ok).toBe(true);
+    expect(engine.stats().failed.ETIMEOUT).toBe(1);
+  });
+
+  it('applies defaultTimeoutMs to requests that give none', async () => {
+    const engine = await build({ maxBatchSize: 8, defaultTimeoutMs: 1 });
+    const results = await Promise.all([track(engine.infer(clsInput(1, 8))), track(engine.infer(clsInput(2, 8))), track(engine.infer(clsInput(3, 8)))]);
+    expect(results.some((r) => r.code === 'ETIMEOUT')).toBe(true);
+  });
+
+  it('drops an aborted request from its batch before it starts (EABORTED)', async () => {
+    const engine = await build({ maxBatchSize: 8 });
+    const first = track(engine.infer(clsInput(1, 8)));
+    const ac = new AbortController();
+    const aborted = engine.infer(clsInput(2, 4), { signal: ac.signal });
+    const kept = track(engine.infer(clsInput(3, 2)));
+    ac.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'EABORTED' });
+    expect((await first).ok && (await kept).ok).toBe(true);
+    const s = engine.stats();
+    // 8 + 2 rows ran; the aborted request's 4 never did.
+    expect(s.inferences).toBe(10);
+    expect(s.failed.EABORTED).toBe(1);
+    // An already-aborted signal is refused at submission.
+    await expect(engine.infer(clsInput(4), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'EABORTED' });
+  });
+
+  it('dispose() rejects queued requests with EDISPOSED and lets running ones finish', async () => {
+    const engine = await build({ maxBatchSize: 8 });
+    const reqs = [1, 2, 3, 4].map((s) => track(engine.infer(clsInput(s, 8))));
+    // Let the first batch start, then dispose with the rest still queued.
+    await new Promise((r) => setImmediate(r));
+    await engine.dispose();
+    const results = await Promise.all(reqs);
+    expect(results[0]!.ok).toBe(true);
+    expect(results.slice(1).every((r) => r.code === 'EDISPOSED')).toBe(true);
+    await expect(engine.infer(clsInput(5))).rejects.toMatchObject({ code: 'EDISPOSED' });
+    expect(() => engine.allocate()).toThrow(expect.objectContaining({ code: 'EDISPOSED' }));
+  });
+
+  it('serves a higher priority first', async () => {
+    const engine = await build({ maxBatchSize: 4, priorityLevels: 2 });
+    const order: string[] = [];
+    const note = (name: string, p: Promise<unknown>) => p.then(() => order.push(name));
+    const done = Promise.all([
+      note('low-a', engine.infer(clsInput(1, 4), { priority: 2 })),
+      note('low-b', engine.infer(clsInput(2, 4), { priority: 2 })),
+      note('high', engine.infer(clsInput(3, 4), { priority: 1 })),
+    ]);
+    await done;
+    expect(order[0]).toBe('high');
+    await expect(engine.infer(clsInput(1), { priority: 3 })).rejects.toMatchObject({ code: 'EINPUT' });
+  });
+
+  it('dispatches at a preferred batch size and waits up to maxQueueDelayMs otherwise', async () => {
+    const engine = await build({ maxBatchSize: 16, preferredBatchSizes: [4], maxQueueDelayMs: 50 });
+    await Promise.all(Array.from({ length: 8 }, (_, i) => engine.infer(clsInput(i))));
+    const s = engine.stats();
+    expect(s.batches).toBe(2);
+    expect(s.meanBatchSize).toBe(4);
+    // A lone request goes out once the delay expires.
+    await engine.infer(clsInput(99));
+    expect(engine.stats().batches).toBe(3);
+  });
+
+  it('settles every request exactly once under many concurrent callers, with correct rows', async () => {
+    const engine = await build({ instances: 2, maxBatchSize: 16, maxQueueSize: 40 });
+    const reference = await referenceSession(CLS_MODEL);
+    type Outcome = { ok: boolean; code?: string };
+    const outcomes: Outcome[] = [];
+    const results: { x: Float32Array; out: Float32Array }[] = [];
+    // Eight async contexts, each firing 12 requests with jitter; every fifth aborts, every seventh times out.
+    const callers = Array.from({ length: 8 }, async (_, c) => {
+      const mine: Promise<void>[] = [];
+      for (let k = 0; k < 12; k++) {
+        const x = clsInput(c * 100 + k, 1 + (k % 2));
+        const ac = new AbortController();
+        const opts = k % 5 === 4 ? { signal: ac.signal } : k % 7 === 6 ? { timeoutMs: 1 } : {};
+        mine.push(engine.infer(x, opts).then(
+          (r) => {
+            outcomes.push({ ok: true });
+            results.push({ x, out: r['softmax_0.tmp_0']!.data as Float32Array });
+          },
+          (e: { code?: string }) => {
+            outcomes.push({ ok: false, code: e.code });
+          },
+        ));
+        if (k % 5 === 4) queueMicrotask(() => ac.abort());
+        if (k % 3 === 0) await new Promise((r) => setImmediate(r));
+        if (k % 4 === 0) await mine[mine.length - 1];
+      }
+      await Promise.all(mine);
+    });
+    await Promise.all(callers);
+    expect(outcomes.length).toBe(96);
+    for (const o of outcomes) if (!o.ok) expect(['EQUEUEFULL', 'ETIMEOUT', 'EABORTED']).toContain(o.code);
+    expect(outcomes.filter((o) => o.code === 'EABORTED').length).toBeGreaterThan(0);
+    for (const { x, out } of results) {
+      const n = x.length / (3 * 48 * 192);
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [n, ...CLS_ITEM]) });
+      expect(sameBits(out, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+    await reference.release();
+    const s = engine.stats();
+    const failed = Object.values(s.failed).reduce((a, b) => a + (b ?? 0), 0);
+    // Each request counted once: as a success or as one failure, never both, never twice.
+    expect(s.succeeded).toBe(results.length);
+    expect(s.succeeded + failed).toBe(96);
+    expect(s.pending).toBe(0);
+    expect(s.batches).toBeLessThan(s.succeeded);
+  });
+});

@@ -1,0 +1,137 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cacheKey, hashBytes, hashDataset, type CacheKeyParts } from '../../src/cache/key.js';
+import { loadEntry, storeEntry } from '../../src/cache/store.js';
+import { Engine } from '../../src/engine/engine.js';
+import { CLS_ITEM, CLS_MODEL, clsInput } from '../engine/helpers.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'trtn-cache-'));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('cache key', () => {
+  const base: CacheKeyParts = {
+    modelHash: hashBytes(new Uint8Array([1, 2, 3])),
+    options: { precision: 'int8', shapes: { x: [1, 3, 48, 192] } },
+    backend: 'tensorrt',
+    backendVersion: '10.16.0',
+    backendParts: { libraryVersion: '10.16.0', libraryBuild: 'b7', computeCapability: '9.0', gpu: 'NVIDIA H200' },
+  };
+
+  it('changes with each of its parts', () => {
+    const k = cacheKey(base);
+    expect(k).toMatch(/^[0-9a-f]{64}$/);
+    const variants: CacheKeyParts[] = [
+      { ...base, modelHash: hashBytes(new Uint8Array([1, 2, 4])) },
+      { ...base, options: { ...base.options, precision: 'fp32' } },
+      { ...base, options: { ...base.options, shapes: { x: [2, 3, 48, 192] } } },
+      { ...base, backend: 'onnxruntime' },
+      { ...base, backendVersion: '10.16.1' },
+      ...Object.keys(base.backendParts!).map((p) => ({ ...base, backendParts: { ...base.backendParts, [p]: 'other' } })),
+    ];
+    const keys = new Set(variants.map(cacheKey));
+    expect(keys.size).toBe(variants.length);
+    expect(keys.has(k)).toBe(false);
+  });
+
+  it('does not depend on the order of option keys', () => {
+    const reordered = { ...base, options: { shapes: { x: [1, 3, 48, 192] }, precision: 'int8' } };
+    expect(cacheKey(reordered)).toBe(cacheKey(base));
+  });
+
+  it('hashes array data sets by content and refuses lazy iterables', () => {
+    const a = [new Float32Array([1, 2]), new Float32Array([3, 4])];
+    expect(hashDataset(a)).toBe(hashDataset([new Float32Array([1, 2]), new Float32Array([3, 4])]));
+    expect(hashDataset(a)).not.toBe(hashDataset([new Float32Array([1, 2]), new Float32Array([3, 5])]));
+    expect(hashDataset((function* () { yield a[0]; })())).toBeUndefined();
+  });
+});
+
+describe('cache store', () => {
+  it('round-trips, reports a miss, and leaves no temporary file', async () => {
+    const dir = tempDir();
+    const payload = new Uint8Array(1000).map((_, i) => i & 255);
+    expect((await loadEntry(dir, 'k1')).status).toBe('miss');
+    await storeEntry(dir, 'k1', payload, { note: 'x' });
+    const got = await loadEntry(dir, 'k1');
+    expect(got.status).toBe('hit');
+    if (got.status === 'hit') {
+      expect(Buffer.from(got.payload).equals(Buffer.from(payload))).toBe(true);
+      expect(got.meta).toEqual({ note: 'x' });
+    }
+    expect(readdirSync(dir)).toEqual(['k1.bin']);
+  });
+
+  it('detects a flipped byte, a truncated file, a bad magic and a foreign key', async () => {
+    const dir = tempDir();
+    const payload = new Uint8Array(256).fill(7);
+    const path = await storeEntry(dir, 'k2', payload);
+    const good = readFileSync(path);
+
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 1] ^= 1;
+    writeFileSync(path, flipped);
+    expect(await loadEntry(dir, 'k2')).toMatchObject({ status: 'corrupt', reason: 'checksum mismatch' });
+
+    writeFileSync(path, good.subarray(0, good.length - 10));
+    expect(await loadEntry(dir, 'k2')).toMatchObject({ status: 'corrupt', reason: expect.stringContaining('length') });
+
+    writeFileSync(path, Buffer.concat([Buffer.from('garbage'), good]));
+    expect(await loadEntry(dir, 'k2')).toMatchObject({ status: 'corrupt', reason: 'bad magic' });
+
+    writeFileSync(join(dir, 'k3.bin'), good);
+    expect(await loadEntry(dir, 'k3')).toMatchObject({ status: 'corrupt', reason: expect.stringContaining('key mismatch') });
+  });
+});
+
+describe('engine cache', () => {
+  it('misses, then hits, then rebuilds a corrupt entry and reports it', async () => {
+    const dir = tempDir();
+    const options = { backend: 'onnxruntime' as const, cacheDir: dir, instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } };
+    const first = await Engine.build(CLS_MODEL, options);
+    expect(first.cache.status).toBe('miss');
+    const want = (await first.infer(clsInput(1)))['softmax_0.tmp_0']!.data;
+    await first.dispose();
+
+    const second = await Engine.build(CLS_MODEL, options);
+    expect(second.cache).toMatchObject({ status: 'hit', key: first.cache.key });
+    expect((await second.infer(clsInput(1)))['softmax_0.tmp_0']!.data).toEqual(want);
+    await second.dispose();
+
+    // A different build option gives a different entry.
+    const other = await Engine.build(CLS_MODEL, { ...options, cacheKey: 'another' });
+    expect(other.cache.status).toBe('miss');
+    expect(other.cache.key).not.toBe(first.cache.key);
+    await other.dispose();
+
+    const path = first.cache.path!;
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 100] ^= 0xff;
+    writeFileSync(path, bytes);
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'ECACHE') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    const third = await Engine.build(CLS_MODEL, options);
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    expect(third.cache).toMatchObject({ status: 'rebuilt', reason: 'checksum mismatch' });
+    expect(third.stats().cache.status).toBe('rebuilt');
+    expect(warnings.join('\n')).toContain('corrupt engine cache entry');
+    expect((await third.infer(clsInput(1)))['softmax_0.tmp_0']!.data).toEqual(want);
+    await third.dispose();
+
+    const fourth = await Engine.build(CLS_MODEL, options);
+    expect(fourth.cache.status).toBe('hit');
+    await fourth.dispose();
+  });
+});

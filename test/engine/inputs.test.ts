@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { TensorrtNodeError } from '../../src/errors.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, ort } from './helpers.js';
+
+async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
+  const e = await p.then(() => undefined, (err: unknown) => err);
+  expect(e).toBeInstanceOf(TensorrtNodeError);
+  return e as TensorrtNodeError;
+}
+
+describe('input mistakes give EINPUT with the tensor, expected and received', () => {
+  let engine: Engine;
+  let dynamic: Engine;
+  beforeAll(async () => {
+    engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 8, shapes: { x: [-1, ...CLS_ITEM] } });
+    // Without `shapes` the classifier's H and W are dynamic.
+    dynamic = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
+  });
+  afterAll(async () => {
+    await engine?.dispose();
+    await dynamic?.dispose();
+  });
+
+  it('unknown input name', async () => {
+    const e = await failure(engine.infer({ y: { data: clsInput(1), dims: [1, 3, 48, 192] } }));
+    expect(e.code).toBe('EINPUT');
+    expect(e.details).toMatchObject({ tensor: 'y', expected: expect.stringContaining('x'), received: expect.stringContaining("unknown input 'y'") });
+  });
+
+  it('missing input', async () => {
+    const e = await failure(engine.infer({}));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: expect.stringContaining('missing') } });
+  });
+
+  it('wrong dtype: bare typed array, record, onnxruntime Tensor', async () => {
+    const bare = await failure(engine.infer(new Int32Array(3 * 48 * 192)));
+    expect(bare).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: expect.stringContaining('float32'), received: 'Int32Array' } });
+    const rec = await failure(engine.infer({ x: { data: new Float64Array(3 * 48 * 192) as never, dims: [1, 3, 48, 192] } }));
+    expect(rec).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: expect.stringContaining('Float64Array') } });
+    const t = await failure(engine.infer({ x: new ort.Tensor('int32', new Int32Array(3 * 48 * 192), [1, 3, 48, 192]) }));
+    expect(t).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'dtype float32', received: 'dtype int32' } });
+  });
+
+  it('wrong shape', async () => {
+    const e = await failure(engine.infer({ x: { data: new Float32Array(3 * 48 * 100), dims: [1, 3, 48, 100] } }));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'shape [?,3,48,192]', received: 'shape [1,3,48,100]' } });
+    const rank = await failure(engine.infer({ x: { data: new Float32Array(3 * 48 * 192), dims: [3, 48, 192] } }));
+    expect(rank.details.received).toBe('shape [3,48,192]');
+  });
+
+  it('wrong byte length', async () => {
+    const bare = await failure(engine.infer(new Float32Array(100)));
+    expect(bare).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: expect.stringContaining(`${3 * 48 * 192 * 4} bytes`), received: '400 bytes' } });
+    const odd = await failure(engine.infer(Buffer.alloc(7)));
+    expect(odd).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: '7 bytes' } });
+    const rec = await failure(engine.infer({ x: { data: new Float32Array(10), dims: [1, 3, 48, 192] } }));
+    expect(rec).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: '40 bytes' } });
+  });
+
+  it('detached buffer', async () => {
+    const x = clsInput(1);
+    structuredClone(x.buffer, { transfer: [x.buffer] });
+    const e = await failure(engine.infer(x));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: expect.stringContaining('detached') } });
+    const rec = await failure(engine.infer({ x: { data: x, dims: [1, 3, 48, 192] } }));
+    expect(rec.details.received).toContain('detached');
+  });
+
+  it('a batch over maxBatchSize, and not a tensor at all', async () => {
+    const big = await failure(engine.infer(clsInput(1, 9)));
+    expect(big).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: expect.stringContaining('maxBatchSize 8'), received: 'a batch of 9' } });
+    expect((await failure(engine.infer(42 as never))).code).toBe('EINPUT');
+    expect((await failure(engine.infer(null as never))).code).toBe('EINPUT');
+    expect((await failure(engine.infer({ x: 'pixels' } as never))).code).toBe('EINPUT');
+  });
+
+  it('a bare array where the shape is dynamic and no `shapes` fixes it', async () => {
+    const e = await failure(dynamic.infer(clsInput(1)));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: expect.stringContaining('shapes') } });
+    // With explicit dims the same data runs.
+    const r = await dynamic.infer({ x: { data: clsInput(1), dims: [1, 3, 48, 192] } });
+    expect(r['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
+  });
+
+  it('counts refused requests as failures in stats and metrics', async () => {
+    const s = engine.stats();
+    expect(s.failed.EINPUT).toBeGreaterThanOrEqual(10);
+    expect(await engine.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="OTHER"\} [1-9]/);
+  });
+
+  it('use after dispose gives EDISPOSED', async () => {
+    const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+    await e.dispose();
+    await e.dispose();
+    expect((await failure(e.infer(clsInput(1)))).code).toBe('EDISPOSED');
+  });
+});
