@@ -60,7 +60,8 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
 
   it('detached buffer', async () => {
     const x = clsInput(1);
-    structuredClone(x.buffer, { transfer: [x.buffer] });
+    const buf = x.buffer as ArrayBuffer;
+    structuredClone(buf, { transfer: [buf] });
     const e = await failure(engine.infer(x));
     expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: expect.stringContaining('detached') } });
     const rec = await failure(engine.infer({ x: { data: x, dims: [1, 3, 48, 192] } }));
