@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    // Builds the native addon first where missing or stale (scripts/ensure-native.mjs).
+    globalSetup: ['test/native/global-setup.ts'],
   },
 });
