@@ -153,8 +153,9 @@ struct ProgressEvent {
   int32_t nbSteps;
 };
 
-// Builds a plan on a libuv worker thread; progress reaches JS through a
-// thread-safe function, never blocking TensorRT's thread.
+// Builds a plan on a libuv worker thread. Progress goes through the worker's
+// queue, which node-addon-api drains before OnOK, so every event reaches JS
+// before the promise settles.
 struct BuildJob {
   std::vector<uint8_t> onnx;
   std::vector<uint8_t> timingCache;
@@ -162,58 +163,68 @@ struct BuildJob {
   std::vector<TnpShapeRange> shapes;
   TnpBuildOptions options{};
   int device = 0;
-  Napi::ThreadSafeFunction progress;
+  Napi::Function onProgress;  // may be empty
 };
 
-class BuildWorker : public Napi::AsyncWorker {
+class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
  public:
   BuildWorker(Napi::Env env, const ProviderHost& p, Napi::Promise::Deferred deferred, BuildJob&& job)
-      : Napi::AsyncWorker(env),
-        onnx(std::move(job.onnx)),
-        timingCache(std::move(job.timingCache)),
-        shapeNames(std::move(job.shapeNames)),
-        shapes(std::move(job.shapes)),
-        options(job.options),
-        device(job.device),
-        progress(std::move(job.progress)),
+      : Napi::AsyncProgressQueueWorker<ProgressEvent>(env),
+        onnx_(std::move(job.onnx)),
+        timingCache_(std::move(job.timingCache)),
+        shapeNames_(std::move(job.shapeNames)),
+        shapes_(std::move(job.shapes)),
+        options_(job.options),
+        device_(job.device),
         provider_(p),
-        deferred_(deferred) {}
+        deferred_(deferred) {
+    if (!job.onProgress.IsEmpty()) onProgress_ = Napi::Persistent(job.onProgress);
+  }
 
   ~BuildWorker() override {
     if (plan_.owner != nullptr) provider_.api->blob_free(&plan_);
     if (cache_.owner != nullptr) provider_.api->blob_free(&cache_);
   }
 
-  std::vector<uint8_t> onnx;
-  std::vector<uint8_t> timingCache;
-  std::vector<std::string> shapeNames;
-  std::vector<TnpShapeRange> shapes;
-  TnpBuildOptions options{};
-  int device = 0;
-  Napi::ThreadSafeFunction progress;
-
-  void Execute() override {
+  void Execute(const ExecutionProgress& progress) override {
 #ifdef TNP_WITH_CUDA
-    cudaSetDevice(device);
+    cudaSetDevice(device_);
 #endif
-    for (std::size_t i = 0; i < shapes.size(); ++i) shapes[i].name = shapeNames[i].c_str();
-    options.struct_size = sizeof options;
-    options.onnx = onnx.data();
-    options.onnx_size = onnx.size();
-    options.shapes = shapes.data();
-    options.nb_shapes = static_cast<int32_t>(shapes.size());
-    options.timing_cache = timingCache.empty() ? nullptr : timingCache.data();
-    options.timing_cache_size = timingCache.size();
-    if (progress) {
-      options.progress = &BuildWorker::OnProgress;
-      options.progress_user = this;
+    for (std::size_t i = 0; i < shapes_.size(); ++i) shapes_[i].name = shapeNames_[i].c_str();
+    options_.struct_size = sizeof options_;
+    options_.onnx = onnx_.data();
+    options_.onnx_size = onnx_.size();
+    options_.shapes = shapes_.data();
+    options_.nb_shapes = static_cast<int32_t>(shapes_.size());
+    options_.timing_cache = timingCache_.empty() ? nullptr : timingCache_.data();
+    options_.timing_cache_size = timingCache_.size();
+    if (!onProgress_.IsEmpty()) {
+      progress_ = &progress;
+      options_.progress = &BuildWorker::OnBuilderProgress;
+      options_.progress_user = this;
     }
-    status_ = provider_.api->build(provider_.lib, &options, &plan_, &cache_, &err_);
+    status_ = provider_.api->build(provider_.lib, &options_, &plan_, &cache_, &err_);
+    progress_ = nullptr;
+  }
+
+  void OnProgress(const ProgressEvent* events, size_t count) override {
+    if (onProgress_.IsEmpty()) return;
+    Napi::Env env = Env();
+    static const char* kinds[] = {"start", "step", "finish"};
+    for (size_t i = 0; i < count; ++i) {
+      const ProgressEvent& e = events[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("event", kinds[e.event]);
+      o.Set("phase", e.phase);
+      if (!e.parent.empty()) o.Set("parent", e.parent);
+      o.Set("step", e.step);
+      o.Set("steps", e.nbSteps);
+      onProgress_.Call({o});
+    }
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (progress) progress.Release();
     if (status_ != TNP_OK) {
       deferred_.Reject(FromStatus(env, status_, err_, "TensorRT build failed").Value());
       return;
@@ -226,35 +237,28 @@ class BuildWorker : public Napi::AsyncWorker {
     deferred_.Resolve(result);
   }
 
-  void OnError(const Napi::Error& e) override {
-    if (progress) progress.Release();
-    deferred_.Reject(e.Value());
-  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  static int32_t OnProgress(void* user, TnpProgressEvent event, const char* phase, const char* parent, int32_t step,
-                            int32_t nbSteps) {
+  // TensorRT's builder thread: copy the event into the worker's queue.
+  static int32_t OnBuilderProgress(void* user, TnpProgressEvent event, const char* phase, const char* parent,
+                                   int32_t step, int32_t nbSteps) {
     auto* self = static_cast<BuildWorker*>(user);
-    auto data = std::make_unique<ProgressEvent>(
-        ProgressEvent{event, phase != nullptr ? phase : "", parent != nullptr ? parent : "", step, nbSteps});
-    // Ownership passes to the JS-thread callback, which adopts it again.
-    if (self->progress.NonBlockingCall(data.get(), &BuildWorker::DeliverProgress) == napi_ok) data.release();
+    if (self->progress_ != nullptr) {
+      ProgressEvent e{event, phase != nullptr ? phase : "", parent != nullptr ? parent : "", step, nbSteps};
+      self->progress_->Send(&e, 1);
+    }
     return 0;
   }
 
-  static void DeliverProgress(Napi::Env env, Napi::Function fn, ProgressEvent* raw) {
-    std::unique_ptr<ProgressEvent> e(raw);
-    if (env == nullptr || fn.IsEmpty()) return;
-    static const char* kinds[] = {"start", "step", "finish"};
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("event", kinds[e->event]);
-    o.Set("phase", e->phase);
-    if (!e->parent.empty()) o.Set("parent", e->parent);
-    o.Set("step", e->step);
-    o.Set("steps", e->nbSteps);
-    fn.Call({o});
-  }
-
+  std::vector<uint8_t> onnx_;
+  std::vector<uint8_t> timingCache_;
+  std::vector<std::string> shapeNames_;
+  std::vector<TnpShapeRange> shapes_;
+  TnpBuildOptions options_;
+  int device_;
+  Napi::FunctionReference onProgress_;
+  const ExecutionProgress* progress_ = nullptr;
   const ProviderHost& provider_;
   Napi::Promise::Deferred deferred_;
   TnpStatus status_ = TNP_OK;
@@ -300,7 +304,7 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
   job.options.tiling_level = IntOption(opts, "tilingLevel", -1);
   job.device = IntOption(opts, "device", 0);
   if (info.Length() > 2 && info[2].IsFunction()) {
-    job.progress = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "tensorrt-build-progress", 64, 1);
+    job.onProgress = info[2].As<Napi::Function>();
   }
   auto deferred = Napi::Promise::Deferred::New(env);
   // napi-owned: AsyncWorker deletes itself after OnOK/OnError.
