@@ -50,8 +50,12 @@ export function cacheKey(parts: CacheKeyParts): string {
  */
 export function hashDataset(data: unknown): string | undefined {
   if (data === undefined) return 'none';
-  if (!Array.isArray(data)) return undefined;
   const h = createHash('sha256');
+  if (ArrayBuffer.isView(data)) {
+    h.update(data.constructor.name);
+    return h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+  }
+  if (!Array.isArray(data)) return undefined;
   const add = (x: unknown): void => {
     if (ArrayBuffer.isView(x)) {
       h.update(x.constructor.name);

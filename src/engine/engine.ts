@@ -17,6 +17,7 @@ import type { TensorDtype, TensorInfo, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
 import type { EngineOptions, InferOptions } from './options.js';
 import { prepareModel } from './prepare.js';
+import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 
 /** A result tensor: its own dtype and dims, data a view over the batch's output. */
@@ -82,7 +83,7 @@ export class Engine {
   readonly batching: BatchingInfo;
   readonly cache: CacheInfo;
   /** The quantizer's report, for precision 'int8' built here (undefined on a cache hit). */
-  readonly quantization: unknown;
+  readonly quantization: QuantizeReport | undefined;
 
   private readonly impl: Backend;
   private readonly batcher: DynamicBatcher;
@@ -97,7 +98,7 @@ export class Engine {
     backend: BackendInfo;
     batching: BatchingInfo;
     cache: CacheInfo;
-    quantization: unknown;
+    quantization: QuantizeReport | undefined;
     options: EngineOptions;
     name: string;
     buildStartedAt: number;
@@ -171,11 +172,13 @@ export class Engine {
     const version = onnxruntimeVersion();
     let cache: CacheInfo = { status: 'disabled' };
     let artifact: Uint8Array | undefined;
-    let quantization: unknown;
+    let quantization: QuantizeReport | undefined;
     let key: string | undefined;
     if (options.cacheDir) {
       const calibration = hashDataset(options.calibration);
-      const validation = hashDataset(options.validation);
+      const validation = options.validation === undefined ? 'none' : hashDataset(options.validation.data);
+      const metric = options.validation?.metric;
+      const metricName = typeof metric === 'function' ? `fn:${metric.toString()}` : metric ?? 'default';
       const lazy = precision === 'int8' && (calibration === undefined || validation === undefined) && !options.cacheKey;
       if (lazy) {
         cache = { status: 'uncacheable', reason: 'calibration or validation data is a lazy iterable: give `cacheKey` to name it' };
@@ -184,7 +187,7 @@ export class Engine {
           modelHash: hashBytes(bytes),
           options: {
             precision,
-            quantization: precision === 'int8' ? { ...options.quantization, maxAccuracyDrop: options.maxAccuracyDrop, calibration, validation } : null,
+            quantization: precision === 'int8' ? { ...options.quantization, maxAccuracyDrop: options.maxAccuracyDrop, calibration, validation, metricName } : null,
             cacheKey: options.cacheKey ?? null,
           },
           backend: 'onnxruntime',

@@ -1,12 +1,15 @@
 /** The options of Engine.build() and engine.infer(). */
 import type { BackendChoice } from '../backends/select.js';
-import type { TensorLike, TypedArray } from '../tensor.js';
+import type { QuantizeOptions } from '../quantize/index.js';
 import type { ShapeRange } from './inputs.js';
 
 export type Precision = 'fp32' | 'fp16' | 'int8';
 
-/** Calibration or validation data: records of tensors, or bare typed arrays for a single-input model. */
-export type DataSet = Iterable<Record<string, TensorLike> | TypedArray> | AsyncIterable<Record<string, TensorLike> | TypedArray>;
+/** Calibration data: records of tensors, or bare typed arrays for a single-input model (see quantize()). */
+export type DataSet = QuantizeOptions['calibration'];
+
+/** Validation data and metric for INT8 (see quantize()). */
+export type Validation = NonNullable<QuantizeOptions['validation']>;
 
 export interface QuantizationOptions {
   /** Calibration method (default 'entropy', TensorRT's). */
@@ -22,8 +25,8 @@ export interface EngineOptions {
   precision?: Precision;
   /** INT8 calibration data. An array is hashed into the cache key; a lazy iterable needs `cacheKey`. */
   calibration?: DataSet;
-  /** INT8 validation data with labels or expected outputs (see the quantizer). */
-  validation?: unknown;
+  /** INT8 validation: samples with labels or expected outputs, and a metric (see quantize()). */
+  validation?: Validation;
   /** Largest accuracy drop INT8 may cost on `validation` before layers fall back to float. */
   maxAccuracyDrop?: number;
   quantization?: QuantizationOptions;

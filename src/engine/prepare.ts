@@ -3,12 +3,13 @@
  * 'int8' the Q/DQ model the quantizer writes (calibrated in ONNX Runtime).
  */
 import { TensorrtNodeError } from '../errors.js';
+import { quantize, type QuantizeReport } from '../quantize/index.js';
 import type { EngineOptions } from './options.js';
 
 export interface PreparedModel {
   bytes: Uint8Array;
   /** The quantizer's report, for int8. */
-  quantization?: unknown;
+  quantization?: QuantizeReport;
 }
 
 export async function prepareModel(bytes: Uint8Array, options: EngineOptions): Promise<PreparedModel> {
@@ -19,5 +20,19 @@ export async function prepareModel(bytes: Uint8Array, options: EngineOptions): P
       tensor: 'precision', expected: "'fp32' | 'fp16' | 'int8'", received: String(precision),
     });
   }
-  throw new TensorrtNodeError('ECALIBRATION', "precision 'int8' needs the quantizer, which is not built into this package yet");
+  if (options.calibration === undefined) {
+    throw new TensorrtNodeError('ECALIBRATION', "precision 'int8' needs `calibration` data (samples of the model's inputs)");
+  }
+  const q = options.quantization ?? {};
+  const onProgress = options.onProgress;
+  const result = await quantize(bytes, {
+    calibration: options.calibration,
+    ...(q.method !== undefined ? { method: q.method } : {}),
+    ...(q.percentile !== undefined ? { percentile: q.percentile } : {}),
+    ...(q.exclude !== undefined ? { exclude: q.exclude } : {}),
+    ...(options.validation !== undefined ? { validation: options.validation } : {}),
+    ...(options.maxAccuracyDrop !== undefined ? { maxAccuracyDrop: options.maxAccuracyDrop } : {}),
+    ...(onProgress ? { onProgress: (e) => onProgress({ stage: `quantize:${e.phase}`, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}) }) } : {}),
+  });
+  return { bytes: result.model, quantization: result.report };
 }

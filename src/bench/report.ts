@@ -1,0 +1,82 @@
+/** The bench's outputs: an executive summary, Markdown, JSON and perf_analyzer-style CSV. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BenchResults, Contender, LevelResult } from './run.js';
+
+const pct = (x: number | undefined, digits = 2): string => (x === undefined ? 'n/a' : `${(x * 100).toFixed(digits)} %`);
+const ms = (x: number | undefined): string => (x === undefined ? 'n/a' : `${x.toFixed(2)} ms`);
+const x2 = (x: number | undefined): string => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
+
+export function executiveSummary(r: BenchResults): string[] {
+  const s = r.summary;
+  const lines: string[] = [];
+  lines.push(`Model ${r.model.name} [${r.model.shape.join(',')}] on ${r.engine.backend} (${r.engine.reason}); ${r.machine.cpus} cores, ${r.machine.cpuModel}`);
+  lines.push(`Engine: ${r.engine.instances} worker(s) × ${r.engine.threadsPerInstance ?? '?'} thread(s); peer: plain onnxruntime-node, ${r.engine.peerThreads} intra-op thread(s), one run() per request`);
+  if (r.accuracy) {
+    lines.push(`Accuracy (${r.accuracy.metric}, ${r.accuracy.samples} held-out lines): FP32 ${pct(r.accuracy.fp32)}, INT8 ${pct(r.accuracy.int8)}${r.accuracy.dropPt !== undefined ? ` (drop ${r.accuracy.dropPt.toFixed(2)} pt)` : ''}; FP32 engine equals the peer bit for bit on ${r.accuracy.fp32BitExactVsPeer.equal}/${r.accuracy.fp32BitExactVsPeer.checked}`);
+  }
+  const i8 = r.builds.int8;
+  lines.push(`Build: FP32 ${ms(r.builds.fp32Ms)}; INT8 ${i8 && 'firstMs' in i8 ? `${ms(i8.firstMs)}, from the cache ${ms(i8.cachedMs)} (${pct(i8.cachedFraction, 1)} of the first)` : i8 ? `unavailable: ${i8.error}` : 'not run'}`);
+  const row = (name: string, l: LevelResult | undefined): string =>
+    l ? `${name}: ${l.throughput.toFixed(1)} req/s, p50 ${ms(l.latencyMs.p50)}, p99 ${ms(l.latencyMs.p99)}, TTFR p99 ${ms(l.burst.firstResultMs.p99)}, stall ${ms(l.stallMaxMs)}` : `${name}: n/a`;
+  lines.push(`At ${s.concurrency} in flight:`);
+  lines.push(`  ${row('engine FP32', s.fp32)}`);
+  if (s.int8) lines.push(`  ${row('engine INT8', s.int8)}`);
+  lines.push(`  ${row('onnxruntime-node FP32 (peer)', s.peer)}`);
+  lines.push(`Ratios: FP32 engine vs peer ${x2(s.throughputVsPeer)}, INT8 engine vs peer ${x2(s.int8ThroughputVsPeer)}, INT8 speedup over FP32 ${x2(s.int8Speedup)}; API overhead at 1 in flight ${pct(s.apiOverheadAt1, 1)}`);
+  lines.push('Targets:');
+  for (const t of s.targets) lines.push(`  [${t.pass === undefined ? ' n/a' : t.pass ? 'PASS' : 'FAIL'}] ${t.name}: ${t.value}`);
+  return lines;
+}
+
+export function markdown(r: BenchResults): string {
+  const out: string[] = [];
+  out.push(`# tensorrt-node bench: ${r.model.name}`, '');
+  out.push(`${r.startedAt}, ${r.machine.platform}, ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, onnxruntime-node ${r.machine.onnxruntime}.`, '');
+  out.push('## Executive summary', '', '```', ...executiveSummary(r), '```', '');
+  out.push('## Load (closed loop, like perf_analyzer)', '');
+  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | mean batch | engine queue µs | engine compute µs |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const l of r.levels) {
+    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} |`);
+  }
+  out.push('');
+  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread.', '');
+  return out.join('\n');
+}
+
+/** perf_analyzer's CSV columns (latencies in µs); one file per contender. */
+export function perfAnalyzerCsv(levels: LevelResult[], contender: Contender): string {
+  const header = 'Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency,Avg latency';
+  const us = (v: number): string => String(Math.round(v * 1000));
+  const rows = levels
+    .filter((l) => l.contender === contender)
+    .map((l) => [
+      l.concurrency,
+      l.throughput.toFixed(2),
+      0,
+      0,
+      Math.round(l.queueUs ?? 0),
+      0,
+      Math.round(l.computeUs ?? l.latencyMs.mean * 1000),
+      0,
+      0,
+      us(l.latencyMs.p50),
+      us(l.latencyMs.p90),
+      us(l.latencyMs.p95),
+      us(l.latencyMs.p99),
+      us(l.latencyMs.mean),
+    ].join(','));
+  return [header, ...rows].join('\n') + '\n';
+}
+
+export async function writeReports(r: BenchResults, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files: [string, string][] = [
+    ['bench.md', markdown(r)],
+    ['bench.json', JSON.stringify(r, null, 2)],
+  ];
+  for (const c of new Set(r.levels.map((l) => l.contender))) files.push([`perf_analyzer-${c}.csv`, perfAnalyzerCsv(r.levels, c)]);
+  for (const [name, text] of files) await writeFile(join(dir, name), text);
+  return files.map(([name]) => join(dir, name));
+}

@@ -1,0 +1,321 @@
+/**
+ * The main job (`npx tensorrt-node bench`): build FP32 and INT8 engines, measure
+ * accuracy on held-out data, drive each engine and plain onnxruntime-node (one
+ * run() per request, the peer) at several concurrencies, and report.
+ */
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join, basename } from 'node:path';
+import { createRequire } from 'node:module';
+import type * as OrtTypes from 'onnxruntime-node';
+import { Engine } from '../engine/engine.js';
+import type { EngineOptions } from '../engine/options.js';
+import type { BackendChoice } from '../backends/select.js';
+import { onnxruntimeVersion } from '../backends/onnxruntime/index.js';
+import { bursts, closedLoop, type BurstResult, type ClosedLoopResult } from './load.js';
+import { renderTextLines, CLS_HEIGHT, CLS_WIDTH, type TextLine } from './text-lines.js';
+import { paddleClsModelPath } from './models.js';
+
+export interface BenchOptions {
+  /** An ONNX model; default the PaddleOCR text-direction classifier. */
+  model?: string;
+  concurrency: number[];
+  /** Measured seconds per contender and concurrency (after a 0.5 s warm-up). */
+  seconds: number;
+  /** Seconds of bursts per contender and concurrency, for time to first result. */
+  burstSeconds: number;
+  int8: boolean;
+  calibrationSamples: number;
+  evalSamples: number;
+  backend: BackendChoice;
+  instances?: number;
+  threadsPerInstance?: number;
+  maxBatchSize?: number;
+  maxQueueDelayMs?: number;
+  /** intraOpNumThreads of the peer's session (default: the core count, like a plain session). */
+  peerThreads?: number;
+  log: (line: string) => void;
+}
+
+export type Contender = 'engine-fp32' | 'engine-int8' | 'onnxruntime-node';
+
+export interface LevelResult extends ClosedLoopResult {
+  contender: Contender;
+  burst: BurstResult;
+  /** Engines only: mean merged batch, queue and compute time per request in the engine, µs. */
+  meanBatchSize?: number;
+  queueUs?: number;
+  computeUs?: number;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  machine: { cpus: number; cpuModel: string; node: string; onnxruntime: string; platform: string };
+  model: { path: string; name: string; input: string; shape: number[] };
+  options: Omit<BenchOptions, 'log'>;
+  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; batching: string; peerThreads: number };
+  builds: {
+    fp32Ms: number;
+    int8?: { firstMs: number; cachedMs: number; cachedFraction: number; quantizedNodes: number; keptInFloat: number; method: string } | { error: string };
+  };
+  accuracy?: {
+    samples: number;
+    metric: string;
+    fp32: number;
+    int8?: number;
+    dropPt?: number;
+    /** Rows where the FP32 engine's output bits equal plain onnxruntime-node's, of those checked. */
+    fp32BitExactVsPeer: { checked: number; equal: number };
+  };
+  levels: LevelResult[];
+  summary: Summary;
+}
+
+export interface Summary {
+  concurrency: number;
+  fp32: LevelResult | undefined;
+  int8: LevelResult | undefined;
+  peer: LevelResult | undefined;
+  throughputVsPeer?: number;
+  int8ThroughputVsPeer?: number;
+  int8Speedup?: number;
+  apiOverheadAt1?: number;
+  targets: { name: string; value: string; pass: boolean | undefined }[];
+}
+
+function argmax2(d: ArrayLike<number>, row: number): number {
+  return d[row * 2 + 1]! > d[row * 2]! ? 1 : 0;
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchResults> {
+  const log = o.log;
+  const require = createRequire(import.meta.url);
+  const ort = require('onnxruntime-node') as typeof OrtTypes;
+  const modelPath = o.model ?? paddleClsModelPath();
+  const isCls = o.model === undefined || basename(modelPath) === 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
+  const cores = availableParallelism();
+  const peerThreads = o.peerThreads ?? cores;
+
+  // Inputs: rendered text lines with known orientation for the classifier; random data otherwise.
+  let inputName = 'x';
+  let shape = [1, 3, CLS_HEIGHT, CLS_WIDTH];
+  let evalLines: TextLine[] = [];
+  let loadInputs: Float32Array[];
+  const probe = await ort.InferenceSession.create(modelPath);
+  if (isCls) {
+    log(`rendering ${o.evalSamples} held-out text lines (seed 1000000) ...`);
+    evalLines = renderTextLines(o.evalSamples, 1_000_000);
+    loadInputs = evalLines.slice(0, 256).map((l) => l.data);
+  } else {
+    const meta = probe.inputMetadata[0]!;
+    if (probe.inputNames.length !== 1 || !meta.isTensor || meta.type !== 'float32') {
+      throw new Error('bench: a custom model must have one float32 input');
+    }
+    inputName = meta.name;
+    shape = meta.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 1 : NaN));
+    if (shape.some((d) => Number.isNaN(d))) throw new Error(`bench: input '${inputName}' has dynamic axes beyond the batch: ${JSON.stringify(meta.shape)}`);
+    const size = shape.reduce((a, b) => a * b, 1);
+    loadInputs = Array.from({ length: 64 }, (_, k) => Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.001 * (k + 1))));
+  }
+  await probe.release();
+
+  const engineOptions: EngineOptions = {
+    backend: o.backend,
+    shapes: { [inputName]: [-1, ...shape.slice(1)] },
+    ...(o.instances !== undefined ? { instances: o.instances } : {}),
+    ...(o.threadsPerInstance !== undefined ? { threadsPerInstance: o.threadsPerInstance } : {}),
+    ...(o.maxBatchSize !== undefined ? { maxBatchSize: o.maxBatchSize } : {}),
+    ...(o.maxQueueDelayMs !== undefined ? { maxQueueDelayMs: o.maxQueueDelayMs } : {}),
+  };
+
+  log('building the FP32 engine ...');
+  let t0 = performance.now();
+  const fp32 = await Engine.build(modelPath, engineOptions);
+  const fp32Ms = performance.now() - t0;
+
+  // INT8: calibrated on lines disjoint from the evaluation set, validated on a third set; built twice to time the cache.
+  let int8: Engine | undefined;
+  let int8Build: BenchResults['builds']['int8'];
+  if (o.int8) {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'tensorrt-node-bench-cache-'));
+    try {
+      const calibration = (isCls ? renderTextLines(o.calibrationSamples, 1).map((l) => l.data) : loadInputs).map((data) => ({
+        [inputName]: { data, dims: [1, ...shape.slice(1)] },
+      }));
+      const validation = isCls
+        ? {
+            data: renderTextLines(200, 2_000_000).map((l) => ({ feeds: { [inputName]: { data: l.data, dims: [1, ...shape.slice(1)] } }, label: l.label })),
+            metric: 'top1' as const,
+          }
+        : undefined;
+      const options: EngineOptions = {
+        ...engineOptions,
+        precision: 'int8',
+        calibration,
+        ...(validation ? { validation, maxAccuracyDrop: 0.01 } : {}),
+        cacheDir,
+      };
+      log(`building the INT8 engine (calibration: ${calibration.length} samples${validation ? ', validation: 200 lines, max drop 1 pt' : ''}) ...`);
+      t0 = performance.now();
+      const first = await Engine.build(modelPath, options);
+      const firstMs = performance.now() - t0;
+      const report = first.quantization;
+      await first.dispose();
+      t0 = performance.now();
+      int8 = await Engine.build(modelPath, options);
+      const cachedMs = performance.now() - t0;
+      log(`INT8 build ${firstMs.toFixed(0)} ms, from the cache ${cachedMs.toFixed(0)} ms (${int8.cache.status})`);
+      int8Build = {
+        firstMs,
+        cachedMs,
+        cachedFraction: cachedMs / firstMs,
+        quantizedNodes: report?.quantizedNodes.length ?? 0,
+        keptInFloat: report?.keptInFloat.length ?? 0,
+        method: report?.method ?? 'entropy',
+      };
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      int8Build = { error: `${err.code ? `[${err.code}] ` : ''}${err.message ?? String(e)}` };
+      log(`INT8 engine unavailable: ${int8Build.error}`);
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  }
+
+  const peer = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: peerThreads, interOpNumThreads: 1, executionMode: 'sequential' });
+  const peerInfer = (data: Float32Array): Promise<OrtTypes.InferenceSession.ReturnType> =>
+    peer.run({ [inputName]: new ort.Tensor('float32', data, [1, ...shape.slice(1)]) });
+
+  // Accuracy on the held-out lines: orientation agreement with the ground truth.
+  let accuracy: BenchResults['accuracy'];
+  if (isCls) {
+    log(`accuracy on ${evalLines.length} held-out lines ...`);
+    const score = async (engine: Engine): Promise<number> => {
+      let ok = 0;
+      for (let i = 0; i < evalLines.length; i += 256) {
+        const chunk = evalLines.slice(i, i + 256);
+        const outs = await Promise.all(chunk.map((l) => engine.infer(l.data)));
+        outs.forEach((r, k) => {
+          if (argmax2(Object.values(r)[0]!.data as Float32Array, 0) === chunk[k]!.label) ok++;
+        });
+      }
+      return ok / evalLines.length;
+    };
+    const fp32Acc = await score(fp32);
+    const int8Acc = int8 ? await score(int8) : undefined;
+    // The FP32 engine against the peer, bit for bit, on the first 200 lines.
+    let equal = 0;
+    const checked = Math.min(200, evalLines.length);
+    for (let i = 0; i < checked; i++) {
+      const a = Object.values(await fp32.infer(evalLines[i]!.data))[0]!.data as Float32Array;
+      const b = Object.values(await peerInfer(evalLines[i]!.data))[0]!.data as Float32Array;
+      if (a.length === b.length && a.every((v, k) => Object.is(v, b[k]))) equal++;
+    }
+    accuracy = {
+      samples: evalLines.length,
+      metric: 'orientation agreement with ground truth (0° / 180°)',
+      fp32: fp32Acc,
+      ...(int8Acc !== undefined ? { int8: int8Acc, dropPt: (fp32Acc - int8Acc) * 100 } : {}),
+      fp32BitExactVsPeer: { checked, equal },
+    };
+    log(`accuracy FP32 ${(fp32Acc * 100).toFixed(2)} %${int8Acc !== undefined ? `, INT8 ${(int8Acc * 100).toFixed(2)} %` : ''}; FP32 engine = peer bit for bit on ${equal}/${checked}`);
+  }
+
+  // Load: each contender at each concurrency, closed loop then bursts.
+  const levels: LevelResult[] = [];
+  const contenders: [Contender, (i: number) => Promise<unknown>, Engine | undefined][] = [
+    ['engine-fp32', (i) => fp32.infer(loadInputs[i]!), fp32],
+    ...(int8 ? [['engine-int8', (i: number) => int8!.infer(loadInputs[i]!), int8] as [Contender, (i: number) => Promise<unknown>, Engine]] : []),
+    ['onnxruntime-node', (i) => peerInfer(loadInputs[i]!), undefined],
+  ];
+  for (const c of o.concurrency) {
+    for (const [name, infer, engine] of contenders) {
+      const before = engine?.stats();
+      const loop = await closedLoop(infer, loadInputs.length, c, o.seconds);
+      const after = engine?.stats();
+      const burst = await bursts(infer, loadInputs.length, c, o.burstSeconds);
+      const level: LevelResult = { contender: name, ...loop, burst };
+      if (before && after) {
+        const batches = after.batches - before.batches;
+        const items = after.inferences - before.inferences;
+        level.meanBatchSize = batches ? items / batches : 0;
+        level.queueUs = after.meanQueueMs * 1000;
+        level.computeUs = after.meanComputeMs * 1000;
+      }
+      levels.push(level);
+      log(
+        `${name.padEnd(17)} c=${String(c).padStart(2)}  ${loop.throughput.toFixed(1).padStart(8)} req/s  p50 ${loop.latencyMs.p50.toFixed(2)} ms  p99 ${loop.latencyMs.p99.toFixed(2)} ms  ` +
+          `TTFR p99 ${burst.firstResultMs.p99.toFixed(2)} ms  stall ${loop.stallMaxMs.toFixed(1)} ms${level.meanBatchSize ? `  batch ${level.meanBatchSize.toFixed(1)}` : ''}`,
+      );
+    }
+  }
+
+  const results: BenchResults = {
+    startedAt: new Date().toISOString(),
+    machine: { cpus: cores, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: onnxruntimeVersion(), platform: `${process.platform}-${process.arch}` },
+    model: { path: modelPath, name: basename(modelPath), input: inputName, shape },
+    options: { ...o, log: undefined } as unknown as Omit<BenchOptions, 'log'>,
+    engine: {
+      backend: fp32.backend.name,
+      reason: fp32.backend.reason,
+      instances: fp32.backend.instances,
+      ...(fp32.backend.threadsPerInstance !== undefined ? { threadsPerInstance: fp32.backend.threadsPerInstance } : {}),
+      batching: fp32.batching.reason,
+      peerThreads,
+    },
+    builds: { fp32Ms, ...(int8Build ? { int8: int8Build } : {}) },
+    ...(accuracy ? { accuracy } : {}),
+    levels,
+    summary: summarize(levels, o.concurrency),
+  };
+  delete (results.options as { log?: unknown }).log;
+  await fp32.dispose();
+  await int8?.dispose();
+  await peer.release();
+  return results;
+}
+
+function summarize(levels: LevelResult[], concurrency: number[]): Summary {
+  const top = Math.max(...concurrency);
+  const at = (name: Contender, c: number): LevelResult | undefined => levels.find((l) => l.contender === name && l.concurrency === c);
+  const fp32 = at('engine-fp32', top);
+  const int8 = at('engine-int8', top);
+  const peer = at('onnxruntime-node', top);
+  const fp32At1 = at('engine-fp32', 1);
+  const peerAt1 = at('onnxruntime-node', 1);
+  const best = int8 && fp32 && int8.throughput > fp32.throughput ? int8 : fp32;
+  const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b ? a / b : undefined);
+  const s: Summary = {
+    concurrency: top,
+    fp32,
+    int8,
+    peer,
+    ...(ratio(fp32?.throughput, peer?.throughput) !== undefined ? { throughputVsPeer: ratio(fp32?.throughput, peer?.throughput)! } : {}),
+    ...(ratio(int8?.throughput, peer?.throughput) !== undefined ? { int8ThroughputVsPeer: ratio(int8?.throughput, peer?.throughput)! } : {}),
+    ...(ratio(int8?.throughput, fp32?.throughput) !== undefined ? { int8Speedup: ratio(int8?.throughput, fp32?.throughput)! } : {}),
+    ...(fp32At1 && peerAt1 ? { apiOverheadAt1: fp32At1.latencyMs.p50 / peerAt1.latencyMs.p50 - 1 } : {}),
+    targets: [],
+  };
+  const bestRatio = ratio(best?.throughput, peer?.throughput);
+  s.targets.push({
+    name: `throughput at ${top} in flight ≥ 4× plain onnxruntime-node FP32 (best engine: ${best?.contender ?? '-'})`,
+    value: bestRatio !== undefined ? `${bestRatio.toFixed(2)}×` : 'n/a',
+    pass: bestRatio !== undefined ? bestRatio >= 4 : undefined,
+  });
+  s.targets.push({
+    name: `p99 latency at ${top} in flight ≤ the peer's`,
+    value: best && peer ? `${best.latencyMs.p99.toFixed(2)} ms vs ${peer.latencyMs.p99.toFixed(2)} ms` : 'n/a',
+    pass: best && peer ? best.latencyMs.p99 <= peer.latencyMs.p99 : undefined,
+  });
+  s.targets.push({
+    name: `event-loop stall at ${top} in flight ≤ 5 ms`,
+    value: best && peer ? `${best.stallMaxMs.toFixed(1)} ms (peer ${peer.stallMaxMs.toFixed(1)} ms)` : 'n/a',
+    pass: best ? best.stallMaxMs <= 5 : undefined,
+  });
+  s.targets.push({
+    name: 'API overhead at batch 1, 1 in flight ≤ 10 % over a raw onnxruntime-node call (p50)',
+    value: s.apiOverheadAt1 !== undefined ? `${(s.apiOverheadAt1 * 100).toFixed(1)} %` : 'n/a',
+    pass: s.apiOverheadAt1 !== undefined ? s.apiOverheadAt1 <= 0.1 : undefined,
+  });
+  return s;
+}
