@@ -166,6 +166,8 @@ Napi::Value AllocHost(const Napi::CallbackInfo& info) {
   HostPool& pool = HostPool::Instance();
   const std::size_t bytes = ByteCount(env, info[0], pool.MaxAllocationBytes());
   const bool pinned = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
+  // V8 gives an empty ArrayBuffer no memory of ours; it owns no block either.
+  if (bytes == 0) return Napi::Buffer<std::uint8_t>::New(env, 0);
   HostBlock block = pool.Acquire(bytes, pinned);
   if (block.data == nullptr) {
     throw Coded(Napi::RangeError::New(env, "out of host memory allocating " + std::to_string(bytes) + " bytes"),
@@ -188,6 +190,7 @@ Napi::Value ReleaseHost(const Napi::CallbackInfo& info) {
   if (ab.IsDetached()) {
     throw Coded(Napi::TypeError::New(env, "releaseHost: this buffer was already released"), "EINPUT");
   }
+  if (view.ByteLength() == 0) return env.Undefined();  // allocHost(0) owns nothing
   void* data = ab.Data();
   const std::uint64_t id = view.ByteOffset() == 0 ? HostPool::Instance().LiveId(data) : 0;
   if (id == 0) {

@@ -1,5 +1,7 @@
 #include "host_pool.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -27,10 +29,27 @@ std::size_t EnvBytes(const char* name, std::size_t fallback) {
   return static_cast<std::size_t>(n);
 }
 
+// Large blocks come straight from mmap, so freeing one gives its pages back to the
+// system at once; from malloc's heap, blocks of mixed sizes freed in GC order
+// fragment it and the process keeps growing.
+constexpr std::size_t kMmapFrom = std::size_t{64} << 10;
+
 void* AllocPageable(std::size_t bytes) {
+  if (bytes >= kMmapFrom) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
   void* p = nullptr;
   if (posix_memalign(&p, kPage, bytes) != 0) return nullptr;
   return p;
+}
+
+void FreePageable(void* p, std::size_t bytes) {
+  if (bytes >= kMmapFrom) {
+    munmap(p, bytes);
+  } else {
+    std::free(p);
+  }
 }
 
 }  // namespace
@@ -99,7 +118,7 @@ bool HostPool::Release(void* data, std::uint64_t id) {
     return true;
   }
   lock.unlock();
-  FreeBlock(data, b.pinned);
+  FreeBlock(data, b.capacity, b.pinned);
   return true;
 }
 
@@ -118,15 +137,15 @@ void HostPool::Trim() {
     blocksPooled_ = 0;
   }
   for (auto& [key, list] : blocks) {
-    for (void* p : list) FreeBlock(p, key.first);
+    for (void* p : list) FreeBlock(p, key.second, key.first);
   }
 }
 
-void HostPool::FreeBlock(void* data, bool pinned) {
+void HostPool::FreeBlock(void* data, std::size_t capacity, bool pinned) {
   if (pinned) {
     cuda::HostFreePinned(data);
   } else {
-    std::free(data);
+    FreePageable(data, capacity);
   }
 }
 

@@ -64,7 +64,7 @@ class HostPool {
 
  private:
   HostPool();
-  void FreeBlock(void* data, bool pinned);
+  static void FreeBlock(void* data, std::size_t capacity, bool pinned);
 
   mutable std::mutex mutex_;
   // Free blocks by (pinned, capacity).

@@ -1,0 +1,175 @@
+// The same tests against every build of the addon: cmake-js and node-gyp (same
+// sources, same settings) and the cpu variant. test/native/global-setup.ts builds them.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { type LoadedAddon, loadAddonFile } from '../../src/native/index.js';
+import { type Runtime, createRuntime } from '../../src/runtime.js';
+import { builds, repoRoot } from './builds.js';
+
+const suites = [
+  { label: 'cmake-js build', path: builds.cmake, buildSystem: 'cmake-js' },
+  { label: 'node-gyp build', path: builds.gyp, buildSystem: 'node-gyp' },
+  { label: 'cpu variant (cmake-js, TNP_CUDA=OFF)', path: builds.cpu, buildSystem: 'cmake-js' },
+] as const;
+
+function runtimeFor(path: string): { addon: LoadedAddon; rt: Runtime } {
+  const addon = loadAddonFile(path);
+  return { addon, rt: createRuntime(() => ({ loaded: true, addon })) };
+}
+
+function thrown(fn: () => unknown): Error & { code?: string } {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected a throw');
+}
+
+describe.each(suites)('$label', ({ path, buildSystem }) => {
+  const { addon, rt } = runtimeFor(path);
+
+  test('loads and says how it was built', () => {
+    expect(addon.build.buildSystem).toBe(buildSystem);
+    expect(addon.build.napiVersion).toBe(8);
+    expect(addon.build.variant).toMatch(/^(cpu|cuda\d+)$/);
+    if (path === builds.cpu) expect(addon.build.variant).toBe('cpu');
+  });
+
+  test('runtimeInfo on this GPU-less machine: no device, every reason present, no throw', () => {
+    const info = rt.runtimeInfo();
+    expect(info.addon.loaded).toBe(true);
+    expect(info.addon.path).toBe(path);
+    expect(info.devices).toEqual([]);
+    expect(rt.devices()).toEqual([]);
+    expect(info.driver.found).toBe(false);
+    const codes = info.problems.map((p) => `${p.component}/${p.code}`);
+    expect(codes).toContain('driver/no_driver');
+    expect(codes).toContain('tensorrt/library_not_found');
+    expect(codes).toContain('provider/provider_not_compiled');
+    if (info.addon.variant === 'cpu') {
+      expect(codes).toContain('device/cuda_not_compiled');
+      expect(info.addon.cudaRuntime).toBeNull();
+    } else {
+      expect(codes).toContain('device/no_device');
+      expect(info.addon.cudaRuntime).toMatch(/^\d+\.\d$/);
+    }
+    for (const p of info.problems) {
+      expect(p.message.length).toBeGreaterThan(10);
+      expect(p.action.length).toBeGreaterThan(10);
+    }
+    expect(info.problems.find((p) => p.code === 'no_driver')!.message).toBe('no NVIDIA driver (libcuda.so.1 not found)');
+    expect(info.backends.usable).toEqual(['onnxruntime']);
+    expect(info.backends.tensorrt.usable).toBe(false);
+    expect(info.backends.tensorrt.reason).toMatch(/no CUDA device|cpu variant/);
+    expect(info.hostMemory.pinned).toBe(false);
+  });
+
+  test('host buffers: written and read from JS, page-sized classes, released explicitly', () => {
+    const before = rt.hostPoolStats();
+    const buf = rt.allocHost(10_000);
+    expect(Buffer.isBuffer(buf)).toBe(true);
+    expect(buf.length).toBe(10_000);
+    for (let i = 0; i < buf.length; i++) buf[i] = i & 0xff;
+    const f32 = new Float32Array(buf.buffer, buf.byteOffset, 2500);
+    f32[10] = 1.5;
+    expect(buf.readFloatLE(40)).toBe(1.5);
+    expect(buf[9_999]).toBe(9_999 & 0xff);
+
+    const held = rt.hostPoolStats();
+    expect(held.blocksInUse).toBe(before.blocksInUse + 1);
+    expect(held.bytesInUse).toBe(before.bytesInUse + 16_384); // 10 000 bytes → the 16 KiB class
+    expect(held.pinned).toBe(false);
+
+    rt.releaseHost(buf);
+    const after = rt.hostPoolStats();
+    expect(after.blocksInUse).toBe(before.blocksInUse);
+    expect(after.bytesInUse).toBe(before.bytesInUse);
+    expect(after.bytesPooled).toBe(held.bytesPooled + 16_384);
+    expect(after.blocksPooled).toBe(held.blocksPooled + 1);
+
+    // Released: detached, so JS can no longer reach the memory.
+    expect(buf.length).toBe(0);
+    expect(() => buf.fill(1)).toThrow(TypeError);
+    expect(thrown(() => rt.releaseHost(buf))).toBeInstanceOf(TypeError);
+
+    // The same size class is served from the pool.
+    const again = rt.allocHost(12_000, { pinned: false });
+    expect(rt.hostPoolStats().blocksPooled).toBe(after.blocksPooled - 1);
+    again.fill(3);
+    expect(again.every((v) => v === 3)).toBe(true);
+    rt.releaseHost(again);
+  });
+
+  test('zero-byte and large buffers', () => {
+    const before = rt.hostPoolStats().blocksInUse;
+    const empty = rt.allocHost(0); // owns no block; releasing it is a no-op
+    expect(empty.length).toBe(0);
+    expect(rt.hostPoolStats().blocksInUse).toBe(before);
+    rt.releaseHost(empty);
+    const big = rt.allocHost(100 * 2 ** 20 + 1); // above the power-of-two classes: 2 MiB steps
+    big[big.length - 1] = 9;
+    expect(big[big.length - 1]).toBe(9);
+    expect(rt.hostPoolStats().bytesInUse).toBeGreaterThanOrEqual(100 * 2 ** 20 + 1);
+    rt.releaseHost(big);
+  });
+
+  test('bad arguments give TypeError or RangeError with code EINPUT, never a crash', () => {
+    const cases: Array<[unknown, typeof TypeError | typeof RangeError]> = [
+      [-1, RangeError],
+      [1.5, TypeError],
+      [Number.NaN, TypeError],
+      [Number.POSITIVE_INFINITY, TypeError],
+      ['1024', TypeError],
+      [null, TypeError],
+      [undefined, TypeError],
+      [2 ** 33, RangeError], // over the 4 GiB default limit
+    ];
+    for (const [bytes, kind] of cases) {
+      const e = thrown(() => rt.allocHost(bytes as number));
+      expect(e, String(bytes)).toBeInstanceOf(kind);
+      expect(e.code).toBe('EINPUT');
+      // The native layer checks on its own too (other callers, other wrappers).
+      const n = thrown(() => addon.binding.allocHost(bytes as number, true));
+      expect(n, `native ${String(bytes)}`).toBeInstanceOf(kind);
+    }
+    expect(thrown(() => rt.allocHost(16, { pinned: 'yes' as unknown as boolean }))).toBeInstanceOf(TypeError);
+    expect(thrown(() => rt.releaseHost(Buffer.alloc(16)))).toBeInstanceOf(TypeError);
+    expect(thrown(() => rt.releaseHost('buffer' as unknown as Buffer))).toBeInstanceOf(TypeError);
+    expect(thrown(() => addon.binding.releaseHost({} as Uint8Array))).toBeInstanceOf(TypeError);
+    const owned = rt.allocHost(64);
+    expect(thrown(() => rt.releaseHost(owned.subarray(8)))).toBeInstanceOf(TypeError);
+    rt.releaseHost(owned);
+  });
+
+  test('the allocation limit is configurable', () => {
+    const { maxAllocationBytes, maxPooledBytes } = rt.hostPoolStats();
+    rt.configureHostPool({ maxAllocationBytes: 1 << 20 });
+    try {
+      expect(thrown(() => rt.allocHost((1 << 20) + 1))).toBeInstanceOf(RangeError);
+      rt.releaseHost(rt.allocHost(1 << 20));
+      expect(thrown(() => rt.configureHostPool({ maxPooledBytes: -5 }))).toBeInstanceOf(RangeError);
+    } finally {
+      rt.configureHostPool({ maxAllocationBytes, maxPooledBytes });
+    }
+  });
+
+  test('collected Buffers return to the pool; 100 000 alloc/release cycles without RSS growth', () => {
+    const r = spawnSync(process.execPath, ['--expose-gc', join(repoRoot, 'test/native/fixtures/host-memory-child.mjs'), path], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as Record<string, number | boolean>;
+    expect(report.gcHeld).toBe(64);
+    expect(report.gcContentOk).toBe(true);
+    expect(report.gcAfter).toBe(0); // every dropped Buffer came back through its finalizer
+    expect(report.staleFinalizerHarmless).toBe(true);
+    expect(report.cycles).toBe(100_000);
+    expect(report.cyclesInUseAfter).toBe(0);
+    expect(report.bytesPooledAfter as number).toBeLessThanOrEqual(report.maxPooled as number);
+    // A leaked block per cycle would be ≥ 100 000 × 4 KiB; allocator noise stays far below this.
+    expect(report.rssGrowth as number).toBeLessThan(32 * 2 ** 20);
+  });
+});
