@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { decodeModel, writeModel } from '../../src/onnx/model.js';
+import { quantize, type QuantizeProgress } from '../../src/quantize/index.js';
+import { TensorrtNodeError } from '../../src/errors.js';
+import { buildModel, convReluMatMul, node, random, randomArray, tensor } from './graphs.js';
+
+const { bytes } = convReluMatMul(1);
+const sample = () => ({ x: { data: randomArray(50, random(2)), dims: [1, 2, 5, 5] } });
+
+async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(TensorrtNodeError);
+  return e as TensorrtNodeError;
+}
+
+describe('quantize: bad input gets a coded error', () => {
+  it('wrong feed name names the input, what was expected and received', async () => {
+    const e = await failure(quantize(bytes, { calibration: [{ y: sample().x }] }));
+    expect(e.code).toBe('EINPUT');
+    expect(e.details.tensor).toBe('y');
+    expect(e.details.expected).toMatch(/x/);
+    expect(e.message).toMatch(/'y'/);
+  });
+
+  it('wrong dtype', async () => {
+    const e = await failure(quantize(bytes, { calibration: [{ x: { data: new Int32Array(50), dims: [1, 2, 5, 5] } }] }));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'dtype float32', received: 'dtype int32' } });
+  });
+
+  it('wrong shape, and data that does not fill the shape', async () => {
+    const e = await failure(quantize(bytes, { calibration: [{ x: { data: new Float32Array(50), dims: [1, 2, 25] } }] }));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'shape [1,2,5,5]', received: 'shape [1,2,25]' } });
+    const e2 = await failure(quantize(bytes, { calibration: [{ x: { data: new Float32Array(49), dims: [1, 2, 5, 5] } }] }));
+    expect(e2).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: '49 elements' } });
+  });
+
+  it('a bare typed array works for a single fixed-shape input, and a wrong length is EINPUT', async () => {
+    const { report } = await quantize(bytes, { calibration: randomArray(150, random(3)), method: 'max' });
+    expect(report.calibration.samples).toBe(3);
+    const { report: r2 } = await quantize(bytes, { calibration: [randomArray(50, random(4))], method: 'max' });
+    expect(r2.calibration.samples).toBe(1);
+    expect((await failure(quantize(bytes, { calibration: new Float32Array(70) }))).code).toBe('EINPUT');
+  });
+
+  it('empty calibration set → ECALIBRATION', async () => {
+    expect((await failure(quantize(bytes, { calibration: [] }))).code).toBe('ECALIBRATION');
+    async function* none() {}
+    expect((await failure(quantize(bytes, { calibration: none() }))).code).toBe('ECALIBRATION');
+  });
+
+  it('NaN and Inf are counted, reported and kept out of the ranges', async () => {
+    const a = sample();
+    const poisoned = Float32Array.from(a.x.data);
+    poisoned[3] = NaN;
+    poisoned[7] = Infinity;
+    const events: QuantizeProgress[] = [];
+    const { report } = await quantize(bytes, {
+      calibration: [a, { x: { data: poisoned, dims: [1, 2, 5, 5] } }],
+      method: 'max',
+      onProgress: (e) => events.push(e),
+    });
+    const x = report.calibration.tensors.find((t) => t.name === 'x')!;
+    expect(x.nonFinite).toBe(2);
+    expect(Number.isFinite(x.amax)).toBe(true);
+    expect(x.amax).toBe(Math.max(...a.x.data.map(Math.abs)));
+    expect(report.calibration.nonFinite).toBeGreaterThanOrEqual(2);
+    expect(report.warnings.some((w) => /NaN\/Inf/.test(w))).toBe(true);
+    expect(events.some((e) => e.phase === 'warning' && /'x'/.test(e.message ?? ''))).toBe(true);
+  });
+
+  it('a tensor with only NaN/Inf → ECALIBRATION', async () => {
+    const e = await failure(quantize(bytes, { calibration: [{ x: { data: new Float32Array(50).fill(NaN), dims: [1, 2, 5, 5] } }] }));
+    expect(e.code).toBe('ECALIBRATION');
+    expect(e.message).toMatch(/NaN or Inf/);
+  });
+
+  it('corrupt, graph-less and unknown-opset models → EMODEL', async () => {
+    expect((await failure(quantize(bytes.subarray(0, 40), { calibration: [sample()] }))).code).toBe('EMODEL');
+    const m = decodeModel(bytes);
+    m.opsetImport![0]!.version = 1000;
+    expect((await failure(quantize(writeModel(m), { calibration: [sample()] }))).code).toBe('EMODEL');
+    m.opsetImport![0]!.version = 9;
+    expect((await failure(quantize(writeModel(m), { calibration: [sample()] }))).code).toBe('EMODEL');
+    m.graph = null;
+    expect((await failure(quantize(writeModel(m), { calibration: [sample()] }))).code).toBe('EMODEL');
+  });
+
+  it('an opset-12 model using an op that changed in 13 is refused, one that did not is upgraded', async () => {
+    const rand = random(5);
+    const mk = (withSqueeze: boolean) =>
+      buildModel({
+        opset: 12,
+        nodes: [
+          node('MatMul', ['a', 'w'], [withSqueeze ? 'm' : 'y'], 'mm'),
+          ...(withSqueeze ? [node('Relu', ['m'], ['y'], 'relu'), node('Squeeze', ['y'], ['z'], 'sq')] : []),
+        ],
+        initializers: [tensor('w', randomArray(12, rand), [4, 3])],
+        inputs: [{ name: 'a', dims: [2, 4] }],
+        outputs: [{ name: withSqueeze ? 'z' : 'y' }],
+      });
+    const cal = [{ a: { data: randomArray(8, rand), dims: [2, 4] } }];
+    const { report } = await quantize(mk(false), { calibration: cal });
+    expect(report.opset).toEqual({ from: 12, to: 13 });
+    const e = await failure(quantize(mk(true), { calibration: cal }));
+    expect(e.code).toBe('EMODEL');
+    expect(e.message).toMatch(/Squeeze/);
+  });
+
+  it('bad options', async () => {
+    expect((await failure(quantize(bytes, { calibration: [sample()], method: 'kl' as 'max' }))).code).toBe('EINPUT');
+    expect((await failure(quantize(bytes, { calibration: [sample()], method: 'percentile', percentile: 0 }))).code).toBe('EINPUT');
+    expect((await failure(quantize(bytes, { calibration: 42 as unknown as [] }))).code).toBe('EINPUT');
+    expect((await failure(quantize(bytes, { calibration: [sample()], validation: { data: [] } }))).code).toBe('EINPUT');
+  });
+});
