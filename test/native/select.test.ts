@@ -1,0 +1,135 @@
+// Variant selection over real binaries: the cpu build and the cuda13 build laid out
+// as prebuildify names them, in a scratch package root.
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { TensorrtNodeError } from '../../src/errors.js';
+import { listCandidates, variantOfFile } from '../../src/native/candidates.js';
+import { loadAddonFile } from '../../src/native/index.js';
+import { packageRoot } from '../../src/native/package-root.js';
+import { type SelectOptions, chooseAddon, nvidiaDriverPresent } from '../../src/native/select.js';
+import { testLoad } from '../../src/native/test-load.js';
+import { builds, repoRoot } from './builds.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'tnp-select-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const cudaVariant = loadAddonFile(builds.cmake).build.variant; // cuda13 with this machine's toolkit
+
+function packageWith(name: string, files: Record<string, string>): string {
+  const root = join(scratch, name);
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'tensorrt-node' }));
+  for (const [rel, from] of Object.entries(files)) {
+    mkdirSync(join(root, rel, '..'), { recursive: true });
+    if (from === '') writeFileSync(join(root, rel), 'not a binary');
+    else copyFileSync(from, join(root, rel));
+  }
+  return root;
+}
+
+const prebuilt = {
+  'prebuilds/linux-x64/tensorrt_node.cpu.napi.glibc.node': builds.cpu,
+  [`prebuilds/linux-x64/tensorrt_node.${cudaVariant}.napi.glibc.node`]: builds.cmake,
+  // Not for this machine: node-gyp-build's tag and tuple rules leave them out.
+  'prebuilds/linux-x64/tensorrt_node.cpu.napi.musl.node': '',
+  'prebuilds/darwin-arm64/tensorrt_node.cpu.napi.node': '',
+};
+const prebuiltRoot = packageWith('prebuilt', prebuilt);
+const localRoot = packageWith('local', { ...prebuilt, 'build/Release/tensorrt_node.node': builds.cmake });
+const emptyRoot = packageWith('empty', {});
+
+function options(root: string, env: NodeJS.ProcessEnv = {}, driver = nvidiaDriverPresent): SelectOptions {
+  return { root, env, platform: 'linux', arch: 'x64', testLoad, nvidiaDriverPresent: driver };
+}
+
+function noBinary(fn: () => unknown): TensorrtNodeError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(TensorrtNodeError);
+    expect((e as TensorrtNodeError).code).toBe('ENOBINARY');
+    return e as TensorrtNodeError;
+  }
+  throw new Error('expected ENOBINARY');
+}
+
+describe('variant selection', () => {
+  test('candidates follow node-gyp-build: local build first, then matching prebuilds with their variant tag', () => {
+    expect(variantOfFile('tensorrt_node.cuda13.napi.glibc.node')).toBe('cuda13');
+    const c = listCandidates({ root: localRoot, platform: 'linux', arch: 'x64', prebuildsOnly: false });
+    expect(c.map((x) => [x.source, x.variant])).toEqual([
+      ['local', null],
+      ['prebuild', 'cpu'],
+      ['prebuild', cudaVariant],
+    ]);
+    const p = listCandidates({ root: localRoot, platform: 'linux', arch: 'x64', prebuildsOnly: true });
+    expect(p.every((x) => x.source === 'prebuild')).toBe(true);
+  });
+
+  test('without a driver the CUDA prebuild is skipped with the reason, and cpu is used', () => {
+    expect(nvidiaDriverPresent()).toBe(false); // this machine has no NVIDIA driver
+    const choice = chooseAddon(options(prebuiltRoot));
+    expect(choice.variant).toBe('cpu');
+    expect(choice.chosenBy).toBe('fallback');
+    expect(choice.skipped.join()).toMatch(/no NVIDIA driver/);
+    expect(loadAddonFile(choice.path).build.variant).toBe('cpu');
+  });
+
+  test('where a driver seems present, the CUDA prebuild is test-loaded in a child and ruled out by what it reports', () => {
+    const choice = chooseAddon(options(prebuiltRoot, {}, () => true));
+    expect(choice.variant).toBe('cpu');
+    expect(choice.skipped).toEqual([`${cudaVariant}: no NVIDIA driver (libcuda.so.1 not found)`]);
+  });
+
+  test('a test-load that fails is reported, not fatal', () => {
+    const r = testLoad(join(prebuiltRoot, 'prebuilds/linux-x64/tensorrt_node.cpu.napi.musl.node'));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(/test-load of .* exited with 1/);
+  });
+
+  test('TENSORRT_NODE_VARIANT forces a variant', () => {
+    const cuda = chooseAddon(options(prebuiltRoot, { TENSORRT_NODE_VARIANT: cudaVariant }));
+    expect(cuda).toMatchObject({ variant: cudaVariant, chosenBy: 'forced', source: 'prebuild' });
+    expect(loadAddonFile(cuda.path).build.variant).toBe(cudaVariant);
+    const cpu = chooseAddon(options(prebuiltRoot, { TENSORRT_NODE_VARIANT: 'cpu' }));
+    expect(cpu).toMatchObject({ variant: 'cpu', chosenBy: 'forced' });
+  });
+
+  test('a forced variant that is missing names the command that builds one', () => {
+    const e = noBinary(() => chooseAddon(options(prebuiltRoot, { TENSORRT_NODE_VARIANT: 'cuda12' })));
+    expect(e.message).toMatch(/TENSORRT_NODE_VARIANT=cuda12: no cuda12 binary for linux-x64/);
+    expect(e.message).toContain('npm run build:native');
+    expect(noBinary(() => chooseAddon(options(prebuiltRoot, { TENSORRT_NODE_VARIANT: 'gpu' }))).message).toMatch(
+      /not a variant name/,
+    );
+  });
+
+  test('a local build wins; a forced variant checks what the local build is', () => {
+    expect(chooseAddon(options(localRoot))).toMatchObject({ chosenBy: 'local-build', source: 'local' });
+    const local = chooseAddon(options(localRoot, { TENSORRT_NODE_VARIANT: cudaVariant }));
+    expect(local).toMatchObject({ source: 'local', chosenBy: 'forced', variant: cudaVariant });
+    const cpu = chooseAddon(options(localRoot, { TENSORRT_NODE_VARIANT: 'cpu' }));
+    expect(cpu).toMatchObject({ source: 'prebuild', variant: 'cpu', chosenBy: 'forced' });
+    expect(cpu.skipped[0]).toMatch(new RegExp(`local build .* is ${cudaVariant}, not the forced cpu`));
+  });
+
+  test('TENSORRT_NODE_ADDON_PATH names the file', () => {
+    expect(chooseAddon(options(emptyRoot, { TENSORRT_NODE_ADDON_PATH: builds.gyp }))).toMatchObject({
+      path: builds.gyp,
+      chosenBy: 'path',
+    });
+    noBinary(() => chooseAddon(options(emptyRoot, { TENSORRT_NODE_ADDON_PATH: join(scratch, 'missing.node') })));
+  });
+
+  test('no binary at all: ENOBINARY with the build command', () => {
+    const e = noBinary(() => chooseAddon(options(emptyRoot)));
+    expect(e.message).toContain('npm run build:native');
+  });
+
+  test('the package root is found from the sources (and from dist/, one level below it)', () => {
+    expect(packageRoot()).toBe(repoRoot);
+    expect(packageRoot(join(repoRoot, 'dist'))).toBe(repoRoot);
+  });
+});
