@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { quantize } from '../../src/quantize/index.js';
+import { quantize, type Outputs } from '../../src/quantize/index.js';
 import { argmaxLastAxis } from '../../src/quantize/validate.js';
 import { convReluMatMul, random, randomArray } from './graphs.js';
 
@@ -42,9 +42,11 @@ describe('validation and accuracy fallback', () => {
     const { bytes } = convReluMatMul(32);
     const rand = random(78);
     const feeds = () => ({ x: { data: randomArray(50, rand, 2), dims: [1, 2, 5, 5] } });
-    const negMse = (a: Record<string, { data: ArrayLike<number> }>, b: Record<string, { data: ArrayLike<number> }>) => {
+    const negMse = (a: Outputs, b: Outputs) => {
+      const fa = a.y!.data as Float32Array;
+      const fb = b.y!.data as Float32Array;
       let s = 0;
-      for (let i = 0; i < a.y!.data.length; i++) s += (a.y!.data[i]! - b.y!.data[i]!) ** 2;
+      for (let i = 0; i < fa.length; i++) s += (fa[i]! - fb[i]!) ** 2;
       return -s;
     };
     const { report } = await quantize(bytes, {
