@@ -30,10 +30,10 @@ function packageWith(name: string, files: Record<string, string>): string {
 }
 
 const prebuilt = {
-  'prebuilds/linux-x64/tensorrt_node.cpu.napi.glibc.node': builds.cpu,
-  [`prebuilds/linux-x64/tensorrt_node.${cudaVariant}.napi.glibc.node`]: builds.cmake,
+  'prebuilds/linux-x64/tensorrt_node.cpu.glibc.node': builds.cpu,
+  [`prebuilds/linux-x64/tensorrt_node.${cudaVariant}.glibc.node`]: builds.cmake,
   // Not for this machine: node-gyp-build's tag and tuple rules leave them out.
-  'prebuilds/linux-x64/tensorrt_node.cpu.napi.musl.node': '',
+  'prebuilds/linux-x64/tensorrt_node.cpu.musl.node': '',
   'prebuilds/darwin-arm64/tensorrt_node.cpu.napi.node': '',
 };
 const prebuiltRoot = packageWith('prebuilt', prebuilt);
@@ -57,7 +57,7 @@ function noBinary(fn: () => unknown): TensorrtNodeError {
 
 describe('variant selection', () => {
   test('candidates follow node-gyp-build: local build first, then matching prebuilds with their variant tag', () => {
-    expect(variantOfFile('tensorrt_node.cuda13.napi.glibc.node')).toBe('cuda13');
+    expect(variantOfFile('tensorrt_node.cuda13.glibc.node')).toBe('cuda13');
     const c = listCandidates({ root: localRoot, platform: 'linux', arch: 'x64', prebuildsOnly: false });
     expect(c.map((x) => [x.source, x.variant])).toEqual([
       ['local', null],
@@ -84,7 +84,7 @@ describe('variant selection', () => {
   });
 
   test('a test-load that fails is reported, not fatal', () => {
-    const r = testLoad(join(prebuiltRoot, 'prebuilds/linux-x64/tensorrt_node.cpu.napi.musl.node'));
+    const r = testLoad(join(prebuiltRoot, 'prebuilds/linux-x64/tensorrt_node.cpu.musl.node'));
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toMatch(/test-load of .* exited with 1/);
   });

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// `npm run prebuild`: fills prebuilds/<platform>-<arch>/ with one binary per variant,
+// built by prebuildify (node-gyp, binding.gyp) from a staging folder:
+//   tensorrt_node.cpu.napi.glibc.node       always
+//   tensorrt_node.cuda13.napi.glibc.node    where a CUDA 13 toolkit is found
+//   tensorrt_node.cuda12.napi.glibc.node    where a CUDA 12 toolkit is found
+// Toolkits: CUDA_PATH, /usr/local/cuda, /usr/local/cuda-<major>.<minor>. The variant
+// is a file-name tag that src/native/candidates.ts reads (node-gyp-build ignores it).
+// TensorRT providers built alongside (TENSORRT_ROOT_10/11, see README) land beside them.
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { nodeGyp, root, run, stage } from './gyp-stage.mjs';
+
+function toolkitMajor(dir) {
+  try {
+    const text = readFileSync(join(dir, 'include/cuda_runtime_api.h'), 'utf8');
+    const m = /#define\s+CUDART_VERSION\s+(\d+)/.exec(text);
+    return m && existsSync(join(dir, 'lib64/libcudart_static.a')) ? Math.floor(Number(m[1]) / 1000) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+const toolkits = new Map(); // major -> root
+const dirs = [process.env.CUDA_PATH, '/usr/local/cuda'];
+try {
+  for (const d of readdirSync('/usr/local').sort().reverse()) if (/^cuda-\d+\.\d+$/.test(d)) dirs.push(join('/usr/local', d));
+} catch {
+  // no /usr/local
+}
+for (const dir of dirs) {
+  const major = dir ? toolkitMajor(dir) : 0;
+  if (major >= 12 && !toolkits.has(major)) toolkits.set(major, dir);
+}
+
+const require = createRequire(import.meta.url);
+const prebuildify = join(require.resolve('prebuildify/package.json'), '../bin.js');
+const { bin: nodeGypBin, env: baseEnv } = nodeGyp();
+const staging = join(root, 'build-gyp', 'prebuild-stage');
+
+const variants = [['cpu', { TENSORRT_NODE_CUDA: '0' }]];
+for (const [major, dir] of toolkits) variants.push([`cuda${major}`, { CUDA_PATH: dir, TENSORRT_NODE_CUDA: '1' }]);
+
+for (const [variant, extra] of variants) {
+  stage(staging);
+  run(
+    process.execPath,
+    [prebuildify, '--napi', `--target=node@${process.versions.node}`, '--strip', '--tag-libc', `--name=tensorrt_node.${variant}`, `--cwd=${staging}`, `--out=${root}`],
+    { env: { ...baseEnv, ...extra, PREBUILD_NODE_GYP: nodeGypBin } },
+  );
+}
+rmSync(staging, { recursive: true, force: true });
+const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+process.stderr.write(`prebuilds: ${readdirSync(dir).join(', ')}\n`);
