@@ -38,7 +38,7 @@ export function parseNpy(bytes: Uint8Array, path = '(bytes)'): TensorLike {
   const count = dims.reduce((a, d) => a * d, 1);
   const offset = start + headerLen;
   if (bytes.length - offset < count * kind.size) throw npyError(path, `truncated: ${bytes.length - offset} bytes of data for ${count} values`);
-  const copy = bytes.slice(offset, offset + count * kind.size);
+  const copy = new Uint8Array(bytes.subarray(offset, offset + count * kind.size)); // a copy (Buffer.slice would share)
   const data = kind.make(copy.buffer, 0, count);
   if (data instanceof Float64Array) return { data: Float32Array.from(data), dims, type: 'float32' };
   return { data, dims, type: kind.type };
