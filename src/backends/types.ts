@@ -15,6 +15,11 @@ export interface Backend {
   readonly outputs: readonly TensorInfo[];
   /** How many `run` calls can execute at the same time. */
   readonly instances: number;
+  /**
+   * Runs one batch. The engine passes buffers it owns: a backend may transfer them
+   * (e.g. to a worker thread) and, when it settles, may put the same memory back
+   * into `feeds[name].data` so the engine can reuse it.
+   */
   run(feeds: Feeds): Promise<Record<string, TensorLike>>;
   dispose(): Promise<void>;
 }

@@ -7,7 +7,8 @@
  */
 import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
 import type { TensorLike } from '../tensor.js';
-import { mergeBatch, ownFeeds, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
+import { mergeBatch, ownFeeds, recycle, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
+import { BufferPool } from './pool.js';
 
 export interface BatcherOptions {
   /** Largest merged batch; 1 turns merging off. */
@@ -83,6 +84,7 @@ export class DynamicBatcher {
   private scheduled = false;
   private delayTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly pool = new BufferPool();
 
   constructor(options: BatcherOptions, execute: Execute, observer?: BatcherObserver) {
     validateOptions(options);
@@ -289,9 +291,11 @@ export class DynamicBatcher {
     const started = performance.now();
     let outputs: Record<string, TensorLike>;
     try {
-      // Always into buffers of the batch's own: the backend may transfer them to a worker.
-      const feeds = this.options.batchAxis ? mergeBatch(live.map((r) => r.feeds), total) : ownFeeds(live[0]!.feeds);
+      // Always into buffers of the batch's own: the backend may transfer them to a worker
+      // (and hands them back in `feeds` when done, for reuse).
+      const feeds = this.options.batchAxis ? mergeBatch(live.map((r) => r.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
       outputs = await this.execute(feeds);
+      recycle(feeds, this.pool);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       for (const r of live) r.reject(e);

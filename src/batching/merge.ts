@@ -1,5 +1,6 @@
 /** Concatenating requests along axis 0 into one batch, and splitting the results back. */
 import type { TensorDtype, TensorLike, TypedArray } from '../tensor.js';
+import type { BufferPool } from './pool.js';
 
 export interface BatchTensor {
   data: TypedArray;
@@ -7,7 +8,7 @@ export interface BatchTensor {
   type: TensorDtype;
 }
 
-const CTORS: Record<TensorDtype, new (l: number) => TypedArray> = {
+const CTORS: Record<TensorDtype, new (b: ArrayBuffer, o: number, l: number) => TypedArray> = {
   float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
 };
 
@@ -26,13 +27,13 @@ export function sameItemShape(a: Record<string, BatchTensor>, b: Record<string, 
  * One fresh buffer per input holding every request's data in order along axis 0.
  * The buffers belong to the batch, so the backend may transfer them.
  */
-export function mergeBatch(requests: readonly Record<string, BatchTensor>[], total: number): Record<string, BatchTensor> {
+export function mergeBatch(requests: readonly Record<string, BatchTensor>[], total: number, pool?: BufferPool): Record<string, BatchTensor> {
   const first = requests[0]!;
   const merged: Record<string, BatchTensor> = {};
   for (const [name, t] of Object.entries(first)) {
     const dims = [total, ...t.dims.slice(1)];
     const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
-    const out = new CTORS[t.type](total * per);
+    const out = allocate(t.type, total * per, pool);
     let offset = 0;
     for (const r of requests) {
       const src = r[name]!;
@@ -67,8 +68,23 @@ export function splitBatch(outputs: Record<string, TensorLike>, sizes: readonly 
 }
 
 /** A request's tensors copied into buffers of their own (for a request that runs alone). */
-export function ownFeeds(feeds: Record<string, BatchTensor>): Record<string, BatchTensor> {
+export function ownFeeds(feeds: Record<string, BatchTensor>, pool?: BufferPool): Record<string, BatchTensor> {
   const out: Record<string, BatchTensor> = {};
-  for (const [name, t] of Object.entries(feeds)) out[name] = { data: t.data.slice() as TypedArray, dims: [...t.dims], type: t.type };
+  for (const [name, t] of Object.entries(feeds)) {
+    const data = allocate(t.type, t.data.length, pool);
+    (data as unknown as { set(a: ArrayLike<number | bigint>): void }).set(t.data as ArrayLike<number | bigint>);
+    out[name] = { data, dims: [...t.dims], type: t.type };
+  }
   return out;
+}
+
+function allocate(type: TensorDtype, length: number, pool: BufferPool | undefined): TypedArray {
+  const Ctor = CTORS[type];
+  const bytes = length * (Ctor as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+  return new Ctor(pool ? pool.take(bytes) : new ArrayBuffer(bytes), 0, length);
+}
+
+/** Returns a batch's input buffers to the pool (those the backend gave back attached). */
+export function recycle(feeds: Record<string, BatchTensor>, pool: BufferPool): void {
+  for (const t of Object.values(feeds)) pool.give(t.data.buffer);
 }

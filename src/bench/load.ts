@@ -4,7 +4,7 @@
  * `concurrency` requests at once and records the time to the first result. Both
  * watch the event loop's longest stall with perf_hooks.monitorEventLoopDelay.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance as perf } from 'node:perf_hooks';
 import { percentiles, type Percentiles } from '../engine/stats.js';
 
 export type Infer = (index: number) => Promise<unknown>;
@@ -18,6 +18,8 @@ export interface ClosedLoopResult {
   latencyMs: Percentiles;
   /** Longest time the event loop could not run a 1 ms timer, ms. */
   stallMaxMs: number;
+  /** Fraction of the time the event loop was busy (perf_hooks eventLoopUtilization). */
+  eventLoopUtilization: number;
   errors: number;
 }
 
@@ -55,6 +57,7 @@ export async function closedLoop(infer: Infer, inputs: number, concurrency: numb
   const loops = Array.from({ length: concurrency }, worker);
   await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
   const monitor = stallMonitor();
+  const elu0 = perf.eventLoopUtilization();
   measuring = true;
   const start = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -62,6 +65,7 @@ export async function closedLoop(infer: Infer, inputs: number, concurrency: numb
   const elapsed = (performance.now() - start) / 1000;
   stop = true;
   const stallMaxMs = monitor.stop();
+  const elu = perf.eventLoopUtilization(elu0).utilization;
   await Promise.all(loops);
   return {
     concurrency,
@@ -70,6 +74,7 @@ export async function closedLoop(infer: Infer, inputs: number, concurrency: numb
     throughput: latencies.length / elapsed,
     latencyMs: percentiles(latencies),
     stallMaxMs,
+    eventLoopUtilization: elu,
     errors,
   };
 }
@@ -107,4 +112,31 @@ export async function bursts(infer: Infer, inputs: number, concurrency: number, 
     if (first.length >= 1000) break;
   }
   return { concurrency, bursts: first.length, firstResultMs: percentiles(first), lastResultMs: percentiles(last) };
+}
+
+export interface OverheadResult {
+  rounds: number;
+  /** Median over rounds of the engine's p50 latency, ms. */
+  engineP50Ms: number;
+  /** Median over rounds of the raw call's p50 latency, ms. */
+  rawP50Ms: number;
+  /** engineP50Ms / rawP50Ms − 1. */
+  overhead: number;
+}
+
+/**
+ * One request in flight, the engine and the raw call alternating in short rounds
+ * so that both see the same background load; medians of the rounds' p50s.
+ */
+export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number): Promise<OverheadResult> {
+  const e: number[] = [];
+  const r: number[] = [];
+  for (let k = 0; k < rounds; k++) {
+    e.push((await closedLoop(engine, inputs, 1, secondsPerRound, 0.1)).latencyMs.p50);
+    r.push((await closedLoop(raw, inputs, 1, secondsPerRound, 0.1)).latencyMs.p50);
+  }
+  const median = (xs: number[]): number => percentiles(xs).p50;
+  const engineP50Ms = median(e);
+  const rawP50Ms = median(r);
+  return { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1 };
 }

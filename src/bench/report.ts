@@ -23,7 +23,8 @@ export function executiveSummary(r: BenchResults): string[] {
   lines.push(`  ${row('engine FP32', s.fp32)}`);
   if (s.int8) lines.push(`  ${row('engine INT8', s.int8)}`);
   lines.push(`  ${row('onnxruntime-node FP32 (peer)', s.peer)}`);
-  lines.push(`Ratios: FP32 engine vs peer ${x2(s.throughputVsPeer)}, INT8 engine vs peer ${x2(s.int8ThroughputVsPeer)}, INT8 speedup over FP32 ${x2(s.int8Speedup)}; API overhead at 1 in flight ${pct(s.apiOverheadAt1, 1)}`);
+  lines.push(`Ratios: FP32 engine vs peer ${x2(s.throughputVsPeer)}, INT8 engine vs peer ${x2(s.int8ThroughputVsPeer)}, INT8 speedup over FP32 ${x2(s.int8Speedup)}`);
+  lines.push(`API overhead at batch 1, 1 in flight (${r.overhead.engineConfig}, ${r.overhead.rounds} alternating rounds): engine p50 ${ms(r.overhead.engineP50Ms)} vs raw run() ${ms(r.overhead.rawP50Ms)} = ${pct(r.overhead.overhead, 1)}`);
   lines.push('Targets:');
   for (const t of s.targets) lines.push(`  [${t.pass === undefined ? ' n/a' : t.pass ? 'PASS' : 'FAIL'}] ${t.name}: ${t.value}`);
   return lines;
@@ -35,13 +36,13 @@ export function markdown(r: BenchResults): string {
   out.push(`${r.startedAt}, ${r.machine.platform}, ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, onnxruntime-node ${r.machine.onnxruntime}.`, '');
   out.push('## Executive summary', '', '```', ...executiveSummary(r), '```', '');
   out.push('## Load (closed loop, like perf_analyzer)', '');
-  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | mean batch | engine queue µs | engine compute µs |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | loop busy | mean batch | engine queue µs | engine compute µs |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const l of r.levels) {
-    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} |`);
+    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} |`);
   }
   out.push('');
-  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread.', '');
+  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread.', '');
   return out.join('\n');
 }
 

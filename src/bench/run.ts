@@ -12,7 +12,7 @@ import { Engine } from '../engine/engine.js';
 import type { EngineOptions } from '../engine/options.js';
 import type { BackendChoice } from '../backends/select.js';
 import { onnxruntimeVersion } from '../backends/onnxruntime/index.js';
-import { bursts, closedLoop, type BurstResult, type ClosedLoopResult } from './load.js';
+import { bursts, closedLoop, overheadAtOne, type BurstResult, type ClosedLoopResult, type OverheadResult } from './load.js';
 import { renderTextLines, CLS_HEIGHT, CLS_WIDTH, type TextLine } from './text-lines.js';
 import { paddleClsModelPath } from './models.js';
 
@@ -68,6 +68,8 @@ export interface BenchResults {
     fp32BitExactVsPeer: { checked: number; equal: number };
   };
   levels: LevelResult[];
+  /** API overhead at batch 1, 1 in flight: an engine with one instance of the peer's thread count against the raw call. */
+  overhead: OverheadResult & { engineConfig: string };
   summary: Summary;
 }
 
@@ -221,6 +223,27 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     log(`accuracy FP32 ${(fp32Acc * 100).toFixed(2)} %${int8Acc !== undefined ? `, INT8 ${(int8Acc * 100).toFixed(2)} %` : ''}; FP32 engine = peer bit for bit on ${equal}/${checked}`);
   }
 
+  // API overhead at batch 1, 1 in flight, with the same ORT threads on both sides.
+  const sameThreads = fp32.backend.instances === 1 && fp32.backend.threadsPerInstance === peerThreads;
+  const overheadEngine = sameThreads ? fp32 : await Engine.build(modelPath, { ...engineOptions, instances: 1, threadsPerInstance: peerThreads });
+  // The raw call gets the engine's session options (spinning off), so only the API differs.
+  const raw = await ort.InferenceSession.create(modelPath, {
+    intraOpNumThreads: peerThreads, interOpNumThreads: 1, executionMode: 'sequential',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  log('API overhead at 1 in flight (engine and raw run() alternating) ...');
+  const overheadResult = await overheadAtOne(
+    (i) => overheadEngine.infer(loadInputs[i]!),
+    (i) => raw.run({ [inputName]: new ort.Tensor('float32', loadInputs[i]!, [1, ...shape.slice(1)]) }),
+    loadInputs.length,
+    5,
+    Math.max(0.3, o.seconds / 5),
+  );
+  const overhead = { ...overheadResult, engineConfig: `1 worker × ${peerThreads} threads, raw session with the same options` };
+  if (!sameThreads) await overheadEngine.dispose();
+  await raw.release();
+  log(`engine p50 ${overhead.engineP50Ms.toFixed(3)} ms, raw run() p50 ${overhead.rawP50Ms.toFixed(3)} ms: overhead ${(overhead.overhead * 100).toFixed(1)} %`);
+
   // Load: each contender at each concurrency, closed loop then bursts.
   const levels: LevelResult[] = [];
   const contenders: [Contender, (i: number) => Promise<unknown>, Engine | undefined][] = [
@@ -239,13 +262,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         const batches = after.batches - before.batches;
         const items = after.inferences - before.inferences;
         level.meanBatchSize = batches ? items / batches : 0;
-        level.queueUs = after.meanQueueMs * 1000;
-        level.computeUs = after.meanComputeMs * 1000;
+        const requests = after.succeeded - before.succeeded;
+        level.queueUs = requests ? ((after.totalQueueMs - before.totalQueueMs) / requests) * 1000 : 0;
+        level.computeUs = batches ? ((after.totalComputeMs - before.totalComputeMs) / batches) * 1000 : 0;
       }
       levels.push(level);
       log(
         `${name.padEnd(17)} c=${String(c).padStart(2)}  ${loop.throughput.toFixed(1).padStart(8)} req/s  p50 ${loop.latencyMs.p50.toFixed(2)} ms  p99 ${loop.latencyMs.p99.toFixed(2)} ms  ` +
-          `TTFR p99 ${burst.firstResultMs.p99.toFixed(2)} ms  stall ${loop.stallMaxMs.toFixed(1)} ms${level.meanBatchSize ? `  batch ${level.meanBatchSize.toFixed(1)}` : ''}`,
+          `TTFR p99 ${burst.firstResultMs.p99.toFixed(2)} ms  stall ${loop.stallMaxMs.toFixed(1)} ms  ELU ${(loop.eventLoopUtilization * 100).toFixed(0)} %${level.meanBatchSize ? `  batch ${level.meanBatchSize.toFixed(1)}` : ''}`,
       );
     }
   }
@@ -266,7 +290,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     builds: { fp32Ms, ...(int8Build ? { int8: int8Build } : {}) },
     ...(accuracy ? { accuracy } : {}),
     levels,
-    summary: summarize(levels, o.concurrency),
+    overhead,
+    summary: summarize(levels, o.concurrency, overhead),
   };
   delete (results.options as { log?: unknown }).log;
   await fp32.dispose();
@@ -275,14 +300,12 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   return results;
 }
 
-function summarize(levels: LevelResult[], concurrency: number[]): Summary {
+function summarize(levels: LevelResult[], concurrency: number[], overhead: OverheadResult): Summary {
   const top = Math.max(...concurrency);
   const at = (name: Contender, c: number): LevelResult | undefined => levels.find((l) => l.contender === name && l.concurrency === c);
   const fp32 = at('engine-fp32', top);
   const int8 = at('engine-int8', top);
   const peer = at('onnxruntime-node', top);
-  const fp32At1 = at('engine-fp32', 1);
-  const peerAt1 = at('onnxruntime-node', 1);
   const best = int8 && fp32 && int8.throughput > fp32.throughput ? int8 : fp32;
   const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b ? a / b : undefined);
   const s: Summary = {
@@ -293,7 +316,7 @@ function summarize(levels: LevelResult[], concurrency: number[]): Summary {
     ...(ratio(fp32?.throughput, peer?.throughput) !== undefined ? { throughputVsPeer: ratio(fp32?.throughput, peer?.throughput)! } : {}),
     ...(ratio(int8?.throughput, peer?.throughput) !== undefined ? { int8ThroughputVsPeer: ratio(int8?.throughput, peer?.throughput)! } : {}),
     ...(ratio(int8?.throughput, fp32?.throughput) !== undefined ? { int8Speedup: ratio(int8?.throughput, fp32?.throughput)! } : {}),
-    ...(fp32At1 && peerAt1 ? { apiOverheadAt1: fp32At1.latencyMs.p50 / peerAt1.latencyMs.p50 - 1 } : {}),
+    apiOverheadAt1: overhead.overhead,
     targets: [],
   };
   const bestRatio = ratio(best?.throughput, peer?.throughput);

@@ -35,6 +35,9 @@ export interface EngineStats {
   meanQueueMs: number;
   /** Mean time of one execution in the backend (worker round trip included), ms. */
   meanComputeMs: number;
+  /** Sums behind the means (for differences between two snapshots), ms. */
+  totalQueueMs: number;
+  totalComputeMs: number;
   /** Request latency, infer() call to result, ms, successful requests. */
   latencyMs: Percentiles;
   /**
@@ -126,6 +129,8 @@ export class StatsCollector implements BatcherObserver {
       pending,
       meanQueueMs: this.succeeded ? this.queueMsTotal / this.succeeded : 0,
       meanComputeMs: this.batches ? this.computeMsTotal / this.batches : 0,
+      totalQueueMs: this.queueMsTotal,
+      totalComputeMs: this.computeMsTotal,
       latencyMs: percentiles(this.latencies.subarray(0, n)),
       timeToFirstResultMs: this.firstResultAt === undefined ? undefined : this.firstResultAt - this.buildStartedAt,
       buildMs: this.buildMs,

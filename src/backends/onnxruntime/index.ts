@@ -17,6 +17,11 @@ export interface OnnxruntimeBackendOptions {
   instances?: number;
   /** intraOpNumThreads of each session. Default: see `defaultThreading`. */
   threadsPerInstance?: number;
+  /**
+   * Whether ORT's intra-op threads spin while waiting for work (ORT's default: yes).
+   * Spinning threads compete with the JS thread for cores; default off here.
+   */
+  spinning?: boolean;
   /** onnxruntime graph optimization level. Default 'all'. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
@@ -37,7 +42,7 @@ interface WireTensor {
 
 type WorkerMessage =
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
-  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; computeMs: number }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; computeMs: number }
   | { type: 'error'; id: number; message: string };
 
 interface WireInfo {
@@ -47,6 +52,8 @@ interface WireInfo {
 }
 
 interface Pending {
+  /** Where the returned input buffers go back (the caller's feeds). */
+  feeds: Feeds;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -140,6 +147,7 @@ export class OnnxruntimeBackend implements Backend {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+      extra: { session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } } },
     };
     const url = workerUrl();
     const started = Array.from({ length: instances }, () => {
@@ -178,6 +186,11 @@ export class OnnxruntimeBackend implements Backend {
         p.reject(new TensorrtNodeError('EBUILDFAILED', `onnxruntime run failed: ${msg.message}`, { backend: 'onnxruntime' }));
         return;
       }
+      // Put the input memory back into the caller's feeds, for reuse.
+      for (const [name, buffer] of Object.entries(msg.inputs)) {
+        const t = p.feeds[name] as { data: TypedArray } | undefined;
+        if (t) t.data = new CTORS[dtypeOf(t.data)](buffer, t.data.byteOffset, t.data.length);
+      }
       const outputs: Record<string, TensorLike> = {};
       for (const [name, t] of Object.entries(msg.outputs)) {
         const dtype = toDtype(t.type, `output '${name}'`);
@@ -206,8 +219,9 @@ export class OnnxruntimeBackend implements Backend {
 
   /**
    * Runs one (batched) request. The feeds' buffers are transferred to the worker
-   * when a typed array spans its whole ArrayBuffer (the engine's batch buffers
-   * do); any other view is copied once.
+   * (the engine's batch buffers: views from offset 0 of an ArrayBuffer of their
+   * own) and come back into `feeds` when the run settles; any other view is
+   * copied once.
    */
   runTimed(feeds: Feeds): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
@@ -221,15 +235,18 @@ export class OnnxruntimeBackend implements Backend {
     const transfer: ArrayBuffer[] = [];
     for (const [name, t] of Object.entries(feeds)) {
       let data = t.data;
-      const whole = data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-      if (!whole || transfer.includes(data.buffer as ArrayBuffer)) data = data.slice() as TypedArray;
+      const own = data.buffer instanceof ArrayBuffer && data.byteOffset === 0;
+      if (!own || transfer.includes(data.buffer as ArrayBuffer)) {
+        data = data.slice() as TypedArray;
+        (t as { data: TypedArray }).data = data;
+      }
       transfer.push(data.buffer as ArrayBuffer);
       const type = t.type ?? dtypeOf(data);
       wire[name] = { type, dims: [...t.dims], buffer: data.buffer as ArrayBuffer, byteOffset: 0, length: data.length };
     }
     const id = this.nextId++;
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.pending.set(id, { resolve, reject });
+      w.pending.set(id, { feeds, resolve, reject });
       w.worker.postMessage({ type: 'run', id, feeds: wire }, transfer);
     });
   }

@@ -57,13 +57,20 @@ parentPort.on('message', async (msg) => {
     const result = await session.run(feeds);
     const computeMs = performance.now() - started;
     const outputs = {};
+    // The input buffers go back too, for the engine to reuse.
+    const inputs = {};
     const transfer = [];
+    for (const [name, t] of Object.entries(msg.feeds)) {
+      inputs[name] = t.buffer;
+      if (!transfer.includes(t.buffer)) transfer.push(t.buffer);
+    }
     for (const [name, tensor] of Object.entries(result)) {
       const data = tensor.data;
       outputs[name] = { type: tensor.type, dims: tensor.dims, buffer: data.buffer, byteOffset: data.byteOffset, length: data.length };
       if (!transfer.includes(data.buffer)) transfer.push(data.buffer);
     }
-    parentPort.postMessage({ type: 'result', id: msg.id, outputs, computeMs }, transfer);
+
+    parentPort.postMessage({ type: 'result', id: msg.id, outputs, inputs, computeMs }, transfer);
   } catch (err) {
     parentPort.postMessage({ type: 'error', id: msg.id, message: String(err?.message ?? err) });
   }
