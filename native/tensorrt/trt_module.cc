@@ -347,6 +347,17 @@ struct Instance {
   bool graphTried = false;
   int runs = 0;
   bool busy = false;
+
+  Instance() = default;
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+  ~Instance() {
+    if (stream.get() != nullptr) {
+      DeviceScope scope(device);
+      cudaStreamSynchronize(stream.get());  // nothing may still read the staging blocks
+    }
+    for (HostBlock& b : staging) HostPool::Instance().Release(b.data, b.id);
+  }
 };
 
 struct Request;
@@ -363,24 +374,30 @@ struct EngineCore {
   uint64_t calls = 0, zeroCopyInputs = 0, stagedInputs = 0, graphLaunches = 0, graphFallbacks = 0;
 
   ~EngineCore() {
-    for (auto& inst : instances) {
-      DeviceScope scope(inst->device);
-      if (inst->stream.get() != nullptr) cudaStreamSynchronize(inst->stream.get());
-      for (HostBlock& b : inst->staging) HostPool::Instance().Release(b.data, b.id);
-    }
-    instances.clear();  // contexts before engines
+    instances.clear();  // each waits for its stream; contexts go before engines
     engines.clear();
   }
 };
 
-void FinalizeBlock(Napi::Env /*env*/, uint8_t* data, void* hint) {
-  HostPool::Instance().Release(data, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(hint)));
+struct BlockHint {
+  uint64_t id;
+  int64_t bytes;
+};
+
+void FinalizeBlock(Napi::Env env, uint8_t* data, BlockHint* raw) {
+  std::unique_ptr<BlockHint> hint(raw);
+  HostPool::Instance().Release(data, hint->id);
+  Napi::MemoryManagement::AdjustExternalMemory(env, -hint->bytes);
 }
 
-// A Buffer over a pinned pool block; the block returns to the pool when JS collects it.
+// A Buffer over a pinned pool block; the block returns to the pool when JS
+// collects it. Its size is reported to V8 so results prompt collection.
 Napi::Buffer<uint8_t> BlockBuffer(Napi::Env env, const HostBlock& b, std::size_t bytes) {
-  return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(b.data), bytes, FinalizeBlock,
-                                    reinterpret_cast<void*>(static_cast<uintptr_t>(b.id)));
+  auto hint = std::make_unique<BlockHint>(BlockHint{b.id, static_cast<int64_t>(b.capacity)});
+  auto buffer = Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(b.data), bytes, FinalizeBlock, hint.get());
+  Napi::MemoryManagement::AdjustExternalMemory(env, hint->bytes);
+  hint.release();  // owned by the finalizer
+  return buffer;
 }
 
 // Loads the plan on each device and makes the instances: off the JS thread.
@@ -649,7 +666,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
         Napi::Object o = v.As<Napi::Object>();
         Napi::Value data = o.Get("data");
         TnpDims dims{};
-        if (!data.IsTypedArray() && !data.IsDataView()) {
+        if (!data.IsTypedArray()) {
           throw Coded(env, "EINPUT", "input '" + t.name + "': data must be a Buffer or typed array");
         }
         if (!DimsFromJs(o.Get("dims"), &dims) || dims.nb_dims != t.shape.nb_dims) {
@@ -823,7 +840,13 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
 
   static void Complete(Napi::Env env, Napi::Function /*fn*/, Request* raw) {
     std::unique_ptr<Request> req(raw);
-    if (env == nullptr) return;
+    if (env == nullptr) {
+      // The environment is gone: its handles must not be touched on the way out.
+      req->engine.SuppressDestruct();
+      for (auto& r : req->inputs) r.SuppressDestruct();
+      for (auto& r : req->outputs) r.SuppressDestruct();
+      return;
+    }
     TensorrtEngine* self = req->owner;
     std::string failure;
     const cudaError_t e = cudaStreamQuery(req->instance->stream.get());

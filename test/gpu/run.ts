@@ -1,0 +1,331 @@
+/**
+ * The GPU check's measurements (run by scripts/test-gpu.sh on a lent GPU; not
+ * part of `npm test`). The run path is the real one - the addon, the
+ * TensorRT backend, instances, streams, pinned buffers, the thread-safe
+ * completion - with a loopback kernel standing in for the engine where the
+ * TensorRT SDK is absent (native/gpu_check/loopback_provider.cu).
+ *
+ *   node gpu-run.mjs --bandwidth <bare.json> --out <dir> [--driver <text>] [--calls N]
+ *                    [--extra-rows <trt-rows.json> | --tensorrt-skipped <why>] [--dry-run]
+ *   node gpu-run.mjs --tensorrt <mnist dir> --out <dir>     (the TensorRT part alone, with the real SDK:
+ *                    a separate process, since the loader decides once per process)
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createTensorrtBackend, tensorrtAvailability, type TensorrtBackend } from '../../src/backends/tensorrt/index.js';
+import { addonState } from '../../src/native/index.js';
+import { CHECKS, type GpuResults, type Row, failed, formatTable } from './table.js';
+
+const args = parseArgs({
+  options: {
+    bandwidth: { type: 'string' },
+    out: { type: 'string', default: '.' },
+    driver: { type: 'string', default: '' },
+    calls: { type: 'string', default: '100000' },
+    tensorrt: { type: 'string' },
+    'extra-rows': { type: 'string' },
+    'tensorrt-skipped': { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+  },
+}).values;
+
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+const row = (check: string, result: string, status = 'info'): void => {
+  rows.push({ check, result, status });
+  console.error(`[gpu] ${check}: ${result} (${status})`);
+};
+
+const plan = (o: { in: number; out: number; batch?: number; work?: number }): Uint8Array =>
+  new TextEncoder().encode(`tnp-loopback in=${o.in} out=${o.out} batch=${o.batch ?? 0} work=${o.work ?? 0}`);
+
+async function loopback(o: { in: number; out: number; batch?: number; work?: number }, instances = 1, cudaGraphs = false): Promise<TensorrtBackend> {
+  const p = plan(o);
+  // The stand-in provider's "build" passes the plan text through: this runs the build path too.
+  return createTensorrtBackend(p, { instances, cudaGraphs });
+}
+
+const now = (): number => performance.now();
+
+/** Median seconds of `repeats` timings of fn(). */
+async function median(repeats: number, fn: () => Promise<void>): Promise<number> {
+  const t: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const a = now();
+    await fn();
+    t.push((now() - a) / 1000);
+  }
+  t.sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)]!;
+}
+
+/** `total` calls of one(), `inFlight` at a time; returns seconds. */
+async function drive(total: number, inFlight: number, one: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const a = now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < total) await one(next++);
+    }),
+  );
+  return (now() - a) / 1000;
+}
+
+function randomFill(f: Float32Array): void {
+  for (let i = 0; i < f.length; i++) f[i] = Math.fround((Math.random() - 0.5) * 1000);
+}
+
+function expectLoopback(x: Float32Array, y: Float32Array, what: string): void {
+  for (let i = 0; i < y.length; i++) {
+    const want = Math.fround(x[i % x.length]! * 2 + 1);
+    if (y[i] !== want) throw new Error(`${what}: y[${i}] = ${y[i]}, expected ${want}`);
+  }
+}
+
+async function bandwidth(bare: { h2dGBs: number; d2hGBs: number; bytes: number }): Promise<void> {
+  const elems = bare.bytes / 4;
+  for (const dir of ['H2D', 'D2H'] as const) {
+    const b = await loopback(dir === 'H2D' ? { in: elems, out: 1 } : { in: 1, out: elems });
+    const io = b.allocate();
+    const x = new Float32Array(io.inputs.x!.buffer, io.inputs.x!.byteOffset, dir === 'H2D' ? elems : 1);
+    randomFill(x);
+    const feeds = { x: { data: x, dims: [1, x.length] } };
+    const outputs = { y: io.outputs.y! };
+    await b.run(feeds, outputs); // warm-up
+    const copies = 20;
+    const s = await median(5, async () => {
+      for (let i = 0; i < copies; i++) await b.run(feeds, outputs);
+    });
+    const gbs = (bare.bytes * copies) / s / 1e9;
+    const ref = dir === 'H2D' ? bare.h2dGBs : bare.d2hGBs;
+    raw[`addon${dir}GBs`] = gbs;
+    row(CHECKS[dir === 'H2D' ? 1 : 2], `${gbs.toFixed(1)} vs ${ref.toFixed(1)} GB/s (${((gbs / ref) * 100).toFixed(0)}%; ${bare.bytes >> 20} MiB per call, 1 in flight, zero-copy)`, gbs >= 0.8 * ref ? 'ok' : 'FAIL');
+    await b.dispose();
+  }
+}
+
+async function overlap(): Promise<void> {
+  const elems = 4 << 20; // 16 MiB each way
+  const x = new Float32Array(elems);
+  randomFill(x);
+  const feeds = { x: { data: x, dims: [1, elems] } };
+  const result: Record<string, number> = {};
+  for (const work of [0, 400]) {
+    for (const instances of [1, 2]) {
+      const b = await loopback({ in: elems, out: elems, work }, instances);
+      const bufs = Array.from({ length: 8 }, () => b.allocate());
+      bufs.forEach((io) => new Float32Array(io.inputs.x!.buffer, io.inputs.x!.byteOffset, elems).set(x));
+      const run = (i: number): Promise<void> => {
+        const io = bufs[i % bufs.length]!;
+        return b.run({ x: { data: io.inputs.x!, dims: [1, elems] } }, { y: io.outputs.y! }).then(() => undefined);
+      };
+      await drive(8, 8, run);
+      const s = await drive(64, 8, run);
+      result[`work${work}_inst${instances}`] = 64 / s;
+      await b.dispose();
+    }
+  }
+  void feeds;
+  raw.overlapCallsPerS = result;
+  const gain = result.work400_inst2! / result.work400_inst1!;
+  row(
+    CHECKS[3],
+    `${result.work400_inst1!.toFixed(0)} -> ${result.work400_inst2!.toFixed(0)} calls/s (x${gain.toFixed(2)}); copies only: ${result.work0_inst1!.toFixed(0)} -> ${result.work0_inst2!.toFixed(0)}`,
+    gain > 1.1 ? 'ok' : 'FAIL',
+  );
+}
+
+async function latency(calls: number): Promise<void> {
+  const b = await loopback({ in: 1024, out: 1024, batch: 64 }, 4);
+  const x = new Float32Array(1024);
+  randomFill(x);
+  const feeds = { x: { data: x, dims: [1, 1024] } };
+  const r = await b.run(feeds);
+  expectLoopback(x, r.y!.data as Float32Array, 'latency warm-up');
+  const n1 = Math.min(calls, 20000);
+  const s1 = await drive(n1, 1, async () => {
+    await b.run(feeds);
+  });
+  const s64 = await drive(calls, 64, async () => {
+    await b.run(feeds);
+  });
+  raw.usPerCall1 = (s1 / n1) * 1e6;
+  raw.usPerCall64 = (s64 / calls) * 1e6;
+  row(CHECKS[4], `${((s1 / n1) * 1e6).toFixed(1)} us/call (${n1} calls, staged 4 KiB in and out, 4 instances)`, 'info');
+  row(CHECKS[5], `${((s64 / calls) * 1e6).toFixed(2)} us/call, ${(calls / s64).toFixed(0)} calls/s (${calls} calls)`, 'info');
+  await b.dispose();
+}
+
+async function graphs(): Promise<void> {
+  const x = new Float32Array(1024);
+  randomFill(x);
+  const feeds = { x: { data: x, dims: [1, 1024] } };
+  const t: Record<string, number> = {};
+  let stats: Record<string, number> = {};
+  for (const cudaGraphs of [false, true]) {
+    const b = await loopback({ in: 1024, out: 1024 }, 1, cudaGraphs);
+    const r = await b.run(feeds);
+    expectLoopback(x, r.y!.data as Float32Array, 'graphs warm-up');
+    const r2 = await b.run(feeds);
+    expectLoopback(x, r2.y!.data as Float32Array, 'graph replay');
+    const s = await drive(5000, 1, async () => {
+      await b.run(feeds);
+    });
+    t[String(cudaGraphs)] = (s / 5000) * 1e6;
+    if (cudaGraphs) stats = b.stats();
+    await b.dispose();
+  }
+  raw.graphs = { usPlain: t.false, usGraph: t.true, stats };
+  row(CHECKS[6], `plain ${t.false!.toFixed(1)} us, graph ${t.true!.toFixed(1)} us; launches ${stats.graphLaunches}, fallbacks ${stats.graphFallbacks}`, (stats.graphLaunches ?? 0) > 0 ? 'ok' : 'FAIL');
+}
+
+async function zeroCopy(): Promise<void> {
+  const b = await loopback({ in: 4096, out: 4096, batch: 8 }, 2);
+  const io = b.allocate();
+  const x = new Float32Array(io.inputs.x!.buffer, io.inputs.x!.byteOffset, 3 * 4096);
+  randomFill(x);
+  const before = b.stats();
+  const r = await b.run({ x: { data: new Uint8Array(x.buffer, x.byteOffset, x.byteLength), dims: [3, 4096] } }, { y: io.outputs.y! });
+  const after = b.stats();
+  const y = r.y!.data as Float32Array;
+  expectLoopback(x, y, 'zero-copy');
+  const sameMemory = y.buffer === io.outputs.y!.buffer;
+  const zc = (after.zeroCopyInputs ?? 0) - (before.zeroCopyInputs ?? 0);
+  const staged = (after.stagedInputs ?? 0) - (before.stagedInputs ?? 0);
+  row(CHECKS[7], `batch 3 x 4096 exact (2x+1); output in the given Buffer: ${sameMemory}; zero-copy inputs ${zc}, staged ${staged}`, sameMemory && zc === 1 && staged === 0 ? 'ok' : 'FAIL');
+  const plain = new Float32Array(2 * 4096);
+  randomFill(plain);
+  const r2 = await b.run({ x: { data: plain, dims: [2, 4096] } });
+  expectLoopback(plain, r2.y!.data as Float32Array, 'staged');
+  const s2 = b.stats();
+  row(CHECKS[8], `batch 2 x 4096 exact; staged inputs +${(s2.stagedInputs ?? 0) - (after.stagedInputs ?? 0)}`, (s2.stagedInputs ?? 0) - (after.stagedInputs ?? 0) === 1 ? 'ok' : 'FAIL');
+  await b.dispose();
+}
+
+async function leak(calls: number): Promise<void> {
+  const b = await loopback({ in: 256, out: 256, batch: 64 }, 4);
+  const x = new Float32Array(256);
+  randomFill(x);
+  const feeds = { x: { data: x, dims: [1, 256] } };
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const warm = Math.min(10000, Math.floor(calls / 10));
+  await drive(warm, 64, async () => {
+    await b.run(feeds);
+  });
+  gc?.();
+  const rss0 = process.memoryUsage().rss;
+  const dev0 = b.stats().deviceMemoryUsed ?? 0;
+  await drive(calls, 64, async () => {
+    await b.run(feeds);
+  });
+  gc?.();
+  await new Promise((r) => setTimeout(r, 100));
+  gc?.();
+  const rss1 = process.memoryUsage().rss;
+  const dev1 = b.stats().deviceMemoryUsed ?? 0;
+  const rssMb = (rss1 - rss0) / 2 ** 20;
+  const devMb = (dev1 - dev0) / 2 ** 20;
+  raw.leak = { calls, rss0, rss1, dev0, dev1 };
+  row(CHECKS[9], `RSS ${(rss0 / 2 ** 20).toFixed(0)} -> ${(rss1 / 2 ** 20).toFixed(0)} MiB (${rssMb >= 0 ? '+' : ''}${rssMb.toFixed(1)}), device ${devMb >= 0 ? '+' : ''}${devMb.toFixed(1)} MiB over ${calls} calls`, rssMb < 32 && Math.abs(devMb) < 1 ? 'ok' : 'FAIL');
+  await b.dispose();
+}
+
+/** The TensorRT part: MNIST FP32 and the quantizer's Q/DQ INT8 vs ONNX Runtime references made on the CPU. */
+async function tensorrtPart(dir: string): Promise<void> {
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { count: number; models: { name: string; file: string; ref: string; input: string; output: string }[] };
+  const images = new Float32Array(readFileSync(join(dir, 'images.f32')).buffer.slice(0));
+  const labels = new Uint8Array(readFileSync(join(dir, 'labels.u8')));
+  const parts: string[] = [];
+  let ok = true;
+  for (const m of meta.models) {
+    const ref = new Float32Array(readFileSync(join(dir, m.ref)).buffer.slice(0));
+    const t0 = now();
+    const b = await createTensorrtBackend(new Uint8Array(readFileSync(join(dir, m.file))), {});
+    const buildS = (now() - t0) / 1000;
+    let agree = 0, correct = 0, maxDiff = 0;
+    for (let i = 0; i < meta.count; i++) {
+      const x = images.subarray(i * 784, (i + 1) * 784);
+      const r = await b.run({ [m.input]: { data: x, dims: [1, 1, 28, 28] } });
+      const y = r[m.output]!.data as Float32Array;
+      const argmax = (a: ArrayLike<number>, o = 0): number => {
+        let k = 0;
+        for (let j = 1; j < 10; j++) if (a[o + j]! > a[o + k]!) k = j;
+        return k;
+      };
+      const top = argmax(y);
+      if (top === argmax(ref, i * 10)) agree++;
+      if (top === labels[i]) correct++;
+      for (let j = 0; j < 10; j++) maxDiff = Math.max(maxDiff, Math.abs(y[j]! - ref[i * 10 + j]!));
+    }
+    await b.dispose();
+    parts.push(`${m.name}: build ${buildS.toFixed(1)} s, top-1 ${((correct / meta.count) * 100).toFixed(2)}%, agrees with ORT ${((agree / meta.count) * 100).toFixed(2)}%, max |diff| ${maxDiff.toFixed(3)}`);
+    ok = ok && agree / meta.count >= 0.99;
+  }
+  row(CHECKS[10], parts.join('; '), ok ? 'ok' : 'FAIL');
+}
+
+async function main(): Promise<void> {
+  const calls = Number(args.calls);
+  if (args['dry-run']) {
+    // Exercises argument parsing, the addon load and the table on a machine without a GPU.
+    const a = tensorrtAvailability();
+    row(CHECKS[0], `no GPU here: ${a.code ?? 'usable'} - ${a.reason}`, 'pending');
+    for (const c of CHECKS.slice(1)) row(c, 'not measured (dry run)', 'pending');
+    finish({ mode: 'dry-run', rows, raw });
+    return;
+  }
+  const state = addonState();
+  if (!state.loaded) throw state.error;
+  if (args.tensorrt) {
+    const a = tensorrtAvailability();
+    try {
+      if (!a.usable) throw new Error(`${a.code}: ${a.reason}`);
+      await tensorrtPart(args.tensorrt);
+    } catch (e) {
+      row(CHECKS[10], `threw: ${(e as Error).message}`, 'FAIL');
+    }
+    writeFileSync(join(args.out!, 'trt-rows.json'), JSON.stringify(rows));
+    return;
+  }
+  const cuda = state.addon.binding.cudaInfo();
+  const d = cuda.devices[0];
+  const a = tensorrtAvailability();
+  raw.cuda = cuda;
+  raw.availability = a;
+  row(CHECKS[0], d ? `${d.name} sm_${d.computeCapability.replace('.', '')}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB; driver ${args.driver || cuda.driverVersion}; addon ${state.addon.build.variant}` : 'no device', d ? 'info' : 'FAIL');
+  if (!a.usable) {
+    row('backend', `not usable: ${a.code} ${a.reason}`, 'FAIL');
+    finish({ mode: 'gpu', rows, raw });
+    return;
+  }
+  const steps: [string, () => Promise<void>][] = [
+    ['bandwidth', () => bandwidth(JSON.parse(readFileSync(args.bandwidth!, 'utf8')) as { h2dGBs: number; d2hGBs: number; bytes: number })],
+    ['overlap', overlap],
+    ['latency', () => latency(Math.min(calls, 100000))],
+    ['graphs', graphs],
+    ['zero-copy', zeroCopy],
+    ['leak', () => leak(calls)],
+  ];
+  for (const [name, step] of steps) {
+    try {
+      await step();
+    } catch (e) {
+      row(name, `threw: ${(e as Error).message}`, 'FAIL');
+    }
+  }
+  if (args['extra-rows']) {
+    rows.push(...(JSON.parse(readFileSync(args['extra-rows'], 'utf8')) as Row[]));
+  } else {
+    row(CHECKS[10], `skipped: ${args['tensorrt-skipped'] ?? 'no TensorRT part was run'}`, 'skipped');
+  }
+  finish({ mode: 'gpu', rows, raw });
+}
+
+function finish(r: GpuResults): void {
+  writeFileSync(join(args.out!, r.mode === 'gpu' ? 'gpu-results.json' : 'gpu-dry-run.json'), JSON.stringify(r, null, 2));
+  console.log(formatTable(r));
+  if (failed(r)) process.exitCode = 1;
+}
+
+await main();
