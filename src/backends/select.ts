@@ -6,6 +6,7 @@
  */
 import { TensorrtNodeError, type ErrorCode } from '../errors.js';
 import type { BackendName } from './types.js';
+import { tensorrtAvailability as probeTensorrt } from './tensorrt/index.js';
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -22,9 +23,14 @@ export interface TensorrtAvailability {
   code?: ErrorCode;
 }
 
-/** Whether the TensorRT backend can run here. Without its module: not built. */
+/** Whether the TensorRT backend can run here (never throws). */
 export async function tensorrtAvailability(): Promise<TensorrtAvailability> {
-  return { usable: false, reason: 'TensorRT backend not built', code: 'ENOTENSORRT' };
+  try {
+    const a = probeTensorrt();
+    return { usable: a.usable, reason: a.reason, ...(a.code ? { code: a.code } : {}) };
+  } catch (e) {
+    return { usable: false, reason: `TensorRT backend unavailable: ${(e as Error).message}`, code: 'ENOTENSORRT' };
+  }
 }
 
 export async function selectBackend(requested: BackendChoice = 'auto'): Promise<BackendSelection> {

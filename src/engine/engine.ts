@@ -8,6 +8,9 @@ import { TensorrtNodeError, inputError } from '../errors.js';
 import type { Backend, BackendName } from '../backends/types.js';
 import { selectBackend } from '../backends/select.js';
 import { createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
+import {
+  createTensorrtBackend, tensorrtCacheKeyParts, type TensorrtBackendOptions, type TensorrtBuildProgress,
+} from '../backends/tensorrt/index.js';
 import { DynamicBatcher } from '../batching/batcher.js';
 import type { BatchTensor } from '../batching/merge.js';
 import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
@@ -19,6 +22,7 @@ import type { EngineOptions, InferOptions } from './options.js';
 import { prepareModel } from './prepare.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
+import { allocHost } from '../runtime.js';
 
 /** A result tensor: its own dtype and dims, data a view over the batch's output. */
 export interface OutputTensor {
@@ -159,12 +163,11 @@ export class Engine {
     }
     const precision = options.precision ?? 'fp32';
     const selection = await selectBackend(options.backend ?? 'auto');
-    if (selection.name !== 'onnxruntime') {
-      throw new TensorrtNodeError('ENOTENSORRT', `backend '${selection.name}' is not wired into the engine yet`);
-    }
     if (precision === 'fp16') {
-      throw new TensorrtNodeError('EINPUT', "option 'precision': 'fp16' needs the TensorRT backend; ONNX Runtime on the CPU runs 'fp32' or 'int8'", {
-        tensor: 'precision', expected: "'fp32' | 'int8' on onnxruntime", received: 'fp16',
+      // Networks are strongly typed (TensorRT 10/11): the ONNX types are the precision, and
+      // this package has no FP16 conversion yet; ONNX Runtime's CPU kernels have no FP16 path.
+      throw new TensorrtNodeError('EINPUT', `option 'precision': 'fp16' is not supported on ${selection.name}: give an FP16 ONNX model with precision 'fp32', or use 'int8'`, {
+        tensor: 'precision', expected: "'fp32' | 'int8'", received: 'fp16',
       });
     }
 
@@ -215,10 +218,13 @@ export class Engine {
       }
     }
 
-    const impl = await createOnnxruntimeBackend(artifact, {
-      ...(options.instances !== undefined ? { instances: options.instances } : {}),
-      ...(options.threadsPerInstance !== undefined ? { threadsPerInstance: options.threadsPerInstance } : {}),
-    });
+    const impl: Backend & { threadsPerInstance?: number } =
+      selection.name === 'tensorrt'
+        ? await buildTensorrt(artifact, precision, options)
+        : await createOnnxruntimeBackend(artifact, {
+            ...(options.instances !== undefined ? { instances: options.instances } : {}),
+            ...(options.threadsPerInstance !== undefined ? { threadsPerInstance: options.threadsPerInstance } : {}),
+          });
     try {
       const batching = batchingInfo(impl, options);
       const name = options.name ?? (typeof model === 'string' ? basename(model).replace(/\.onnx$/i, '') : 'model');
@@ -229,7 +235,7 @@ export class Engine {
           version: impl.version,
           reason: selection.reason,
           instances: impl.instances,
-          threadsPerInstance: impl.threadsPerInstance,
+          ...(impl.threadsPerInstance !== undefined ? { threadsPerInstance: impl.threadsPerInstance } : {}),
         },
         batching,
         cache,
@@ -268,7 +274,9 @@ export class Engine {
 
   /**
    * Input tensors over memory to fill and pass to infer() again and again, shaped
-   * for `batch` rows (dynamic axes beyond the batch from `shapes`' opt).
+   * for `batch` rows (dynamic axes beyond the batch from `shapes`' opt). The memory
+   * comes from the addon's host pool (pinned where a CUDA device is usable), or
+   * from the JS heap where the addon cannot load.
    */
   allocate(batch = 1): Record<string, HostTensor> {
     if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
@@ -283,7 +291,7 @@ export class Engine {
         throw inputError(info.name, `a 'shapes' option fixing the dynamic axes of ${JSON.stringify(info.shape)}`, 'no shape to allocate for');
       }
       const count = dims.reduce((a, b) => a * b, 1);
-      const buffer = Buffer.alloc(count * elementBytes(info.dtype));
+      const buffer = hostBuffer(count * elementBytes(info.dtype));
       const data = typedArrayFor(info.dtype, 0).constructor as new (b: ArrayBufferLike, o: number, l: number) => TypedArray;
       out[info.name] = { name: info.name, type: info.dtype, dims, buffer, data: new data(buffer.buffer, buffer.byteOffset, count) };
     }
@@ -306,6 +314,49 @@ export class Engine {
       await this.impl.dispose();
     })();
     return this.disposed;
+  }
+}
+
+/**
+ * The TensorRT backend from the (quantized) ONNX artifact, its serialized plan
+ * cached under a key with TensorRT's version and build and the GPU's name and
+ * compute capability (DESIGN.md decision 11).
+ */
+async function buildTensorrt(onnx: Uint8Array, precision: string, options: EngineOptions): Promise<Backend> {
+  const progress = options.onProgress;
+  const trtOptions: TensorrtBackendOptions = {
+    ...(options.shapes ? { shapes: options.shapes } : {}),
+    ...(options.instances !== undefined ? { instances: options.instances } : {}),
+    ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+    ...(progress ? { onProgress: (e: TensorrtBuildProgress) => progress({ stage: `tensorrt:${e.phase}`, done: e.step, total: e.steps }) } : {}),
+  };
+  if (!options.cacheDir) return createTensorrtBackend(onnx, trtOptions);
+  const parts = tensorrtCacheKeyParts(0);
+  const key = cacheKey({
+    modelHash: hashBytes(onnx),
+    options: { precision, shapes: options.shapes ?? null, instances: options.instances ?? 1 },
+    backend: 'tensorrt',
+    backendVersion: String(parts.tensorrtVersion),
+    backendParts: parts,
+  });
+  const found = await loadEntry(options.cacheDir, key, 'plan.bin');
+  if (found.status === 'hit') return createTensorrtBackend(onnx, { ...trtOptions, plan: found.payload });
+  if (found.status === 'corrupt') {
+    process.emitWarning(`tensorrt-node: corrupt TensorRT plan cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
+    await removeEntry(options.cacheDir, key, 'plan.bin');
+  }
+  const backend = await createTensorrtBackend(onnx, trtOptions);
+  await storeEntry(options.cacheDir, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin');
+  return backend;
+}
+
+function hostBuffer(bytes: number): Buffer {
+  try {
+    const b = allocHost(bytes);
+    b.fill(0);
+    return b;
+  } catch {
+    return Buffer.alloc(bytes);
   }
 }
 
