@@ -170,6 +170,8 @@ struct TnpLibrary {
   CreateParserFn createParser = nullptr;
 
   bool atLeast(int32_t minor) const { return version >= NV_TENSORRT_MAJOR * 10000 + minor * 100; }
+  // The factories take void*: pass exactly the ILogger* TensorRT will cast it back to.
+  void* iLogger() { return static_cast<ILogger*>(&logger); }
 };
 
 struct TnpEngine {
@@ -309,7 +311,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     lib->logger.clearErrors();
 
     std::unique_ptr<nvinfer1::IBuilder> builder(
-        static_cast<nvinfer1::IBuilder*>(lib->createBuilder(&lib->logger, NV_TENSORRT_VERSION)));
+        static_cast<nvinfer1::IBuilder*>(lib->createBuilder(lib->iLogger(), NV_TENSORRT_VERSION)));
     if (!builder) return fail(err, TNP_E_LIBRARY, "createInferBuilder failed: " + lib->logger.errors());
 
     // INT8 comes from Q/DQ nodes (explicit quantization), so the network is
@@ -325,7 +327,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     if (!network) return fail(err, TNP_E_BUILD, "createNetworkV2 failed: " + lib->logger.errors());
 
     std::unique_ptr<nvonnxparser::IParser> parser(static_cast<nvonnxparser::IParser*>(
-        lib->createParser(network.get(), &lib->logger, NV_ONNX_PARSER_VERSION)));
+        lib->createParser(static_cast<nvinfer1::INetworkDefinition*>(network.get()), lib->iLogger(), NV_ONNX_PARSER_VERSION)));
     if (!parser) return fail(err, TNP_E_LIBRARY, "createNvOnnxParser failed: " + lib->logger.errors());
     if (!parser->parse(o->onnx, o->onnx_size)) return parseFailure(*parser, lib->logger, err);
 
@@ -433,7 +435,7 @@ TnpStatus engineLoad(TnpLibrary* lib, const void* plan, size_t size, TnpEngine**
     lib->logger.clearErrors();
     auto engine = std::make_unique<TnpEngine>();
     engine->lib = lib;
-    engine->runtime.reset(static_cast<nvinfer1::IRuntime*>(lib->createRuntime(&lib->logger, NV_TENSORRT_VERSION)));
+    engine->runtime.reset(static_cast<nvinfer1::IRuntime*>(lib->createRuntime(lib->iLogger(), NV_TENSORRT_VERSION)));
     if (!engine->runtime) return fail(err, TNP_E_LIBRARY, "createInferRuntime failed: " + lib->logger.errors());
     engine->engine.reset(engine->runtime->deserializeCudaEngine(plan, size));
     if (!engine->engine) {
