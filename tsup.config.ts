@@ -9,6 +9,8 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   shims: true,
+  // Dependencies load from node_modules at run time (native ones cannot be bundled).
+  skipNodeModulesBundle: true,
   // The ONNX Runtime worker is plain JS loaded by path at run time: it sits beside the bundles.
   onSuccess: async () => {
     copyFileSync('src/backends/onnxruntime/onnxruntime-worker.mjs', 'dist/onnxruntime-worker.mjs');
