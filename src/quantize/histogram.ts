@@ -45,17 +45,19 @@ export class AbsHistogram {
       return;
     }
     if (this.width === 0) {
-      this.width = localMax / n;
+      // Slightly wider than max/n so the max falls inside the last bin (no clamping).
+      this.width = (localMax / n) * (1 + 2 ** -20);
       this.bins[0]! += this.pendingZeros;
       this.pendingZeros = 0;
     }
-    while (localMax > this.width * n) this.doubleRange();
-    const inv = 1 / this.width;
+    while (localMax / this.width >= n) this.doubleRange();
+    // Divide (not multiply by 1/width): widths change by powers of two, so bins stay exact under re-binning.
+    const width = this.width;
     const bins = this.bins;
     for (let i = 0; i < data.length; i++) {
       const v = data[i]!;
       if (!Number.isFinite(v)) continue;
-      const idx = Math.floor((v < 0 ? -v : v) * inv);
+      const idx = Math.floor((v < 0 ? -v : v) / width);
       bins[idx < n ? idx : n - 1]! += 1;
     }
   }

@@ -1,27 +1,8 @@
-/** Normalize a model before quantization: node names, folded constant reshapes, opset ≥ 13. */
-import { TensorrtNodeError } from '../errors.js';
+/** Normalize a model before quantization: node names, folded constant reshapes. */
+export { upgradeOpset, MIN_QDQ_OPSET } from './opset.js';
 import { GraphView } from '../onnx/graph.js';
-import { makeTensor, mainOpset, tensorValues } from '../onnx/model.js';
+import { makeTensor, tensorValues } from '../onnx/model.js';
 import { onnx, toNumber, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.js';
-
-/** QuantizeLinear/DequantizeLinear take a per-channel `axis` from opset 13. */
-export const MIN_QDQ_OPSET = 13;
-
-/**
- * Ops whose meaning or signature changed between opset 11 and 13 (inputs that used to
- * be attributes, Softmax's axis semantics): a model using them cannot be relabelled
- * to opset 13 without rewriting them.
- */
-const CHANGED_BEFORE_13: Record<string, number> = {
-  Softmax: 13,
-  LogSoftmax: 13,
-  Hardmax: 13,
-  Split: 13,
-  Squeeze: 13,
-  Unsqueeze: 13,
-  ReduceSum: 13,
-  Dropout: 12,
-};
 
 /** Give every node a unique name (the report and `exclude` refer to nodes by name). */
 export function nameNodes(model: ModelProto): void {
@@ -86,42 +67,6 @@ export function removeUnusedInitializers(model: ModelProto): void {
   graph.initializer = (graph.initializer ?? []).filter((t) => !removed.has(t.name ?? ''));
   // Old IR versions list initializers among the inputs too.
   graph.input = (graph.input ?? []).filter((v) => !removed.has(v.name ?? ''));
-}
-
-/**
- * Relabel an opset 11/12 model as opset 13 where none of its ops changed meaning in
- * between (Conv, MatMul, Add, Relu, MaxPool, Reshape, ... did not); otherwise EMODEL.
- * Returns the opset before and after.
- */
-export function upgradeOpset(model: ModelProto): { from: number; to: number } {
-  const from = mainOpset(model);
-  if (from >= MIN_QDQ_OPSET) return { from, to: from };
-  if (from < 11) {
-    throw new TensorrtNodeError('EMODEL', `opset ${from} is too old to quantize: convert the model to opset 13 or newer (onnx.version_converter)`, { opset: from });
-  }
-  const blocking = new Set<string>();
-  const visit = (g: GraphProto | null | undefined): void => {
-    for (const n of g?.node ?? []) {
-      const since = CHANGED_BEFORE_13[n.opType ?? ''];
-      if ((!n.domain || n.domain === 'ai.onnx') && since !== undefined && from < since) blocking.add(n.opType ?? '');
-      for (const a of n.attribute ?? []) {
-        visit(a.g);
-        for (const sg of a.graphs ?? []) visit(sg);
-      }
-    }
-  };
-  visit(model.graph);
-  if (blocking.size > 0) {
-    throw new TensorrtNodeError(
-      'EMODEL',
-      `opset ${from} model uses ${[...blocking].join(', ')}, which changed in opset 13 (per-channel Q/DQ needs 13): convert it with onnx.version_converter first`,
-      { opset: from },
-    );
-  }
-  for (const o of model.opsetImport ?? []) if (!o.domain || o.domain === 'ai.onnx') o.version = MIN_QDQ_OPSET;
-  // Opset 13 needs IR version 7 or newer.
-  if (toNumber(model.irVersion) < 7) model.irVersion = 7;
-  return { from, to: MIN_QDQ_OPSET };
 }
 
 /** Deep copy of a model. */
