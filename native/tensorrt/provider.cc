@@ -355,13 +355,19 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
       for (int32_t s = 0; s < o->nb_shapes; ++s) {
         if (std::strcmp(o->shapes[s].name, input->getName()) == 0) range = &o->shapes[s];
       }
-      if (range == nullptr) {
-        return fail(err, TNP_E_INVALID, std::string("input '") + input->getName() + "' has dynamic shape " +
-                                            dimsText(dims) + ": give its min/opt/max in `shapes`");
-      }
       nvinfer1::Dims mn{}, op{}, mx{};
-      if (!toTrt(range->min, &mn) || !toTrt(range->opt, &op) || !toTrt(range->max, &mx) ||
-          mn.nbDims != dims.nbDims || op.nbDims != dims.nbDims || mx.nbDims != dims.nbDims) {
+      if (range == nullptr) {
+        bool batchOnly = dims.nbDims > 0 && dims.d[0] < 0;
+        for (int32_t k = 1; k < dims.nbDims; ++k) batchOnly = batchOnly && dims.d[k] >= 0;
+        if (!batchOnly || o->default_batch_max <= 0) {
+          return fail(err, TNP_E_INVALID, std::string("input '") + input->getName() + "' has dynamic shape " +
+                                              dimsText(dims) + ": give its min/opt/max in `shapes`");
+        }
+        mn = op = mx = dims;
+        mn.d[0] = 1;
+        op.d[0] = mx.d[0] = o->default_batch_max;
+      } else if (!toTrt(range->min, &mn) || !toTrt(range->opt, &op) || !toTrt(range->max, &mx) ||
+                 mn.nbDims != dims.nbDims || op.nbDims != dims.nbDims || mx.nbDims != dims.nbDims) {
         return fail(err, TNP_E_INVALID, std::string("shapes for '") + input->getName() + "' must have rank " +
                                             std::to_string(dims.nbDims) + " like " + dimsText(dims));
       }

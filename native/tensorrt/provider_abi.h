@@ -112,6 +112,9 @@ typedef struct TnpBuildOptions {
   size_t timing_cache_size;
   TnpProgressFn progress;          // may be NULL
   void* progress_user;
+  // For a dynamic input without a range whose only dynamic axis is 0: the
+  // profile becomes min 1, opt = max = default_batch_max. 0: such inputs need a range.
+  int64_t default_batch_max;
 } TnpBuildOptions;
 
 // Bytes owned by the provider; release with blob_free.

@@ -302,6 +302,7 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
   job.options.workspace_bytes = ws.IsNumber() ? static_cast<uint64_t>(ws.As<Napi::Number>().Int64Value()) : 0;
   job.options.optimization_level = IntOption(opts, "optimizationLevel", -1);
   job.options.tiling_level = IntOption(opts, "tilingLevel", -1);
+  job.options.default_batch_max = IntOption(opts, "defaultBatchMax", 0);
   job.device = IntOption(opts, "device", 0);
   if (info.Length() > 2 && info[2].IsFunction()) {
     job.onProgress = info[2].As<Napi::Function>();

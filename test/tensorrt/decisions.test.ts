@@ -101,6 +101,13 @@ describe('shapes option', () => {
     expect(nativeShapes(undefined)).toEqual([]);
   });
 
+  it('turns -1 on axis 0 of a fixed shape into 1..maxBatchSize, tuned for the largest batch', () => {
+    expect(nativeShapes({ x: [-1, 3, 48, 192] }, 32)).toEqual([
+      { name: 'x', min: [1, 3, 48, 192], opt: [32, 3, 48, 192], max: [32, 3, 48, 192] },
+    ]);
+    expect(() => nativeShapes({ x: [1, -1, 48] })).toThrow(expect.objectContaining({ code: 'EINPUT' }));
+  });
+
   it('rejects bad ranges with EINPUT naming the input', () => {
     expect(() => nativeShapes({ y: { min: [4, 8], opt: [1, 8], max: [64, 8] } })).toThrow(expect.objectContaining({ code: 'EINPUT', details: expect.objectContaining({ tensor: 'y' }) }));
     expect(() => nativeShapes({ z: { min: [1], opt: [1, 2], max: [1, 2] } })).toThrow(/ranks 1, 2, 2/);

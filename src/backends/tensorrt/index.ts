@@ -45,7 +45,7 @@ export interface TensorrtCacheKeyParts {
   computeCapability: string;
 }
 
-/** min/opt/max of one input, or one fixed shape. */
+/** min/opt/max of one input, or one fixed shape (-1 on axis 0: any batch up to `maxBatchSize`). */
 export type TensorrtShapeRange =
   | readonly number[]
   | { readonly min: readonly number[]; readonly opt: readonly number[]; readonly max: readonly number[] };
@@ -53,6 +53,12 @@ export type TensorrtShapeRange =
 export interface TensorrtBackendOptions {
   /** Optimization profile: a range for every input with dynamic axes. */
   shapes?: Readonly<Record<string, TensorrtShapeRange>>;
+  /**
+   * Largest batch (default 64): the profile of an input whose only dynamic axis is 0 and
+   * that `shapes` leaves out (or gives as a fixed shape with -1 there) is 1..maxBatchSize,
+   * tuned for maxBatchSize (the dynamic batcher's full batches).
+   */
+  maxBatchSize?: number;
   /** Execution contexts per device (default 1), each with its own stream and buffers. */
   instances?: number;
   /** GPU index, or several: each serves `instances` contexts (default 0). */
@@ -236,10 +242,17 @@ function dimsList(v: unknown): v is readonly number[] {
 }
 
 /** `shapes` as the native build takes it (exported for tests). */
-export function nativeShapes(shapes: TensorrtBackendOptions['shapes']): NativeShapeRange[] {
+export function nativeShapes(shapes: TensorrtBackendOptions['shapes'], maxBatchSize = DEFAULT_MAX_BATCH): NativeShapeRange[] {
   if (shapes === undefined) return [];
   return Object.entries(shapes).map(([name, range]) => {
-    if (dimsList(range)) return { name, min: [...range], opt: [...range], max: [...range] };
+    if (dimsList(range)) {
+      if (range.some((d, i) => d < (i === 0 ? -1 : 0))) {
+        throw inputError(name, 'a shape with sizes >= 0 (-1 allowed on axis 0 only)', `[${range}]`, 'shapes entry');
+      }
+      const min = range.map((d) => (d === -1 ? 1 : d));
+      const max = range.map((d) => (d === -1 ? maxBatchSize : d));
+      return { name, min, opt: [...max], max };
+    }
     const r = range as { min?: unknown; opt?: unknown; max?: unknown };
     if (!dimsList(r.min) || !dimsList(r.opt) || !dimsList(r.max)) {
       throw inputError(name, 'a shape (integers) or { min, opt, max }', JSON.stringify(range), 'shapes entry');
@@ -255,6 +268,14 @@ export function nativeShapes(shapes: TensorrtBackendOptions['shapes']): NativeSh
     }
     return { name, min: [...mn], opt: [...op], max: [...mx] };
   });
+}
+
+const DEFAULT_MAX_BATCH = 64;
+
+function maxBatch(options: TensorrtBackendOptions): number {
+  const m = options.maxBatchSize ?? DEFAULT_MAX_BATCH;
+  if (!Number.isInteger(m) || m < 1) throw inputError('maxBatchSize', 'an integer >= 1', String(m), 'option');
+  return m;
 }
 
 function deviceList(device: TensorrtBackendOptions['device']): number[] {
@@ -285,7 +306,8 @@ export async function buildTensorrtPlan(model: Uint8Array, options: TensorrtBack
     result = await p.binding.tensorrtBuild(
       model,
       {
-        shapes: nativeShapes(options.shapes),
+        shapes: nativeShapes(options.shapes, maxBatch(options)),
+        defaultBatchMax: maxBatch(options),
         device,
         ...(options.workspaceBytes !== undefined ? { workspaceBytes: options.workspaceBytes } : {}),
         ...(options.optimizationLevel !== undefined ? { optimizationLevel: options.optimizationLevel } : {}),

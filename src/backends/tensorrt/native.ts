@@ -29,6 +29,8 @@ export interface NativeBuildOptions {
   workspaceBytes?: number;
   optimizationLevel?: number;
   tilingLevel?: number;
+  /** Profile max (and opt) of axis 0 for batch-only dynamic inputs without a range; 0: none. */
+  defaultBatchMax?: number;
   timingCache?: Uint8Array;
   device?: number;
 }
