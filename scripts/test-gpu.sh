@@ -44,15 +44,22 @@ say() { printf '[test:gpu] %s\n' "$*" >&2; }
 
 # Node >= 20 on the PATH, else the binary carried in .gpu-carry/node.xz.
 find_node() {
-  if command -v node >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+  local carried_only="${1:-}"
+  if [ -z "$carried_only" ] && command -v node >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
     say "node $(node -v) at $(command -v node)"
     return 0
   fi
   if [ -f "$carry/node.xz" ]; then
     mkdir -p /tmp/tnp-node/bin
-    xz -dc "$carry/node.xz" > /tmp/tnp-node/bin/node && chmod +x /tmp/tnp-node/bin/node || return 1
+    if command -v xz >/dev/null 2>&1; then
+      xz -dc "$carry/node.xz" > /tmp/tnp-node/bin/node || return 1
+    else  # no xz-utils: Python's lzma reads the same file
+      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$carry/node.xz" /tmp/tnp-node/bin/node || return 1
+    fi
+    chmod +x /tmp/tnp-node/bin/node
     export PATH="/tmp/tnp-node/bin:$PATH"
-    say "node $(node -v) unpacked from .gpu-carry/node.xz (none on this machine)"
+    say "node $(node -v) unpacked from .gpu-carry/node.xz"
     return 0
   fi
   say "no Node.js >= 20 here and no .gpu-carry/node.xz: run 'npm run test:gpu -- --prepare' on the CPU machine and carry .gpu-carry"
@@ -104,6 +111,10 @@ fi
 
 if [ "$mode" = dry-run ]; then
   find_node || say "(dry run: continuing with whatever node is here)"
+  if [ -f "$carry/node.xz" ]; then  # the device machine's path too: unpack the carried node and run it
+    ( PATH="$PATH"; find_node carried && say "carried node runs: $(/tmp/tnp-node/bin/node -e 'console.log(process.version)')" ) ||
+      { say "the carried node does not unpack or run"; exit 1; }
+  fi
   [ -d "$carry" ] && say ".gpu-carry present ($(du -sh "$carry" | cut -f1))" || say ".gpu-carry absent: the device run needs '--prepare' first"
   if [ -n "$(nvcc_bin)" ]; then build_gpu_check 90 || { say "nvcc compile of native/gpu_check failed"; exit 1; }; else say "no nvcc here: gpu_check compile not checked"; fi
   if [ -f "$carry/gpu-run.mjs" ]; then
