@@ -170,6 +170,10 @@ struct TnpLibrary {
   CreateParserFn createParser = nullptr;
 
   bool atLeast(int32_t minor) const { return version >= NV_TENSORRT_MAJOR * 10000 + minor * 100; }
+  // The version the factories are told the caller was compiled against: the
+  // headers', or the library's own where it is older (then only calls it has
+  // are made: newer ones are gated on atLeast()).
+  int32_t factoryVersion() const { return std::min<int32_t>(NV_TENSORRT_VERSION, version); }
   // The factories take void*: pass exactly the ILogger* TensorRT will cast it back to.
   void* iLogger() { return static_cast<ILogger*>(&logger); }
 };
@@ -311,7 +315,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     lib->logger.clearErrors();
 
     std::unique_ptr<nvinfer1::IBuilder> builder(
-        static_cast<nvinfer1::IBuilder*>(lib->createBuilder(lib->iLogger(), NV_TENSORRT_VERSION)));
+        static_cast<nvinfer1::IBuilder*>(lib->createBuilder(lib->iLogger(), lib->factoryVersion())));
     if (!builder) return fail(err, TNP_E_LIBRARY, "createInferBuilder failed: " + lib->logger.errors());
 
     // INT8 comes from Q/DQ nodes (explicit quantization), so the network is
@@ -441,7 +445,7 @@ TnpStatus engineLoad(TnpLibrary* lib, const void* plan, size_t size, TnpEngine**
     lib->logger.clearErrors();
     auto engine = std::make_unique<TnpEngine>();
     engine->lib = lib;
-    engine->runtime.reset(static_cast<nvinfer1::IRuntime*>(lib->createRuntime(lib->iLogger(), NV_TENSORRT_VERSION)));
+    engine->runtime.reset(static_cast<nvinfer1::IRuntime*>(lib->createRuntime(lib->iLogger(), lib->factoryVersion())));
     if (!engine->runtime) return fail(err, TNP_E_LIBRARY, "createInferRuntime failed: " + lib->logger.errors());
     engine->engine.reset(engine->runtime->deserializeCudaEngine(plan, size));
     if (!engine->engine) {
