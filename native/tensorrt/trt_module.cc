@@ -924,10 +924,11 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   if (deviceList.IsArray()) {
     Napi::Array a = deviceList.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) {
-      const int d = a.Get(i).As<Napi::Number>().Int32Value();
+      Napi::Value v = a.Get(i);
+      const int d = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
       if (d < 0 || d >= count) {
-        throw Coded(env, "ENODEVICE", "device " + std::to_string(d) + " does not exist (" + std::to_string(count) +
-                                          " visible)");
+        throw Coded(env, "ENODEVICE", "device " + v.ToString().Utf8Value() + " does not exist (" +
+                                          std::to_string(count) + " visible)");
       }
       devices.push_back(d);
     }
