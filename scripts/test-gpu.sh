@@ -14,9 +14,9 @@
 #                                   native/gpu_check, and the table with every row pending.
 #
 # Options: --calls N (default 100000: the leak check's calls), --out DIR (default $OUT, else build/gpu-check).
-# The TensorRT part runs where the SDK is on the device (TENSORRT_ROOT=<sdk> or libnvinfer.so.10/11
-# on the loader path, with headers under $TENSORRT_ROOT/include): it builds the real providers and
-# compares MNIST FP32 and INT8 engines with ONNX Runtime. Without the SDK the table says so.
+# The TensorRT part runs where TensorRT is on the device (TENSORRT_ROOT=<sdk>, or libnvinfer.so.10/11
+# from ldconfig or pip's tensorrt_libs with headers carried by --prepare): it builds the real providers
+# and compares MNIST FP32 and INT8 engines with ONNX Runtime. Without TensorRT the table says so.
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -96,6 +96,14 @@ if [ "$mode" = prepare ]; then
   cp "$nodeinc"/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} "$carry/node-include/"
   npx esbuild test/gpu/run.ts --bundle --platform=node --format=esm --target=node20 --outfile="$carry/gpu-run.mjs" \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" --log-level=warning || exit 1
+  # Optional: TensorRT headers for a device machine that has the libraries but no SDK
+  # (TNP_TRT_HEADERS_10=/path/include TNP_TRT_HEADERS_11=/path/include). Never committed.
+  for major in 10 11; do
+    var="TNP_TRT_HEADERS_$major"
+    if [ -n "${!var:-}" ]; then
+      rm -rf "$carry/trt-include-$major" && cp -r "${!var}" "$carry/trt-include-$major" && say "carrying TensorRT $major headers from ${!var}"
+    fi
+  done
   if [ -d ../shared/data/mnist ]; then
     node --import tsx test/gpu/prepare.ts ../shared/data/mnist "$carry/mnist" || exit 1
   else
@@ -136,12 +144,25 @@ say "GPU: $gpu (sm_$arch)"
 # The addon, with CUDA, by plain CMake (cmake-js would fetch Node's headers; they are carried).
 nodeinc="$carry/node-include"
 [ -f "$nodeinc/node_api.h" ] || nodeinc="$(node -p "require('path').join(process.execPath, '..', '..', 'include', 'node')")"
+# TensorRT: an SDK at TENSORRT_ROOT, or libraries on the loader path (ldconfig, or pip's
+# tensorrt_libs) with headers carried in .gpu-carry/trt-include-<major> (see --prepare).
 trt_args=()
 trt_sdk=""
 if [ -n "${TENSORRT_ROOT:-}" ] && [ -f "$TENSORRT_ROOT/include/NvInfer.h" ]; then
   trt_sdk="$TENSORRT_ROOT"
   trt_args=(-DTENSORRT_ROOT="$TENSORRT_ROOT")
   export LD_LIBRARY_PATH="$TENSORRT_ROOT/lib:${LD_LIBRARY_PATH:-}"
+else
+  pylibs="$(python3 -c 'import os, tensorrt_libs; print(os.path.dirname(tensorrt_libs.__file__))' 2>/dev/null || true)"
+  [ -n "$pylibs" ] && export LD_LIBRARY_PATH="$pylibs:${LD_LIBRARY_PATH:-}"
+  for major in 11 10; do
+    if { ldconfig -p 2>/dev/null | grep -q "libnvinfer.so.$major " || ls "$pylibs"/libnvinfer.so.$major* >/dev/null 2>&1; } &&
+       [ -f "$carry/trt-include-$major/NvInfer.h" ]; then
+      trt_sdk="libnvinfer.so.$major"
+      trt_args=(-DTENSORRT_INCLUDE_DIR_$major="$carry/trt-include-$major")
+      break
+    fi
+  done
 fi
 cmake -S . -B "$work/cmake" -DCMAKE_BUILD_TYPE=Release -DTNP_CUDA=ON -DCMAKE_JS_INC="$nodeinc" \
   -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$work/addon" "${trt_args[@]}" > "$out/cmake-configure.log" 2>&1 ||
@@ -158,7 +179,7 @@ runner=(node --expose-gc "$carry/gpu-run.mjs")
 [ -f "$carry/gpu-run.mjs" ] || { say "missing .gpu-carry/gpu-run.mjs: run --prepare on the CPU machine"; exit 1; }
 
 # The TensorRT part, with the real SDK, in its own process (the loader decides once per process).
-trt_flag=(--tensorrt-skipped "the TensorRT SDK is not on this machine (set TENSORRT_ROOT to an unpacked SDK to run it)")
+trt_flag=(--tensorrt-skipped "no TensorRT on this machine (TENSORRT_ROOT=<SDK>, or libnvinfer on the loader path with headers carried by --prepare)")
 if [ -n "$trt_sdk" ] && [ -d "$carry/mnist" ]; then
   set +e
   TENSORRT_NODE_ADDON_PATH="$addon" "${runner[@]}" --tensorrt "$carry/mnist" --out "$out"
