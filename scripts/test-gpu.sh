@@ -172,7 +172,7 @@ addon="$work/addon/tensorrt_node.node"
 say "addon built: $addon"
 build_gpu_check "$arch"
 
-"$work/bandwidth" $((64 << 20)) 20 7 > "$out/bare-bandwidth.json"
+"$work/bandwidth" $((64 << 20)) 20 7 > "$out/bare-bandwidth.json" || { say "bandwidth probe failed: $(cat "$out/bare-bandwidth.json")"; exit 1; }
 say "bare cudaMemcpyAsync: $(cat "$out/bare-bandwidth.json")"
 
 runner=(node --expose-gc "$carry/gpu-run.mjs")
