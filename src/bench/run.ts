@@ -85,6 +85,19 @@ export interface Summary {
   targets: { name: string; value: string; pass: boolean | undefined }[];
 }
 
+/** Logs each new build stage once, with its progress when known. */
+function phaseLogger(log: (line: string) => void): (e: { stage: string; done?: number; total?: number }) => void {
+  let last = '';
+  let lastAt = 0;
+  return (e) => {
+    const now = performance.now();
+    if (e.stage === last && now - lastAt < 5000) return;
+    last = e.stage;
+    lastAt = now;
+    log(`  ${e.stage}${e.done !== undefined ? ` ${e.done}${e.total !== undefined ? `/${e.total}` : ''}` : ''}`);
+  };
+}
+
 function argmax2(d: ArrayLike<number>, row: number): number {
   return d[row * 2 + 1]! > d[row * 2]! ? 1 : 0;
 }
@@ -156,6 +169,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         calibration,
         ...(validation ? { validation, maxAccuracyDrop: 0.01 } : {}),
         cacheDir,
+        onProgress: phaseLogger(log),
       };
       log(`building the INT8 engine (calibration: ${calibration.length} samples${validation ? ', validation: 200 lines, max drop 1 pt' : ''}) ...`);
       t0 = performance.now();
