@@ -13,7 +13,7 @@ import { checkFeeds, iterate, modelInputs, type ModelInput } from './feeds.js';
 import { computeAmax, type CalibrationMethod } from './methods.js';
 import { planPlacement, type PlacementPlan } from './placement.js';
 import { insertQdq, type QuantizedTensor } from './qdq.js';
-import { cloneModel, foldConstantReshapes, nameNodes, upgradeOpset } from './prepare.js';
+import { cloneModel, constantsToInitializers, foldConstantReshapes, nameNodes, upgradeOpset } from './prepare.js';
 import { makeEvaluator, type ValidationMetric, type ValidationSample } from './validate.js';
 
 export type { CalibrationMethod } from './methods.js';
@@ -208,6 +208,7 @@ async function prepareModel(model: string | Uint8Array): Promise<ModelProto> {
   const read = await readModel(model);
   const prepared = cloneModel(read);
   nameNodes(prepared);
+  constantsToInitializers(prepared);
   foldConstantReshapes(prepared);
   return prepared;
 }

@@ -2,7 +2,7 @@
 export { upgradeOpset, MIN_QDQ_OPSET } from './opset.js';
 import { GraphView } from '../onnx/graph.js';
 import { makeTensor, tensorValues } from '../onnx/model.js';
-import { onnx, toNumber, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { onnx, toNumber, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 
 /** Give every node a unique name (the report and `exclude` refer to nodes by name). */
 export function nameNodes(model: ModelProto): void {
@@ -19,6 +19,28 @@ export function nameNodes(model: ModelProto): void {
     seen.add(name);
     n.name = name;
   });
+}
+
+/**
+ * Turn Constant nodes into initializers (paddle2onnx and others emit weights as
+ * Constant nodes), so that weights are recognized as weights.
+ */
+export function constantsToInitializers(model: ModelProto): void {
+  const graph = model.graph!;
+  const outputs = new Set((graph.output ?? []).map((o) => o.name));
+  const keep: NodeProto[] = [];
+  const added: TensorProto[] = [];
+  for (const n of graph.node ?? []) {
+    const value = n.opType === 'Constant' && (!n.domain || n.domain === 'ai.onnx') ? (n.attribute ?? []).find((a) => a.name === 'value')?.t : undefined;
+    const out = n.output?.[0];
+    if (!value || !out || outputs.has(out) || (n.attribute ?? []).length !== 1) {
+      keep.push(n);
+      continue;
+    }
+    added.push(onnx.TensorProto.create({ ...value, name: out }));
+  }
+  graph.node = keep;
+  graph.initializer = [...(graph.initializer ?? []), ...added];
 }
 
 /**

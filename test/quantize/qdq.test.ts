@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GraphView } from '../../src/onnx/graph.js';
 import { decodeModel, tensorValues } from '../../src/onnx/model.js';
-import { toNumber, type ModelProto } from '../../src/onnx/proto.js';
+import { onnx, toNumber, type ModelProto } from '../../src/onnx/proto.js';
 import { quantize } from '../../src/quantize/index.js';
 import { quantizeWeight } from '../../src/quantize/qdq.js';
 import { buildModel, convReluMatMul, node, random, randomArray, tensor, withAttrs } from './graphs.js';
@@ -103,6 +103,26 @@ describe('Q/DQ model against a float re-computation of fake quantization', () =>
     for (const t of m.graph!.initializer!) if (t.name!.endsWith('zero_point')) expect([...(tensorValues(t) as Int8Array)].every((v) => v === 0)).toBe(true);
     expect(m.graph!.initializer!.find((t) => t.name === 'w1_quantized')!.dataType).toBe(3); // INT8
     expect(m.graph!.initializer!.some((t) => t.name === 'w1')).toBe(false);
+  });
+});
+
+describe('weights given as Constant nodes', () => {
+  it('are recognized as weights and quantized per channel', async () => {
+    const rand = random(12);
+    const w = randomArray(3 * 2 * 9, rand);
+    const constant = node('Constant', [], ['w'], 'w_const');
+    constant.attribute = [onnx.AttributeProto.create({ name: 'value', t: tensor('', w, [3, 2, 3, 3]), type: onnx.AttributeProto.AttributeType.TENSOR })];
+    const bytes = buildModel({
+      nodes: [constant, withAttrs(node('Conv', ['x', 'w'], ['y'], 'conv'), { pads: [1, 1, 1, 1] })],
+      initializers: [],
+      inputs: [{ name: 'x', dims: [1, 2, 4, 4] }],
+      outputs: [{ name: 'y', dims: [1, 3, 4, 4] }],
+    });
+    const { report } = await quantize(bytes, { calibration: [{ x: { data: randomArray(32, rand), dims: [1, 2, 4, 4] } }], method: 'max' });
+    const weight = report.tensors.find((t) => t.name === 'w')!;
+    expect(weight.kind).toBe('weight');
+    expect(weight.axis).toBe(0);
+    expect(weight.scale).toEqual([...quantizeWeight(w, [3, 2, 3, 3], 0).scales]);
   });
 });
 
