@@ -27,6 +27,12 @@ export interface BenchOptions {
   int8: boolean;
   calibrationSamples: number;
   evalSamples: number;
+  /**
+   * With a value (accuracy points, e.g. 1), INT8 is validated on 200 more lines and the
+   * quantizer keeps the most sensitive layers in float until the drop is within it.
+   * Costly (a sensitivity pass per layer); off by default: the held-out accuracy is measured anyway.
+   */
+  maxDropPt?: number;
   backend: BackendChoice;
   instances?: number;
   threadsPerInstance?: number;
@@ -56,7 +62,18 @@ export interface BenchResults {
   engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; batching: string; peerThreads: number };
   builds: {
     fp32Ms: number;
-    int8?: { firstMs: number; cachedMs: number; cachedFraction: number; quantizedNodes: number; keptInFloat: number; method: string } | { error: string };
+    int8?:
+      | {
+          firstMs: number;
+          cachedMs: number;
+          cachedFraction: number;
+          quantizedNodes: number;
+          keptInFloat: number;
+          method: string;
+          quantizerMs?: { total: number; calibration: number; validation: number };
+          validation?: { samples: number; float: number; int8: number; withinBudget: boolean };
+        }
+      | { error: string };
   };
   accuracy?: {
     samples: number;
@@ -157,7 +174,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       const calibration = (isCls ? renderTextLines(o.calibrationSamples, 1).map((l) => l.data) : loadInputs).map((data) => ({
         [inputName]: { data, dims: [1, ...shape.slice(1)] },
       }));
-      const validation = isCls
+      const validation = isCls && o.maxDropPt !== undefined
         ? {
             data: renderTextLines(200, 2_000_000).map((l) => ({ feeds: { [inputName]: { data: l.data, dims: [1, ...shape.slice(1)] } }, label: l.label })),
             metric: 'top1' as const,
@@ -167,11 +184,11 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         ...engineOptions,
         precision: 'int8',
         calibration,
-        ...(validation ? { validation, maxAccuracyDrop: 0.01 } : {}),
+        ...(validation ? { validation, maxAccuracyDrop: o.maxDropPt! / 100 } : {}),
         cacheDir,
         onProgress: phaseLogger(log),
       };
-      log(`building the INT8 engine (calibration: ${calibration.length} samples${validation ? ', validation: 200 lines, max drop 1 pt' : ''}) ...`);
+      log(`building the INT8 engine (calibration: ${calibration.length} samples${validation ? `, validation: 200 lines, max drop ${o.maxDropPt} pt` : ''}) ...`);
       t0 = performance.now();
       const first = await Engine.build(modelPath, options);
       const firstMs = performance.now() - t0;
@@ -188,6 +205,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         quantizedNodes: report?.quantizedNodes.length ?? 0,
         keptInFloat: report?.keptInFloat.length ?? 0,
         method: report?.method ?? 'entropy',
+        ...(report ? { quantizerMs: report.timeMs } : {}),
+        ...(report?.validation
+          ? { validation: { samples: report.validation.samples, float: report.validation.float, int8: report.validation.int8, withinBudget: report.validation.withinBudget } }
+          : {}),
       };
     } catch (e) {
       const err = e as { code?: string; message?: string };

@@ -37,6 +37,7 @@ export function register(program: Command): void {
     .option('--no-int8', 'skip the INT8 engine')
     .option('--calibration-samples <n>', 'INT8 calibration lines', positive, 200)
     .option('--eval-samples <n>', 'held-out lines for accuracy', positive, 1000)
+    .option('--max-drop <pt>', 'validate INT8 on 200 more lines and keep sensitive layers in float until the accuracy drop is within this many points (slow)', positive)
     .option('--backend <name>', "'auto', 'tensorrt' or 'onnxruntime'", 'auto')
     .option('--instances <n>', 'engine instances (worker threads on ONNX Runtime)', positive)
     .option('--threads <n>', 'ONNX Runtime intra-op threads per instance', positive)
@@ -56,6 +57,7 @@ export function register(program: Command): void {
         int8: opts.int8 as boolean,
         calibrationSamples: Math.round(opts.calibrationSamples as number),
         evalSamples: Math.round(opts.evalSamples as number),
+        ...(opts.maxDrop !== undefined ? { maxDropPt: opts.maxDrop as number } : {}),
         backend: opts.backend as BackendChoice,
         ...(opts.instances !== undefined ? { instances: Math.round(opts.instances as number) } : {}),
         ...(opts.threads !== undefined ? { threadsPerInstance: Math.round(opts.threads as number) } : {}),
