@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cacheKey } from '../../src/cache/key.js';
-import { cacheKeyPartsFrom, decideAvailability, nativeShapes } from '../../src/backends/tensorrt/index.js';
+import { cacheKeyPartsFrom, decideAvailability, fromNative, nativeShapes } from '../../src/backends/tensorrt/index.js';
 import type { NativeCudaInfo, NativeTensorrtInfo } from '../../src/native/binding.js';
 import type { NativeTensorrtProvider } from '../../src/backends/tensorrt/native.js';
 
@@ -112,5 +112,22 @@ describe('shapes option', () => {
     expect(() => nativeShapes({ y: { min: [4, 8], opt: [1, 8], max: [64, 8] } })).toThrow(expect.objectContaining({ code: 'EINPUT', details: expect.objectContaining({ tensor: 'y' }) }));
     expect(() => nativeShapes({ z: { min: [1], opt: [1, 2], max: [1, 2] } })).toThrow(/ranks 1, 2, 2/);
     expect(() => nativeShapes({ w: [1.5, 2] })).toThrow(expect.objectContaining({ code: 'EINPUT' }));
+  });
+});
+
+describe('native errors', () => {
+  it('a parser failure becomes EBUILDFAILED naming the ONNX node, operator and TensorRT\'s message', () => {
+    const native = Object.assign(new Error('TensorRT build failed: ONNX parser: Assertion failed: axis is out of range'), {
+      code: 'EBUILDFAILED', status: 4, node: 7, nodeName: 'Reshape_7', opType: 'Reshape',
+    });
+    const e = fromNative(native, 'EBUILDFAILED');
+    expect(e).toMatchObject({ name: 'TensorrtNodeError', code: 'EBUILDFAILED', details: { node: 7, nodeName: 'Reshape_7', opType: 'Reshape' } });
+    expect(e.message).toBe("TensorRT build failed: ONNX parser: Assertion failed: axis is out of range (ONNX node #7 'Reshape_7', op Reshape)");
+    expect(e.cause).toBe(native);
+  });
+
+  it('keeps known codes and maps unknown ones to the fallback', () => {
+    expect(fromNative(Object.assign(new Error('x'), { code: 'EINPUT' }), 'ENODEVICE').code).toBe('EINPUT');
+    expect(fromNative(Object.assign(new Error('cudaErrorLaunchFailure'), { code: 'WHATEVER' }), 'ENODEVICE').code).toBe('ENODEVICE');
   });
 });

@@ -331,8 +331,11 @@ export async function buildTensorrtPlan(model: Uint8Array, options: TensorrtBack
 
 const KNOWN_CODES: readonly ErrorCode[] = ['ENOTENSORRT', 'ENODEVICE', 'ECUDAVERSION', 'EBUILDFAILED', 'EINPUT', 'EDISPOSED'];
 
-/** A native error (with .code, and .node/.nodeName/.opType for parser failures) as a TensorrtNodeError. */
-function fromNative(e: unknown, fallback: ErrorCode): TensorrtNodeError {
+/**
+ * A native error (with .code, and .node/.nodeName/.opType for parser failures) as a
+ * TensorrtNodeError; unknown codes become `fallback` (exported for tests).
+ */
+export function fromNative(e: unknown, fallback: ErrorCode): TensorrtNodeError {
   if (e instanceof TensorrtNodeError) return e;
   const n = e as { message?: string; code?: string; node?: number; nodeName?: string; opType?: string };
   const code = KNOWN_CODES.includes(n.code as ErrorCode) ? (n.code as ErrorCode) : fallback;
