@@ -385,7 +385,10 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
       preferredBatchSizes: [],
     };
   }
-  const maxBatchSize = requested ?? 64;
+  // On the CPU, per-item speed falls off a cliff once a batch's activations leave the
+  // caches (PaddleOCR cls, 2 cores: batch 16 ran 27 ms, batch 32 94 ms, batch 64 317 ms;
+  // bench/engine-batch-size.ts); GPUs keep gaining up to larger batches.
+  const maxBatchSize = requested ?? (impl.name === 'onnxruntime' ? 16 : 64);
   if (maxBatchSize === 1) return { enabled: false, batchAxis: true, reason: 'maxBatchSize is 1: requests run one at a time', maxBatchSize: 1, ...common };
   return { enabled: true, batchAxis: true, reason: 'every input and output has a dynamic axis 0: requests merge along it', maxBatchSize, ...common };
 }

@@ -42,7 +42,7 @@ export interface EngineOptions {
   instances?: number;
   /** ONNX Runtime intra-op threads per instance. */
   threadsPerInstance?: number;
-  /** Largest merged batch (default 64 for a model with a batch axis; 1 turns merging off). */
+  /** Largest merged batch (default 16 on onnxruntime, 64 on tensorrt; 1 turns merging off). */
   maxBatchSize?: number;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */
   maxQueueDelayMs?: number;
