@@ -388,7 +388,16 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
   // On the CPU, per-item speed falls off a cliff once a batch's activations leave the
   // caches (PaddleOCR cls, 2 cores: batch 16 ran 27 ms, batch 32 94 ms, batch 64 317 ms;
   // bench/engine-batch-size.ts); GPUs keep gaining up to larger batches.
-  const maxBatchSize = requested ?? (impl.name === 'onnxruntime' ? 16 : 64);
+  let maxBatchSize = requested ?? (impl.name === 'onnxruntime' ? 16 : 64);
+  // A shape range caps the batch: a merged batch must stay within every input's max on axis 0.
+  for (const [name, range] of Object.entries(shapes)) {
+    const max = Array.isArray(range) ? undefined : (range as { max: readonly number[] }).max[0];
+    if (max === undefined || max < 1) continue;
+    if (requested !== undefined && requested > max) {
+      throw inputError('maxBatchSize', `at most ${max}, the max of shapes.${name} on axis 0`, String(requested), 'option');
+    }
+    maxBatchSize = Math.min(maxBatchSize, max);
+  }
   if (maxBatchSize === 1) return { enabled: false, batchAxis: true, reason: 'maxBatchSize is 1: requests run one at a time', maxBatchSize: 1, ...common };
   return { enabled: true, batchAxis: true, reason: 'every input and output has a dynamic axis 0: requests merge along it', maxBatchSize, ...common };
 }

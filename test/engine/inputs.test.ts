@@ -90,6 +90,25 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     expect(await engine.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="OTHER"\} [1-9]/);
   });
 
+  it('a shape range bounds dims and caps the merged batch', async () => {
+    const ranged = await Engine.build(CLS_MODEL, {
+      backend: 'onnxruntime', instances: 1, threadsPerInstance: 1,
+      shapes: { x: { min: [1, 3, 48, 192], opt: [1, 3, 48, 192], max: [4, 3, 48, 192] } },
+    });
+    try {
+      expect(ranged.batching.maxBatchSize).toBe(4);
+      const e = await failure(ranged.infer(clsInput(1, 5)));
+      expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'shape within [1,3,48,192]..[4,3,48,192]', received: 'shape [5,3,48,192]' } });
+      const r = await ranged.infer(clsInput(1, 4));
+      expect(r['softmax_0.tmp_0']!.dims).toEqual([4, 2]);
+    } finally {
+      await ranged.dispose();
+    }
+    await expect(Engine.build(CLS_MODEL, {
+      backend: 'onnxruntime', maxBatchSize: 8, shapes: { x: { min: [1, 3, 48, 192], opt: [1, 3, 48, 192], max: [4, 3, 48, 192] } },
+    })).rejects.toMatchObject({ code: 'EINPUT', details: { tensor: 'maxBatchSize' } });
+  });
+
   it('use after dispose gives EDISPOSED', async () => {
     const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
     await e.dispose();
