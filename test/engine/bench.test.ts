@@ -1,0 +1,55 @@
+/** The main job end to end on a short run: real model, real renderer, all three outputs. */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runBench, type BenchResults } from '../../src/bench/run.js';
+import { executiveSummary, writeReports } from '../../src/bench/report.js';
+import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
+
+const out = mkdtempSync(join(tmpdir(), 'trtn-bench-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('bench', () => {
+  it('renders the same lines for the same seed, different ones for another, half turned', () => {
+    const a = renderTextLines(20, 7);
+    const b = renderTextLines(20, 7);
+    const c = renderTextLines(20, 8);
+    expect(a.map((l) => l.text)).toEqual(b.map((l) => l.text));
+    expect(a[0]!.data).toEqual(b[0]!.data);
+    expect(a.map((l) => l.text)).not.toEqual(c.map((l) => l.text));
+    expect(a[0]!.data.length).toBe(CLS_SAMPLE);
+    const turned = renderTextLines(200, 1).filter((l) => l.label === 1).length;
+    expect(turned).toBeGreaterThan(60);
+    expect(turned).toBeLessThan(140);
+  });
+
+  it('runs FP32 against the peer and writes Markdown, JSON and perf_analyzer CSV', async () => {
+    const lines: string[] = [];
+    const r: BenchResults = await runBench({
+      concurrency: [1, 4], seconds: 0.3, burstSeconds: 0.1, int8: false, calibrationSamples: 10, evalSamples: 64,
+      backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, peerThreads: 1, log: (l) => lines.push(l),
+    });
+    // The FP32 engine is the peer's model run elsewhere: same bits, and the classifier reads the rendered lines.
+    expect(r.accuracy!.fp32BitExactVsPeer.equal).toBe(r.accuracy!.fp32BitExactVsPeer.checked);
+    expect(r.accuracy!.fp32).toBeGreaterThan(0.9);
+    expect(r.levels.map((l) => `${l.contender}@${l.concurrency}`)).toEqual([
+      'engine-fp32@1', 'onnxruntime-node@1', 'engine-fp32@4', 'onnxruntime-node@4',
+    ]);
+    for (const l of r.levels) {
+      expect(l.requests).toBeGreaterThan(0);
+      expect(l.errors).toBe(0);
+    }
+    expect(r.summary.targets.length).toBe(4);
+    const files = await writeReports(r, out);
+    expect(files.map((f) => f.slice(out.length + 1)).sort()).toEqual([
+      'bench.json', 'bench.md', 'perf_analyzer-engine-fp32.csv', 'perf_analyzer-onnxruntime-node.csv',
+    ]);
+    const csv = readFileSync(join(out, 'perf_analyzer-engine-fp32.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toMatch(/^Concurrency,Inferences\/Second,Client Send,.*,p50 latency,p90 latency,p95 latency,p99 latency,Avg latency$/);
+    expect(csv.slice(1).map((row) => row.split(',')[0])).toEqual(['1', '4']);
+    expect(JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')).model.name).toBe('ch_ppocr_mobile_v2.0_cls_infer.onnx');
+    expect(readFileSync(join(out, 'bench.md'), 'utf8')).toContain('## Executive summary');
+    expect(executiveSummary(r).join('\n')).toMatch(/API overhead at batch 1/);
+  });
+});
