@@ -36,36 +36,42 @@
           "libraries": ["-ldl"]
         }]
       ]
+    },
+    {
+      "target_name": "tensorrt_node_provider_trt10",
+      "conditions": [
+        ["tnp_provider10==1", {
+          "type": "shared_library",
+          "product_prefix": "",
+          "product_dir": "<(PRODUCT_DIR)",
+          "sources": ["<!@(node scripts/gyp-config.cjs sources provider)"],
+          "defines": ["TNP_TRT_MAJOR=10"],
+          "cflags_cc": ["-isystem", "<(tnp_trt10_include)", "-isystem", "<(tnp_cuda_root)/include", "-Werror"],
+          "include_dirs": ["native"],
+          "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map"],
+          "libraries": ["-ldl"]
+        }, {
+          "type": "none"
+        }]
+      ]
+    },
+    {
+      "target_name": "tensorrt_node_provider_trt11",
+      "conditions": [
+        ["tnp_provider11==1", {
+          "type": "shared_library",
+          "product_prefix": "",
+          "product_dir": "<(PRODUCT_DIR)",
+          "sources": ["<!@(node scripts/gyp-config.cjs sources provider)"],
+          "defines": ["TNP_TRT_MAJOR=11"],
+          "cflags_cc": ["-isystem", "<(tnp_trt11_include)", "-isystem", "<(tnp_cuda_root)/include", "-Werror"],
+          "include_dirs": ["native"],
+          "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map"],
+          "libraries": ["-ldl"]
+        }, {
+          "type": "none"
+        }]
+      ]
     }
-  ],
-  "conditions": [
-    ["tnp_provider10=='1'", {
-      "targets": [{
-        "target_name": "tensorrt_node_provider_trt10",
-        "type": "loadable_module",
-        "product_prefix": "",
-        "product_extension": "so",
-        "sources": ["<!@(node scripts/gyp-config.cjs sources provider)"],
-        "defines": ["TNP_TRT_MAJOR=10"],
-        "cflags_cc": ["-isystem", "<(tnp_trt10_include)", "-isystem", "<(tnp_cuda_root)/include", "-Werror"],
-        "include_dirs": ["native"],
-        "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map"],
-        "libraries": ["-ldl"]
-      }]
-    }],
-    ["tnp_provider11=='1'", {
-      "targets": [{
-        "target_name": "tensorrt_node_provider_trt11",
-        "type": "loadable_module",
-        "product_prefix": "",
-        "product_extension": "so",
-        "sources": ["<!@(node scripts/gyp-config.cjs sources provider)"],
-        "defines": ["TNP_TRT_MAJOR=11"],
-        "cflags_cc": ["-isystem", "<(tnp_trt11_include)", "-isystem", "<(tnp_cuda_root)/include", "-Werror"],
-        "include_dirs": ["native"],
-        "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map"],
-        "libraries": ["-ldl"]
-      }]
-    }]
   ]
 }

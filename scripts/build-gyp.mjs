@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { nodeGyp, root, run, stage } from './gyp-stage.mjs';
 
 const out = join(root, 'build-gyp');
-const staging = stage(join(out, 'stage'));
+// One staging folder per process: two builds at once (a test run's and yours) must not share one.
+const staging = stage(join(out, `stage-${process.pid}`));
 const { bin, env } = nodeGyp();
 run(process.execPath, [bin, 'rebuild', '--release', '-j', '2'], { cwd: staging, env });
 

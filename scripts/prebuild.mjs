@@ -37,7 +37,7 @@ for (const dir of dirs) {
 const require = createRequire(import.meta.url);
 const prebuildify = join(require.resolve('prebuildify/package.json'), '../bin.js');
 const { bin: nodeGypBin, env: baseEnv } = nodeGyp();
-const staging = join(root, 'build-gyp', 'prebuild-stage');
+const staging = join(root, 'build-gyp', `prebuild-stage-${process.pid}`);
 
 const variants = [['cpu', { TENSORRT_NODE_CUDA: '0' }]];
 for (const [major, dir] of toolkits) variants.push([`cuda${major}`, { CUDA_PATH: dir, TENSORRT_NODE_CUDA: '1' }]);
