@@ -38,38 +38,47 @@ export function entropyBins(histogram: ArrayLike<number>, options: EntropyOption
   const start = options.startBin ?? 128;
   const n = bins.length;
   if (n < start) return { bins: n, divergences: new Float64Array(0) };
-  const suffix = new Float64Array(n + 1); // suffix[i] = sum(bins[i..])
-  for (let j = n - 1; j >= 0; j--) suffix[j] = suffix[j + 1]! + bins[j]!;
-  const total = suffix[0]!;
+  // Prefix sums over bins: counts, non-empty bins, and b·ln(b). Within a level, Q is one
+  // value q_l on every non-empty bin, so the level's share of KL(P||Q) is
+  // (1/T)·[Σ b ln b − Σb·ln T − Σb·ln q_l]: each threshold costs O(levels), not O(i).
+  const sumB = new Float64Array(n + 1);
+  const sumNz = new Float64Array(n + 1);
+  const sumBlnB = new Float64Array(n + 1);
+  for (let j = 0; j < n; j++) {
+    const b = bins[j]!;
+    sumB[j + 1] = sumB[j]! + b;
+    sumNz[j + 1] = sumNz[j]! + (b > 0 ? 1 : 0);
+    sumBlnB[j + 1] = sumBlnB[j]! + (b > 0 ? b * Math.log(b) : 0);
+  }
+  const total = sumB[n]!;
+  const lnTotal = Math.log(total);
   const divergences = new Float64Array(n - start + 1);
-  const levelSum = new Float64Array(levels);
-  const levelNonEmpty = new Float64Array(levels);
   let best = n;
   let bestKl = Infinity;
   for (let i = start; i <= n; i++) {
-    levelSum.fill(0);
-    levelNonEmpty.fill(0);
-    for (let j = 0; j < i; j++) {
-      const b = bins[j]!;
-      if (b === 0) continue;
-      const l = Math.floor((j * levels) / i);
-      levelSum[l]! += b;
-      levelNonEmpty[l]! += 1;
-    }
-    // Q's total equals bins[0..i)'s total; P's total is the whole histogram.
-    const qTotal = total - suffix[i]!;
+    const outliers = total - sumB[i]!;
+    const qTotal = sumB[i]!; // Q's total: bins[0..i) without the outliers
+    const last = i - 1;
+    const bLast = bins[last]!;
     let kl = 0;
-    for (let j = 0; j < i; j++) {
-      const p = (j === i - 1 ? bins[j]! + suffix[i]! : bins[j]!) / total;
-      if (p === 0) continue;
-      const b = bins[j]!;
-      if (b === 0 || qTotal === 0) {
-        kl = Infinity;
-        break;
+    if (qTotal === 0 || (bLast === 0 && outliers > 0)) kl = Infinity;
+    else {
+      for (let l = 0; l < levels; l++) {
+        const s0 = Math.floor((l * i + levels - 1) / levels);
+        const s1 = Math.min(i, Math.floor(((l + 1) * i + levels - 1) / levels));
+        if (s1 <= s0) continue;
+        const levelSum = sumB[s1]! - sumB[s0]!;
+        if (levelSum === 0) continue;
+        const q = levelSum / (sumNz[s1]! - sumNz[s0]!) / qTotal;
+        // Bins of this level other than the last bin, which carries the outliers.
+        const e = s1 > last ? last : s1;
+        const b = sumB[e]! - sumB[s0]!;
+        if (b > 0) kl += (sumBlnB[e]! - sumBlnB[s0]! - b * lnTotal - b * Math.log(q)) / total;
+        if (s1 > last && bLast > 0) {
+          const p = (bLast + outliers) / total;
+          kl += p * Math.log(p / q);
+        }
       }
-      const l = Math.floor((j * levels) / i);
-      const q = levelSum[l]! / levelNonEmpty[l]! / qTotal;
-      kl += p * Math.log(p / q);
     }
     divergences[i - start] = kl;
     if (kl < bestKl) {
