@@ -327,6 +327,7 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   const trtOptions: TensorrtBackendOptions = {
     ...(options.shapes ? { shapes: options.shapes } : {}),
     ...(options.instances !== undefined ? { instances: options.instances } : {}),
+    ...(options.maxBatchSize !== undefined ? { maxBatchSize: options.maxBatchSize } : {}),
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
     ...(progress ? { onProgress: (e: TensorrtBuildProgress) => progress({ stage: `tensorrt:${e.phase}`, done: e.step, total: e.steps }) } : {}),
   };
@@ -334,7 +335,7 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   const parts = tensorrtCacheKeyParts(0);
   const key = cacheKey({
     modelHash: hashBytes(onnx),
-    options: { precision, shapes: options.shapes ?? null, instances: options.instances ?? 1 },
+    options: { precision, shapes: options.shapes ?? null, instances: options.instances ?? 1, maxBatchSize: options.maxBatchSize ?? null },
     backend: 'tensorrt',
     backendVersion: String(parts.tensorrtVersion),
     backendParts: parts,
