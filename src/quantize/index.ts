@@ -127,6 +127,9 @@ export async function quantize(model: string | Uint8Array, options: QuantizeOpti
   if (method === 'percentile' && !(percentile > 0 && percentile <= 100)) {
     throw new TensorrtNodeError('EINPUT', `quantize: percentile must be in (0, 100], got ${percentile}`, { tensor: 'percentile', expected: '(0, 100]', received: String(percentile) });
   }
+  if (options.maxAccuracyDrop !== undefined && !(options.maxAccuracyDrop >= 0)) {
+    throw new TensorrtNodeError('EINPUT', `quantize: maxAccuracyDrop must be a number ≥ 0, got ${options.maxAccuracyDrop}`, { tensor: 'maxAccuracyDrop', expected: '≥ 0', received: String(options.maxAccuracyDrop) });
+  }
   const progress = options.onProgress ?? (() => undefined);
   const warnings: string[] = [];
   const warn = (message: string): void => {
@@ -284,7 +287,7 @@ async function validateAndFallBack(
     return {
       plan,
       result,
-      report: { ...base, int8, drop, withinBudget: false, sensitivity, message: `accuracy drop ${drop.toFixed(4)} exceeds maxAccuracyDrop ${budget} even with every quantized layer in float except none: cannot meet the budget; the fully quantized model is returned` },
+      report: { ...base, int8, drop, withinBudget: false, sensitivity, message: `accuracy drop ${drop.toFixed(4)} exceeds maxAccuracyDrop ${budget}, and no number of layers kept in float met the budget: the fully quantized model is returned` },
     };
   }
   while (hi - lo > 1) {
