@@ -84,6 +84,16 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     expect(r['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
   });
 
+  it('a run ONNX Runtime refuses rejects that request with EMODEL, and the engine goes on', async () => {
+    // Height 0 passes the engine's checks (H is dynamic) but not ORT's Conv.
+    const e = await failure(dynamic.infer({ x: { data: new Float32Array(0), dims: [1, 3, 0, 192] } }));
+    expect(e.code).toBe('EMODEL');
+    expect(e.message).toMatch(/onnxruntime run failed: .*Conv/);
+    expect(await dynamic.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="BACKEND"\} 1/);
+    const r = await dynamic.infer({ x: { data: clsInput(3), dims: [1, 3, 48, 192] } });
+    expect(r['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
+  });
+
   it('counts refused requests as failures in stats and metrics', async () => {
     const s = engine.stats();
     expect(s.failed.EINPUT).toBeGreaterThanOrEqual(10);

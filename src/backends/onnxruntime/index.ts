@@ -183,7 +183,7 @@ export class OnnxruntimeBackend implements Backend {
       if (!p) return;
       w.pending.delete(msg.id);
       if (msg.type === 'error') {
-        p.reject(new TensorrtNodeError('EBUILDFAILED', `onnxruntime run failed: ${msg.message}`, { backend: 'onnxruntime' }));
+        p.reject(new TensorrtNodeError('EMODEL', `onnxruntime run failed: ${msg.message}`, { backend: 'onnxruntime' }));
         return;
       }
       // Put the input memory back into the caller's feeds, for reuse.
