@@ -322,7 +322,6 @@ export function createRuntime(getState: () => AddonState): Runtime {
     if (!s.loaded) throw s.error;
     return s.addon;
   };
-  const maxAllocation = (): number => Math.min(native().binding.hostPoolStats().maxAllocationBytes, bufferConstants.MAX_LENGTH);
 
   return {
     runtimeInfo(): RuntimeInfo {
@@ -341,8 +340,8 @@ export function createRuntime(getState: () => AddonState): Runtime {
       return s.loaded ? s.addon.binding.cudaInfo().devices.map(toDevice) : [];
     },
     allocHost(bytes: number, options: AllocHostOptions = {}): Buffer {
-      const limit = maxAllocation();
-      checkBytes(bytes, limit);
+      // The native side checks the pool's own limit (configureHostPool) again.
+      checkBytes(bytes, bufferConstants.MAX_LENGTH);
       if (options === null || typeof options !== 'object') {
         throw coded(new TypeError('allocHost options must be an object'), 'EINPUT');
       }
