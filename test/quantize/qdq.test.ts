@@ -149,6 +149,31 @@ describe('per-channel weight scales', () => {
     w.forEach((v, i) => expect(Math.abs(q[i]! * scales[Math.floor(i / 12)]! - v)).toBeLessThanOrEqual(scales[Math.floor(i / 12)]! / 2 + 1e-7));
   });
 
+  it('ConvTranspose weights get axis 1 in the file, and the model runs close to float', async () => {
+    const rand = random(40);
+    const w = randomArray(2 * 3 * 2 * 2, rand);
+    const bytes = buildModel({
+      nodes: [withAttrs(node('ConvTranspose', ['x', 'w'], ['y'], 'deconv'), { strides: [2, 2] })],
+      initializers: [tensor('w', w, [2, 3, 2, 2])],
+      inputs: [{ name: 'x', dims: [1, 2, 3, 3] }],
+      outputs: [{ name: 'y', dims: [1, 3, 6, 6] }],
+    });
+    const x = randomArray(18, rand);
+    const { model, report } = await quantize(bytes, { calibration: [{ x: { data: x, dims: [1, 2, 3, 3] } }], method: 'max' });
+    expect(report.tensors.find((t) => t.name === 'w')!.axis).toBe(1);
+    const dq = decodeModel(model).graph!.node!.find((n) => n.opType === 'DequantizeLinear' && n.input![0] === 'w_quantized')!;
+    expect(toNumber(dq.attribute!.find((a) => a.name === 'axis')!.i)).toBe(1);
+    const run = async (b: Uint8Array) => {
+      const s = await ort.InferenceSession.create(b);
+      const out = (await s.run({ x: new ort.Tensor('float32', x, [1, 2, 3, 3]) })).y!.data as Float32Array;
+      await s.release();
+      return out;
+    };
+    const f = await run(bytes);
+    const q = await run(model);
+    f.forEach((v, i) => expect(Math.abs(v - q[i]!)).toBeLessThan(0.05));
+  });
+
   it('Gemm with transB = 1 quantizes B along axis 0, with transB = 0 along axis 1', async () => {
     for (const transB of [0, 1]) {
       const rand = random(8 + transB);
