@@ -16,7 +16,7 @@ describe('validation and accuracy fallback', () => {
     expect(plain.report.validation!.float).toBe(1);
     expect(plain.report.validation!.int8).toBeLessThan(0.9);
 
-    const { model, report } = await quantize(bytes, { ...opts, validation: { data: validation, metric: 'agreement' }, maxAccuracyDrop: 0.05 });
+    const { model, report } = await quantize(bytes, { ...opts, validation: { data: validation, metric: 'agreement', sensitivity: 'measure' }, maxAccuracyDrop: 0.05 });
     const v = report.validation!;
     expect(v.withinBudget).toBe(true);
     expect(v.drop).toBeLessThanOrEqual(0.05);
@@ -36,6 +36,27 @@ describe('validation and accuracy fallback', () => {
       if (argmaxLastAxis(a as never)[0] === argmaxLastAxis(b as never)[0]) agree++;
     }
     expect(agree / validation.length).toBeCloseTo(v.int8, 10);
+  });
+
+  it("by default ('estimate'), ranks by quantization error without extra runs and still meets the budget", async () => {
+    const { bytes } = convReluMatMul(31);
+    const rand = random(77);
+    const feeds = () => ({ x: { data: randomArray(50, rand, 2), dims: [1, 2, 5, 5] } });
+    const validation = Array.from({ length: 40 }, () => ({ feeds: feeds() }));
+    const events: string[] = [];
+    const { report } = await quantize(bytes, {
+      calibration: Array.from({ length: 8 }, feeds),
+      method: 'percentile',
+      percentile: 40,
+      validation: { data: validation, metric: 'agreement' },
+      maxAccuracyDrop: 0.05,
+      onProgress: (e) => events.push(e.phase),
+    });
+    const v = report.validation!;
+    expect(v.withinBudget).toBe(true);
+    expect(v.sensitivity!.every((s) => typeof s.error === 'number' && s.error > 0 && s.metric === undefined)).toBe(true);
+    expect(v.sensitivity![0]!.error).toBeGreaterThanOrEqual(v.sensitivity![1]!.error!);
+    expect(events.filter((e) => e === 'sensitivity').length).toBe(1);
   });
 
   it('a metric function scores each sample', async () => {
