@@ -17,7 +17,6 @@ interface CliOptions {
   calibCount?: number;
   val?: string;
   valLabels?: string;
-  calibLabels?: string;
   valCount?: number;
   method: CalibrationMethod;
   percentile?: number;
@@ -57,7 +56,6 @@ export function register(program: Command): void {
     .requiredOption('-o, --out <file>', 'where to write the Q/DQ model')
     .requiredOption('-c, --calib <path>', 'calibration data: image folder, .npy file or folder, or idx images file')
     .option('--calib-count <n>', 'use at most n calibration samples', int)
-    .option('--calib-labels <file>', 'unused for calibration; accepted for symmetry with --val-labels')
     .option('-v, --val <path>', 'validation data (same kinds; image sub-folders or --val-labels give labels)')
     .option('--val-labels <file>', 'idx labels file for idx validation images')
     .option('--val-count <n>', 'use at most n validation samples', int)
