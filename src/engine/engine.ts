@@ -19,7 +19,7 @@ import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
 import type { EngineOptions, InferOptions } from './options.js';
-import { prepareModel } from './prepare.js';
+import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 import { allocHost } from '../runtime.js';
@@ -190,7 +190,7 @@ export class Engine {
           modelHash: hashBytes(bytes),
           options: {
             precision,
-            quantization: precision === 'int8' ? { ...options.quantization, maxAccuracyDrop: options.maxAccuracyDrop, calibration, validation, metricName } : null,
+            quantization: precision === 'int8' ? { method: DEFAULT_INT8_METHOD, ...options.quantization, maxAccuracyDrop: options.maxAccuracyDrop, calibration, validation, metricName } : null,
             cacheKey: options.cacheKey ?? null,
           },
           backend: 'onnxruntime',

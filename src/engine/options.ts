@@ -12,7 +12,7 @@ export type DataSet = QuantizeOptions['calibration'];
 export type Validation = NonNullable<QuantizeOptions['validation']>;
 
 export interface QuantizationOptions {
-  /** Calibration method (default 'entropy', TensorRT's). */
+  /** Calibration method (default 'percentile': measured best on PaddleOCR and MNIST; see docs/quantize.md). */
   method?: 'entropy' | 'max' | 'percentile' | 'mse';
   /** For 'percentile' (default 99.99). */
   percentile?: number;
