@@ -11,7 +11,7 @@ import type * as OrtTypes from 'onnxruntime-node';
 import { Engine } from '../engine/engine.js';
 import type { EngineOptions } from '../engine/options.js';
 import type { BackendChoice } from '../backends/select.js';
-import { onnxruntimeVersion } from '../backends/onnxruntime/index.js';
+import { onnxruntimeVersion, workerSessionOptions } from '../backends/onnxruntime/index.js';
 import { bursts, closedLoop, overheadAtOne, type BurstResult, type ClosedLoopResult, type OverheadResult } from './load.js';
 import { renderTextLines, CLS_HEIGHT, CLS_WIDTH, type TextLine } from './text-lines.js';
 import { paddleClsModelPath } from './models.js';
@@ -261,11 +261,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   // API overhead at batch 1, 1 in flight, with the same ORT threads on both sides.
   const sameThreads = fp32.backend.instances === 1 && fp32.backend.threadsPerInstance === peerThreads;
   const overheadEngine = sameThreads ? fp32 : await Engine.build(modelPath, { ...engineOptions, instances: 1, threadsPerInstance: peerThreads });
-  // The raw call gets the engine's session options (spinning off), so only the API differs.
-  const raw = await ort.InferenceSession.create(modelPath, {
-    intraOpNumThreads: peerThreads, interOpNumThreads: 1, executionMode: 'sequential',
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
+  // The raw call gets exactly the session options of the engine's workers, so only the API differs.
+  const raw = await ort.InferenceSession.create(modelPath, workerSessionOptions(peerThreads));
   log('API overhead at 1 in flight (engine and raw run() alternating) ...');
   const overheadResult = await overheadAtOne(
     (i) => overheadEngine.infer(loadInputs[i]!),

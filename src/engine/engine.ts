@@ -224,6 +224,7 @@ export class Engine {
         : await createOnnxruntimeBackend(artifact, {
             ...(options.instances !== undefined ? { instances: options.instances } : {}),
             ...(options.threadsPerInstance !== undefined ? { threadsPerInstance: options.threadsPerInstance } : {}),
+            ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
           });
     try {
       const batching = batchingInfo(impl, options);

@@ -42,6 +42,8 @@ export interface EngineOptions {
   instances?: number;
   /** ONNX Runtime intra-op threads per instance. */
   threadsPerInstance?: number;
+  /** Whether ONNX Runtime's intra-op threads spin while waiting for work (see docs/engine.md). */
+  spinning?: boolean;
   /** Largest merged batch (default 16 on onnxruntime, 64 on tensorrt; 1 turns merging off). */
   maxBatchSize?: number;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */
