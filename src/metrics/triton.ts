@@ -3,7 +3,8 @@
  * in a Registry of the engine's own (so two engines never collide).
  * Counters of time are cumulative microseconds, as in Triton.
  */
-import { Counter, Gauge, Registry, Summary } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { WindowSummary } from './window-summary.js';
 import type { ErrorCode } from '../errors.js';
 
 /** Triton's failure reasons: REJECTED (queue full, timed out), CANCELED, BACKEND, OTHER. */
@@ -35,8 +36,8 @@ export class TritonMetrics {
   private readonly queueUs: Counter<string>;
   private readonly computeUs: Counter<string>;
   private readonly requestUs: Counter<string>;
-  private readonly requestSummary: Summary<string>;
-  private readonly queueSummary: Summary<string>;
+  private readonly requestSummary: WindowSummary;
+  private readonly queueSummary: WindowSummary;
   private readonly labels: { model: string; version: string };
 
   /** `pendingNow` reports the requests waiting for execution at collection time. */
@@ -61,8 +62,8 @@ export class TritonMetrics {
     this.queueUs = new Counter({ name: 'nv_inference_queue_duration_us', help: 'Cumulative inference queuing duration in microseconds', labelNames: names, registers: r });
     this.computeUs = new Counter({ name: 'nv_inference_compute_infer_duration_us', help: 'Cumulative compute inference duration in microseconds', labelNames: names, registers: r });
     this.requestUs = new Counter({ name: 'nv_inference_request_duration_us', help: 'Cumulative inference request duration in microseconds', labelNames: names, registers: r });
-    this.requestSummary = new Summary({ name: 'nv_inference_request_summary_us', help: 'Summary of inference request duration in microseconds', labelNames: names, percentiles: [0.5, 0.9, 0.95, 0.99], maxAgeSeconds: 600, ageBuckets: 5, registers: r });
-    this.queueSummary = new Summary({ name: 'nv_inference_queue_summary_us', help: 'Summary of inference queuing duration in microseconds', labelNames: names, percentiles: [0.5, 0.9, 0.95, 0.99], maxAgeSeconds: 600, ageBuckets: 5, registers: r });
+    this.requestSummary = new WindowSummary({ name: 'nv_inference_request_summary_us', help: 'Summary of inference request duration in microseconds', labels: this.labels, percentiles: [0.5, 0.9, 0.95, 0.99], maxAgeSeconds: 600, registers: r });
+    this.queueSummary = new WindowSummary({ name: 'nv_inference_queue_summary_us', help: 'Summary of inference queuing duration in microseconds', labels: this.labels, percentiles: [0.5, 0.9, 0.95, 0.99], maxAgeSeconds: 600, registers: r });
     // Make every series visible from the start, as Triton does.
     this.success.inc(this.labels, 0);
     this.count.inc(this.labels, 0);
@@ -78,8 +79,8 @@ export class TritonMetrics {
     this.requestUs.inc(this.labels, times.requestMs * 1000);
     this.queueUs.inc(this.labels, times.queueMs * 1000);
     this.computeUs.inc(this.labels, times.computeMs * 1000);
-    this.requestSummary.observe(this.labels, times.requestMs * 1000);
-    this.queueSummary.observe(this.labels, times.queueMs * 1000);
+    this.requestSummary.observe(times.requestMs * 1000);
+    this.queueSummary.observe(times.queueMs * 1000);
   }
 
   /** A request that failed, at submission (EQUEUEFULL, EINPUT, ...) or later. */

@@ -100,6 +100,12 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toMatch(/nv_inference_request_failure\{model="[^"]+",version="1",reason="REJECTED"\} \d+/);
+    // The request summary holds the same requests as stats(): its count, and its median in µs.
+    expect(text).toContain('# TYPE nv_inference_request_summary_us summary');
+    expect(text).toContain(`nv_inference_request_summary_us_count{model="ch_ppocr_mobile_v2.0_cls_infer",version="1"} ${s.succeeded}`);
+    const median = Number(/nv_inference_request_summary_us\{quantile="0.5",model="[^"]+",version="1"\} (\S+)/.exec(text)?.[1]);
+    expect(median).toBeCloseTo(s.latencyMs.p50 * 1000, 6);
+    expect(text).toMatch(/nv_inference_queue_summary_us\{quantile="0.99",model="[^"]+",version="1"\} \d/);
   });
 });
 
