@@ -55,12 +55,53 @@ const WINDOW = 100_000;
 export function percentiles(values: ArrayLike<number>): Percentiles {
   const n = values.length;
   if (n === 0) return { p50: 0, p90: 0, p95: 0, p99: 0, mean: 0, max: 0, samples: 0 };
-  const sorted = Float64Array.from(values).sort();
-  // Nearest-rank percentile.
-  const at = (p: number): number => sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))]!;
+  // Selection instead of a full sort: sorting the 100 000-sample window took ~14 ms of
+  // the JS thread per stats() call here; four selections take a fraction of that.
+  const work = values instanceof Float64Array ? values.slice() : Float64Array.from(values);
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += sorted[i]!;
-  return { p50: at(0.5), p90: at(0.9), p95: at(0.95), p99: at(0.99), mean: sum / n, max: sorted[n - 1]!, samples: n };
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = work[i]!;
+    sum += v;
+    if (v > max) max = v;
+  }
+  // Nearest-rank percentile. Each selection leaves the larger values to its right, so
+  // the next (higher) one only searches there.
+  const rank = (p: number): number => Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1));
+  const p50 = select(work, rank(0.5), 0);
+  const p90 = select(work, rank(0.9), rank(0.5));
+  const p95 = select(work, rank(0.95), rank(0.9));
+  const p99 = select(work, rank(0.99), rank(0.95));
+  return { p50, p90, p95, p99, mean: sum / n, max, samples: n };
+}
+
+/** The k-th smallest of `a`, given that a[left..] holds the largest values (quickselect, Hoare partition); reorders `a`. */
+function select(a: Float64Array, k: number, left: number): number {
+  let lo = left;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    // Median of three as the pivot.
+    const x = a[lo]!, y = a[mid]!, z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
 }
 
 export class StatsCollector implements BatcherObserver {

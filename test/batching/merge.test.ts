@@ -43,4 +43,16 @@ describe('percentiles', () => {
     expect(p.mean).toBeCloseTo(50.5);
     expect(percentiles([]).samples).toBe(0);
   });
+
+  it('agrees with a full sort on random samples with ties, of every length up to 300', () => {
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let n = 1; n <= 300; n++) {
+      const xs = Array.from({ length: n }, () => Math.floor(rand() * 50) / 4);
+      const sorted = [...xs].sort((a, b) => a - b);
+      const at = (q: number): number => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!;
+      const p = percentiles(xs);
+      expect([p.p50, p.p90, p.p95, p.p99, p.max]).toEqual([at(0.5), at(0.9), at(0.95), at(0.99), sorted[n - 1]]);
+    }
+  });
 });
