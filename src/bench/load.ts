@@ -51,6 +51,9 @@ export async function closedLoop(infer: Infer, inputs: number, concurrency: numb
         if (measuring) latencies.push(performance.now() - t0);
       } catch {
         if (measuring) errors++;
+        // A request refused at once settles in a microtask: without yielding, a loop of
+        // refusals would never let the timers that end the run fire.
+        await new Promise((r) => setImmediate(r));
       }
     }
   };
