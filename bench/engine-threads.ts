@@ -13,7 +13,6 @@ import { Engine } from '../src/engine/engine.js';
 import { closedLoop } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
-import { createOnnxruntimeBackend } from '../src/backends/onnxruntime/index.js';
 
 const seconds = Number(process.argv[2] ?? 2);
 const model = paddleClsModelPath();
@@ -40,15 +39,8 @@ const configs: [number, number, boolean][] = [
   [1, 1, false],
 ];
 for (const [instances, threads, spinning] of configs) {
-  if (spinning) {
-    // The Engine keeps spinning off; drive the backend directly to see what spinning costs.
-    const backend = await createOnnxruntimeBackend(model, { instances, threadsPerInstance: threads, spinning: true });
-    await measure(`backend ${instances}×${threads} spinning (no batching)`, (i) => backend.run({ x: { data: inputs[i]!.slice(), dims: [1, 3, 48, 192], type: 'float32' } }));
-    await backend.dispose();
-    continue;
-  }
-  const engine = await Engine.build(model, { backend: 'onnxruntime', instances, threadsPerInstance: threads, shapes: { x: [-1, 3, 48, 192] } });
-  await measure(`engine ${instances}×${threads}`, (i) => engine.infer(inputs[i]!));
+  const engine = await Engine.build(model, { backend: 'onnxruntime', instances, threadsPerInstance: threads, spinning, shapes: { x: [-1, 3, 48, 192] } });
+  await measure(`engine ${instances}×${threads}${spinning ? ' spinning' : ''}`, (i) => engine.infer(inputs[i]!));
   await engine.dispose();
 }
 await peer.release();
