@@ -128,15 +128,40 @@ export interface OverheadResult {
 }
 
 /**
- * One request in flight, the engine and the raw call alternating in short rounds
- * so that both see the same background load; medians of the rounds' p50s.
+ * One request in flight, the engine and the raw call interleaved request by request
+ * (in turn first, so neither always follows the other), so that both see the same
+ * machine at the same moment: on a noisy machine, alternating whole rounds of each
+ * swung the overhead between 10 % and 45 % from run to run. Medians of the rounds' p50s.
  */
 export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number): Promise<OverheadResult> {
   const e: number[] = [];
   const r: number[] = [];
+  const timed = async (infer: Infer, i: number, into: number[] | undefined): Promise<void> => {
+    const t0 = performance.now();
+    await infer(i);
+    into?.push(performance.now() - t0);
+  };
+  for (let i = 0; i < 20; i++) {
+    await timed(engine, i % inputs, undefined);
+    await timed(raw, i % inputs, undefined);
+  }
+  let next = 0;
   for (let k = 0; k < rounds; k++) {
-    e.push((await closedLoop(engine, inputs, 1, secondsPerRound, 0.1)).latencyMs.p50);
-    r.push((await closedLoop(raw, inputs, 1, secondsPerRound, 0.1)).latencyMs.p50);
+    const le: number[] = [];
+    const lr: number[] = [];
+    const until = performance.now() + secondsPerRound * 1000;
+    while (performance.now() < until) {
+      const i = next++ % inputs;
+      if (next % 2 === 0) {
+        await timed(engine, i, le);
+        await timed(raw, i, lr);
+      } else {
+        await timed(raw, i, lr);
+        await timed(engine, i, le);
+      }
+    }
+    e.push(percentiles(le).p50);
+    r.push(percentiles(lr).p50);
   }
   const median = (xs: number[]): number => percentiles(xs).p50;
   const engineP50Ms = median(e);

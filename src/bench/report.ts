@@ -24,7 +24,7 @@ export function executiveSummary(r: BenchResults): string[] {
   if (s.int8) lines.push(`  ${row('engine INT8', s.int8)}`);
   lines.push(`  ${row('onnxruntime-node FP32 (peer)', s.peer)}`);
   lines.push(`Ratios: FP32 engine vs peer ${x2(s.throughputVsPeer)}, INT8 engine vs peer ${x2(s.int8ThroughputVsPeer)}, INT8 speedup over FP32 ${x2(s.int8Speedup)}`);
-  lines.push(`API overhead at batch 1, 1 in flight (${r.overhead.engineConfig}, ${r.overhead.rounds} alternating rounds): engine p50 ${ms(r.overhead.engineP50Ms)} vs raw run() ${ms(r.overhead.rawP50Ms)} = ${pct(r.overhead.overhead, 1)}`);
+  lines.push(`API overhead at batch 1, 1 in flight (${r.overhead.engineConfig}, ${r.overhead.rounds} rounds of engine and raw calls interleaved one by one): engine p50 ${ms(r.overhead.engineP50Ms)} vs raw run() ${ms(r.overhead.rawP50Ms)} = ${pct(r.overhead.overhead, 1)}`);
   lines.push('Targets:');
   for (const t of s.targets) lines.push(`  [${t.pass === undefined ? ' n/a' : t.pass ? 'PASS' : 'FAIL'}] ${t.name}: ${t.value}`);
   return lines;

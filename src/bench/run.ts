@@ -263,7 +263,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   const overheadEngine = sameThreads ? fp32 : await Engine.build(modelPath, { ...engineOptions, instances: 1, threadsPerInstance: peerThreads });
   // The raw call gets exactly the session options of the engine's workers, so only the API differs.
   const raw = await ort.InferenceSession.create(modelPath, workerSessionOptions(peerThreads));
-  log('API overhead at 1 in flight (engine and raw run() alternating) ...');
+  log('API overhead at 1 in flight (engine and raw run() interleaved request by request) ...');
   const overheadResult = await overheadAtOne(
     (i) => overheadEngine.infer(loadInputs[i]!),
     (i) => raw.run({ [inputName]: new ort.Tensor('float32', loadInputs[i]!, [1, ...shape.slice(1)]) }),
