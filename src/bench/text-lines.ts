@@ -1,9 +1,11 @@
 /**
- * Text-line images with known orientation, for the PaddleOCR text-direction
- * classifier (input x [N,3,48,192], classes 0° and 180°): words from a fixed list
- * drawn with the system's DejaVu fonts by @napi-rs/canvas, half of them turned
- * 180°, preprocessed as PaddleOCR's ClsResizeImg does (height 48, width ≤ 192 at
- * the line's aspect ratio, (v/255 − 0.5)/0.5, BGR planes, zero padding right).
+ * Text-line images with known text and orientation, for the PaddleOCR text-direction
+ * classifier (x [N,3,48,192], classes 0° and 180°) and recognizer (x [N,3,48,W]): words
+ * drawn with the system's DejaVu fonts by @napi-rs/canvas, optionally half of them turned
+ * 180°, preprocessed as PaddleOCR does (ClsResizeImg: height 48, width ≤ 192 at the aspect
+ * ratio, zero padding; resize_norm_img for rec: width max(320, 48·ratio)); both
+ * (v/255 − 0.5)/0.5 on BGR planes, as PaddleOCR reads images with OpenCV.
+ * The one renderer of the engine bench and the quantizer's accuracy bench.
  */
 import { createRequire } from 'node:module';
 
@@ -63,60 +65,86 @@ function loadCanvas(): CanvasModule {
   }
 }
 
-/**
- * `count` lines starting at `seed`; lines from different seeds ranges do not
- * repeat by construction only statistically, so keep calibration and evaluation
- * on different seeds (the bench uses 1 000 000+ for evaluation).
- */
-export function renderTextLines(count: number, seed: number): TextLine[] {
+
+export interface RenderedLine {
+  text: string;
+  /** 0 upright, 1 turned 180°. */
+  rotated: 0 | 1;
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
+}
+
+export function renderLines(count: number, seed: number, words: readonly string[], rotate: boolean): RenderedLine[] {
   const { createCanvas } = loadCanvas();
   const random = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
-  const lines: TextLine[] = [];
+  const out: RenderedLine[] = [];
   for (let n = 0; n < count; n++) {
-    const words = 1 + Math.floor(random() * 4);
-    const text = Array.from({ length: words }, () => pick(WORDS)).join(' ');
-    const size = 22 + Math.floor(random() * 14);
+    const text = Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(words)).join(' ');
+    const size = 24 + Math.floor(random() * 12);
     const font = `${random() < 0.3 ? 'bold ' : ''}${size}px "${pick(FONTS)}"`;
-    const ink = Math.floor(random() * 90);
-    const paper = 190 + Math.floor(random() * 66);
-    const label: 0 | 1 = random() < 0.5 ? 0 : 1;
-
+    const ink = Math.floor(random() * 80);
+    const paper = 200 + Math.floor(random() * 56);
+    const rotated: 0 | 1 = rotate && random() < 0.5 ? 1 : 0;
     const probe = createCanvas(8, 8).getContext('2d');
     probe.font = font;
-    const width = Math.max(8, Math.ceil(probe.measureText(text).width) + 8);
-    const height = Math.ceil(size * 1.45);
-    const canvas = createCanvas(width, height);
-    const ctx = canvas.getContext('2d');
+    const width = Math.max(16, Math.ceil(probe.measureText(text).width) + 12);
+    const height = Math.ceil(size * 1.5);
+    const cv = createCanvas(width, height);
+    const ctx = cv.getContext('2d');
     ctx.fillStyle = `rgb(${paper},${paper},${paper})`;
     ctx.fillRect(0, 0, width, height);
-    if (label === 1) {
+    if (rotated) {
       ctx.translate(width, height);
       ctx.rotate(Math.PI);
     }
     ctx.font = font;
     ctx.fillStyle = `rgb(${ink},${ink},${ink})`;
     ctx.textBaseline = 'middle';
-    ctx.fillText(text, 4, height / 2 + (random() - 0.5) * 3);
-
-    // ClsResizeImg: height 48, width from the aspect ratio, capped at 192, padded with zeros.
-    const resizedW = Math.min(CLS_WIDTH, Math.ceil(CLS_HEIGHT * (width / height)));
-    const target = createCanvas(resizedW, CLS_HEIGHT);
-    target.getContext('2d').drawImage(canvas, 0, 0, resizedW, CLS_HEIGHT);
-    const rgba = target.getContext('2d').getImageData(0, 0, resizedW, CLS_HEIGHT).data;
-    const data = new Float32Array(CLS_SAMPLE);
-    const plane = CLS_HEIGHT * CLS_WIDTH;
-    for (let y = 0; y < CLS_HEIGHT; y++) {
-      for (let x = 0; x < resizedW; x++) {
-        const p = (y * resizedW + x) * 4;
-        const o = y * CLS_WIDTH + x;
-        // BGR planes, as PaddleOCR reads images with OpenCV.
-        data[o] = (rgba[p + 2]! / 255 - 0.5) / 0.5;
-        data[plane + o] = (rgba[p + 1]! / 255 - 0.5) / 0.5;
-        data[2 * plane + o] = (rgba[p]! / 255 - 0.5) / 0.5;
-      }
-    }
-    lines.push({ text, label, data });
+    ctx.fillText(text, 6, height / 2 + (random() - 0.5) * 3);
+    out.push({ text, rotated, width, height, rgba: ctx.getImageData(0, 0, width, height).data });
   }
-  return lines;
+  return out;
+}
+
+/** Resize to height 48 at the line's aspect ratio (width capped at maxWidth), pad to padWidth, normalize, BGR CHW. */
+export function lineTensor(line: RenderedLine, maxWidth: number, padWidth: number): { data: Float32Array; dims: number[] } {
+  const { createCanvas } = loadCanvas();
+  const H = 48;
+  const resizedW = Math.min(maxWidth, Math.ceil(H * (line.width / line.height)));
+  const src = createCanvas(line.width, line.height);
+  const sctx = src.getContext('2d');
+  const img = sctx.createImageData(line.width, line.height);
+  img.data.set(line.rgba);
+  sctx.putImageData(img, 0, 0);
+  const dst = createCanvas(resizedW, H);
+  dst.getContext('2d').drawImage(src, 0, 0, resizedW, H);
+  const rgba = dst.getContext('2d').getImageData(0, 0, resizedW, H).data;
+  const data = new Float32Array(3 * H * padWidth);
+  const plane = H * padWidth;
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < resizedW; x++) {
+      const p = (y * resizedW + x) * 4;
+      const o = y * padWidth + x;
+      data[o] = (rgba[p + 2]! / 255 - 0.5) / 0.5;
+      data[plane + o] = (rgba[p + 1]! / 255 - 0.5) / 0.5;
+      data[2 * plane + o] = (rgba[p]! / 255 - 0.5) / 0.5;
+    }
+  return { data, dims: [1, 3, H, padWidth] };
+}
+
+export const clsTensor = (line: RenderedLine): { data: Float32Array; dims: number[] } => lineTensor(line, CLS_WIDTH, CLS_WIDTH);
+
+export function recTensor(line: RenderedLine): { data: Float32Array; dims: number[] } {
+  const w = Math.max(320, Math.ceil(48 * (line.width / line.height)));
+  return lineTensor(line, w, w);
+}
+
+/**
+ * `count` classifier samples from `seed`, half turned 180°; keep calibration and
+ * evaluation on different seeds (the bench uses 1 000 000+ for evaluation).
+ */
+export function renderTextLines(count: number, seed: number): TextLine[] {
+  return renderLines(count, seed, WORDS, true).map((line) => ({ text: line.text, label: line.rotated, data: clsTensor(line).data }));
 }
