@@ -6,22 +6,12 @@
 import { createRequire } from 'node:module';
 import { constants as bufferConstants } from 'node:buffer';
 import type { BackendName } from './backends/types.js';
-import type { NativeCudaInfo, NativeTensorrtInfo } from './native/binding.js';
+import type { NativeCudaInfo, NativeDevice, NativeTensorrtInfo } from './native/binding.js';
 import { type AddonState, type ChosenBy, type LoadedAddon, addonState } from './native/index.js';
 import { cudaVersionString } from './native/select.js';
 
-export interface DeviceInfo {
-  index: number;
-  name: string;
-  /** e.g. "9.0" */
-  computeCapability: string;
-  /** bytes */
-  totalMemory: number;
-  /** e.g. "0000:19:00.0" */
-  pciBusId: string;
-  uuid: string;
-  multiProcessorCount: number;
-}
+/** A CUDA device as the addon reports it. */
+export type DeviceInfo = NativeDevice;
 
 /** A missing piece and what a person can do about it. */
 export interface RuntimeProblem {

@@ -13,8 +13,11 @@ export interface NativeBuildInfo {
 export interface NativeDevice {
   index: number;
   name: string;
+  /** e.g. "9.0" */
   computeCapability: string;
+  /** bytes */
   totalMemory: number;
+  /** e.g. "0000:19:00.0" */
   pciBusId: string;
   uuid: string;
   multiProcessorCount: number;
