@@ -108,6 +108,13 @@ export function workerSessionOptions(threads: number, spinning = true): {
   };
 }
 
+/**
+ * How long a worker polls for its next request after a result before it sleeps (with
+ * `spinning`). A request that arrives within it skips waking the thread; at batch 1, one
+ * in flight, the next request comes ~0.3 ms after the result.
+ */
+const WORKER_SPIN_MS = 1;
+
 function workerUrl(): URL {
   // Beside this module in src/ (vitest) and beside the bundles in dist/ (tsup copies it).
   const url = new URL('./onnxruntime-worker.mjs', import.meta.url);
@@ -170,7 +177,7 @@ export class OnnxruntimeBackend implements Backend {
     };
     const url = workerUrl();
     const started = Array.from({ length: instances }, () => {
-      const worker = new Worker(url, { workerData: { model, sessionOptions } });
+      const worker = new Worker(url, { workerData: { model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 } });
       return new Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }> }>((resolve, reject) => {
         const onFirst = (msg: WorkerMessage): void => {
           if (msg.type === 'ready') resolve({ w: new OnnxruntimeWorker(worker), ready: msg });
@@ -206,12 +213,13 @@ export class OnnxruntimeBackend implements Backend {
         return;
       }
       // Put the input memory back into the caller's feeds, for reuse.
-      for (const [name, buffer] of Object.entries(msg.inputs)) {
+      for (const name in msg.inputs) {
         const t = p.feeds[name] as { data: TypedArray } | undefined;
-        if (t) t.data = new CTORS[dtypeOf(t.data)](buffer, t.data.byteOffset, t.data.length);
+        if (t) t.data = new CTORS[dtypeOf(t.data)](msg.inputs[name]!, t.data.byteOffset, t.data.length);
       }
       const outputs: Record<string, TensorLike> = {};
-      for (const [name, t] of Object.entries(msg.outputs)) {
+      for (const name in msg.outputs) {
+        const t = msg.outputs[name]!;
         const dtype = toDtype(t.type, `output '${name}'`);
         outputs[name] = { data: new CTORS[dtype](t.buffer, t.byteOffset, t.length), dims: t.dims, type: t.type };
       }
