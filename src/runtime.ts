@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { constants as bufferConstants } from 'node:buffer';
 import type { BackendName } from './backends/types.js';
-import type { NativeCudaInfo, NativeDevice, NativeTensorrtInfo } from './native/binding.js';
+import type { NativeCudaInfo, NativeDevice, NativeHostPoolStats, NativeTensorrtInfo } from './native/binding.js';
 import { type AddonState, type ChosenBy, type LoadedAddon, addonState } from './native/index.js';
 import { cudaVersionString } from './native/select.js';
 
@@ -66,18 +66,8 @@ export interface RuntimeInfo {
   problems: RuntimeProblem[];
 }
 
-export interface HostPoolStats {
-  /** Bytes reserved by live Buffers (size classes, so at least what was asked). */
-  bytesInUse: number;
-  /** Bytes kept for reuse. */
-  bytesPooled: number;
-  blocksInUse: number;
-  blocksPooled: number;
-  /** Whether the pool pins memory (a CUDA device is usable). */
-  pinned: boolean;
-  maxPooledBytes: number;
-  maxAllocationBytes: number;
-}
+/** The host pool's counters as the addon reports them. */
+export type HostPoolStats = NativeHostPoolStats;
 
 export interface AllocHostOptions {
   /** Pin the memory where a CUDA device is usable (default true); false gives pageable memory. */

@@ -67,10 +67,13 @@ export interface NativeTensorrtInfo {
 }
 
 export interface NativeHostPoolStats {
+  /** Bytes reserved by live Buffers (size classes, so at least what was asked). */
   bytesInUse: number;
+  /** Bytes kept for reuse. */
   bytesPooled: number;
   blocksInUse: number;
   blocksPooled: number;
+  /** Whether the pool pins memory (a CUDA device is usable). */
   pinned: boolean;
   maxPooledBytes: number;
   maxAllocationBytes: number;
