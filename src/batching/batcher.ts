@@ -85,6 +85,8 @@ export class DynamicBatcher {
   private delayTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly pool = new BufferPool();
+  private readonly later: (() => void)[] = [];
+  private laterScheduled = false;
 
   constructor(options: BatcherOptions, execute: Execute, observer?: BatcherObserver) {
     validateOptions(options);
@@ -138,13 +140,16 @@ export class DynamicBatcher {
         req.state = 'settled';
         req.cleanup();
         fn();
-        this.observer?.settled(outcome, {
+        const observer = this.observer;
+        if (!observer) return;
+        const times: RequestTimes = {
           enqueuedAt: req.enqueuedAt,
           dispatchedAt: req.dispatchedAt,
           computeDoneAt: req.computeDoneAt,
           settledAt: performance.now(),
           batch,
-        });
+        };
+        this.defer(() => observer.settled(outcome, times));
       };
       const onAbort = (): void => {
         const state = req.state;
@@ -296,19 +301,44 @@ export class DynamicBatcher {
     const total = live.reduce((a, r) => a + r.batch, 0);
     const started = performance.now();
     let outputs: Record<string, TensorLike>;
+    let feeds: Record<string, BatchTensor>;
     try {
       // Always into buffers of the batch's own: the backend may transfer them to a worker
       // (and hands them back in `feeds` when done, for reuse).
-      const feeds = this.options.batchAxis ? mergeBatch(live.map((r) => r.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
+      feeds = this.options.batchAxis ? mergeBatch(live.map((r) => r.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
       outputs = await this.execute(feeds);
-      recycle(feeds, this.pool);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       for (const r of live) r.reject(e);
       return;
     }
     const done = performance.now();
-    this.observer?.executed(total, live.length, done - started);
+    this.settleBatch(live, outputs, done);
+    this.defer(() => {
+      recycle(feeds, this.pool);
+      this.observer?.executed(total, live.length, done - started);
+    });
+  }
+
+  /**
+   * Bookkeeping (statistics, buffer reuse) runs in a microtask queued after the results
+   * are resolved, so the callers' continuations run first: it stays off their latency.
+   */
+  private defer(fn: () => void): void {
+    this.later.push(fn);
+    if (this.laterScheduled) return;
+    this.laterScheduled = true;
+    queueMicrotask(this.flush);
+  }
+
+  /** Runs the deferred bookkeeping now (readers of statistics call this first). */
+  readonly flush = (): void => {
+    this.laterScheduled = false;
+    const fns = this.later.splice(0);
+    for (const fn of fns) fn();
+  };
+
+  private settleBatch(live: Request[], outputs: Record<string, TensorLike>, done: number): void {
     if (!this.options.batchAxis) {
       live[0]!.computeDoneAt = done;
       live[0]!.resolve(outputs);

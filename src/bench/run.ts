@@ -59,7 +59,7 @@ export interface BenchResults {
   machine: { cpus: number; cpuModel: string; node: string; onnxruntime: string; platform: string };
   model: { path: string; name: string; input: string; shape: number[] };
   options: Omit<BenchOptions, 'log'>;
-  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; batching: string; peerThreads: number };
+  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; threadPolicy?: string; batching: string; peerThreads: number };
   builds: {
     fp32Ms: number;
     int8?:
@@ -316,6 +316,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       reason: fp32.backend.reason,
       instances: fp32.backend.instances,
       ...(fp32.backend.threadsPerInstance !== undefined ? { threadsPerInstance: fp32.backend.threadsPerInstance } : {}),
+      ...(fp32.backend.threadPolicy !== undefined ? { threadPolicy: fp32.backend.threadPolicy } : {}),
       batching: fp32.batching.reason,
       peerThreads,
     },

@@ -41,6 +41,8 @@ export interface BackendInfo {
   instances: number;
   /** ONNX Runtime intra-op threads per instance. */
   threadsPerInstance?: number;
+  /** ONNX Runtime threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. */
+  threadPolicy?: string;
 }
 
 export interface BatchingInfo {
@@ -218,13 +220,14 @@ export class Engine {
       }
     }
 
-    const impl: Backend & { threadsPerInstance?: number } =
+    const impl: Backend & { threadsPerInstance?: number; threadPolicy?: string } =
       selection.name === 'tensorrt'
         ? await buildTensorrt(artifact, precision, options)
         : await createOnnxruntimeBackend(artifact, {
             ...(options.instances !== undefined ? { instances: options.instances } : {}),
             ...(options.threadsPerInstance !== undefined ? { threadsPerInstance: options.threadsPerInstance } : {}),
             ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
+            ...(options.backgroundThreads !== undefined ? { backgroundThreads: options.backgroundThreads } : {}),
           });
     try {
       const batching = batchingInfo(impl, options);
@@ -237,6 +240,7 @@ export class Engine {
           reason: selection.reason,
           instances: impl.instances,
           ...(impl.threadsPerInstance !== undefined ? { threadsPerInstance: impl.threadsPerInstance } : {}),
+          ...(impl.threadPolicy !== undefined ? { threadPolicy: impl.threadPolicy } : {}),
         },
         batching,
         cache,
@@ -300,11 +304,13 @@ export class Engine {
   }
 
   stats(): FullStats {
+    this.batcher.flush();
     return { ...this.collector.snapshot(this.batcher.pending), backend: this.backend, batching: this.batching, cache: this.cache };
   }
 
   /** Prometheus text format, Triton's metric names. */
   metrics(): Promise<string> {
+    this.batcher.flush();
     return this.metricsRegistry.text();
   }
 

@@ -44,6 +44,11 @@ export interface EngineOptions {
   threadsPerInstance?: number;
   /** Whether ONNX Runtime's intra-op threads spin while waiting for work (see docs/engine.md). */
   spinning?: boolean;
+  /**
+   * Whether ONNX Runtime's threads run under Linux SCHED_IDLE, so that the event loop's
+   * thread preempts them at once (default true; see docs/engine.md for the trade-off).
+   */
+  backgroundThreads?: boolean;
   /** Largest merged batch (default 16 on onnxruntime, 64 on tensorrt; 1 turns merging off). */
   maxBatchSize?: number;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */

@@ -88,4 +88,6 @@ export interface NativeBinding {
   hostPoolStats(): NativeHostPoolStats;
   configureHostPool(maxAllocationBytes: number, maxPooledBytes: number): void;
   trimHostPool(): void;
+  /** Puts a thread (a Linux tid) under SCHED_IDLE; '' when done, else why not. */
+  setThreadIdle(tid: number): string;
 }

@@ -24,6 +24,7 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     expect(engine.outputs).toEqual([{ name: 'softmax_0.tmp_0', dtype: 'float32', shape: [-1, 2] }]);
     expect(engine.backend.name).toBe('onnxruntime');
     expect(engine.backend.instances).toBe(2);
+    if (process.platform === 'linux') expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
     // No GPU and no TensorRT here: auto falls back and says why.
     expect(engine.backend.reason).toMatch(/auto: TensorRT is not usable \(.+\)/);
     expect(engine.batching.enabled).toBe(true);
@@ -82,6 +83,14 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     const r = await engine.infer({ x: io.x! });
     const want = await reference.run({ x: new ort.Tensor('float32', clsInput(11, 2), [2, ...CLS_ITEM]) });
     expect(sameBits(r['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+  });
+
+  it('counts a request in stats() and metrics() as soon as its await returns', async () => {
+    const before = engine.stats().succeeded;
+    await engine.infer(clsInput(42));
+    expect(engine.stats().succeeded).toBe(before + 1);
+    await engine.infer(clsInput(43));
+    expect(await engine.metrics()).toContain(`nv_inference_request_success{model="ch_ppocr_mobile_v2.0_cls_infer",version="1"} ${before + 2}`);
   });
 
   it('counts requests, inferences and batches, and gives latency percentiles and Triton metrics', async () => {

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import type { Backend } from '../types.js';
 import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
 import { TensorrtNodeError } from '../../errors.js';
+import { addonState } from '../../native/index.js';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -25,6 +26,15 @@ export interface OnnxruntimeBackendOptions {
    * against 15.5 ms (docs/engine.md).
    */
   spinning?: boolean;
+  /**
+   * Whether the inference threads (each worker and ORT's intra-op threads) run under Linux
+   * SCHED_IDLE, so that the JS thread takes a core from them the moment it wakes (default
+   * yes). With every core busy in ORT, a plain or niced JS thread waited up to 7 ms for a
+   * core; the price is that any other busy thread of the machine (or of the container's
+   * cgroup) runs before inference does (docs/engine.md). Needs the native addon; elsewhere
+   * the threads keep the normal policy and `threadPolicy` says why.
+   */
+  backgroundThreads?: boolean;
   /** onnxruntime graph optimization level. Default 'all'. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
@@ -44,6 +54,7 @@ interface WireTensor {
 }
 
 type WorkerMessage =
+  | { type: 'thread'; tid: number | undefined }
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
   | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; computeMs: number }
   | { type: 'error'; id: number; message: string };
@@ -57,6 +68,8 @@ interface WireInfo {
 interface Pending {
   /** Where the returned input buffers go back (the caller's feeds). */
   feeds: Feeds;
+  /** Each input's element count: a transferred view reads length 0 until its buffer returns. */
+  lengths: Record<string, number>;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -124,6 +137,16 @@ function workerUrl(): URL {
   return url;
 }
 
+/** Puts a worker thread under SCHED_IDLE through the addon: 'SCHED_IDLE', or 'normal (why not)'. */
+function backgroundThread(tid: number | undefined): string {
+  if (tid === undefined) return 'normal (SCHED_IDLE exists on Linux only)';
+  const s = addonState();
+  if (!s.loaded) return `normal (the native addon is not loaded: ${s.error.message})`;
+  if (typeof s.addon.binding.setThreadIdle !== 'function') return 'normal (this addon build has no setThreadIdle)';
+  const problem = s.addon.binding.setThreadIdle(tid);
+  return problem ? `normal (${problem})` : 'SCHED_IDLE';
+}
+
 function toDtype(type: string, where: string): TensorDtype {
   if (type in CTORS) return type as TensorDtype;
   throw new TensorrtNodeError('EMODEL', `${where}: tensor type '${type}' is not supported by the engine`);
@@ -152,11 +175,14 @@ export class OnnxruntimeBackend implements Backend {
   readonly outputs: readonly TensorInfo[];
   readonly instances: number;
   readonly threadsPerInstance: number;
+  /** 'SCHED_IDLE', or 'normal' with the reason. */
+  readonly threadPolicy: string;
   private readonly workers: OnnxruntimeWorker[];
   private nextId = 1;
   private disposed = false;
 
-  private constructor(workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], threads: number) {
+  private constructor(workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], threads: number, threadPolicy: string) {
+    this.threadPolicy = threadPolicy;
     this.workers = workers;
     this.inputs = inputs;
     this.outputs = outputs;
@@ -171,6 +197,8 @@ export class OnnxruntimeBackend implements Backend {
     const threads = options.threadsPerInstance ?? defaults.threadsPerInstance;
     if (!Number.isInteger(instances) || instances < 1) throw new RangeError(`instances must be a positive integer, got ${instances}`);
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threadsPerInstance must be a positive integer, got ${threads}`);
+    const background = options.backgroundThreads ?? true;
+    const policies: string[] = [];
     const sessionOptions = {
       ...workerSessionOptions(threads, options.spinning ?? true),
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
@@ -179,11 +207,17 @@ export class OnnxruntimeBackend implements Backend {
     const started = Array.from({ length: instances }, () => {
       const worker = new Worker(url, { workerData: { model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 } });
       return new Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }> }>((resolve, reject) => {
-        const onFirst = (msg: WorkerMessage): void => {
+        const onStart = (msg: WorkerMessage): void => {
+          if (msg.type === 'thread') {
+            policies.push(background ? backgroundThread(msg.tid) : 'normal (backgroundThreads: false)');
+            worker.postMessage({ type: 'start' });
+            return;
+          }
+          worker.off('message', onStart);
           if (msg.type === 'ready') resolve({ w: new OnnxruntimeWorker(worker), ready: msg });
           else reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
         };
-        worker.once('message', onFirst);
+        worker.on('message', onStart);
         worker.once('error', reject);
       });
     });
@@ -197,14 +231,14 @@ export class OnnxruntimeBackend implements Backend {
     const first = ok[0]!.ready;
     const inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
     const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
-    const backend = new OnnxruntimeBackend(ok.map(({ w }) => w), inputs, outputs, threads);
+    const backend = new OnnxruntimeBackend(ok.map(({ w }) => w), inputs, outputs, threads, policies[0] ?? 'normal');
     for (const w of backend.workers) backend.listen(w);
     return backend;
   }
 
   private listen(w: OnnxruntimeWorker): void {
     w.worker.on('message', (msg: WorkerMessage) => {
-      if (msg.type === 'ready') return;
+      if (msg.type === 'ready' || msg.type === 'thread') return;
       const p = w.pending.get(msg.id);
       if (!p) return;
       w.pending.delete(msg.id);
@@ -215,7 +249,7 @@ export class OnnxruntimeBackend implements Backend {
       // Put the input memory back into the caller's feeds, for reuse.
       for (const name in msg.inputs) {
         const t = p.feeds[name] as { data: TypedArray } | undefined;
-        if (t) t.data = new CTORS[dtypeOf(t.data)](msg.inputs[name]!, t.data.byteOffset, t.data.length);
+        if (t) t.data = new CTORS[dtypeOf(t.data)](msg.inputs[name]!, 0, p.lengths[name]!);
       }
       const outputs: Record<string, TensorLike> = {};
       for (const name in msg.outputs) {
@@ -259,6 +293,7 @@ export class OnnxruntimeBackend implements Backend {
       return Promise.reject(e);
     }
     const wire: Record<string, WireTensor> = {};
+    const lengths: Record<string, number> = {};
     const transfer: ArrayBuffer[] = [];
     for (const [name, t] of Object.entries(feeds)) {
       let data = t.data;
@@ -270,10 +305,11 @@ export class OnnxruntimeBackend implements Backend {
       transfer.push(data.buffer as ArrayBuffer);
       const type = t.type ?? dtypeOf(data);
       wire[name] = { type, dims: [...t.dims], buffer: data.buffer as ArrayBuffer, byteOffset: 0, length: data.length };
+      lengths[name] = data.length;
     }
     const id = this.nextId++;
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.pending.set(id, { feeds, resolve, reject });
+      w.pending.set(id, { feeds, lengths, resolve, reject });
       w.worker.postMessage({ type: 'run', id, feeds: wire }, transfer);
     });
   }

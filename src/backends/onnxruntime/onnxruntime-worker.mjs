@@ -4,6 +4,7 @@
 // Tensors arrive and leave as transferred ArrayBuffers: no copy on either side.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
+import { readlinkSync } from 'node:fs';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -25,6 +26,20 @@ function describe(meta) {
     shape: m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) : [],
   }));
 }
+
+// This thread's Linux id ('/proc/thread-self' -> '<pid>/task/<tid>'), undefined elsewhere.
+function threadId() {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The engine sets this thread's scheduling policy before the session exists, so that
+// ORT's intra-op threads, created by it, inherit the policy.
+parentPort.postMessage({ type: 'thread', tid: threadId() });
+await new Promise((resolve) => parentPort.once('message', resolve));
 
 let session;
 try {
