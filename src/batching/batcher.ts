@@ -321,14 +321,15 @@ export class DynamicBatcher {
   }
 
   /**
-   * Bookkeeping (statistics, buffer reuse) runs in a microtask queued after the results
-   * are resolved, so the callers' continuations run first: it stays off their latency.
+   * Bookkeeping (statistics, buffer reuse) runs after the callers' continuations and the
+   * dispatch of what they submit next (setImmediate: after every microtask), so it stays
+   * off their latency and overlaps the next run. A microtask ran it before that dispatch.
    */
   private defer(fn: () => void): void {
     this.later.push(fn);
     if (this.laterScheduled) return;
     this.laterScheduled = true;
-    queueMicrotask(this.flush);
+    setImmediate(this.flush);
   }
 
   /** Runs the deferred bookkeeping now (readers of statistics call this first). */
