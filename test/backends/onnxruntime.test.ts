@@ -4,7 +4,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
+import { OnnxruntimeBackend, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
 import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
@@ -27,6 +27,12 @@ function threadPolicies(): Map<number, number> {
 }
 
 describe('onnxruntime backend', () => {
+  it("starts its workers without the parent's preloads and module hooks, keeping other options", () => {
+    expect(workerExecArgv(['--import', 'tsx', '--max-old-space-size=4096', '--require=dd-trace/init', '-r', 'ts-node/register', '--loader', 'x.mjs', '--enable-source-maps', '--experimental-loader=y.mjs']))
+      .toEqual(['--max-old-space-size=4096', '--enable-source-maps']);
+    expect(workerExecArgv([])).toEqual([]);
+  });
+
   it('hands the input buffers back into the feeds after each run, intact and reusable', async () => {
     const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 1, threadsPerInstance: 1 });
     backends.push(backend);

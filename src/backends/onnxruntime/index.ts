@@ -128,6 +128,25 @@ export function workerSessionOptions(threads: number, spinning = true): {
  */
 const WORKER_SPIN_MS = 1;
 
+const PRELOAD_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+
+/**
+ * The parent's Node options without its preloads and module hooks (`--import tsx`,
+ * `--require dd-trace/init`, ...): the worker is plain JS that only runs a session, and
+ * a worker inherits execArgv, so each would load them again (tsx added ~120 ms to every
+ * worker's start here).
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    const flag = arg.split('=', 1)[0]!;
+    if (!PRELOAD_FLAGS.has(flag)) out.push(arg);
+    else if (!arg.includes('=')) i++; // its value is the next argument
+  }
+  return out;
+}
+
 function workerUrl(): URL {
   // Beside this module in src/ (vitest) and beside the bundles in dist/ (tsup copies it).
   const url = new URL('./onnxruntime-worker.mjs', import.meta.url);
@@ -205,7 +224,10 @@ export class OnnxruntimeBackend implements Backend {
     };
     const url = workerUrl();
     const started = Array.from({ length: instances }, () => {
-      const worker = new Worker(url, { workerData: { model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 } });
+      const worker = new Worker(url, {
+        workerData: { model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 },
+        execArgv: workerExecArgv(process.execArgv),
+      });
       return new Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }> }>((resolve, reject) => {
         const onStart = (msg: WorkerMessage): void => {
           if (msg.type === 'thread') {
