@@ -1,0 +1,58 @@
+/**
+ * The event loop's longest stall at 64 in flight, by the policy of the inference
+ * threads: engines with `backgroundThreads` on (SCHED_IDLE) and off, in alternating
+ * rounds, beside one round of plain onnxruntime-node FP32 (one run() per request).
+ * Prints a table and writes bench/results/engine-stall.json.
+ *   npx tsx bench/engine-stall.ts [secondsPerRound] [rounds] [concurrency]
+ */
+import * as ort from 'onnxruntime-node';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { closedLoop, type ClosedLoopResult } from '../src/bench/load.js';
+import { paddleClsModelPath } from '../src/bench/models.js';
+import { renderTextLines } from '../src/bench/text-lines.js';
+import { Engine } from '../src/engine/engine.js';
+import { percentiles } from '../src/engine/stats.js';
+
+const seconds = Number(process.argv[2] ?? 3);
+const rounds = Number(process.argv[3] ?? 4);
+const concurrency = Number(process.argv[4] ?? 64);
+const model = paddleClsModelPath();
+const inputs = renderTextLines(64, 1_000_000).map((l) => l.data);
+const dims = [1, 3, 48, 192];
+
+const engines = {
+  'SCHED_IDLE (default)': await Engine.build(model, { backgroundThreads: true }),
+  'normal policy': await Engine.build(model, { backgroundThreads: false }),
+};
+const results = new Map<string, ClosedLoopResult[]>();
+for (let k = 0; k < rounds; k++) {
+  const order = Object.entries(engines);
+  if (k % 2) order.reverse();
+  for (const [name, engine] of order) {
+    const r = await closedLoop((i) => engine.infer({ x: { data: inputs[i]!, dims } }), inputs.length, concurrency, seconds);
+    (results.get(name) ?? results.set(name, []).get(name)!).push(r);
+  }
+}
+const peer = await ort.InferenceSession.create(model);
+const peerResult = await closedLoop((i) => peer.run({ x: new ort.Tensor('float32', inputs[i]!, dims) }), inputs.length, concurrency, seconds);
+results.set('onnxruntime-node (peer)', [peerResult]);
+
+const policies = Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy]));
+const rows = [...results].map(([name, rs]) => ({
+  name,
+  threadPolicy: policies[name],
+  rounds: rs.length,
+  stallMaxMs: rs.map((r) => r.stallMaxMs),
+  stallMedianMs: percentiles(rs.map((r) => r.stallMaxMs)).p50,
+  throughputMedian: percentiles(rs.map((r) => r.throughput)).p50,
+  p99MedianMs: percentiles(rs.map((r) => r.latencyMs.p99)).p50,
+}));
+console.log(`${concurrency} in flight, ${rounds} alternating rounds of ${seconds} s (PaddleOCR cls)`);
+console.log('| threads | stall max per round (ms) | median stall | median throughput | median p99 |');
+console.log('|---|---|---:|---:|---:|');
+for (const r of rows) {
+  console.log(`| ${r.name} | ${r.stallMaxMs.map((x) => x.toFixed(1)).join(', ')} | ${r.stallMedianMs.toFixed(1)} ms | ${r.throughputMedian.toFixed(0)} req/s | ${r.p99MedianMs.toFixed(1)} ms |`);
+}
+mkdirSync('bench/results', { recursive: true });
+writeFileSync('bench/results/engine-stall.json', JSON.stringify({ concurrency, seconds, rounds, rows }, null, 2));
+await Promise.all([...Object.values(engines).map((e) => e.dispose()), peer.release()]);
