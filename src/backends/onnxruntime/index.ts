@@ -162,8 +162,13 @@ function backgroundThread(tid: number | undefined): string {
   const s = addonState();
   if (!s.loaded) return `normal (the native addon is not loaded: ${s.error.message})`;
   if (typeof s.addon.binding.setThreadIdle !== 'function') return 'normal (this addon build has no setThreadIdle)';
-  const problem = s.addon.binding.setThreadIdle(tid);
-  return problem ? `normal (${problem})` : 'SCHED_IDLE';
+  try {
+    const problem = s.addon.binding.setThreadIdle(tid);
+    return problem ? `normal (${problem})` : 'SCHED_IDLE';
+  } catch (e) {
+    // Never let a policy failure stop the worker, which waits for this answer to start.
+    return `normal (${(e as Error).message})`;
+  }
 }
 
 function toDtype(type: string, where: string): TensorDtype {
