@@ -4,7 +4,8 @@
 //   tensorrt_node.cpu.napi.glibc.node       always
 //   tensorrt_node.cuda13.napi.glibc.node    where a CUDA 13 toolkit is found
 //   tensorrt_node.cuda12.napi.glibc.node    where a CUDA 12 toolkit is found
-// Toolkits: CUDA_PATH, /usr/local/cuda, /usr/local/cuda-<major>.<minor>. The variant
+// Toolkits: CUDA_PATH, /usr/local/cuda, /usr/local/cuda-<major>.<minor>, and runtime-only
+// roots that scripts/fetch-cudart.mjs puts in .cache/cudart-<major>. The variant
 // is a file-name tag that src/native/candidates.ts reads (node-gyp-build ignores it).
 // TensorRT providers built alongside (TENSORRT_ROOT_10/11, see README) land beside them.
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -29,6 +30,11 @@ try {
 } catch {
   // no /usr/local
 }
+try {
+  for (const d of readdirSync(join(root, '.cache')).sort()) if (/^cudart-\d+$/.test(d)) dirs.push(join(root, '.cache', d));
+} catch {
+  // nothing fetched
+}
 for (const dir of dirs) {
   const major = dir ? toolkitMajor(dir) : 0;
   if (major >= 12 && !toolkits.has(major)) toolkits.set(major, dir);
@@ -39,6 +45,9 @@ const prebuildify = join(require.resolve('prebuildify/package.json'), '../bin.js
 const { bin: nodeGypBin, env: baseEnv } = nodeGyp();
 const staging = join(root, 'build-gyp', `prebuild-stage-${process.pid}`);
 
+if (!toolkits.has(12)) {
+  process.stderr.write('prebuild: no CUDA 12 runtime found: no cuda12 variant (drivers older than 580 need it); `npm run fetch:cudart` brings one\n');
+}
 const variants = [['cpu', { TENSORRT_NODE_CUDA: '0' }]];
 for (const [major, dir] of toolkits) variants.push([`cuda${major}`, { CUDA_PATH: dir, TENSORRT_NODE_CUDA: '1' }]);
 

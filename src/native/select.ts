@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { TensorrtNodeError } from '../errors.js';
 import { type Candidate, type VariantName, VARIANT_PATTERN, cudaMajor, listCandidates } from './candidates.js';
 import type { TestLoadResult } from './test-load.js';
@@ -74,7 +75,8 @@ export function chooseAddon(o: SelectOptions): AddonChoice {
   const explicit = o.env.TENSORRT_NODE_ADDON_PATH;
   if (explicit) {
     if (!existsSync(explicit)) throw noBinary(`TENSORRT_NODE_ADDON_PATH=${explicit} does not exist`);
-    return { path: explicit, source: 'path', variant: null, chosenBy: 'path', skipped: [] };
+    // Absolute, so that require() does not read a relative path as a package name.
+    return { path: resolve(explicit), source: 'path', variant: null, chosenBy: 'path', skipped: [] };
   }
 
   const forced = o.env.TENSORRT_NODE_VARIANT || undefined;

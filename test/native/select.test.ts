@@ -1,15 +1,15 @@
 // Variant selection over real binaries: the cpu build and the cuda13 build laid out
 // as prebuildify names them, in a scratch package root.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative as relativePath } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TensorrtNodeError } from '../../src/errors.js';
 import { listCandidates, variantOfFile } from '../../src/native/candidates.js';
 import { loadAddonFile } from '../../src/native/index.js';
 import { packageRoot } from '../../src/native/package-root.js';
 import { type SelectOptions, chooseAddon, nvidiaDriverPresent } from '../../src/native/select.js';
-import { testLoad } from '../../src/native/test-load.js';
+import { type TestLoadResult, testLoad } from '../../src/native/test-load.js';
 import { builds, repoRoot } from './builds.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'tnp-select-'));
@@ -121,6 +121,9 @@ describe('variant selection', () => {
       chosenBy: 'path',
     });
     noBinary(() => chooseAddon(options(emptyRoot, { TENSORRT_NODE_ADDON_PATH: join(scratch, 'missing.node') })));
+    // A path relative to the working directory comes back absolute (require() would take it for a package name).
+    const relative = relativePath(process.cwd(), builds.gyp);
+    expect(chooseAddon(options(emptyRoot, { TENSORRT_NODE_ADDON_PATH: relative })).path).toBe(builds.gyp);
   });
 
   test('no binary at all: ENOBINARY with the build command', () => {
@@ -132,4 +135,26 @@ describe('variant selection', () => {
     expect(packageRoot()).toBe(repoRoot);
     expect(packageRoot(join(repoRoot, 'dist'))).toBe(repoRoot);
   });
+
+  // The cuda12 binary comes from `npm run fetch:cudart && npm run prebuild` (.ci/run does both).
+  const cuda12 = join(repoRoot, 'prebuilds/linux-x64/tensorrt_node.cuda12.glibc.node');
+  test.skipIf(!existsSync(cuda12) || cudaVariant !== 'cuda13')(
+    'a driver for CUDA 12.4 gets the cuda12 prebuild, after cuda13 is ruled out (the binaries load for real; the driver is simulated)',
+    () => {
+      const root = packageWith('both-majors', { ...prebuilt, 'prebuilds/linux-x64/tensorrt_node.cuda12.glibc.node': cuda12 });
+      // The real test-load of each binary, with the report a 12.4 driver and one device would add.
+      const withDriver = (path: string): TestLoadResult => {
+        const r = testLoad(path);
+        if (!r.ok) return r;
+        const device = { index: 0, name: 'simulated', computeCapability: '9.0', totalMemory: 0, pciBusId: '', uuid: '', multiProcessorCount: 1 };
+        return { ...r, cuda: { ...r.cuda, driver: { ...r.cuda.driver, libraryFound: true, cudaVersion: 12040 }, devices: [device] } };
+      };
+      const choice = chooseAddon({ ...options(root, {}, () => true), testLoad: withDriver });
+      expect(choice).toMatchObject({ variant: 'cuda12', chosenBy: 'driver', source: 'prebuild' });
+      expect(choice.skipped).toEqual(['cuda13: the driver supports CUDA 12.4, this variant needs 13.0: update the NVIDIA driver']);
+      const build = loadAddonFile(choice.path).build;
+      expect(build.variant).toBe('cuda12');
+      expect(Math.floor((build.cudaRuntimeVersion ?? 0) / 1000)).toBe(12);
+    },
+  );
 });
