@@ -5,6 +5,7 @@ import type { NativeBinding, NativeBuildInfo } from './binding.js';
 import { packageRoot } from './package-root.js';
 import { type AddonChoice, type ChosenBy, chooseAddon, nvidiaDriverPresent } from './select.js';
 import { testLoad } from './test-load.js';
+import { cachedTestLoad, defaultVariantCacheDir } from './variant-cache.js';
 
 export type { NativeBinding } from './binding.js';
 export type { AddonChoice, ChosenBy } from './select.js';
@@ -49,7 +50,8 @@ export function addonState(): AddonState {
       env: process.env,
       platform: platform(),
       arch: arch(),
-      testLoad,
+      // Remembered across processes: a start on an unchanged machine needs no child.
+      testLoad: cachedTestLoad(testLoad, { dir: defaultVariantCacheDir(process.env), env: process.env }),
       nvidiaDriverPresent,
     });
     state = { loaded: true, addon: loadAddonFile(choice.path, choice) };
