@@ -169,7 +169,8 @@ struct TnpLibrary {
   CreateFactoryFn createRuntime = nullptr;
   CreateParserFn createParser = nullptr;
 
-  bool atLeast(int32_t minor) const { return version >= NV_TENSORRT_MAJOR * 10000 + minor * 100; }
+  // An absolute version (major and minor): a call added in 10.8 is also in every 11.x.
+  bool atLeast(int32_t major, int32_t minor) const { return version >= major * 10000 + minor * 100; }
   // The version the factories are told the caller was compiled against: the
   // headers', or the library's own where it is older (then only calls it has
   // are made: newer ones are gated on atLeast()).
@@ -395,7 +396,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     if (o->tiling_level >= 0) {
 #if TNP_HEADERS_AT_LEAST(10, 8)
       // Declared since 10.8: call only where the loaded library has it.
-      if (lib->atLeast(8)) {
+      if (lib->atLeast(10, 8)) {
         config->setTilingOptimizationLevel(static_cast<nvinfer1::TilingOptimizationLevel>(o->tiling_level));
       } else {
         lib->logger.log(ILogger::Severity::kWARNING, "tilingLevel ignored: it needs TensorRT >= 10.8");
