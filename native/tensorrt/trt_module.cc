@@ -571,8 +571,12 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     }
     core_.reset(info[0].As<Napi::External<EngineCore>>().Data());
     // A no-op JS function: completions run their own callback on the JS thread.
+    // The finalizer records that Node deleted the function: at environment
+    // teardown (process or worker exit) it does so before it finalizes this
+    // wrapper, and a Release() or call after that would touch freed memory.
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                          "tensorrt-infer-done", 0, 1);
+                                          "tensorrt-infer-done", 0, 1,
+                                          [gone = tsfnGone_](Napi::Env) { gone->store(true); });
     tsfn_.Unref(env);
   }
 
@@ -582,7 +586,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
   void Close() {
     if (!core_) return;
     core_.reset();  // synchronizes every stream first
-    if (tsfn_) tsfn_.Release();
+    if (tsfn_ && !tsfnGone_->load()) tsfn_.Release();
   }
 
   void RequireOpen(Napi::Env env) const {
@@ -834,7 +838,9 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
   // CUDA's host-function thread: no CUDA call allowed, only the hand-off to JS.
   static void CUDART_CB OnStreamDone(void* data) {
     auto* req = static_cast<Request*>(data);
-    if (req->owner->tsfn_.NonBlockingCall(req, &TensorrtEngine::Complete) != napi_ok) {
+    // After teardown deleted the function nothing can settle the promise (the request leaks).
+    if (req->owner->tsfnGone_->load() ||
+        req->owner->tsfn_.NonBlockingCall(req, &TensorrtEngine::Complete) != napi_ok) {
       // The environment is going away: nothing can settle the promise any more.
     }
   }
@@ -901,6 +907,8 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
   }
 
   std::unique_ptr<EngineCore> core_;
+  // Set by the thread-safe function's finalizer; shared because that may run after this wrapper is gone.
+  std::shared_ptr<std::atomic<bool>> tsfnGone_ = std::make_shared<std::atomic<bool>>(false);
   Napi::ThreadSafeFunction tsfn_;
   std::deque<std::unique_ptr<Request>> queue_;
   std::size_t inFlight_ = 0;
