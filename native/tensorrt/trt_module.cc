@@ -762,6 +762,13 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
         break;
       }
       const std::size_t bytes = Volume(d) * t.elementSize;
+      // The device buffer was sized at the profile's max input shapes; an output
+      // that is larger at these shapes would make TensorRT write past it.
+      if (bytes > inst->device_buffers[index].bytes()) {
+        failure = "output '" + t.name + "' needs " + std::to_string(bytes) + " bytes at these input shapes, more than the " +
+                  std::to_string(inst->device_buffers[index].bytes()) + " it takes at the profile's max shapes";
+        break;
+      }
       req->outShapes.push_back(d);
       req->outBytes.push_back(bytes);
       HostBlock block{};
