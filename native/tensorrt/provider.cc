@@ -476,6 +476,12 @@ TnpStatus engineIoDesc(const TnpEngine* engine, int32_t index, TnpTensorDesc* ou
     }
     const char* name = engine->names[index].c_str();
     const nvinfer1::ICudaEngine& e = *engine->engine;
+    // Shape tensors live in host memory: TensorRT would dereference the device
+    // buffer the addon binds as a host pointer, so refuse them here.
+    if (e.getTensorLocation(name) == nvinfer1::TensorLocation::kHOST) {
+      return fail(err, TNP_E_INVALID, std::string("tensor '") + name +
+                                          "' is a shape tensor (host memory), which tensorrt-node does not support");
+    }
     TnpTensorDesc d{};
     d.name = name;
     d.is_input = e.getTensorIOMode(name) == nvinfer1::TensorIOMode::kINPUT ? 1 : 0;
