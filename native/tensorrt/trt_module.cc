@@ -737,6 +737,13 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
       Napi::TypedArray view = req->inputs[in].Value().As<Napi::TypedArray>();
       auto* src = static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
       const std::size_t bytes = view.ByteLength();
+      // Checked in Infer(), but a queued request's buffer may since have been
+      // detached (transferred) or shrunk: copying fewer bytes would run on stale data.
+      if (bytes != Volume(req->inShapes[in]) * t.elementSize) {
+        failure = "input '" + t.name + "' holds " + std::to_string(bytes) + " bytes now, not the " +
+                  std::to_string(Volume(req->inShapes[in]) * t.elementSize) + " it held at infer() (detached or resized?)";
+        break;
+      }
       if (pinnedPool && view.ByteOffset() == 0 && HostPool::Instance().LiveId(src) != 0) {
         ++core_->zeroCopyInputs;  // a pinned Buffer from allocate()/allocHost(): DMA straight from it
       } else {
