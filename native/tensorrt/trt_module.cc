@@ -240,13 +240,19 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  // TensorRT's builder thread: copy the event into the worker's queue.
+  // TensorRT's builder thread: copy the event into the worker's queue. Called
+  // through the provider's C ABI from noexcept TensorRT callbacks, so no
+  // exception (bad_alloc from the copies) may leave it: that would terminate.
   static int32_t OnBuilderProgress(void* user, TnpProgressEvent event, const char* phase, const char* parent,
-                                   int32_t step, int32_t nbSteps) {
+                                   int32_t step, int32_t nbSteps) noexcept {
     auto* self = static_cast<BuildWorker*>(user);
-    if (self->progress_ != nullptr) {
-      ProgressEvent e{event, phase != nullptr ? phase : "", parent != nullptr ? parent : "", step, nbSteps};
-      self->progress_->Send(&e, 1);
+    try {
+      if (self->progress_ != nullptr) {
+        ProgressEvent e{event, phase != nullptr ? phase : "", parent != nullptr ? parent : "", step, nbSteps};
+        self->progress_->Send(&e, 1);
+      }
+    } catch (...) {
+      // A lost progress event is better than a lost process.
     }
     return 0;
   }
