@@ -408,8 +408,9 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
 
     std::unique_ptr<nvinfer1::ITimingCache> cache(
         config->createTimingCache(o->timing_cache, o->timing_cache != nullptr ? o->timing_cache_size : 0));
-    if (cache && !config->setTimingCache(*cache, /*ignoreMismatch=*/false)) {
-      // A cache from another device or version: start from an empty one.
+    if (!cache || !config->setTimingCache(*cache, /*ignoreMismatch=*/false)) {
+      // A corrupt blob (no cache made), or a cache from another device or
+      // version: start from an empty one, so the file is replaced after the build.
       cache.reset(config->createTimingCache(nullptr, 0));
       if (cache) config->setTimingCache(*cache, false);
     }
