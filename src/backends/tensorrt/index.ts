@@ -5,6 +5,7 @@
  * (DESIGN.md decisions 1, 6, 7, 8). Availability is decided here with a code
  * and a reason a person can act on (decision 4, 12).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TensorrtNodeError, inputError, type ErrorCode } from '../../errors.js';
@@ -322,7 +323,9 @@ export async function buildTensorrtPlan(model: Uint8Array, options: TensorrtBack
   if (cacheFile && result.timingCache) {
     // Atomic: a temporary file, then rename.
     await mkdir(options.cacheDir!, { recursive: true });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    // Unique per write: two builds in one process (or its workers) sharing a pid-only name
+    // would write into one file and the second rename would fail with ENOENT.
+    const tmp = `${cacheFile}.${process.pid}.${randomUUID()}.tmp`;
     await writeFile(tmp, result.timingCache);
     await rename(tmp, cacheFile);
   }
