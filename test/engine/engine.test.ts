@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { isTensorrtNodeError } from '../../src/errors.js';
 import {
-  CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, MNIST_MODEL, MNIST_SKIP_REASON,
+  CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
   clsInput, mnistImages, ort, referenceSession, sameBits,
 } from './helpers.js';
 
@@ -115,6 +115,30 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     const median = Number(/nv_inference_request_summary_us\{quantile="0.5",model="[^"]+",version="1"\} (\S+)/.exec(text)?.[1]);
     expect(median).toBeCloseTo(s.latencyMs.p50 * 1000, 6);
     expect(text).toMatch(/nv_inference_queue_summary_us\{quantile="0.99",model="[^"]+",version="1"\} \d/);
+  });
+});
+
+describe('Engine on the PaddleOCR recognizer (dynamic width)', () => {
+  it('merges only requests of the same width, and every row equals plain onnxruntime-node', async () => {
+    const engine = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
+    const reference = await referenceSession(REC_MODEL);
+    try {
+      expect(engine.inputs).toEqual([{ name: 'x', dtype: 'float32', shape: [-1, 3, 48, -1] }]);
+      const widths = [160, 320, 160, 320, 160, 96];
+      const inputs = widths.map((w, i) => ({ data: clsInput(100 + i, 2).slice(0, 3 * 48 * w), dims: [1, 3, 48, w] }));
+      const outputs = await Promise.all(inputs.map((x) => engine.infer({ x })));
+      // One batch per width: three 160s, two 320s, one 96.
+      expect(engine.stats().batches).toBe(3);
+      const name = reference.outputNames[0]!;
+      for (let i = 0; i < inputs.length; i++) {
+        const want = (await reference.run({ x: new ort.Tensor('float32', inputs[i]!.data, inputs[i]!.dims) }))[name]!;
+        expect(outputs[i]![name]!.dims).toEqual([1, widths[i]! / 8, 6625]);
+        expect(sameBits(outputs[i]![name]!.data as Float32Array, want.data as Float32Array)).toBe(true);
+      }
+    } finally {
+      await engine.dispose();
+      await reference.release();
+    }
   });
 });
 

