@@ -148,9 +148,10 @@ export class Engine {
    * Builds an engine from an ONNX model (a path or its bytes): picks the backend,
    * quantizes for 'int8', loads from or stores into the cache, starts the backend.
    */
-  static async build(model: string | Uint8Array, options: EngineOptions = {}): Promise<Engine> {
+  static async build(model: string | Uint8Array, given: EngineOptions = {}): Promise<Engine> {
     const buildStartedAt = performance.now();
-    checkOptions(options);
+    checkOptions(given);
+    const options: EngineOptions = given.onProgress ? { ...given, onProgress: guardProgress(given.onProgress) } : given;
     let bytes: Uint8Array;
     if (typeof model === 'string') {
       try {
@@ -356,6 +357,24 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   const backend = await createTensorrtBackend(onnx, trtOptions);
   await storeEntry(options.cacheDir, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin');
   return backend;
+}
+
+/**
+ * The caller's progress callback, made unable to fail the build: it is called from the
+ * quantizer and from TensorRT's builder thread (through a thread-safe function, where a
+ * throw would be an uncaught exception). The first throw is reported as a warning.
+ */
+function guardProgress(fn: NonNullable<EngineOptions['onProgress']>): NonNullable<EngineOptions['onProgress']> {
+  let warned = false;
+  return (event) => {
+    try {
+      fn(event);
+    } catch (e) {
+      if (warned) return;
+      warned = true;
+      process.emitWarning(`tensorrt-node: the onProgress callback threw (${(e as Error)?.message ?? String(e)}); the build goes on`, { code: 'EPROGRESS' });
+    }
+  };
 }
 
 function hostBuffer(bytes: number): Buffer {

@@ -142,6 +142,31 @@ describe('Engine on the PaddleOCR recognizer (dynamic width)', () => {
   });
 });
 
+describe('build progress', () => {
+  it('a throwing onProgress does not fail the build; it is reported once as a warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    let calls = 0;
+    try {
+      const calibration = [1, 2, 3, 4].map((seed) => ({ x: { data: clsInput(seed), dims: [1, ...CLS_ITEM] } }));
+      const engine = await Engine.build(CLS_MODEL, {
+        precision: 'int8', calibration, instances: 1, threadsPerInstance: 1,
+        onProgress: () => {
+          calls++;
+          throw new Error('progress bar broke');
+        },
+      });
+      await engine.dispose();
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(calls).toBeGreaterThan(1);
+      expect(warnings.filter((m) => m.includes('onProgress callback threw (progress bar broke)'))).toHaveLength(1);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('backend selection on a machine without a GPU', () => {
   it("refuses backend 'tensorrt' with the reason", async () => {
     const err = await Engine.build(CLS_MODEL, { backend: 'tensorrt' }).catch((e: unknown) => e);

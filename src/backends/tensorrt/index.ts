@@ -452,8 +452,14 @@ class TrtBackend implements TensorrtBackend {
       return Promise.reject(e);
     }
     const given = this.io.filter((t) => !t.input).map((t) => outputs?.[t.name]);
-    const run = this.engine
-      .infer(nativeInputs, given)
+    let started: ReturnType<typeof this.engine.infer>;
+    try {
+      started = this.engine.infer(nativeInputs, given);
+    } catch (e) {
+      // The addon refuses some requests synchronously (a closed engine, a bad argument): a rejection, like the rest.
+      return Promise.reject(fromNative(e, 'EINPUT'));
+    }
+    const run = started
       .then((results) => {
         const out: Record<string, TensorLike> = {};
         const names = this.outputs;
