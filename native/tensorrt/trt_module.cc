@@ -471,10 +471,14 @@ class LoadWorker : public Napi::AsyncWorker {
       deferred_.Reject(Coded(env, "ENODEVICE", cudaError_).Value());
       return;
     }
-    // The wrapper adopts the core (see TensorrtEngine's constructor).
-    Napi::Object engine = ctor_.New({Napi::External<EngineCore>::New(env, core.get())});
-    core.release();
-    deferred_.Resolve(engine);
+    // The wrapper adopts the core (see TensorrtEngine's constructor): ownership leaves
+    // here first, so a constructor that throws after adopting it frees it once, not twice.
+    EngineCore* adopted = core.release();
+    try {
+      deferred_.Resolve(ctor_.New({Napi::External<EngineCore>::New(env, adopted)}));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
   }
 
  private:
