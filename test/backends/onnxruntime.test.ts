@@ -2,7 +2,11 @@
  * The ONNX Runtime backend on its own: the worker protocol's buffer round trip and
  * the scheduling policy of the inference threads, read back from /proc.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
 import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
@@ -31,6 +35,35 @@ describe('onnxruntime backend', () => {
     expect(workerExecArgv(['--import', 'tsx', '--max-old-space-size=4096', '--require=dd-trace/init', '-r', 'ts-node/register', '--loader', 'x.mjs', '--enable-source-maps', '--experimental-loader=y.mjs']))
       .toEqual(['--max-old-space-size=4096', '--enable-source-maps']);
     expect(workerExecArgv([])).toEqual([]);
+    expect(workerExecArgv(['--expose-gc', '--input-type=module', '-e', 'code', '--import', 'tsx'])).toEqual(['--expose-gc']);
+  });
+
+  it('starts its workers under a parent run with V8 flags, a preload, or -e code', () => {
+    // Node refuses V8 flags in an explicit execArgv (ERR_WORKER_INVALID_EXEC_ARGV) and a worker
+    // given the parent's --input-type / -e fails to load its module: each case runs for real.
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-execargv-'));
+    try {
+      const script = join(dir, 'run.mts');
+      const backendUrl = pathToFileURL(join(process.cwd(), 'src/backends/onnxruntime/index.ts')).href;
+      writeFileSync(script, [
+        `import { OnnxruntimeBackend } from ${JSON.stringify(backendUrl)};`,
+        `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 1 });`,
+        `const r = await b.runTimed({ x: { data: new Float32Array(${CLS_ITEM.join(' * ')}), dims: [1, ${CLS_ITEM.join(', ')}], type: 'float32' } });`,
+        `console.log('dims', JSON.stringify(Object.values(r.outputs)[0].dims));`,
+        'await b.dispose();',
+      ].join('\n'));
+      const cases = [
+        ['--expose-gc', '--max-old-space-size=1024', '--import', 'tsx', script],
+        ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(script).href)})`],
+      ];
+      for (const args of cases) {
+        const r = spawnSync(process.execPath, args, { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
+        expect({ args, status: r.status, stderr: r.stderr.split('\n').slice(-4).join('\n') }).toMatchObject({ status: 0 });
+        expect(r.stdout).toContain('dims [1,2]');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('hands the input buffers back into the feeds after each run, intact and reusable', async () => {

@@ -128,12 +128,16 @@ export function workerSessionOptions(threads: number, spinning = true): {
  */
 const WORKER_SPIN_MS = 1;
 
-const PRELOAD_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+// Preloads and module hooks, and what only the main script means (its code, its type).
+const DROPPED_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '--input-type']);
+// Of those, the ones whose value may come as the next argument.
+const VALUE_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '--input-type']);
 
 /**
  * The parent's Node options without its preloads and module hooks (`--import tsx`,
- * `--require dd-trace/init`, ...): the worker is plain JS that only runs a session, and
- * a worker inherits execArgv, so each would load them again (tsx added ~120 ms to every
+ * `--require dd-trace/init`, ...) and without what belongs to the main script only
+ * (`-e <code>`, `--input-type`): the worker is plain JS that only runs a session, and a
+ * worker inherits execArgv, so each would load them again (tsx added ~120 ms to every
  * worker's start here).
  */
 export function workerExecArgv(execArgv: readonly string[]): string[] {
@@ -141,10 +145,32 @@ export function workerExecArgv(execArgv: readonly string[]): string[] {
   for (let i = 0; i < execArgv.length; i++) {
     const arg = execArgv[i]!;
     const flag = arg.split('=', 1)[0]!;
-    if (!PRELOAD_FLAGS.has(flag)) out.push(arg);
-    else if (!arg.includes('=')) i++; // its value is the next argument
+    if (!DROPPED_FLAGS.has(flag)) out.push(arg);
+    else if (VALUE_FLAGS.has(flag) && !arg.includes('=')) i++; // its value is the next argument
   }
   return out;
+}
+
+/**
+ * A worker with the parent's options less its preloads. Node refuses V8's process-wide
+ * flags (`--expose-gc`, `--max-old-space-size`, ...) in an explicit execArgv, naming them,
+ * though a worker gets them anyway: those are dropped too, and where Node still refuses,
+ * the worker inherits everything, as by default.
+ */
+function startWorker(url: URL, workerData: unknown): Worker {
+  let execArgv = workerExecArgv(process.execArgv);
+  if (execArgv.length === process.execArgv.length) return new Worker(url, { workerData });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return new Worker(url, { workerData, execArgv });
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      if (err.code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+      const refused = new Set((err.message ?? '').replace(/^.*flags:\s*/, '').split(/,?\s+/).filter(Boolean));
+      execArgv = execArgv.filter((arg) => !refused.has(arg));
+    }
+  }
+  return new Worker(url, { workerData });
 }
 
 function workerUrl(): URL {
@@ -229,10 +255,7 @@ export class OnnxruntimeBackend implements Backend {
     };
     const url = workerUrl();
     const started = Array.from({ length: instances }, () => {
-      const worker = new Worker(url, {
-        workerData: { model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 },
-        execArgv: workerExecArgv(process.execArgv),
-      });
+      const worker = startWorker(url, { model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 });
       return new Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }> }>((resolve, reject) => {
         const onStart = (msg: WorkerMessage): void => {
           if (msg.type === 'thread') {
