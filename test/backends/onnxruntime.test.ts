@@ -81,6 +81,25 @@ describe('onnxruntime backend', () => {
     }
   });
 
+  it('keeps the process alive while a run is in flight, and lets it end when idle without dispose()', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-exit-'));
+    try {
+      const script = join(dir, 'run.mts');
+      const engineUrl = pathToFileURL(join(process.cwd(), 'src/engine/engine.ts')).href;
+      writeFileSync(script, [
+        `import { Engine } from ${JSON.stringify(engineUrl)};`,
+        `const engine = await Engine.build(${JSON.stringify(CLS_MODEL)}, { instances: 2, threadsPerInstance: 1 });`,
+        // Not awaited: only the in-flight run can keep the process alive until the result prints.
+        `engine.infer({ x: { data: new Float32Array(${CLS_ITEM.join(' * ')}), dims: [1, ${CLS_ITEM.join(', ')}] } }).then((r) => console.log('result', Object.keys(r).join()));`,
+      ].join('\n'));
+      const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr.split('\n').slice(-4).join('\n') }).toMatchObject({ status: 0, signal: null });
+      expect(r.stdout).toContain('result softmax_0.tmp_0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.runIf(process.platform === 'linux')('runs its threads under SCHED_IDLE by default, and not with backgroundThreads: false', async () => {
     const before = threadPolicies();
     const background = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 2 });

@@ -215,6 +215,22 @@ class OnnxruntimeWorker {
     this.dead ??= err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    this.worker.unref();
+  }
+
+  /**
+   * An idle worker does not keep the process alive (a script that never calls dispose()
+   * still ends, as with a plain session); one with runs in flight does, so an awaited
+   * result always arrives. Toggled on the transitions only.
+   */
+  track(id: number, p: Pending): void {
+    this.pending.set(id, p);
+    if (this.pending.size === 1) this.worker.ref();
+  }
+
+  untrack(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.worker.unref();
   }
 }
 
@@ -282,7 +298,10 @@ export class OnnxruntimeBackend implements Backend {
     const inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
     const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
     const backend = new OnnxruntimeBackend(ok.map(({ w }) => w), inputs, outputs, threads, policies[0] ?? 'normal');
-    for (const w of backend.workers) backend.listen(w);
+    for (const w of backend.workers) {
+      backend.listen(w);
+      w.worker.unref(); // until a run is in flight (track)
+    }
     return backend;
   }
 
@@ -291,7 +310,7 @@ export class OnnxruntimeBackend implements Backend {
       if (msg.type === 'ready' || msg.type === 'thread') return;
       const p = w.pending.get(msg.id);
       if (!p) return;
-      w.pending.delete(msg.id);
+      w.untrack(msg.id);
       if (msg.type === 'error') {
         p.reject(new TensorrtNodeError('EMODEL', `onnxruntime run failed: ${msg.message}`, { backend: 'onnxruntime' }));
         return;
@@ -359,7 +378,7 @@ export class OnnxruntimeBackend implements Backend {
     }
     const id = this.nextId++;
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.pending.set(id, { feeds, lengths, resolve, reject });
+      w.track(id, { feeds, lengths, resolve, reject });
       w.worker.postMessage({ type: 'run', id, feeds: wire }, transfer);
     });
   }
