@@ -3,7 +3,7 @@
  * the scheduling policy of the inference threads, read back from /proc.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,6 +30,21 @@ function threadPolicies(): Map<number, number> {
   return out;
 }
 
+/** Writes `lines` as a module in a scratch folder, runs node on it once per argument list, cleans up. */
+function runScript(lines: string[], argLists: (script: string) => string[][]): SpawnSyncReturns<string>[] {
+  const dir = mkdtempSync(join(tmpdir(), 'tnp-child-'));
+  try {
+    const script = join(dir, 'run.mts');
+    writeFileSync(script, lines.join('\n'));
+    return argLists(script).map((args) => spawnSync(process.execPath, args, { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const srcUrl = (path: string): string => JSON.stringify(pathToFileURL(join(process.cwd(), path)).href);
+const lastLines = (text: string): string => text.split('\n').slice(-4).join('\n');
+
 describe('onnxruntime backend', () => {
   it("starts its workers without the parent's preloads and module hooks, keeping other options", () => {
     expect(workerExecArgv(['--import', 'tsx', '--max-old-space-size=4096', '--require=dd-trace/init', '-r', 'ts-node/register', '--loader', 'x.mjs', '--enable-source-maps', '--experimental-loader=y.mjs']))
@@ -41,28 +56,19 @@ describe('onnxruntime backend', () => {
   it('starts its workers under a parent run with V8 flags, a preload, or -e code', () => {
     // Node refuses V8 flags in an explicit execArgv (ERR_WORKER_INVALID_EXEC_ARGV) and a worker
     // given the parent's --input-type / -e fails to load its module: each case runs for real.
-    const dir = mkdtempSync(join(tmpdir(), 'tnp-execargv-'));
-    try {
-      const script = join(dir, 'run.mts');
-      const backendUrl = pathToFileURL(join(process.cwd(), 'src/backends/onnxruntime/index.ts')).href;
-      writeFileSync(script, [
-        `import { OnnxruntimeBackend } from ${JSON.stringify(backendUrl)};`,
-        `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 1 });`,
-        `const r = await b.runTimed({ x: { data: new Float32Array(${CLS_ITEM.join(' * ')}), dims: [1, ${CLS_ITEM.join(', ')}], type: 'float32' } });`,
-        `console.log('dims', JSON.stringify(Object.values(r.outputs)[0].dims));`,
-        'await b.dispose();',
-      ].join('\n'));
-      const cases = [
-        ['--expose-gc', '--max-old-space-size=1024', '--import', 'tsx', script],
-        ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(script).href)})`],
-      ];
-      for (const args of cases) {
-        const r = spawnSync(process.execPath, args, { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
-        expect({ args, status: r.status, stderr: r.stderr.split('\n').slice(-4).join('\n') }).toMatchObject({ status: 0 });
-        expect(r.stdout).toContain('dims [1,2]');
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const runs = runScript([
+      `import { OnnxruntimeBackend } from ${srcUrl('src/backends/onnxruntime/index.ts')};`,
+      `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 1 });`,
+      `const r = await b.runTimed({ x: { data: new Float32Array(${CLS_ITEM.join(' * ')}), dims: [1, ${CLS_ITEM.join(', ')}], type: 'float32' } });`,
+      `console.log('dims', JSON.stringify(Object.values(r.outputs)[0].dims));`,
+      'await b.dispose();',
+    ], (script) => [
+      ['--expose-gc', '--max-old-space-size=1024', '--import', 'tsx', script],
+      ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(script).href)})`],
+    ]);
+    for (const r of runs) {
+      expect({ status: r.status, stderr: lastLines(r.stderr) }).toMatchObject({ status: 0 });
+      expect(r.stdout).toContain('dims [1,2]');
     }
   });
 
@@ -82,22 +88,14 @@ describe('onnxruntime backend', () => {
   });
 
   it('keeps the process alive while a run is in flight, and lets it end when idle without dispose()', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tnp-exit-'));
-    try {
-      const script = join(dir, 'run.mts');
-      const engineUrl = pathToFileURL(join(process.cwd(), 'src/engine/engine.ts')).href;
-      writeFileSync(script, [
-        `import { Engine } from ${JSON.stringify(engineUrl)};`,
-        `const engine = await Engine.build(${JSON.stringify(CLS_MODEL)}, { instances: 2, threadsPerInstance: 1 });`,
-        // Not awaited: only the in-flight run can keep the process alive until the result prints.
-        `engine.infer({ x: { data: new Float32Array(${CLS_ITEM.join(' * ')}), dims: [1, ${CLS_ITEM.join(', ')}] } }).then((r) => console.log('result', Object.keys(r).join()));`,
-      ].join('\n'));
-      const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
-      expect({ status: r.status, signal: r.signal, stderr: r.stderr.split('\n').slice(-4).join('\n') }).toMatchObject({ status: 0, signal: null });
-      expect(r.stdout).toContain('result softmax_0.tmp_0');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const [r] = runScript([
+      `import { Engine } from ${srcUrl('src/engine/engine.ts')};`,
+      `const engine = await Engine.build(${JSON.stringify(CLS_MODEL)}, { instances: 2, threadsPerInstance: 1 });`,
+      // Not awaited: only the in-flight run can keep the process alive until the result prints.
+      `engine.infer({ x: { data: new Float32Array(${CLS_ITEM.join(' * ')}), dims: [1, ${CLS_ITEM.join(', ')}] } }).then((r) => console.log('result', Object.keys(r).join()));`,
+    ], (script) => [['--import', 'tsx', script]]);
+    expect({ status: r!.status, signal: r!.signal, stderr: lastLines(r!.stderr) }).toMatchObject({ status: 0, signal: null });
+    expect(r!.stdout).toContain('result softmax_0.tmp_0');
   });
 
   it.runIf(process.platform === 'linux')('runs its threads under SCHED_IDLE by default, and not with backgroundThreads: false', async () => {

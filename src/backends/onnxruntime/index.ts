@@ -129,9 +129,8 @@ export function workerSessionOptions(threads: number, spinning = true): {
 const WORKER_SPIN_MS = 1;
 
 // Preloads and module hooks, and what only the main script means (its code, its type).
+// Each takes a value, as `--flag=value` or as the next argument.
 const DROPPED_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '--input-type']);
-// Of those, the ones whose value may come as the next argument.
-const VALUE_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '--input-type']);
 
 /**
  * The parent's Node options without its preloads and module hooks (`--import tsx`,
@@ -146,7 +145,7 @@ export function workerExecArgv(execArgv: readonly string[]): string[] {
     const arg = execArgv[i]!;
     const flag = arg.split('=', 1)[0]!;
     if (!DROPPED_FLAGS.has(flag)) out.push(arg);
-    else if (VALUE_FLAGS.has(flag) && !arg.includes('=')) i++; // its value is the next argument
+    else if (!arg.includes('=')) i++; // its value is the next argument
   }
   return out;
 }
