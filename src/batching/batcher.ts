@@ -234,8 +234,10 @@ export class DynamicBatcher {
       this.delayTimer = undefined;
     }
     const o = this.options;
+    // A ready group split over idle instances: its first member and each part's size.
+    let group: { head: Request; share: number } | undefined;
     while (!this.closed && this.inFlight < o.maxInFlight && this.queued > 0) {
-      const { batch, size, head } = this.form();
+      const { batch, size, head, available } = this.form();
       const waited = performance.now() - head.enqueuedAt;
       const expired = waited >= o.maxQueueDelayMs;
       const largestPreferred = o.preferredBatchSizes.length ? Math.max(...o.preferredBatchSizes) : undefined;
@@ -245,11 +247,18 @@ export class DynamicBatcher {
       else if (expired) {
         const fits = o.preferredBatchSizes.filter((p) => p <= size);
         take = fits.length ? trim(batch, Math.max(...fits)) : batch;
-      }
+      } else if (group && sameItemShape(group.head.feeds, head.feeds)) take = batch;
       if (!take) {
         this.delayTimer = setTimeout(() => this.dispatch(), Math.max(0, o.maxQueueDelayMs - waited));
         return;
       }
+      // Several idle instances share a ready group evenly rather than one taking it all
+      // and the others idling (without preferred sizes, which fix the sizes to run).
+      const idle = o.maxInFlight - this.inFlight;
+      if (o.batchAxis && !largestPreferred && idle > 1 && !group) {
+        group = { head, share: Math.ceil(Math.min(available, idle * o.maxBatchSize) / idle) };
+      }
+      if (group) take = trim(take, group.share);
       for (const r of take) {
         this.removeQueued(r);
         r.state = 'running';
@@ -259,29 +268,35 @@ export class DynamicBatcher {
     }
   }
 
-  /** The next batch: the oldest request of the highest priority, then every compatible one that fits. */
-  private form(): { batch: Request[]; size: number; head: Request } {
+  /**
+   * The next batch: the oldest request of the highest priority, then every compatible one
+   * that fits. `available` counts every queued item compatible with it, fitting or not.
+   */
+  private form(): { batch: Request[]; size: number; head: Request; available: number } {
     const o = this.options;
     let head: Request | undefined;
     const batch: Request[] = [];
     let size = 0;
+    let available = 0;
     for (const q of this.queues) {
       for (const r of q) {
         if (!head) {
           head = r;
           batch.push(r);
-          size = r.batch;
-          if (!o.batchAxis) return { batch, size, head };
+          size = available = r.batch;
+          if (!o.batchAxis) return { batch, size, head, available };
           continue;
         }
-        if (size + r.batch <= o.maxBatchSize && sameItemShape(head.feeds, r.feeds)) {
+        if (!sameItemShape(head.feeds, r.feeds)) continue;
+        available += r.batch;
+        if (size < o.maxBatchSize && size + r.batch <= o.maxBatchSize) {
           batch.push(r);
           size += r.batch;
-          if (size === o.maxBatchSize) return { batch, size, head };
         }
+        if (available >= o.maxBatchSize * o.maxInFlight) return { batch, size, head, available };
       }
     }
-    return { batch, size, head: head! };
+    return { batch, size, head: head!, available };
   }
 
   private run(requests: Request[]): void {

@@ -106,6 +106,28 @@ describe('dynamic batcher', () => {
     expect(engine.stats().batches).toBe(3);
   });
 
+  it('splits a ready group evenly over idle instances, and keeps it whole with one instance', async () => {
+    const reference = await referenceSession(CLS_MODEL);
+    const inputs = Array.from({ length: 6 }, (_, i) => clsInput(40 + i));
+    for (const [instances, batches] of [[2, 2], [1, 1]] as const) {
+      const engine = await build({ instances, maxBatchSize: 16 });
+      // Submitted in one synchronous block: one group of 6 rows.
+      const outs = await Promise.all(inputs.map((x) => engine.infer(x)));
+      const s = engine.stats();
+      expect(s.batches).toBe(batches);
+      expect(s.meanBatchSize).toBe(6 / batches);
+      for (const [i, x] of inputs.entries()) {
+        const want = await reference.run({ x: new ort.Tensor('float32', x, [1, ...CLS_ITEM]) });
+        expect(sameBits(outs[i]!['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+      }
+    }
+    // Preferred sizes fix the batch sizes: no split.
+    const preferred = await build({ instances: 2, maxBatchSize: 16, preferredBatchSizes: [6] });
+    await Promise.all(inputs.map((x) => preferred.infer(x)));
+    expect(preferred.stats().batches).toBe(1);
+    await reference.release();
+  });
+
   it('settles every request exactly once under many concurrent callers, with correct rows', async () => {
     const engine = await build({ instances: 2, maxBatchSize: 16, maxQueueSize: 40 });
     const reference = await referenceSession(CLS_MODEL);
