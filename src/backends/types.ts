@@ -15,6 +15,8 @@ export interface Backend {
   readonly outputs: readonly TensorInfo[];
   /** How many `run` calls can execute at the same time. */
   readonly instances: number;
+  /** CPU threads of each instance, for a backend that computes on the CPU. */
+  readonly threadsPerInstance?: number;
   /**
    * Runs one batch. The engine passes buffers it owns: a backend may transfer them
    * (e.g. to a worker thread) and, when it settles, may put the same memory back

@@ -221,7 +221,7 @@ export class Engine {
       }
     }
 
-    const impl: Backend & { threadsPerInstance?: number; threadPolicy?: string } =
+    const impl: Backend & { threadPolicy?: string } =
       selection.name === 'tensorrt'
         ? await buildTensorrt(artifact, precision, options)
         : await createOnnxruntimeBackend(artifact, {
@@ -412,10 +412,10 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
       preferredBatchSizes: [],
     };
   }
-  // On the CPU, per-item speed falls off a cliff once a batch's activations leave the
-  // caches (PaddleOCR cls, 2 cores: batch 16 ran 27 ms, batch 32 94 ms, batch 64 317 ms;
-  // bench/engine-batch-size.ts); GPUs keep gaining up to larger batches.
-  let maxBatchSize = requested ?? (impl.name === 'onnxruntime' ? 16 : 64);
+  // On the CPU, per-item speed stops improving, then falls, once a batch's activations
+  // leave the caches: 8 rows per intra-op thread (bench/engine-batch-size.ts, docs/engine.md);
+  // GPUs keep gaining up to larger batches.
+  let maxBatchSize = requested ?? (impl.name === 'onnxruntime' ? Math.min(64, 8 * (impl.threadsPerInstance ?? 1)) : 64);
   // A shape range caps the batch: a merged batch must stay within every input's max on axis 0.
   for (const [name, range] of Object.entries(shapes)) {
     const max = Array.isArray(range) ? undefined : (range as { max: readonly number[] }).max[0];

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { OnnxruntimeBackend, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
+import { OnnxruntimeBackend, defaultThreading, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
 import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
@@ -46,6 +46,14 @@ const srcUrl = (path: string): string => JSON.stringify(pathToFileURL(join(proce
 const lastLines = (text: string): string => text.split('\n').slice(-4).join('\n');
 
 describe('onnxruntime backend', () => {
+  it('defaults to one single-threaded worker per core, up to 8 workers, then more threads each', () => {
+    expect(defaultThreading(1)).toEqual({ instances: 1, threadsPerInstance: 1 });
+    expect(defaultThreading(2)).toEqual({ instances: 2, threadsPerInstance: 1 });
+    expect(defaultThreading(6)).toEqual({ instances: 6, threadsPerInstance: 1 });
+    expect(defaultThreading(16)).toEqual({ instances: 8, threadsPerInstance: 2 });
+    expect(defaultThreading(20)).toEqual({ instances: 8, threadsPerInstance: 2 });
+  });
+
   it("starts its workers without the parent's preloads and module hooks, keeping other options", () => {
     expect(workerExecArgv(['--import', 'tsx', '--max-old-space-size=4096', '--require=dd-trace/init', '-r', 'ts-node/register', '--loader', 'x.mjs', '--enable-source-maps', '--experimental-loader=y.mjs']))
       .toEqual(['--max-old-space-size=4096', '--enable-source-maps']);

@@ -28,6 +28,8 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     // No GPU and no TensorRT here: auto falls back and says why.
     expect(engine.backend.reason).toMatch(/auto: TensorRT is not usable \(.+\)/);
     expect(engine.batching.enabled).toBe(true);
+    // The default on ONNX Runtime: 8 rows per intra-op thread.
+    expect(engine.batching.maxBatchSize).toBe(8);
   });
 
   it('gives the same fp32 bits as plain onnxruntime-node, request by request', async () => {

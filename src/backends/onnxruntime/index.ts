@@ -91,13 +91,15 @@ export function onnxruntimeVersion(): string {
 }
 
 /**
- * Worker count and threads per session from the cores: one worker per two cores,
- * each with two intra-op threads (so a 2-core machine gets one worker with two
- * threads, like a plain session), at least one of each. Measured on the bench:
- * see docs/engine.md.
+ * Worker count and threads per session from the cores: one single-threaded worker per
+ * core, up to 8 workers, then more threads per worker (2 cores: 2 × 1; 16 cores: 8 × 2).
+ * Under concurrent load, single-threaded sessions side by side beat one session with
+ * the same cores as intra-op threads (no synchronisation inside each operator); a lone
+ * request runs on one thread, somewhat slower. The cap bounds the memory of the
+ * sessions, which share nothing. Measured: docs/engine.md, bench/engine-threads.ts.
  */
 export function defaultThreading(cores = availableParallelism()): { instances: number; threadsPerInstance: number } {
-  const instances = Math.max(1, Math.floor(cores / 2));
+  const instances = Math.max(1, Math.min(cores, 8));
   const threadsPerInstance = Math.max(1, Math.floor(cores / instances));
   return { instances, threadsPerInstance };
 }
