@@ -20,6 +20,7 @@ import type { TensorDtype, TensorInfo, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
 import type { EngineOptions, InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
+import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 import { allocHost } from '../runtime.js';
@@ -229,6 +230,7 @@ export class Engine {
             ...(options.threadsPerInstance !== undefined ? { threadsPerInstance: options.threadsPerInstance } : {}),
             ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
             ...(options.backgroundThreads !== undefined ? { backgroundThreads: options.backgroundThreads } : {}),
+            ...(precision === 'int8' ? { sessionConfig: QDQ_SESSION_CONFIG } : {}),
           });
     try {
       const batching = batchingInfo(impl, options);

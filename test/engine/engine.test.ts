@@ -1,6 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type * as OrtTypes from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadEntry } from '../../src/cache/store.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isTensorrtNodeError } from '../../src/errors.js';
+import { QDQ_SESSION_CONFIG } from '../../src/quantize/ort-session.js';
 import {
   CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
   clsInput, mnistImages, ort, referenceSession, sameBits,
@@ -140,6 +146,37 @@ describe('Engine on the PaddleOCR recognizer (dynamic width)', () => {
     } finally {
       await engine.dispose();
       await reference.release();
+    }
+  });
+});
+
+describe('INT8 on ONNX Runtime', () => {
+  it('serves the Q/DQ model as onnxruntime does with its Q/DQ handling off: weights folded once, same numbers', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-qdq-'));
+    const calibration = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) => ({ x: { data: clsInput(seed), dims: [1, ...CLS_ITEM] } }));
+    const engine = await Engine.build(CLS_MODEL, { precision: 'int8', calibration, cacheDir, instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+    const sessions: OrtTypes.InferenceSession[] = [];
+    try {
+      const entry = await loadEntry(cacheDir, engine.cache.key!, 'onnx.bin');
+      if (entry.status !== 'hit') throw new Error(`no Q/DQ artifact in the cache: ${entry.status}`);
+      const one = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+      const folded = await ort.InferenceSession.create(entry.payload, { ...one, extra: { session: QDQ_SESSION_CONFIG } });
+      const unfolded = await ort.InferenceSession.create(entry.payload, one);
+      sessions.push(folded, unfolded);
+      let differs = false;
+      for (const seed of [11, 12, 13, 14, 15, 16]) {
+        const x = clsInput(seed);
+        const got = (await engine.infer(x))['softmax_0.tmp_0']!.data as Float32Array;
+        const feeds = { x: new ort.Tensor('float32', x, [1, ...CLS_ITEM]) };
+        expect(sameBits(got, (await folded.run(feeds))['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+        differs ||= !sameBits(got, (await unfolded.run(feeds))['softmax_0.tmp_0']!.data as Float32Array);
+      }
+      // The two ways differ in rounding, so the comparison above tells them apart.
+      expect(differs).toBe(true);
+    } finally {
+      for (const s of sessions) await s.release();
+      await engine.dispose();
+      rmSync(cacheDir, { recursive: true, force: true });
     }
   });
 });

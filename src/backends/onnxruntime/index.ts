@@ -37,6 +37,8 @@ export interface OnnxruntimeBackendOptions {
   backgroundThreads?: boolean;
   /** onnxruntime graph optimization level. Default 'all'. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** More session config entries (`session.*` keys without the prefix), e.g. for Q/DQ models. */
+  sessionConfig?: Readonly<Record<string, string>>;
 }
 
 /** How a run's result comes back: the outputs plus the time ORT spent in run(). */
@@ -266,9 +268,11 @@ export class OnnxruntimeBackend implements Backend {
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threadsPerInstance must be a positive integer, got ${threads}`);
     const background = options.backgroundThreads ?? true;
     const policies: string[] = [];
+    const base = workerSessionOptions(threads, options.spinning ?? true);
     const sessionOptions = {
-      ...workerSessionOptions(threads, options.spinning ?? true),
+      ...base,
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+      extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
     const url = workerUrl();
     const started = Array.from({ length: instances }, () => {
