@@ -1,10 +1,12 @@
 /**
- * How to split the cores between ONNX Runtime workers: instances × intra-op threads,
- * with and without thread spinning, at 1 and 64 in flight, beside plain
- * onnxruntime-node in the same run. Prints a table and writes
- * bench/results/engine-threads.json.
+ * How to split the cores between ONNX Runtime workers: one worker with every core as
+ * intra-op threads, against one single-threaded worker per core (the default), each
+ * with its default maxBatchSize (8 rows per thread), at 1, 4, 16 and 64 in flight,
+ * beside plain onnxruntime-node. The contenders take turns round by round, so the
+ * machine's drift falls on all of them. Prints a table of medians over the rounds and
+ * writes bench/results/engine-threads.json.
  *
- *   npx tsx bench/engine-threads.ts [seconds]
+ *   npx tsx bench/engine-threads.ts [seconds per measurement] [rounds]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -15,34 +17,47 @@ import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 
 const seconds = Number(process.argv[2] ?? 2);
+const rounds = Number(process.argv[3] ?? 3);
 const model = paddleClsModelPath();
 const inputs = renderTextLines(64, 1_000_000).map((l) => l.data);
 const cores = availableParallelism();
-const rows: Record<string, unknown>[] = [];
-
-async function measure(name: string, infer: (i: number) => Promise<unknown>): Promise<void> {
-  for (const c of [1, 64]) {
-    const r = await closedLoop(infer, inputs.length, c, seconds);
-    rows.push({ config: name, concurrency: c, throughput: r.throughput, p50: r.latencyMs.p50, p99: r.latencyMs.p99, stall: r.stallMaxMs });
-    console.log(`${name.padEnd(34)} c=${String(c).padStart(2)} ${r.throughput.toFixed(1).padStart(7)} req/s  p50 ${r.latencyMs.p50.toFixed(2).padStart(7)} ms  p99 ${r.latencyMs.p99.toFixed(2).padStart(7)} ms  stall ${r.stallMaxMs.toFixed(1)} ms`);
-  }
-}
+const levels = [1, 4, 16, 64];
 
 const peer = await ort.InferenceSession.create(model, { intraOpNumThreads: cores });
-await measure(`peer onnxruntime-node ${cores} threads`, (i) => peer.run({ x: new ort.Tensor('float32', inputs[i]!, [1, 3, 48, 192]) }));
-
-const configs: [number, number, boolean][] = [
-  [1, cores, false],
-  [1, cores, true],
-  [cores, 1, false],
-  [cores, 1, true],
-  [1, 1, false],
+const contenders: { name: string; infer: (i: number) => Promise<unknown>; engine?: Engine }[] = [
+  { name: `peer onnxruntime-node ${cores} threads`, infer: (i) => peer.run({ x: new ort.Tensor('float32', inputs[i]!, [1, 3, 48, 192]) }) },
 ];
-for (const [instances, threads, spinning] of configs) {
-  const engine = await Engine.build(model, { backend: 'onnxruntime', instances, threadsPerInstance: threads, spinning, shapes: { x: [-1, 3, 48, 192] } });
-  await measure(`engine ${instances}×${threads}${spinning ? ' spinning' : ''}`, (i) => engine.infer(inputs[i]!));
-  await engine.dispose();
+for (const [instances, threads] of [[1, cores], [cores, 1]] as const) {
+  const engine = await Engine.build(model, { backend: 'onnxruntime', instances, threadsPerInstance: threads, shapes: { x: [-1, 3, 48, 192] } });
+  contenders.push({ name: `engine ${instances}×${threads} maxBatchSize ${engine.batching.maxBatchSize}`, infer: (i) => engine.infer(inputs[i]!), engine });
 }
+
+type Sample = { throughput: number; p50: number; p99: number; stall: number };
+const samples = new Map<string, Sample[]>();
+for (let round = 0; round < rounds; round++) {
+  for (const c of levels) {
+    for (const k of contenders) {
+      const r = await closedLoop(k.infer, inputs.length, c, seconds);
+      const key = `${k.name}|${c}`;
+      samples.set(key, [...(samples.get(key) ?? []), { throughput: r.throughput, p50: r.latencyMs.p50, p99: r.latencyMs.p99, stall: r.stallMaxMs }]);
+    }
+  }
+  console.log(`round ${round + 1}/${rounds} done`);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const rows: Record<string, unknown>[] = [];
+console.log(`\n${'contender'.padEnd(40)} in flight   req/s (median, range)        p50 ms   p99 ms`);
+for (const c of levels) {
+  for (const k of contenders) {
+    const s = samples.get(`${k.name}|${c}`)!;
+    const tp = s.map((x) => x.throughput);
+    const row = { config: k.name, concurrency: c, throughput: median(tp), throughputMin: Math.min(...tp), throughputMax: Math.max(...tp), p50: median(s.map((x) => x.p50)), p99: median(s.map((x) => x.p99)), rounds: s };
+    rows.push(row);
+    console.log(`${k.name.padEnd(40)} ${String(c).padStart(9)}   ${row.throughput.toFixed(0).padStart(5)} (${row.throughputMin.toFixed(0)}–${row.throughputMax.toFixed(0)})`.padEnd(80) + `${row.p50.toFixed(2).padStart(7)}  ${row.p99.toFixed(2).padStart(7)}`);
+  }
+}
+for (const k of contenders) await k.engine?.dispose();
 await peer.release();
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/engine-threads.json', JSON.stringify({ cores, seconds, rows }, null, 2));
+writeFileSync('bench/results/engine-threads.json', JSON.stringify({ cores, seconds, rounds, rows }, null, 2));

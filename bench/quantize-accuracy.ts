@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { idxImages, readIdx } from '../src/data/idx.js';
 import { quantize, type CalibrationMethod, type Outputs, type QuantizeOptions } from '../src/quantize/index.js';
+import { QDQ_SESSION_CONFIG } from '../src/quantize/ort-session.js';
 import { CLS_MODEL, REC_MODEL, WORD_LISTS, clsTensor, ctcDecode, editDistance, recTensor, renderLines } from './lib/ocr.js';
 
 const args = process.argv.slice(2);
@@ -55,7 +56,9 @@ async function evaluate(
   score: (out: ort.Tensor, i: number) => number,
   predict: (out: ort.Tensor) => string,
 ): Promise<{ value: number; predictions: string[] }> {
-  const s = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
+  // As the engine serves a Q/DQ model (src/quantize/ort-session.ts); no effect on a float one.
+  const options = { extra: { session: QDQ_SESSION_CONFIG } };
+  const s = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
   let sum = 0;
   const predictions: string[] = [];
   for (const [i, t] of inputs.entries()) {
