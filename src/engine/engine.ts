@@ -20,6 +20,7 @@ import type { TensorDtype, TensorInfo, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
 import type { EngineOptions, InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
+import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
@@ -67,7 +68,7 @@ export interface CacheInfo {
   reason?: string;
 }
 
-/** An input tensor over memory the engine hands out for reuse (engine.allocate()). */
+/** A tensor over memory the engine hands out for reuse (engine.allocate(), engine.allocateOutputs()). */
 export interface HostTensor {
   name: string;
   type: TensorDtype;
@@ -271,13 +272,16 @@ export class Engine {
       return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
     }
     let feeds;
+    const dest = options.outputs;
     try {
       feeds = this.normalizer.normalize(input);
+      if (dest !== undefined) checkDestinations(dest, this.outputs, feeds.batch, this.batching.batchAxis);
     } catch (e) {
       if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
       return Promise.reject(e);
     }
-    return this.batcher.submit(feeds.tensors, feeds.batch, options) as Promise<InferResult>;
+    const result = this.batcher.submit(feeds.tensors, feeds.batch, options) as Promise<InferResult>;
+    return dest === undefined ? result : result.then((r) => writeDestinations(r, dest));
   }
 
   /**
@@ -298,10 +302,25 @@ export class Engine {
       if (dims.some((d) => d < 0)) {
         throw inputError(info.name, `a 'shapes' option fixing the dynamic axes of ${JSON.stringify(info.shape)}`, 'no shape to allocate for');
       }
-      const count = dims.reduce((a, b) => a * b, 1);
-      const buffer = hostBuffer(count * elementBytes(info.dtype));
-      const data = typedArrayFor(info.dtype, 0).constructor as new (b: ArrayBufferLike, o: number, l: number) => TypedArray;
-      out[info.name] = { name: info.name, type: info.dtype, dims, buffer, data: new data(buffer.buffer, buffer.byteOffset, count) };
+      out[info.name] = hostTensor(info.name, info.dtype, dims);
+    }
+    return out;
+  }
+
+  /**
+   * Memory for results, to pass to infer() as `outputs` again and again: one tensor per
+   * output whose dims beyond the batch are fixed, shaped for `batch` rows, from the same
+   * host pool as allocate(). An output of data-dependent shape is left out: pass memory
+   * large enough for it yourself.
+   */
+  allocateOutputs(batch = 1): Record<string, HostTensor> {
+    if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    const out: Record<string, HostTensor> = {};
+    for (const info of this.outputs) {
+      const dims = info.shape.map((d, i) => (i === 0 && this.batching.batchAxis ? batch : d));
+      if (dims.some((d) => d < 0)) continue;
+      out[info.name] = hostTensor(info.name, info.dtype, dims);
     }
     return out;
   }
@@ -377,6 +396,13 @@ function guardProgress(fn: NonNullable<EngineOptions['onProgress']>): NonNullabl
       process.emitWarning(`tensorrt-node: the onProgress callback threw (${(e as Error)?.message ?? String(e)}); the build goes on`, { code: 'EPROGRESS' });
     }
   };
+}
+
+function hostTensor(name: string, dtype: TensorDtype, dims: number[]): HostTensor {
+  const count = dims.reduce((a, b) => a * b, 1);
+  const buffer = hostBuffer(count * elementBytes(dtype));
+  const data = typedArrayFor(dtype, 0).constructor as new (b: ArrayBufferLike, o: number, l: number) => TypedArray;
+  return { name, type: dtype, dims, buffer, data: new data(buffer.buffer, buffer.byteOffset, count) };
 }
 
 function hostBuffer(bytes: number): Buffer {

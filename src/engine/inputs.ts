@@ -35,7 +35,7 @@ export function typedArrayFor(dtype: TensorDtype, length: number): TypedArray {
   return new CTORS[dtype](length);
 }
 
-function arrayKind(data: unknown): string {
+export function arrayKind(data: unknown): string {
   if (data === null) return 'null';
   if (typeof data !== 'object') return typeof data;
   if (Buffer.isBuffer(data)) return 'Buffer';
@@ -43,7 +43,7 @@ function arrayKind(data: unknown): string {
 }
 
 /** Which dtypes a typed array can carry. Uint8Array also carries bool. */
-function dtypesOf(data: TypedArray): TensorDtype[] {
+export function dtypesOf(data: TypedArray): TensorDtype[] {
   if (data instanceof Float32Array) return ['float32'];
   if (data instanceof Uint16Array) return ['float16'];
   if (data instanceof Int8Array) return ['int8'];
@@ -53,15 +53,15 @@ function dtypesOf(data: TypedArray): TensorDtype[] {
   return [];
 }
 
-function fmtShape(dims: readonly number[]): string {
+export function fmtShape(dims: readonly number[]): string {
   return `[${dims.map((d) => (d < 0 ? '?' : String(d))).join(',')}]`;
 }
 
-function isTypedArray(x: unknown): x is TypedArray {
+export function isTypedArray(x: unknown): x is TypedArray {
   return ArrayBuffer.isView(x) && !(x instanceof DataView);
 }
 
-function isDetached(data: TypedArray): boolean {
+export function isDetached(data: TypedArray): boolean {
   // Node 20 has no ArrayBuffer.prototype.detached; constructing a view over a detached buffer throws.
   if (data.byteLength !== 0) return false;
   try {

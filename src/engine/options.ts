@@ -2,6 +2,7 @@
 import type { BackendChoice } from '../backends/select.js';
 import type { QuantizeOptions } from '../quantize/index.js';
 import type { ShapeRange } from './inputs.js';
+import type { OutputDestinations } from './outputs.js';
 
 export type Precision = 'fp32' | 'fp16' | 'int8';
 
@@ -74,4 +75,10 @@ export interface InferOptions {
   timeoutMs?: number;
   /** 1 is the highest. */
   priority?: number;
+  /**
+   * Memory to write outputs into, by output name (any of them): a typed array of the
+   * output's dtype or a Buffer, e.g. from `engine.allocateOutputs()`. The result's `data`
+   * is then a view over it. Do not touch it until the promise settles.
+   */
+  outputs?: OutputDestinations;
 }

@@ -93,6 +93,30 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     expect(sameBits(r['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
   });
 
+  it('writes results into caller memory (allocateOutputs, a Buffer), also from a merged batch', async () => {
+    const outs = engine.allocateOutputs(2);
+    expect(Object.keys(outs)).toEqual(['softmax_0.tmp_0']);
+    expect(outs['softmax_0.tmp_0']!.dims).toEqual([2, 2]);
+    const mine = Buffer.alloc(8);
+    // Submitted together, 6 rows over 2 idle workers: [a, b] and [c, d] each run as one
+    // batch, so b's rows sit after a's in its batch's result.
+    const before = engine.stats().batches;
+    const [a, b] = await Promise.all([
+      engine.infer(clsInput(21, 2), { outputs: { 'softmax_0.tmp_0': outs['softmax_0.tmp_0']!.data } }),
+      engine.infer(clsInput(22), { outputs: { 'softmax_0.tmp_0': mine } }),
+      engine.infer(clsInput(23)),
+      engine.infer(clsInput(24, 2)),
+    ]);
+    expect(engine.stats().batches - before).toBe(2);
+    const wantA = await reference.run({ x: new ort.Tensor('float32', clsInput(21, 2), [2, ...CLS_ITEM]) });
+    const wantB = await reference.run({ x: new ort.Tensor('float32', clsInput(22), [1, ...CLS_ITEM]) });
+    expect(sameBits(outs['softmax_0.tmp_0']!.data as Float32Array, wantA['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    expect(a!['softmax_0.tmp_0']!.data.buffer).toBe(outs['softmax_0.tmp_0']!.data.buffer);
+    expect(sameBits(new Float32Array(mine.buffer, mine.byteOffset, 2), wantB['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    expect(b!['softmax_0.tmp_0']!.data).toBeInstanceOf(Float32Array);
+    expect(b!['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
+  });
+
   it('counts a request in stats() and metrics() as soon as its await returns', async () => {
     const before = engine.stats().succeeded;
     await engine.infer(clsInput(42));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { TensorrtNodeError } from '../../src/errors.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, ort } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort } from './helpers.js';
 
 async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
   const e = await p.then(() => undefined, (err: unknown) => err);
@@ -117,6 +117,45 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     await expect(Engine.build(CLS_MODEL, {
       backend: 'onnxruntime', maxBatchSize: 8, shapes: { x: { min: [1, 3, 48, 192], opt: [1, 3, 48, 192], max: [4, 3, 48, 192] } },
     })).rejects.toMatchObject({ code: 'EINPUT', details: { tensor: 'maxBatchSize' } });
+  });
+
+  it('output destinations: unknown name, wrong dtype, too small, misaligned, detached', async () => {
+    const out = 'softmax_0.tmp_0';
+    const refusedBefore = engine.stats().failed.EINPUT ?? 0;
+    let e = await failure(engine.infer(clsInput(1), { outputs: { logits: new Float32Array(2) } }));
+    expect(e.details).toMatchObject({ tensor: 'logits', expected: expect.stringContaining(out), received: 'an unknown name' });
+    e = await failure(engine.infer(clsInput(1), { outputs: { [out]: new Int32Array(2) } }));
+    expect(e.details).toMatchObject({ tensor: out, expected: 'a float32 typed array or a Buffer', received: 'Int32Array' });
+    e = await failure(engine.infer(clsInput(1, 2), { outputs: { [out]: new Float32Array(2) } }));
+    expect(e.details).toMatchObject({ tensor: out, expected: 'at least 16 bytes for [2,2] float32', received: '8 bytes' });
+    e = await failure(engine.infer(clsInput(1), { outputs: { [out]: Buffer.alloc(12).subarray(1, 9) } }));
+    expect(e.details).toMatchObject({ tensor: out, expected: 'memory aligned to 4 bytes for float32', received: 'a view at byte offset 1' });
+    const detached = new Float32Array(2);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    e = await failure(engine.infer(clsInput(1), { outputs: { [out]: detached } }));
+    expect(e.details).toMatchObject({ tensor: out, received: 'a detached buffer' });
+    // Refused before they were queued: nothing ran for them.
+    expect((engine.stats().failed.EINPUT ?? 0) - refusedBefore).toBe(5);
+  });
+
+  it('an output of data-dependent shape that does not fit rejects that request once computed', async () => {
+    const rec = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
+    try {
+      const out = rec.outputs[0]!.name;
+      expect(Object.keys(rec.allocateOutputs())).toEqual([]); // its time axis depends on the width
+      const x = { x: { data: new Float32Array(3 * 48 * 160).fill(0.1), dims: [1, 3, 48, 160] } };
+      const e = await failure(rec.infer(x, { outputs: { [out]: new Float32Array(10) } }));
+      expect(e.code).toBe('EINPUT');
+      expect(e.details).toMatchObject({ tensor: out, expected: expect.stringMatching(/^at least \d+ bytes for the result \[1,\d+,\d+\] float32$/), received: '40 bytes' });
+      // Memory that fits takes the same result the engine gives without it.
+      const plain = await rec.infer(x);
+      const big = new Float32Array(plain[out]!.data.length + 5);
+      const r = await rec.infer(x, { outputs: { [out]: big } });
+      expect(r[out]!.data.length).toBe(plain[out]!.data.length);
+      expect(Buffer.compare(Buffer.from(big.buffer, 0, plain[out]!.data.byteLength), Buffer.from(plain[out]!.data.buffer, plain[out]!.data.byteOffset, plain[out]!.data.byteLength))).toBe(0);
+    } finally {
+      await rec.dispose();
+    }
   });
 
   it('use after dispose gives EDISPOSED', async () => {
