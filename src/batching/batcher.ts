@@ -35,6 +35,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   priority?: number;
+  /** Turns this request's outputs into what its caller gets; a throw rejects the request. */
+  finish?: (outputs: Record<string, TensorLike>) => Record<string, TensorLike>;
 }
 
 export type Execute = (feeds: Record<string, BatchTensor>) => Promise<Record<string, TensorLike>>;
@@ -165,7 +167,16 @@ export class DynamicBatcher {
         dispatchedAt: undefined,
         computeDoneAt: undefined,
         state: 'queued',
-        resolve: (out) => settle(() => resolve(out), { ok: true }),
+        resolve: (out) => {
+          let value = out;
+          try {
+            if (opts.finish && req.state !== 'settled') value = opts.finish(out);
+          } catch (err) {
+            req.reject(err as Error);
+            return;
+          }
+          settle(() => resolve(value), { ok: true });
+        },
         reject: (err) => settle(() => reject(err), { ok: false, code: codeOf(err) }),
         cleanup: () => {
           if (timer) clearTimeout(timer);

@@ -16,7 +16,7 @@ import type { BatchTensor } from '../batching/merge.js';
 import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { TritonMetrics } from '../metrics/triton.js';
-import type { TensorDtype, TensorInfo, TypedArray } from '../tensor.js';
+import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
 import type { EngineOptions, InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
@@ -280,8 +280,8 @@ export class Engine {
       if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
       return Promise.reject(e);
     }
-    const result = this.batcher.submit(feeds.tensors, feeds.batch, options) as Promise<InferResult>;
-    return dest === undefined ? result : result.then((r) => writeDestinations(r, dest));
+    const finish = dest === undefined ? undefined : (r: Record<string, TensorLike>) => writeDestinations(r as InferResult, dest);
+    return this.batcher.submit(feeds.tensors, feeds.batch, finish ? { ...options, finish } : options) as Promise<InferResult>;
   }
 
   /**

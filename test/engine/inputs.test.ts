@@ -147,6 +147,7 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
       const e = await failure(rec.infer(x, { outputs: { [out]: new Float32Array(10) } }));
       expect(e.code).toBe('EINPUT');
       expect(e.details).toMatchObject({ tensor: out, expected: expect.stringMatching(/^at least \d+ bytes for the result \[1,\d+,\d+\] float32$/), received: '40 bytes' });
+      expect(rec.stats()).toMatchObject({ succeeded: 0, failed: { EINPUT: 1 }, batches: 1 });
       // Memory that fits takes the same result the engine gives without it.
       const plain = await rec.infer(x);
       const big = new Float32Array(plain[out]!.data.length + 5);
