@@ -266,6 +266,7 @@ export class DynamicBatcher {
       // Several idle instances share a ready group evenly rather than one taking it all
       // and the others idling (without preferred sizes, which fix the sizes to run).
       const idle = o.maxInFlight - this.inFlight;
+      if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
       if (o.batchAxis && !largestPreferred && idle > 1 && !group) {
         group = { head, share: Math.ceil(Math.min(available, idle * o.maxBatchSize) / idle) };
       }

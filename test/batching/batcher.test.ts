@@ -128,6 +128,15 @@ describe('dynamic batcher', () => {
     await reference.release();
   });
 
+  it('splits only its own group: a group of another shape takes the next idle instance whole', async () => {
+    const engine = await build({ instances: 2, maxBatchSize: 16, shapes: {} });
+    const line = (w: number, seed: number) => ({ x: { data: clsInput(seed).subarray(0, 3 * 48 * w), dims: [1, 3, 48, w] } });
+    // One 192-wide line, then three 96-wide ones, together: two groups, two idle workers.
+    const outs = await Promise.all([line(192, 1), line(96, 2), line(96, 3), line(96, 4)].map((x) => engine.infer(x)));
+    expect(outs).toHaveLength(4);
+    expect(engine.stats().batches).toBe(2);
+  });
+
   it('settles every request exactly once under many concurrent callers, with correct rows', async () => {
     const engine = await build({ instances: 2, maxBatchSize: 16, maxQueueSize: 40 });
     const reference = await referenceSession(CLS_MODEL);
