@@ -39,9 +39,12 @@ export interface EngineOptions {
   cacheKey?: string;
   /** Shape ranges per input: min/opt/max, or a fixed shape (-1 on axis 0 for any batch). */
   shapes?: Readonly<Record<string, ShapeRange>>;
-  /** Parallel executions: ONNX Runtime worker threads / TensorRT execution contexts. */
+  /**
+   * Parallel executions: ONNX Runtime worker threads (default one per core, up to 8) /
+   * TensorRT execution contexts per GPU (default 1).
+   */
   instances?: number;
-  /** ONNX Runtime intra-op threads per instance. */
+  /** ONNX Runtime intra-op threads per instance (default: the cores left per worker, at least 1). */
   threadsPerInstance?: number;
   /** Whether ONNX Runtime's intra-op threads spin while waiting for work (see docs/engine.md). */
   spinning?: boolean;
@@ -50,7 +53,7 @@ export interface EngineOptions {
    * thread preempts them at once (default true; see docs/engine.md for the trade-off).
    */
   backgroundThreads?: boolean;
-  /** Largest merged batch (default 16 on onnxruntime, 64 on tensorrt; 1 turns merging off). */
+  /** Largest merged batch (default 8 per intra-op thread on onnxruntime, 64 on tensorrt; 1 turns merging off). */
   maxBatchSize?: number;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */
   maxQueueDelayMs?: number;
