@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import type * as OrtTypes from 'onnxruntime-node';
 import { Engine } from '../engine/engine.js';
 import type { EngineOptions } from '../engine/options.js';
+import { DEFAULT_INT8_METHOD } from '../engine/prepare.js';
+import type { CalibrationMethod } from '../quantize/index.js';
 import type { BackendChoice } from '../backends/select.js';
 import { onnxruntimeVersion, workerSessionOptions } from '../backends/onnxruntime/index.js';
 import { bursts, closedLoop, overheadAtOne, type BurstResult, type ClosedLoopResult, type OverheadResult } from './load.js';
@@ -33,6 +35,8 @@ export interface BenchOptions {
    * Costly (a sensitivity pass per layer); off by default: the held-out accuracy is measured anyway.
    */
   maxDropPt?: number;
+  /** INT8 calibration method (default: the Engine's, 'percentile'). */
+  method?: CalibrationMethod;
   backend: BackendChoice;
   instances?: number;
   threadsPerInstance?: number;
@@ -184,11 +188,12 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         ...engineOptions,
         precision: 'int8',
         calibration,
+        ...(o.method ? { quantization: { method: o.method } } : {}),
         ...(validation ? { validation, maxAccuracyDrop: o.maxDropPt! / 100 } : {}),
         cacheDir,
         onProgress: phaseLogger(log),
       };
-      log(`building the INT8 engine (calibration: ${calibration.length} samples${validation ? `, validation: 200 lines, max drop ${o.maxDropPt} pt` : ''}) ...`);
+      log(`building the INT8 engine (calibration: ${calibration.length} samples, ${o.method ?? DEFAULT_INT8_METHOD}${validation ? `, validation: 200 lines, max drop ${o.maxDropPt} pt` : ''}) ...`);
       t0 = performance.now();
       const first = await Engine.build(modelPath, options);
       const firstMs = performance.now() - t0;
@@ -204,7 +209,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         cachedFraction: cachedMs / firstMs,
         quantizedNodes: report?.quantizedNodes.length ?? 0,
         keptInFloat: report?.keptInFloat.length ?? 0,
-        method: report?.method ?? 'entropy',
+        method: report?.method ?? o.method ?? DEFAULT_INT8_METHOD,
         ...(report ? { quantizerMs: report.timeMs } : {}),
         ...(report?.validation
           ? { validation: { samples: report.validation.samples, float: report.validation.float, int8: report.validation.int8, withinBudget: report.validation.withinBudget } }

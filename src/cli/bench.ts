@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { BackendChoice } from '../backends/select.js';
+import type { CalibrationMethod } from '../quantize/index.js';
 
 function list(v: string): number[] {
   const xs = v.split(',').map((s) => Number(s.trim()));
@@ -37,6 +38,7 @@ export function register(program: Command): void {
     .option('--no-int8', 'skip the INT8 engine')
     .option('--calibration-samples <n>', 'INT8 calibration lines', positive, 200)
     .option('--eval-samples <n>', 'held-out lines for accuracy', positive, 1000)
+    .addOption(new Option('--method <method>', 'INT8 calibration method (default: the Engine\'s, percentile)').choices(['entropy', 'max', 'percentile', 'mse']))
     .option('--max-drop <pt>', 'validate INT8 on 200 more lines and keep sensitive layers in float until the accuracy drop is within this many points (slow)', positive)
     .option('--backend <name>', "'auto', 'tensorrt' or 'onnxruntime'", 'auto')
     .option('--instances <n>', 'engine instances (worker threads on ONNX Runtime)', positive)
@@ -58,6 +60,7 @@ export function register(program: Command): void {
         calibrationSamples: Math.round(opts.calibrationSamples as number),
         evalSamples: Math.round(opts.evalSamples as number),
         ...(opts.maxDrop !== undefined ? { maxDropPt: opts.maxDrop as number } : {}),
+        ...(opts.method !== undefined ? { method: opts.method as CalibrationMethod } : {}),
         backend: opts.backend as BackendChoice,
         ...(opts.instances !== undefined ? { instances: Math.round(opts.instances as number) } : {}),
         ...(opts.threads !== undefined ? { threadsPerInstance: Math.round(opts.threads as number) } : {}),
