@@ -6,7 +6,7 @@
  * fold BatchNormalization into the Conv. With its Q/DQ handling off, it folds the weights'
  * DequantizeLinear into float weights once at load (the same values), then BatchNormalization
  * into the Conv, and runs the activations' Q/DQ as they are: the INT8 model's numbers, on
- * float kernels. PaddleOCR cls, batch 8, one thread: 3.3 → 1.95 ms a row (float: 1.2–1.6);
- * PP-OCRv4 rec: 57–61 → 41–43 ms (docs/quantize.md).
+ * float kernels. `bench/quantize-speed.ts` (docs/quantize.md): PaddleOCR cls at batch 32
+ * 66.1 → 39.8 ms (float 35.5), PP-OCRv4 rec at batch 1 34.4 → 24.8 ms (float 21.4).
  */
 export const QDQ_SESSION_CONFIG: Readonly<Record<string, string>> = { disable_quant_qdq: '1' };
