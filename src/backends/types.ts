@@ -17,6 +17,8 @@ export interface Backend {
   readonly instances: number;
   /** CPU threads of each instance, for a backend that computes on the CPU. */
   readonly threadsPerInstance?: number;
+  /** Those threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. */
+  readonly threadPolicy?: string;
   /**
    * Runs one batch. The engine passes buffers it owns: a backend may transfer them
    * (e.g. to a worker thread) and, when it settles, may put the same memory back

@@ -249,6 +249,7 @@ export class DynamicBatcher {
     let group: { head: Request; share: number } | undefined;
     while (!this.closed && this.inFlight < o.maxInFlight && this.queued > 0) {
       const { batch, size, head, available } = this.form();
+      if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
       const waited = performance.now() - head.enqueuedAt;
       const expired = waited >= o.maxQueueDelayMs;
       const largestPreferred = o.preferredBatchSizes.length ? Math.max(...o.preferredBatchSizes) : undefined;
@@ -258,7 +259,7 @@ export class DynamicBatcher {
       else if (expired) {
         const fits = o.preferredBatchSizes.filter((p) => p <= size);
         take = fits.length ? trim(batch, Math.max(...fits)) : batch;
-      } else if (group && sameItemShape(group.head.feeds, head.feeds)) take = batch;
+      } else if (group) take = batch; // the rest of a group judged ready
       if (!take) {
         this.delayTimer = setTimeout(() => this.dispatch(), Math.max(0, o.maxQueueDelayMs - waited));
         return;
@@ -266,7 +267,6 @@ export class DynamicBatcher {
       // Several idle instances share a ready group evenly rather than one taking it all
       // and the others idling (without preferred sizes, which fix the sizes to run).
       const idle = o.maxInFlight - this.inFlight;
-      if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
       if (o.batchAxis && !largestPreferred && idle > 1 && !group) {
         group = { head, share: Math.ceil(Math.min(available, idle * o.maxBatchSize) / idle) };
       }

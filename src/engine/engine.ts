@@ -17,7 +17,7 @@ import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
-import { InputNormalizer, elementBytes, expectedShape, typedArrayFor, type InferInput, type ShapeRange } from './inputs.js';
+import { InputNormalizer, elementBytes, expectedShape, typedView, type InferInput, type ShapeRange } from './inputs.js';
 import type { EngineOptions, InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
@@ -223,7 +223,7 @@ export class Engine {
       }
     }
 
-    const impl: Backend & { threadPolicy?: string } =
+    const impl: Backend =
       selection.name === 'tensorrt'
         ? await buildTensorrt(artifact, precision, options)
         : await createOnnxruntimeBackend(artifact, {
@@ -401,8 +401,7 @@ function guardProgress(fn: NonNullable<EngineOptions['onProgress']>): NonNullabl
 function hostTensor(name: string, dtype: TensorDtype, dims: number[]): HostTensor {
   const count = dims.reduce((a, b) => a * b, 1);
   const buffer = hostBuffer(count * elementBytes(dtype));
-  const data = typedArrayFor(dtype, 0).constructor as new (b: ArrayBufferLike, o: number, l: number) => TypedArray;
-  return { name, type: dtype, dims, buffer, data: new data(buffer.buffer, buffer.byteOffset, count) };
+  return { name, type: dtype, dims, buffer, data: typedView(dtype, buffer.buffer, buffer.byteOffset, count) };
 }
 
 function hostBuffer(bytes: number): Buffer {

@@ -35,6 +35,11 @@ export function typedArrayFor(dtype: TensorDtype, length: number): TypedArray {
   return new CTORS[dtype](length);
 }
 
+/** A typed array of `dtype` over existing memory. */
+export function typedView(dtype: TensorDtype, buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray {
+  return new CTORS[dtype](buffer, byteOffset, length);
+}
+
 export function arrayKind(data: unknown): string {
   if (data === null) return 'null';
   if (typeof data !== 'object') return typeof data;

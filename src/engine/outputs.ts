@@ -8,7 +8,7 @@
  */
 import { inputError } from '../errors.js';
 import type { TensorInfo, TypedArray } from '../tensor.js';
-import { arrayKind, dtypesOf, elementBytes, fmtShape, isDetached, isTypedArray } from './inputs.js';
+import { arrayKind, dtypesOf, elementBytes, fmtShape, isDetached, isTypedArray, typedView } from './inputs.js';
 
 export type OutputDestinations = Readonly<Record<string, TypedArray | Buffer>>;
 
@@ -48,8 +48,7 @@ export function writeDestinations<R extends Record<string, ResultTensor>>(result
     if (buf.byteLength < t.data.byteLength) {
       throw inputError(name, `at least ${t.data.byteLength} bytes for the result ${fmtShape(t.dims)} ${t.type}`, `${buf.byteLength} bytes`, what);
     }
-    const Ctor = t.data.constructor as new (b: ArrayBufferLike, o: number, l: number) => TypedArray;
-    const view = new Ctor(buf.buffer, buf.byteOffset, t.data.length);
+    const view = typedView(t.type, buf.buffer, buf.byteOffset, t.data.length);
     (view as Uint8Array).set(t.data as Uint8Array);
     out[name] = { data: view, dims: t.dims, type: t.type };
   }

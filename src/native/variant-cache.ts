@@ -64,8 +64,10 @@ export function machineIdentity(env: NodeJS.ProcessEnv): string {
  */
 export function cachedTestLoad(testLoad: (path: string) => TestLoadResult, o: VariantCacheOptions): (path: string) => TestLoadResult {
   if (o.env.TENSORRT_NODE_VARIANT_CACHE === '0') return testLoad;
+  let machine: string | undefined; // read once for all the candidates of this choice
   return (path: string): TestLoadResult => {
-    const key = createHash('sha256').update(fileIdentity(path)).update('\0').update(machineIdentity(o.env)).digest('hex').slice(0, 32);
+    machine ??= machineIdentity(o.env);
+    const key = createHash('sha256').update(fileIdentity(path)).update('\0').update(machine).digest('hex').slice(0, 32);
     const file = join(o.dir, `variant-${key}.json`);
     try {
       const kept = JSON.parse(readFileSync(file, 'utf8')) as TestLoadResult;

@@ -114,6 +114,8 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     expect(a!['softmax_0.tmp_0']!.data.buffer).toBe(outs['softmax_0.tmp_0']!.data.buffer);
     expect(sameBits(new Float32Array(mine.buffer, mine.byteOffset, 2), wantB['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
     expect(b!['softmax_0.tmp_0']!.data).toBeInstanceOf(Float32Array);
+    expect(b!['softmax_0.tmp_0']!.data.buffer).toBe(mine.buffer);
+    expect(b!['softmax_0.tmp_0']!.data.byteOffset).toBe(mine.byteOffset);
     expect(b!['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
   });
 
