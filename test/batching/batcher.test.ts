@@ -128,6 +128,26 @@ describe('dynamic batcher', () => {
     await reference.release();
   });
 
+  it('opens a burst on an idle engine with the oldest request alone, then full batches', async () => {
+    const reference = await referenceSession(CLS_MODEL);
+    const engine = await build({ maxBatchSize: 4 });
+    const inputs = Array.from({ length: 9 }, (_, i) => clsInput(60 + i));
+    // 9 rows at once on 1 instance of 4: more than a full round waits.
+    const outs = await Promise.all(inputs.map((x) => engine.infer(x)));
+    // A request's result is a view of its batch's output: one buffer per batch.
+    const batchOf = outs.map((o) => o['softmax_0.tmp_0']!.data.buffer);
+    const groups = [...new Set(batchOf)].map((b) => batchOf.flatMap((x, i) => (x === b ? [i] : [])));
+    expect(groups).toEqual([[0], [1, 2, 3, 4], [5, 6, 7, 8]]);
+    for (const [i, x] of inputs.entries()) {
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [1, ...CLS_ITEM]) });
+      expect(sameBits(outs[i]!['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+    // A full round or less is not a burst: 4 rows run as one batch.
+    const four = await Promise.all(inputs.slice(0, 4).map((x) => engine.infer(x)));
+    expect(new Set(four.map((o) => o['softmax_0.tmp_0']!.data.buffer)).size).toBe(1);
+    await reference.release();
+  });
+
   it('splits only its own group: a group of another shape takes the next idle instance whole', async () => {
     const engine = await build({ instances: 2, maxBatchSize: 16, shapes: {} });
     const line = (w: number, seed: number) => ({ x: { data: clsInput(seed).subarray(0, 3 * 48 * w), dims: [1, 3, 48, w] } });
