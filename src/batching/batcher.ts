@@ -6,7 +6,7 @@
  * a batch to form. Every accepted request settles exactly once.
  */
 import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
-import type { TensorLike } from '../tensor.js';
+import type { TensorLike, TypedArray } from '../tensor.js';
 import { mergeBatch, ownFeeds, recycle, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
 import { BufferPool } from './pool.js';
 
@@ -71,17 +71,37 @@ interface Request {
   dispatchedAt: number | undefined;
   computeDoneAt: number | undefined;
   state: 'queued' | 'running' | 'settled';
+  /** Its parts in the queues: more than one once it is split. */
+  queuedParts: number;
+  /** Rows whose results came back, and those of a split request by first row. */
+  rowsDone: number;
+  gathered: { start: number; outputs: Record<string, TensorLike> }[];
   resolve(outputs: Record<string, TensorLike>): void;
   reject(err: Error): void;
   cleanup(): void;
+}
+
+/**
+ * Rows of one request that run in one batch: all of them, unless the request has more
+ * rows than a batch may take (then it runs as several parts, possibly side by side).
+ */
+interface Part {
+  req: Request;
+  /** The part's first row in its request. */
+  start: number;
+  rows: number;
+  /** The request's inputs over these rows (views, no copy). */
+  feeds: Record<string, BatchTensor>;
 }
 
 export class DynamicBatcher {
   private readonly options: BatcherOptions;
   private readonly execute: Execute;
   private readonly observer: BatcherObserver | undefined;
-  /** One FIFO per priority level, index 0 = priority 1. */
-  private readonly queues: Request[][];
+  /** One FIFO of parts per priority level, index 0 = priority 1. */
+  private readonly queues: Part[][];
+  /** Parts in the queues, and requests with at least one there. */
+  private queuedParts = 0;
   private queued = 0;
   private inFlight = 0;
   private finishedBatches = 0;
@@ -122,10 +142,6 @@ export class DynamicBatcher {
     if (timeoutMs !== undefined && !(timeoutMs > 0)) {
       return this.refuse(inputError('timeoutMs', 'a positive number of milliseconds', String(timeoutMs), 'option'));
     }
-    if (o.batchAxis && batch > o.maxBatchSize) {
-      const name = Object.keys(feeds)[0] ?? 'input';
-      return this.refuse(inputError(name, `a batch of at most maxBatchSize ${o.maxBatchSize} on axis 0`, `a batch of ${batch}`));
-    }
     if (o.batchAxis && batch < 1) {
       return this.refuse(inputError(Object.keys(feeds)[0] ?? 'input', 'a batch of at least 1 on axis 0', `a batch of ${batch}`));
     }
@@ -141,7 +157,7 @@ export class DynamicBatcher {
       const signal = opts.signal;
       const settle = (fn: () => void, outcome: Outcome): void => {
         if (req.state === 'settled') return;
-        if (req.state === 'queued') this.removeQueued(req);
+        this.removeQueued(req);
         req.state = 'settled';
         req.cleanup();
         fn();
@@ -171,6 +187,9 @@ export class DynamicBatcher {
         dispatchedAt: undefined,
         computeDoneAt: undefined,
         state: 'queued',
+        queuedParts: 0,
+        rowsDone: 0,
+        gathered: [],
         resolve: (out) => {
           let value = out;
           try {
@@ -194,7 +213,9 @@ export class DynamicBatcher {
         }, timeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.queues[priority - 1]!.push(req);
+      this.queues[priority - 1]!.push({ req, start: 0, rows: batch, feeds });
+      req.queuedParts = 1;
+      this.queuedParts++;
       this.queued++;
       this.observer?.accepted();
       this.schedule();
@@ -212,19 +233,39 @@ export class DynamicBatcher {
       this.closed = true;
       if (this.delayTimer) clearTimeout(this.delayTimer);
       for (const q of this.queues) {
-        for (const req of [...q]) req.reject(new TensorrtNodeError('EDISPOSED', 'the engine was disposed while the request was queued'));
+        for (const part of [...q]) part.req.reject(new TensorrtNodeError('EDISPOSED', 'the engine was disposed while the request was queued'));
       }
     }
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
+  /** Takes every queued part of a settled request out of its queue. */
   private removeQueued(req: Request): void {
+    if (req.queuedParts === 0) return;
     const q = this.queues[req.priority - 1]!;
-    const i = q.indexOf(req);
-    if (i >= 0) {
-      q.splice(i, 1);
-      this.queued--;
-    }
+    for (let i = q.length - 1; i >= 0; i--) if (q[i]!.req === req) this.unqueue(q, i);
+  }
+
+  private unqueue(q: Part[], i: number): void {
+    const part = q.splice(i, 1)[0]!;
+    this.queuedParts--;
+    if (--part.req.queuedParts === 0) this.queued--;
+  }
+
+  /**
+   * Splits the first `rows` rows off a queued part, as a part of their own placed just
+   * before it (a request larger than a batch may take, or than an idle instance's share).
+   */
+  private splitPart(part: Part, rows: number): Part {
+    const head: Part = { req: part.req, start: part.start, rows, feeds: rowViews(part.feeds, 0, rows) };
+    part.feeds = rowViews(part.feeds, rows, part.rows - rows);
+    part.start += rows;
+    part.rows -= rows;
+    const q = this.queues[part.req.priority - 1]!;
+    q.splice(q.indexOf(part), 0, head);
+    part.req.queuedParts++;
+    this.queuedParts++;
+    return head;
   }
 
   /**
@@ -250,16 +291,16 @@ export class DynamicBatcher {
     }
     const o = this.options;
     // A ready group split over idle instances: its first member and each part's size.
-    let group: { head: Request; share: number } | undefined;
+    let group: { head: Part; share: number } | undefined;
     // Idle instances whose first batch of a burst is its oldest request alone (see below).
     let opening = 0;
-    while (!this.closed && this.inFlight < o.maxInFlight && this.queued > 0) {
+    while (!this.closed && this.inFlight < o.maxInFlight && this.queuedParts > 0) {
       const { batch, size, head, available } = this.form();
       if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
-      const waited = performance.now() - head.enqueuedAt;
+      const waited = performance.now() - head.req.enqueuedAt;
       const expired = waited >= o.maxQueueDelayMs;
       const largestPreferred = o.preferredBatchSizes.length ? Math.max(...o.preferredBatchSizes) : undefined;
-      let take: Request[] | undefined;
+      let take: Part[] | undefined;
       if (!o.batchAxis || size >= o.maxBatchSize) take = batch;
       else if (largestPreferred !== undefined && size >= largestPreferred) take = trim(batch, largestPreferred);
       else if (expired) {
@@ -271,55 +312,63 @@ export class DynamicBatcher {
         return;
       }
       // Several idle instances share a ready group evenly rather than one taking it all
-      // and the others idling (without preferred sizes, which fix the sizes to run).
+      // and the others idling (without preferred sizes, which fix the sizes to run). A
+      // request with more rows than its share is split by rows.
       const idle = o.maxInFlight - this.inFlight;
       if (o.batchAxis && !largestPreferred && idle > 1 && !group) {
         group = { head, share: Math.ceil(Math.min(available, idle * o.maxBatchSize) / idle) };
       }
       if (group) take = trim(take, group.share);
+      if (group && take[0]!.rows > group.share) take = [this.splitPart(take[0]!, group.share)];
       // A burst that meets an idle engine with more than a full round of rows: each idle
       // instance first runs the oldest request alone, so the first result comes in one
       // request's time, not a full batch's (PaddleOCR cls, 64 at once on 2 × 1: first
       // result 3.2-3.4 ms instead of 13.1-13.6, the last 0.5-2.3 % later; docs/engine.md).
-      const burst = this.inFlight === 0 && head.finishedBefore === this.finishedBatches && available > o.maxInFlight * o.maxBatchSize;
+      const burst = this.inFlight === 0 && head.req.finishedBefore === this.finishedBatches && available > o.maxInFlight * o.maxBatchSize;
       if (burst && o.batchAxis && !largestPreferred) opening = idle;
       if (opening > 0) {
         take = take.slice(0, 1);
         opening--;
       }
-      for (const r of take) {
-        this.removeQueued(r);
-        r.state = 'running';
-        r.dispatchedAt = performance.now();
+      const now = performance.now();
+      for (const part of take) {
+        const q = this.queues[part.req.priority - 1]!;
+        this.unqueue(q, q.indexOf(part));
+        part.req.state = 'running';
+        part.req.dispatchedAt ??= now;
       }
       this.run(take);
     }
   }
 
   /**
-   * The next batch: the oldest request of the highest priority, then every compatible one
-   * that fits. `available` counts every queued item compatible with it, fitting or not.
+   * The next batch: the oldest part of the highest priority, then every compatible one
+   * that fits. `available` counts every queued row compatible with it, fitting or not. A
+   * head with more rows than a batch takes is split first.
    */
-  private form(): { batch: Request[]; size: number; head: Request; available: number } {
+  private form(): { batch: Part[]; size: number; head: Part; available: number } {
     const o = this.options;
-    let head: Request | undefined;
-    const batch: Request[] = [];
+    let head: Part | undefined;
+    const batch: Part[] = [];
     let size = 0;
     let available = 0;
     for (const q of this.queues) {
-      for (const r of q) {
+      for (let i = 0; i < q.length; i++) {
+        let part = q[i]!;
         if (!head) {
-          head = r;
-          batch.push(r);
-          size = available = r.batch;
+          // The remainder of a split head stays next in the queue and is counted next.
+          if (o.batchAxis && part.rows > o.maxBatchSize) part = this.splitPart(part, o.maxBatchSize);
+          head = part;
+          batch.push(part);
+          size = available = part.rows;
           if (!o.batchAxis) return { batch, size, head, available };
           continue;
         }
-        if (!sameItemShape(head.feeds, r.feeds)) continue;
-        available += r.batch;
-        if (size < o.maxBatchSize && size + r.batch <= o.maxBatchSize) {
-          batch.push(r);
-          size += r.batch;
+        if (!sameItemShape(head.feeds, part.feeds)) continue;
+        available += part.rows;
+        if (size < o.maxBatchSize && size + part.rows <= o.maxBatchSize) {
+          batch.push(part);
+          size += part.rows;
         }
         if (available > o.maxBatchSize * o.maxInFlight) return { batch, size, head, available };
       }
@@ -327,9 +376,9 @@ export class DynamicBatcher {
     return { batch, size, head: head!, available };
   }
 
-  private run(requests: Request[]): void {
+  private run(parts: Part[]): void {
     this.inFlight++;
-    const task = this.runBatch(requests).finally(() => {
+    const task = this.runBatch(parts).finally(() => {
       this.inFlight--;
       this.finishedBatches++;
       this.running.delete(task);
@@ -338,22 +387,22 @@ export class DynamicBatcher {
     this.running.add(task);
   }
 
-  private async runBatch(requests: Request[]): Promise<void> {
+  private async runBatch(parts: Part[]): Promise<void> {
     // A request aborted or timed out since dispatch is dropped before the batch starts.
-    const live = requests.filter((r) => r.state === 'running');
+    const live = parts.filter((p) => p.req.state === 'running');
     if (live.length === 0) return;
-    const total = live.reduce((a, r) => a + r.batch, 0);
+    const total = live.reduce((a, p) => a + p.rows, 0);
     const started = performance.now();
     let outputs: Record<string, TensorLike>;
     let feeds: Record<string, BatchTensor>;
     try {
       // Always into buffers of the batch's own: the backend may transfer them to a worker
       // (and hands them back in `feeds` when done, for reuse).
-      feeds = this.options.batchAxis ? mergeBatch(live.map((r) => r.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
+      feeds = this.options.batchAxis ? mergeBatch(live.map((p) => p.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
       outputs = await this.execute(feeds);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
-      for (const r of live) r.reject(e);
+      for (const p of live) p.req.reject(e);
       return;
     }
     const done = performance.now();
@@ -383,36 +432,87 @@ export class DynamicBatcher {
     for (const fn of fns) fn();
   };
 
-  private settleBatch(live: Request[], outputs: Record<string, TensorLike>, done: number): void {
+  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): void {
     if (!this.options.batchAxis) {
-      live[0]!.computeDoneAt = done;
-      live[0]!.resolve(outputs);
+      live[0]!.req.computeDoneAt = done;
+      live[0]!.req.resolve(outputs);
       return;
     }
-    let parts: Record<string, TensorLike>[];
+    let results: Record<string, TensorLike>[];
     try {
-      parts = splitBatch(outputs, live.map((r) => r.batch));
+      results = splitBatch(outputs, live.map((p) => p.rows));
     } catch (err) {
-      for (const r of live) r.reject(err as Error);
+      for (const p of live) p.req.reject(err as Error);
       return;
     }
-    live.forEach((r, i) => {
-      r.computeDoneAt = done;
-      r.resolve(parts[i]!);
+    live.forEach((part, i) => {
+      const req = part.req;
+      if (req.state === 'settled') return;
+      req.rowsDone += part.rows;
+      // A whole request gets views of the batch's results; a split one, its parts joined.
+      if (part.rows === req.batch) {
+        req.computeDoneAt = done;
+        req.resolve(results[i]!);
+        return;
+      }
+      req.gathered.push({ start: part.start, outputs: results[i]! });
+      if (req.rowsDone < req.batch) return;
+      req.computeDoneAt = done;
+      try {
+        req.resolve(joinParts(req.gathered, req.batch));
+      } catch (err) {
+        req.reject(err as Error);
+      }
     });
   }
 }
 
-/** The first requests whose batches add up to at most `limit` (at least the first). */
-function trim(batch: Request[], limit: number): Request[] {
-  const out: Request[] = [];
+/** The first parts whose rows add up to at most `limit` (at least the first). */
+function trim(batch: Part[], limit: number): Part[] {
+  const out: Part[] = [];
   let size = 0;
-  for (const r of batch) {
-    if (out.length > 0 && size + r.batch > limit) break;
-    out.push(r);
-    size += r.batch;
+  for (const p of batch) {
+    if (out.length > 0 && size + p.rows > limit) break;
+    out.push(p);
+    size += p.rows;
   }
   return out;
+}
+
+/** Views of tensors over `rows` rows from row `start` (axis 0). */
+function rowViews(feeds: Record<string, BatchTensor>, start: number, rows: number): Record<string, BatchTensor> {
+  const out: Record<string, BatchTensor> = {};
+  for (const name in feeds) {
+    const t = feeds[name]!;
+    const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    out[name] = { data: t.data.subarray(start * per, (start + rows) * per) as TypedArray, dims: [rows, ...t.dims.slice(1)], type: t.type };
+  }
+  return out;
+}
+
+/** A split request's results: its parts' rows joined in order along axis 0. */
+function joinParts(parts: readonly { start: number; outputs: Record<string, TensorLike> }[], total: number): Record<string, TensorLike> {
+  const ordered = [...parts].sort((a, b) => a.start - b.start);
+  const joined: Record<string, TensorLike> = {};
+  for (const name of Object.keys(ordered[0]!.outputs)) {
+    const first = ordered[0]!.outputs[name]!;
+    const inner = first.dims.slice(1);
+    const per = inner.reduce((a, b) => a * b, 1);
+    const data = typedLike(first.data, total * per);
+    for (const p of ordered) {
+      const t = p.outputs[name]!;
+      if (t.dims.length !== first.dims.length || t.dims.some((d, i) => i > 0 && d !== first.dims[i])) {
+        throw new Error(`output '${name}' of a request split over batches has shape ${JSON.stringify(t.dims)} in one part and ${JSON.stringify(first.dims)} in another`);
+      }
+      (data as unknown as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data as ArrayLike<number | bigint>, p.start * per);
+    }
+    joined[name] = first.type === undefined ? { data, dims: [total, ...inner] } : { data, dims: [total, ...inner], type: first.type };
+  }
+  return joined;
+}
+
+function typedLike(a: TypedArray, length: number): TypedArray {
+  return new (a.constructor as new (n: number) => TypedArray)(length);
 }
 
 function codeOf(err: Error): ErrorCode | 'BACKEND' {

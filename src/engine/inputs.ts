@@ -227,7 +227,8 @@ export class InputNormalizer {
     const { min, max } = r as { min: readonly number[]; max: readonly number[] };
     for (let i = 0; i < dims.length; i++) {
       const lo = min[i];
-      const hi = max[i];
+      // The batch axis' max bounds each run, not a request: a longer one runs split.
+      const hi = i === 0 && this.batched ? undefined : max[i];
       if ((lo !== undefined && dims[i]! < lo) || (hi !== undefined && hi >= 0 && dims[i]! > hi)) {
         throw inputError(spec.info.name, `shape within ${fmtShape(min)}..${fmtShape(max)}`, `shape ${fmtShape(dims)}`);
       }

@@ -53,7 +53,10 @@ export interface EngineOptions {
    * thread preempts them at once (default true; see docs/engine.md for the trade-off).
    */
   backgroundThreads?: boolean;
-  /** Largest merged batch (default 8 per intra-op thread on onnxruntime, 64 on tensorrt; 1 turns merging off). */
+  /**
+   * Largest batch a run takes (default 8 per intra-op thread on onnxruntime, 64 on tensorrt;
+   * 1 turns merging off). A request with more rows runs split over several batches.
+   */
   maxBatchSize?: number;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */
   maxQueueDelayMs?: number;

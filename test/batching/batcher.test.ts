@@ -148,6 +148,28 @@ describe('dynamic batcher', () => {
     await reference.release();
   });
 
+  it('runs a request with more rows than maxBatchSize split by rows, over idle instances, equal to onnxruntime-node', async () => {
+    const reference = await referenceSession(CLS_MODEL);
+    const engine = await build({ instances: 2, maxBatchSize: 4 });
+    const big = clsInput(70, 11);
+    const small = clsInput(71, 2);
+    const [a, b] = await Promise.all([engine.infer(big), engine.infer(small)]);
+    expect(a['softmax_0.tmp_0']!.dims).toEqual([11, 2]);
+    expect(b['softmax_0.tmp_0']!.dims).toEqual([2, 2]);
+    for (const [x, out, n] of [[big, a, 11], [small, b, 2]] as const) {
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [n, ...CLS_ITEM]) });
+      expect(sameBits(out['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+    expect(engine.stats().batches).toBeGreaterThanOrEqual(3); // 13 rows, at most 4 a batch
+    // A lone request of a full batch on two idle instances runs as two halves.
+    const before = engine.stats().batches;
+    const eight = await engine.infer(clsInput(72, 4));
+    expect(engine.stats().batches - before).toBe(2);
+    const want = await reference.run({ x: new ort.Tensor('float32', clsInput(72, 4), [4, ...CLS_ITEM]) });
+    expect(sameBits(eight['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    await reference.release();
+  });
+
   it('splits only its own group: a group of another shape takes the next idle instance whole', async () => {
     const engine = await build({ instances: 2, maxBatchSize: 16, shapes: {} });
     const line = (w: number, seed: number) => ({ x: { data: clsInput(seed).subarray(0, 3 * 48 * w), dims: [1, 3, 48, w] } });
@@ -163,11 +185,12 @@ describe('dynamic batcher', () => {
     type Outcome = { ok: boolean; code?: string };
     const outcomes: Outcome[] = [];
     const results: { x: Float32Array; out: Float32Array }[] = [];
-    // Eight async contexts, each firing 12 requests with jitter; every fifth aborts, every seventh times out.
+    // Eight async contexts, each firing 12 requests with jitter; every fifth aborts, every seventh
+    // times out; two of each context's have more rows than a batch takes (one of them aborted).
     const callers = Array.from({ length: 8 }, async (_, c) => {
       const mine: Promise<void>[] = [];
       for (let k = 0; k < 12; k++) {
-        const x = clsInput(c * 100 + k, 1 + (k % 2));
+        const x = clsInput(c * 100 + k, k % 6 === 3 ? 21 : 1 + (k % 2));
         const ac = new AbortController();
         const opts = k % 5 === 4 ? { signal: ac.signal } : k % 7 === 6 ? { timeoutMs: 1 } : {};
         mine.push(engine.infer(x, opts).then(
