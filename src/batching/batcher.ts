@@ -6,8 +6,8 @@
  * a batch to form. Every accepted request settles exactly once.
  */
 import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
-import type { TensorLike, TypedArray } from '../tensor.js';
-import { mergeBatch, ownFeeds, recycle, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
+import type { TensorLike } from '../tensor.js';
+import { joinParts, mergeBatch, ownFeeds, recycle, rowViews, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
 import { BufferPool } from './pool.js';
 
 export interface BatcherOptions {
@@ -477,42 +477,6 @@ function trim(batch: Part[], limit: number): Part[] {
     size += p.rows;
   }
   return out;
-}
-
-/** Views of tensors over `rows` rows from row `start` (axis 0). */
-function rowViews(feeds: Record<string, BatchTensor>, start: number, rows: number): Record<string, BatchTensor> {
-  const out: Record<string, BatchTensor> = {};
-  for (const name in feeds) {
-    const t = feeds[name]!;
-    const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
-    out[name] = { data: t.data.subarray(start * per, (start + rows) * per) as TypedArray, dims: [rows, ...t.dims.slice(1)], type: t.type };
-  }
-  return out;
-}
-
-/** A split request's results: its parts' rows joined in order along axis 0. */
-function joinParts(parts: readonly { start: number; outputs: Record<string, TensorLike> }[], total: number): Record<string, TensorLike> {
-  const ordered = [...parts].sort((a, b) => a.start - b.start);
-  const joined: Record<string, TensorLike> = {};
-  for (const name of Object.keys(ordered[0]!.outputs)) {
-    const first = ordered[0]!.outputs[name]!;
-    const inner = first.dims.slice(1);
-    const per = inner.reduce((a, b) => a * b, 1);
-    const data = typedLike(first.data, total * per);
-    for (const p of ordered) {
-      const t = p.outputs[name]!;
-      if (t.dims.length !== first.dims.length || t.dims.some((d, i) => i > 0 && d !== first.dims[i])) {
-        throw new Error(`output '${name}' of a request split over batches has shape ${JSON.stringify(t.dims)} in one part and ${JSON.stringify(first.dims)} in another`);
-      }
-      (data as unknown as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data as ArrayLike<number | bigint>, p.start * per);
-    }
-    joined[name] = first.type === undefined ? { data, dims: [total, ...inner] } : { data, dims: [total, ...inner], type: first.type };
-  }
-  return joined;
-}
-
-function typedLike(a: TypedArray, length: number): TypedArray {
-  return new (a.constructor as new (n: number) => TypedArray)(length);
 }
 
 function codeOf(err: Error): ErrorCode | 'BACKEND' {

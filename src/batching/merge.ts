@@ -1,4 +1,7 @@
-/** Concatenating requests along axis 0 into one batch, and splitting the results back. */
+/**
+ * Concatenating requests along axis 0 into one batch, and splitting the results back;
+ * a request larger than a batch as row views, and its parts' results joined again.
+ */
 import type { TensorDtype, TensorLike, TypedArray } from '../tensor.js';
 import type { BufferPool } from './pool.js';
 
@@ -87,4 +90,40 @@ function allocate(type: TensorDtype, length: number, pool: BufferPool | undefine
 /** Returns a batch's input buffers to the pool (those the backend gave back attached). */
 export function recycle(feeds: Record<string, BatchTensor>, pool: BufferPool): void {
   for (const t of Object.values(feeds)) pool.give(t.data.buffer);
+}
+
+/** Views of tensors over `rows` rows from row `start` (axis 0). */
+export function rowViews(feeds: Record<string, BatchTensor>, start: number, rows: number): Record<string, BatchTensor> {
+  const out: Record<string, BatchTensor> = {};
+  for (const name in feeds) {
+    const t = feeds[name]!;
+    const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    out[name] = { data: t.data.subarray(start * per, (start + rows) * per) as TypedArray, dims: [rows, ...t.dims.slice(1)], type: t.type };
+  }
+  return out;
+}
+
+/** A split request's results: its parts' rows joined in order along axis 0. */
+export function joinParts(parts: readonly { start: number; outputs: Record<string, TensorLike> }[], total: number): Record<string, TensorLike> {
+  const ordered = [...parts].sort((a, b) => a.start - b.start);
+  const joined: Record<string, TensorLike> = {};
+  for (const name of Object.keys(ordered[0]!.outputs)) {
+    const first = ordered[0]!.outputs[name]!;
+    const inner = first.dims.slice(1);
+    const per = inner.reduce((a, b) => a * b, 1);
+    const data = typedLike(first.data, total * per);
+    for (const p of ordered) {
+      const t = p.outputs[name]!;
+      if (t.dims.length !== first.dims.length || t.dims.some((d, i) => i > 0 && d !== first.dims[i])) {
+        throw new Error(`output '${name}' of a request split over batches has shape ${JSON.stringify(t.dims)} in one part and ${JSON.stringify(first.dims)} in another`);
+      }
+      (data as unknown as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data as ArrayLike<number | bigint>, p.start * per);
+    }
+    joined[name] = first.type === undefined ? { data, dims: [total, ...inner] } : { data, dims: [total, ...inner], type: first.type };
+  }
+  return joined;
+}
+
+function typedLike(a: TypedArray, length: number): TypedArray {
+  return new (a.constructor as new (n: number) => TypedArray)(length);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergeBatch, recycle, splitBatch, type BatchTensor } from '../../src/batching/merge.js';
+import { joinParts, mergeBatch, recycle, rowViews, splitBatch, type BatchTensor } from '../../src/batching/merge.js';
 import { BufferPool } from '../../src/batching/pool.js';
 import { percentiles } from '../../src/engine/stats.js';
 
@@ -17,6 +17,21 @@ describe('merge and split', () => {
     expect(parts[1]!.y!.dims).toEqual([2, 2]);
     expect(Array.from(parts[1]!.y!.data as Float32Array)).toEqual([3, 4, 5, 6]);
     expect(() => splitBatch({ y: { data: new Float32Array(4), dims: [2, 2] } }, [1, 2])).toThrow(/2 rows on axis 0 for a batch of 3/);
+  });
+
+  it('views rows of a request, and joins the results of its parts in row order, refusing unequal inner dims', () => {
+    const whole = t([1, 2, 3, 4, 5, 6], 3);
+    const tail = rowViews(whole, 1, 2);
+    expect(tail.a!.dims).toEqual([2, 2]);
+    expect(Array.from(tail.a!.data as Float32Array)).toEqual([3, 4, 5, 6]);
+    expect(tail.a!.data.buffer).toBe(whole.a!.data.buffer);
+    const y = (values: number[], rows: number) => ({ y: { data: Float32Array.from(values), dims: [rows, values.length / rows], type: 'float32' as const } });
+    // Parts come back in any order.
+    const joined = joinParts([{ start: 2, outputs: y([5, 6], 1) }, { start: 0, outputs: y([1, 2, 3, 4], 2) }], 3);
+    expect(joined.y!.dims).toEqual([3, 2]);
+    expect(joined.y!.type).toBe('float32');
+    expect(Array.from(joined.y!.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(() => joinParts([{ start: 0, outputs: y([1, 2], 1) }, { start: 1, outputs: y([3, 4, 5], 1) }], 2)).toThrow(/output 'y' of a request split over batches has shape \[1,3\]/);
   });
 
   it('reuses pooled buffers of a power-of-two size class', () => {
