@@ -272,15 +272,16 @@ export class Engine {
       return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
     }
     let feeds;
-    const dest = options.outputs;
+    let checked;
     try {
       feeds = this.normalizer.normalize(input);
-      if (dest !== undefined) checkDestinations(dest, this.outputs, feeds.batch, this.batching.batchAxis);
+      if (options.outputs !== undefined) checked = checkDestinations(options.outputs, this.outputs, feeds.batch, this.batching.batchAxis);
     } catch (e) {
       if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
       return Promise.reject(e);
     }
-    const finish = dest === undefined ? undefined : (r: Record<string, TensorLike>) => writeDestinations(r as InferResult, dest);
+    const memory = checked;
+    const finish = memory === undefined ? undefined : (r: Record<string, TensorLike>) => writeDestinations(r as InferResult, memory);
     return this.batcher.submit(feeds.tensors, feeds.batch, finish ? { ...options, finish } : options) as Promise<InferResult>;
   }
 

@@ -10,7 +10,10 @@ import { inputError } from '../errors.js';
 import type { TensorInfo, TypedArray } from '../tensor.js';
 import { arrayKind, dtypesOf, elementBytes, fmtShape, isDetached, isTypedArray, typedView } from './inputs.js';
 
-export type OutputDestinations = Readonly<Record<string, TypedArray | Buffer>>;
+/** Memory for one output: a typed array, a Buffer, or a tensor over one (as `allocateOutputs()` returns). */
+export type OutputMemory = TypedArray | Buffer | { readonly data: TypedArray | Buffer };
+export type OutputDestinations = Readonly<Record<string, OutputMemory>>;
+type Memory = TypedArray | Buffer;
 
 /** A result tensor, as the batcher hands it back. */
 interface ResultTensor {
@@ -21,26 +24,30 @@ interface ResultTensor {
 
 const what = 'output';
 
-/** Refuses destinations that cannot take this request's outputs (EINPUT). */
-export function checkDestinations(dest: OutputDestinations, outputs: readonly TensorInfo[], batch: number, batchAxis: boolean): void {
+/** The memory of each destination, or EINPUT where one cannot take this request's outputs. */
+export function checkDestinations(dest: OutputDestinations, outputs: readonly TensorInfo[], batch: number, batchAxis: boolean): Record<string, Memory> {
   if (dest === null || typeof dest !== 'object') throw inputError('outputs', 'a record of typed arrays or Buffers by output name', arrayKind(dest), 'option');
-  for (const [name, buf] of Object.entries(dest)) {
+  const memory: Record<string, Memory> = {};
+  for (const [name, given] of Object.entries(dest)) {
     const info = outputs.find((o) => o.name === name);
     if (!info) throw inputError(name, `one of the model's outputs (${outputs.map((o) => o.name).join(', ')})`, 'an unknown name', what);
-    if (!isTypedArray(buf)) throw inputError(name, `a ${info.dtype} typed array or a Buffer`, arrayKind(buf), what);
+    const buf: unknown = given !== null && typeof given === 'object' && !isTypedArray(given) && 'data' in given ? given.data : given;
+    if (!isTypedArray(buf)) throw inputError(name, `a ${info.dtype} typed array, a Buffer, or a tensor over one`, arrayKind(buf), what);
     if (!Buffer.isBuffer(buf) && !dtypesOf(buf).includes(info.dtype)) throw inputError(name, `a ${info.dtype} typed array or a Buffer`, arrayKind(buf), what);
     if (isDetached(buf)) throw inputError(name, 'memory to write the result into', 'a detached buffer', what);
     const align = elementBytes(info.dtype);
     if (buf.byteOffset % align !== 0) throw inputError(name, `memory aligned to ${align} bytes for ${info.dtype}`, `a view at byte offset ${buf.byteOffset}`, what);
+    memory[name] = buf;
     const dims = info.shape.map((d, i) => (i === 0 && batchAxis ? batch : d));
     if (dims.some((d) => d < 0)) continue; // data-dependent: checked when the result comes
     const bytes = dims.reduce((a, b) => a * b, 1) * elementBytes(info.dtype);
     if (buf.byteLength < bytes) throw inputError(name, `at least ${bytes} bytes for ${fmtShape(dims)} ${info.dtype}`, `${buf.byteLength} bytes`, what);
   }
+  return memory;
 }
 
 /** Copies each destined output into its memory; the result's data becomes a view over it. */
-export function writeDestinations<R extends Record<string, ResultTensor>>(result: R, dest: OutputDestinations): R {
+export function writeDestinations<R extends Record<string, ResultTensor>>(result: R, dest: Readonly<Record<string, Memory>>): R {
   const out: Record<string, ResultTensor> = { ...result };
   for (const [name, buf] of Object.entries(dest)) {
     const t = result[name];

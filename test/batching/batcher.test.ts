@@ -161,6 +161,11 @@ describe('dynamic batcher', () => {
       expect(sameBits(out['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
     }
     expect(engine.stats().batches).toBeGreaterThanOrEqual(3); // 13 rows, at most 4 a batch
+    // Into caller memory: the joined rows land in the destination.
+    const dest = engine.allocateOutputs(11);
+    const into = await engine.infer(big, { outputs: dest });
+    expect(into['softmax_0.tmp_0']!.data.buffer).toBe(dest['softmax_0.tmp_0']!.data.buffer);
+    expect(sameBits(into['softmax_0.tmp_0']!.data as Float32Array, a['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
     // A lone request of a full batch on two idle instances runs as two halves.
     const before = engine.stats().batches;
     const eight = await engine.infer(clsInput(72, 4));
