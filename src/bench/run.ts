@@ -21,6 +21,8 @@ import { paddleClsModelPath } from './models.js';
 export interface BenchOptions {
   /** An ONNX model; default the PaddleOCR text-direction classifier. */
   model?: string;
+  /** A custom model's input dims after the batch, where the model leaves them dynamic. */
+  itemShape?: number[];
   concurrency: number[];
   /** Measured seconds per contender and concurrency (after a 0.5 s warm-up). */
   seconds: number;
@@ -123,6 +125,23 @@ function argmax2(d: ArrayLike<number>, row: number): number {
   return d[row * 2 + 1]! > d[row * 2]! ? 1 : 0;
 }
 
+/**
+ * A custom model's input shape for batch 1: its fixed dims, and `given` (the dims after the
+ * batch) where it leaves them dynamic; `given` must agree with the fixed ones.
+ */
+export function itemShape(name: string, model: readonly (number | string)[], given: readonly number[] | undefined): number[] {
+  const dims = model.slice(1);
+  const fixed = (d: number | string): d is number => typeof d === 'number' && d > 0;
+  if (given === undefined) {
+    if (dims.every(fixed)) return [1, ...dims];
+    throw new Error(`bench: input '${name}' has dynamic axes beyond the batch: ${JSON.stringify(model)}; give its dims after the batch with --shape, e.g. --shape ${dims.map((d) => (fixed(d) ? d : 224)).join(',')}`);
+  }
+  if (given.length !== dims.length || dims.some((d, i) => fixed(d) && d !== given[i])) {
+    throw new Error(`bench: --shape ${given.join(',')} does not fit input '${name}' ${JSON.stringify(model)}: give the ${dims.length} dims after the batch, keeping the fixed ones`);
+  }
+  return [1, ...given];
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchResults> {
   const log = o.log;
   const require = createRequire(import.meta.url);
@@ -148,8 +167,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       throw new Error('bench: a custom model must have one float32 input');
     }
     inputName = meta.name;
-    shape = meta.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 1 : NaN));
-    if (shape.some((d) => Number.isNaN(d))) throw new Error(`bench: input '${inputName}' has dynamic axes beyond the batch: ${JSON.stringify(meta.shape)}`);
+    shape = itemShape(inputName, meta.shape, o.itemShape);
     const size = shape.reduce((a, b) => a * b, 1);
     loadInputs = Array.from({ length: 64 }, (_, k) => Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.001 * (k + 1))));
   }

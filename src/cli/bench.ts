@@ -35,6 +35,7 @@ export function register(program: Command): void {
     .option('-c, --concurrency <list>', 'requests in flight, comma-separated', list, [1, 4, 16, 64])
     .option('-d, --duration <seconds>', 'measured seconds per contender and concurrency', positive, 3)
     .option('--burst-duration <seconds>', 'seconds of bursts per contender and concurrency (time to first result)', positive, 1)
+    .option('--shape <dims>', "a custom model's input dims after the batch, comma-separated, where the model leaves them dynamic (e.g. 3,480,480)", list)
     .option('--no-int8', 'skip the INT8 engine')
     .option('--calibration-samples <n>', 'INT8 calibration lines', positive, 200)
     .option('--eval-samples <n>', 'held-out lines for accuracy', positive, 1000)
@@ -53,6 +54,7 @@ export function register(program: Command): void {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       const results = await runBench({
         ...(model ? { model: resolve(model) } : {}),
+        ...(opts.shape !== undefined ? { itemShape: opts.shape as number[] } : {}),
         concurrency: opts.concurrency as number[],
         seconds: opts.duration as number,
         burstSeconds: opts.burstDuration as number,

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runBench, type BenchResults } from '../../src/bench/run.js';
+import { itemShape, runBench, type BenchResults } from '../../src/bench/run.js';
 import { executiveSummary, writeReports } from '../../src/bench/report.js';
 import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
 
@@ -11,6 +11,15 @@ const out = mkdtempSync(join(tmpdir(), 'trtn-bench-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('bench', () => {
+  it("takes a custom model's dynamic dims from --shape, and says so where none is given", () => {
+    expect(itemShape('x', [-1, 3, 48, 192], undefined)).toEqual([1, 3, 48, 192]);
+    const det = ['N', 3, 'H', 'W'];
+    expect(() => itemShape('x', det, undefined)).toThrow(/input 'x' has dynamic axes beyond the batch.*--shape 3,224,224/);
+    expect(itemShape('x', det, [3, 480, 640])).toEqual([1, 3, 480, 640]);
+    expect(() => itemShape('x', det, [1, 480, 640])).toThrow(/--shape 1,480,640 does not fit input 'x'/);
+    expect(() => itemShape('x', det, [3, 480])).toThrow(/give the 3 dims after the batch/);
+  });
+
   it('renders the same lines for the same seed, different ones for another, half turned', () => {
     const a = renderTextLines(20, 7);
     const b = renderTextLines(20, 7);
