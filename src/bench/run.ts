@@ -125,6 +125,11 @@ function argmax2(d: ArrayLike<number>, row: number): number {
   return d[row * 2 + 1]! > d[row * 2]! ? 1 : 0;
 }
 
+/** Deterministic stand-in inputs for a model without labeled data: waves of a frequency per input. */
+function syntheticInputs(count: number, size: number, first: number): Float32Array[] {
+  return Array.from({ length: count }, (_, k) => Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.001 * (first + k + 1))));
+}
+
 /**
  * A custom model's input shape for batch 1: its fixed dims, and `given` (the dims after the
  * batch) where it leaves them dynamic; `given` must agree with the fixed ones.
@@ -169,7 +174,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     inputName = meta.name;
     shape = itemShape(inputName, meta.shape, o.itemShape);
     const size = shape.reduce((a, b) => a * b, 1);
-    loadInputs = Array.from({ length: 64 }, (_, k) => Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.001 * (k + 1))));
+    loadInputs = syntheticInputs(64, size, 0);
   }
   await probe.release();
 
@@ -193,7 +198,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   if (o.int8) {
     const cacheDir = mkdtempSync(join(tmpdir(), 'tensorrt-node-bench-cache-'));
     try {
-      const calibration = (isCls ? renderTextLines(o.calibrationSamples, 1).map((l) => l.data) : loadInputs).map((data) => ({
+      const calibration = (isCls ? renderTextLines(o.calibrationSamples, 1).map((l) => l.data) : syntheticInputs(o.calibrationSamples, loadInputs[0]!.length, 64)).map((data) => ({
         [inputName]: { data, dims: [1, ...shape.slice(1)] },
       }));
       const validation = isCls && o.maxDropPt !== undefined
