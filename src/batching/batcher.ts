@@ -73,9 +73,9 @@ interface Request {
   state: 'queued' | 'running' | 'settled';
   /** Its parts in the queues: more than one once it is split. */
   queuedParts: number;
-  /** Rows whose results came back, and those of a split request by first row. */
+  /** Rows whose results came back, and those of a split request by first row (made on its first part). */
   rowsDone: number;
-  gathered: { start: number; outputs: Record<string, TensorLike> }[];
+  gathered: { start: number; outputs: Record<string, TensorLike> }[] | undefined;
   resolve(outputs: Record<string, TensorLike>): void;
   reject(err: Error): void;
   cleanup(): void;
@@ -189,7 +189,7 @@ export class DynamicBatcher {
         state: 'queued',
         queuedParts: 0,
         rowsDone: 0,
-        gathered: [],
+        gathered: undefined,
         resolve: (out) => {
           let value = out;
           try {
@@ -455,7 +455,7 @@ export class DynamicBatcher {
         req.resolve(results[i]!);
         return;
       }
-      req.gathered.push({ start: part.start, outputs: results[i]! });
+      (req.gathered ??= []).push({ start: part.start, outputs: results[i]! });
       if (req.rowsDone < req.batch) return;
       req.computeDoneAt = done;
       try {

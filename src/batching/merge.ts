@@ -103,16 +103,15 @@ export function rowViews(feeds: Record<string, BatchTensor>, start: number, rows
   return out;
 }
 
-/** A split request's results: its parts' rows joined in order along axis 0. */
+/** A split request's results: each part's rows written at its first row, along axis 0. */
 export function joinParts(parts: readonly { start: number; outputs: Record<string, TensorLike> }[], total: number): Record<string, TensorLike> {
-  const ordered = [...parts].sort((a, b) => a.start - b.start);
   const joined: Record<string, TensorLike> = {};
-  for (const name of Object.keys(ordered[0]!.outputs)) {
-    const first = ordered[0]!.outputs[name]!;
+  for (const name of Object.keys(parts[0]!.outputs)) {
+    const first = parts[0]!.outputs[name]!;
     const inner = first.dims.slice(1);
     const per = inner.reduce((a, b) => a * b, 1);
     const data = typedLike(first.data, total * per);
-    for (const p of ordered) {
+    for (const p of parts) {
       const t = p.outputs[name]!;
       if (t.dims.length !== first.dims.length || t.dims.some((d, i) => i > 0 && d !== first.dims[i])) {
         throw new Error(`output '${name}' of a request split over batches has shape ${JSON.stringify(t.dims)} in one part and ${JSON.stringify(first.dims)} in another`);

@@ -272,16 +272,17 @@ export class Engine {
       return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
     }
     let feeds;
-    let checked;
+    let finish: ((r: Record<string, TensorLike>) => InferResult) | undefined;
     try {
       feeds = this.normalizer.normalize(input);
-      if (options.outputs !== undefined) checked = checkDestinations(options.outputs, this.outputs, feeds.batch, this.batching.batchAxis);
+      if (options.outputs !== undefined) {
+        const memory = checkDestinations(options.outputs, this.outputs, feeds.batch, this.batching.batchAxis);
+        finish = (r) => writeDestinations(r as InferResult, memory);
+      }
     } catch (e) {
       if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
       return Promise.reject(e);
     }
-    const memory = checked;
-    const finish = memory === undefined ? undefined : (r: Record<string, TensorLike>) => writeDestinations(r as InferResult, memory);
     return this.batcher.submit(feeds.tensors, feeds.batch, finish ? { ...options, finish } : options) as Promise<InferResult>;
   }
 

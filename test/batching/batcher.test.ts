@@ -160,7 +160,7 @@ describe('dynamic batcher', () => {
       const want = await reference.run({ x: new ort.Tensor('float32', x, [n, ...CLS_ITEM]) });
       expect(sameBits(out['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
     }
-    expect(engine.stats().batches).toBeGreaterThanOrEqual(3); // 13 rows, at most 4 a batch
+    expect(engine.stats().batches).toBeGreaterThanOrEqual(4); // 13 rows, at most 4 a batch
     // Into caller memory: the joined rows land in the destination.
     const dest = engine.allocateOutputs(11);
     const into = await engine.infer(big, { outputs: dest });
