@@ -6,11 +6,12 @@
  * contenders take turns round by round, so the machine's drift falls on all of them.
  * Prints a table of medians over the rounds and writes bench/results/engine-threads-<model>.json.
  *
- *   npx tsx bench/engine-threads.ts [seconds per measurement] [rounds] [cls | det]
+ *   npx tsx bench/engine-threads.ts [seconds per measurement] [rounds] [cls | rec | det] [det side]
  *
  * cls: the PaddleOCR classifier on rendered text lines, at 1, 4, 16 and 64 in flight.
- * det: the PP-OCRv4 detector on 480 × 480 inputs (a smooth synthetic pattern: only the
- * time matters here), at 1 and 4 in flight.
+ * rec: the PP-OCRv4 recognizer on 48 × 320 inputs, at 1, 4 and 16 in flight.
+ * det: the PP-OCRv4 detector on side × side inputs (480 unless given), at 1 and 4 in flight.
+ * rec and det get a smooth synthetic pattern: only the time matters here.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -25,15 +26,17 @@ import { renderTextLines } from '../src/bench/text-lines.js';
 const seconds = Number(process.argv[2] ?? 2);
 const rounds = Number(process.argv[3] ?? 3);
 const which = process.argv[4] ?? 'cls';
-if (which !== 'cls' && which !== 'det') throw new Error(`model must be cls or det, got ${which}`);
+if (which !== 'cls' && which !== 'rec' && which !== 'det') throw new Error(`model must be cls, rec or det, got ${which}`);
+const side = Number(process.argv[5] ?? 480);
 const cores = availableParallelism();
-const model = which === 'cls' ? paddleClsModelPath() : join(dirname(paddleClsModelPath()), 'ch_PP-OCRv4_det_infer.onnx');
-const item = which === 'cls' ? [3, 48, 192] : [3, 480, 480];
+const assets = dirname(paddleClsModelPath());
+const model = { cls: paddleClsModelPath(), rec: join(assets, 'ch_PP-OCRv4_rec_infer.onnx'), det: join(assets, 'ch_PP-OCRv4_det_infer.onnx') }[which];
+const item = { cls: [3, 48, 192], rec: [3, 48, 320], det: [3, side, side] }[which];
 const size = item.reduce((a, b) => a * b, 1);
 const inputs = which === 'cls'
   ? renderTextLines(64, 1_000_000).map((l) => l.data)
   : Array.from({ length: 8 }, (_, k) => new Float32Array(size).map((_, i) => Math.sin(i * 0.001 + k)));
-const levels = which === 'cls' ? [1, 4, 16, 64] : [1, 4];
+const levels = { cls: [1, 4, 16, 64], rec: [1, 4, 16], det: [1, 4] }[which];
 
 const peer = await ort.InferenceSession.create(model, { intraOpNumThreads: cores });
 const contenders: { name: string; infer: (i: number) => Promise<unknown>; engine?: Engine }[] = [
@@ -78,4 +81,4 @@ for (const c of levels) {
 for (const k of contenders) await k.engine?.dispose();
 await peer.release();
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(`bench/results/engine-threads-${which}.json`, JSON.stringify({ model: which, cores, seconds, rounds, rows }, null, 2));
+writeFileSync(`bench/results/engine-threads-${which}${which === 'det' ? `-${side}` : ''}.json`, JSON.stringify({ model: which, item, cores, seconds, rounds, rows }, null, 2));

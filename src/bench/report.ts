@@ -11,7 +11,9 @@ export function executiveSummary(r: BenchResults): string[] {
   const s = r.summary;
   const lines: string[] = [];
   lines.push(`Model ${r.model.name} [${r.model.shape.join(',')}] on ${r.engine.backend} (${r.engine.reason}); ${r.machine.cpus} cores, ${r.machine.cpuModel}`);
-  lines.push(`Engine: ${r.engine.instances} worker(s) × ${r.engine.threadsPerInstance ?? '?'} thread(s)${r.engine.threadPolicy ? ` (${r.engine.threadPolicy})` : ''}; peer: plain onnxruntime-node, ${r.engine.peerThreads} intra-op thread(s), one run() per request`);
+  const probe = r.engine.probeMsPerRow;
+  const batch = `maxBatchSize ${r.engine.maxBatchSize}${probe ? ` (probed at build, ms a row: ${Object.entries(probe).map(([n, ms]) => `${ms.toFixed(2)} at ${n}`).join(', ')})` : ''}`;
+  lines.push(`Engine: ${r.engine.instances} worker(s) × ${r.engine.threadsPerInstance ?? '?'} thread(s)${r.engine.threadPolicy ? ` (${r.engine.threadPolicy})` : ''}, ${batch}; peer: plain onnxruntime-node, ${r.engine.peerThreads} intra-op thread(s), one run() per request`);
   if (r.accuracy) {
     lines.push(`Accuracy (${r.accuracy.metric}, ${r.accuracy.samples} held-out lines): FP32 ${pct(r.accuracy.fp32)}, INT8${r.builds.int8 && 'method' in r.builds.int8 ? ` (${r.builds.int8.method})` : ''} ${pct(r.accuracy.int8)}${r.accuracy.dropPt !== undefined ? ` (drop ${r.accuracy.dropPt.toFixed(2)} pt)` : ''}; FP32 engine equals the peer bit for bit on ${r.accuracy.fp32BitExactVsPeer.equal}/${r.accuracy.fp32BitExactVsPeer.checked}`);
   }

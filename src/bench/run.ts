@@ -65,7 +65,7 @@ export interface BenchResults {
   machine: { cpus: number; cpuModel: string; node: string; onnxruntime: string; platform: string };
   model: { path: string; name: string; input: string; shape: number[] };
   options: Omit<BenchOptions, 'log'>;
-  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; threadPolicy?: string; batching: string; peerThreads: number };
+  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; threadPolicy?: string; batching: string; maxBatchSize: number; probeMsPerRow?: Record<number, number>; peerThreads: number };
   builds: {
     fp32Ms: number;
     int8?:
@@ -346,6 +346,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       ...(fp32.backend.threadsPerInstance !== undefined ? { threadsPerInstance: fp32.backend.threadsPerInstance } : {}),
       ...(fp32.backend.threadPolicy !== undefined ? { threadPolicy: fp32.backend.threadPolicy } : {}),
       batching: fp32.batching.reason,
+      maxBatchSize: fp32.batching.maxBatchSize,
+      ...(fp32.batching.probe ? { probeMsPerRow: fp32.batching.probe.perRowMs } : {}),
       peerThreads,
     },
     builds: { fp32Ms, ...(int8Build ? { int8: int8Build } : {}) },

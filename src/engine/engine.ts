@@ -3,6 +3,7 @@
  * batching, an engine cache, statistics and Prometheus metrics.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
 import { TensorrtNodeError, inputError } from '../errors.js';
 import type { Backend, BackendName } from '../backends/types.js';
@@ -24,6 +25,7 @@ import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
+import { parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
 
 /** A result tensor: its own dtype and dims, data a view over the batch's output. */
@@ -54,6 +56,8 @@ export interface BatchingInfo {
   batchAxis: boolean;
   reason: string;
   maxBatchSize: number;
+  /** Where maxBatchSize was measured on this machine (ONNX Runtime, none given): the probe. */
+  probe?: BatchProbe;
   maxQueueDelayMs: number;
   preferredBatchSizes: readonly number[];
   maxQueueSize: number;
@@ -138,7 +142,8 @@ export class Engine {
         priorityLevels: levels,
         defaultPriority: options.defaultPriority ?? levels,
         maxInFlight: impl.instances,
-        batchAxis: init.batching.enabled,
+        // With maxBatchSize 1 a request of several rows still runs split, a row a run.
+        batchAxis: init.batching.batchAxis,
       },
       (feeds: Record<string, BatchTensor>) => impl.run(feeds),
       this.collector,
@@ -234,7 +239,7 @@ export class Engine {
             ...(precision === 'int8' ? { sessionConfig: QDQ_SESSION_CONFIG } : {}),
           });
     try {
-      const batching = batchingInfo(impl, options);
+      const batching = await probedBatching(impl, batchingInfo(impl, options), options, key);
       const name = options.name ?? (typeof model === 'string' ? basename(model).replace(/\.onnx$/i, '') : 'model');
       const engine = new Engine({
         impl,
@@ -454,8 +459,54 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
     }
     maxBatchSize = Math.min(maxBatchSize, max);
   }
-  if (maxBatchSize === 1) return { enabled: false, batchAxis: true, reason: 'maxBatchSize is 1: requests run one at a time', maxBatchSize: 1, ...common };
+  if (maxBatchSize === 1) return { enabled: false, batchAxis: true, reason: 'maxBatchSize is 1: requests do not merge, and one of several rows runs a row at a time', maxBatchSize: 1, ...common };
   return { enabled: true, batchAxis: true, reason: 'every input and output has a dynamic axis 0: requests merge along it', maxBatchSize, ...common };
+}
+
+/**
+ * On ONNX Runtime, with a batch axis and neither maxBatchSize nor preferred sizes given,
+ * maxBatchSize is measured for this model on this machine (batch-probe.ts), up to the
+ * default. Where the engine is cached, so is the probe, under a key with the machine's
+ * CPU and the instances' threads; a later build reads it instead of probing again.
+ */
+async function probedBatching(impl: Backend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined): Promise<BatchingInfo> {
+  const runTimed = impl.runTimed?.bind(impl);
+  if (impl.name !== 'onnxruntime' || !runTimed || !batching.batchAxis || options.maxBatchSize !== undefined || options.preferredBatchSizes?.length || batching.maxBatchSize < 2) return batching;
+  const cap = batching.maxBatchSize;
+  const item = probeItemDims(impl.inputs, options.shapes ?? {});
+  if (typeof item === 'string') return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: ${item}` };
+  const key = options.cacheDir && engineKey
+    ? cacheKey({
+      modelHash: engineKey,
+      options: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() },
+      backend: impl.name,
+      backendVersion: impl.version,
+    })
+    : undefined;
+  let probe: BatchProbe | undefined;
+  if (options.cacheDir && key) {
+    const found = await loadEntry(options.cacheDir, key, 'batch.bin');
+    const stored = found.status === 'hit' ? parseProbe(found.payload) : undefined;
+    if (stored) probe = { ...stored, source: 'cache' };
+    else if (found.status !== 'miss') {
+      process.emitWarning(`tensorrt-node: corrupt batch probe cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : 'not a probe'}); measuring again`, { code: 'ECACHE' });
+      await removeEntry(options.cacheDir, key, 'batch.bin');
+    }
+  }
+  if (!probe) {
+    try {
+      probe = { ...(await probeBatchSize(runTimed, impl.inputs, item, cap)), source: 'measured' };
+    } catch (e) {
+      return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };
+    }
+    if (options.cacheDir && key) {
+      await storeEntry(options.cacheDir, key, Buffer.from(JSON.stringify({ perRowMs: probe.perRowMs, chosen: probe.chosen })), { probe: 'maxBatchSize' }, 'batch.bin');
+    }
+  }
+  const costs = Object.entries(probe.perRowMs).map(([rows, ms]) => `${rows}: ${ms.toFixed(2)}`).join(', ');
+  const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : 'measured at this build'} (ms a row at ${costs})`;
+  if (probe.chosen === 1) return { ...batching, enabled: false, maxBatchSize: 1, probe, reason: `maxBatchSize 1, ${why}: requests do not merge, and one of several rows runs a row at a time` };
+  return { ...batching, maxBatchSize: probe.chosen, probe, reason: `${batching.reason}, up to ${probe.chosen} rows, ${why}` };
 }
 
 function checkOptions(o: EngineOptions): void {

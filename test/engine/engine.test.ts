@@ -17,7 +17,9 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
   let reference: Awaited<ReturnType<typeof referenceSession>>;
 
   beforeAll(async () => {
-    engine = await Engine.build(CLS_MODEL, { backend: 'auto', instances: 2, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+    // maxBatchSize given, so that what these tests assert of batches does not rest on the
+    // probe's timing (test/engine/batch-probe.test.ts covers the probe).
+    engine = await Engine.build(CLS_MODEL, { backend: 'auto', instances: 2, threadsPerInstance: 1, maxBatchSize: 8, shapes: { x: [-1, ...CLS_ITEM] } });
     reference = await referenceSession(CLS_MODEL);
   });
   afterAll(async () => {
@@ -34,8 +36,8 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     // No GPU and no TensorRT here: auto falls back and says why.
     expect(engine.backend.reason).toMatch(/auto: TensorRT is not usable \(.+\)/);
     expect(engine.batching.enabled).toBe(true);
-    // The default on ONNX Runtime: 8 rows per intra-op thread.
     expect(engine.batching.maxBatchSize).toBe(8);
+    expect(engine.batching.probe).toBeUndefined();
   });
 
   it('gives the same fp32 bits as plain onnxruntime-node, request by request', async () => {

@@ -104,10 +104,14 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
       shapes: { x: { min: [1, 3, 48, 192], opt: [1, 3, 48, 192], max: [4, 3, 48, 192] } },
     });
     try {
-      expect(ranged.batching.maxBatchSize).toBe(4);
+      // The probe measures sizes up to the range's max only.
+      const probed = Object.keys(ranged.batching.probe!.perRowMs).map(Number);
+      expect(Math.max(...probed)).toBeLessThanOrEqual(4);
+      const mb = ranged.batching.maxBatchSize;
+      expect(mb).toBeLessThanOrEqual(4);
       const five = await ranged.infer(clsInput(1, 5));
       expect(five['softmax_0.tmp_0']!.dims).toEqual([5, 2]);
-      expect(ranged.stats().batches).toBe(2);
+      expect(ranged.stats().batches).toBe(Math.ceil(5 / mb));
       const r = await ranged.infer(clsInput(1, 4));
       expect(r['softmax_0.tmp_0']!.dims).toEqual([4, 2]);
     } finally {

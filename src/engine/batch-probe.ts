@@ -1,0 +1,133 @@
+/**
+ * maxBatchSize from the model's measured cost on this machine. On a CPU a larger batch
+ * runs each row faster only while its activations stay in the caches: the PaddleOCR
+ * classifier (48 × 192) gains up to 8 rows on one thread, while one row of a batch of 8
+ * of the recognizer (48 × 320) took 1.4× the time of a row alone, and of the detector
+ * (320 × 320) 1.5× (docs/engine.md). So at build the engine times batches of 1, 2, 4, ...
+ * rows on one instance and takes the largest whose time per row is within
+ * `TOLERANCE` of the best.
+ */
+import type { Feeds, TensorInfo } from '../tensor.js';
+import { typedArrayFor, type ShapeRange } from './inputs.js';
+
+export interface BatchProbe {
+  /** The fastest run's wall time per row for each batch size probed, ms. */
+  perRowMs: Record<number, number>;
+  /** The maxBatchSize taken from it. */
+  chosen: number;
+  /** 'measured' at this build, or read from the engine cache (measured by an earlier build). */
+  source: 'measured' | 'cache';
+}
+
+/** A size is kept while its time per row is within 5 % of the best: batching also saves hops. */
+const TOLERANCE = 0.05;
+/**
+ * Rounds over the sizes: at least MIN_ROUNDS within BUDGET_MS, more while under MIN_MS in
+ * all (cheap for a small model), at most MAX_ROUNDS.
+ */
+const MIN_ROUNDS = 4;
+const MAX_ROUNDS = 10;
+const MIN_MS = 100;
+const BUDGET_MS = 250;
+/** A warm run at least this long that is slower per row than the best ends the probe's sizes. */
+const COSTLY_MS = 10;
+
+/** 1, 2, 4, ... up to `cap`, with `cap` itself last. */
+export function probeSizes(cap: number): number[] {
+  const sizes: number[] = [];
+  for (let s = 1; s < cap; s *= 2) sizes.push(s);
+  sizes.push(cap);
+  return sizes;
+}
+
+/** The largest size whose time per row is within TOLERANCE of the best. */
+export function chooseBatchSize(perRowMs: Readonly<Record<number, number>>): number {
+  const sizes = Object.keys(perRowMs).map(Number);
+  if (sizes.length === 0) throw new RangeError('no batch size was probed');
+  const best = Math.min(...sizes.map((s) => perRowMs[s]!));
+  return Math.max(...sizes.filter((s) => perRowMs[s]! <= best * (1 + TOLERANCE)));
+}
+
+/**
+ * Each input's dims for one row: the model's fixed dims, the dynamic ones from `shapes`
+ * (a fixed shape, or a range's opt). A string says which input has an axis left open.
+ */
+export function probeItemDims(inputs: readonly TensorInfo[], shapes: Readonly<Record<string, ShapeRange>>): Record<string, number[]> | string {
+  const out: Record<string, number[]> = {};
+  for (const info of inputs) {
+    const range = shapes[info.name];
+    const given = range ? (Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt) : undefined;
+    const dims = info.shape.slice(1).map((d, i) => (d >= 0 ? d : given?.[i + 1] ?? -1));
+    if (dims.some((d) => d < 0)) return `input '${info.name}' has a dynamic axis beyond the batch (shape ${JSON.stringify(info.shape)}) and no 'shapes' entry to fix it`;
+    out[info.name] = dims;
+  }
+  return out;
+}
+
+/** Inputs of `rows` rows: a smooth pattern for float32, zeros for the rest (valid ids, masks). */
+function syntheticFeeds(inputs: readonly TensorInfo[], item: Record<string, number[]>, rows: number): Feeds {
+  const feeds: Feeds = {};
+  for (const info of inputs) {
+    const dims = [rows, ...item[info.name]!];
+    const data = typedArrayFor(info.dtype, dims.reduce((a, b) => a * b, 1));
+    if (data instanceof Float32Array) for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.001);
+    feeds[info.name] = { data, dims, type: info.dtype };
+  }
+  return feeds;
+}
+
+/**
+ * Times batches of 1, 2, 4, ... rows up to `cap` on one instance (after one unmeasured
+ * run, which also warms it) and keeps each size's fastest run: `run` gives the backend's
+ * own compute time, which the host's thread wake-ups do not blur. The first round stops
+ * at a costly size slower per row than the best on a warm run (past the caches, larger
+ * batches only get slower); the next rounds take the sizes left in turn, so that the
+ * machine's drift falls on all of them.
+ */
+export async function probeBatchSize(
+  run: (feeds: Feeds) => Promise<{ computeMs: number }>,
+  inputs: readonly TensorInfo[],
+  item: Record<string, number[]>,
+  cap: number,
+): Promise<Omit<BatchProbe, 'source'>> {
+  await run(syntheticFeeds(inputs, item, 1));
+  const fastest = new Map<number, number>();
+  const feeds = new Map<number, Feeds>();
+  const started = performance.now();
+  let best = Number.POSITIVE_INFINITY;
+  for (const rows of probeSizes(cap)) {
+    feeds.set(rows, syntheticFeeds(inputs, item, rows));
+    let ms = (await run(feeds.get(rows)!)).computeMs;
+    const slower = (): boolean => ms / rows > best * (1 + TOLERANCE);
+    // A size's first run pays for its memory: judge it on a second run.
+    if (slower()) ms = Math.min(ms, (await run(feeds.get(rows)!)).computeMs);
+    fastest.set(rows, ms);
+    best = Math.min(best, ms / rows);
+    if (ms >= COSTLY_MS && slower()) break;
+  }
+  for (let round = 1; round < MAX_ROUNDS; round++) {
+    const spent = performance.now() - started;
+    if (spent >= MIN_MS && (round >= MIN_ROUNDS || spent >= BUDGET_MS)) break;
+    for (const [rows, f] of feeds) fastest.set(rows, Math.min(fastest.get(rows)!, (await run(f)).computeMs));
+  }
+  const perRowMs: Record<number, number> = {};
+  for (const [rows, ms] of fastest) perRowMs[rows] = ms / rows;
+  return { perRowMs, chosen: chooseBatchSize(perRowMs) };
+}
+
+/** The probe as stored in the engine cache, or undefined where the payload is not one. */
+export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown };
+    const perRowMs = v.perRowMs as Record<string, unknown> | undefined;
+    if (!perRowMs || typeof perRowMs !== 'object' || !Number.isInteger(v.chosen) || (v.chosen as number) < 1) return undefined;
+    const out: Record<number, number> = {};
+    for (const [k, ms] of Object.entries(perRowMs)) {
+      if (!Number.isInteger(Number(k)) || typeof ms !== 'number' || !(ms > 0)) return undefined;
+      out[Number(k)] = ms;
+    }
+    return { perRowMs: out, chosen: v.chosen as number };
+  } catch {
+    return undefined;
+  }
+}

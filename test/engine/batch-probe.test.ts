@@ -1,0 +1,166 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { chooseBatchSize, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
+import type { Feeds } from '../../src/tensor.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits } from './helpers.js';
+
+describe('batch probe: the choice', () => {
+  it('probes 1, 2, 4, ... up to the cap, the cap last', () => {
+    expect(probeSizes(8)).toEqual([1, 2, 4, 8]);
+    expect(probeSizes(6)).toEqual([1, 2, 4, 6]);
+    expect(probeSizes(1)).toEqual([1]);
+  });
+
+  it('takes the largest size within 5 % of the best time per row', () => {
+    // Shapes of curves measured here (docs/engine.md): the classifier gains to 8 rows...
+    expect(chooseBatchSize({ 1: 2.24, 2: 1.94, 4: 1.65, 8: 1.57 })).toBe(8);
+    // ... the recognizer at 48 × 320 is flat to 2 rows, then slower ...
+    expect(chooseBatchSize({ 1: 36.58, 2: 36.4, 4: 39.12 })).toBe(2);
+    // ... the detector at 320 × 320 is slower from 2 rows.
+    expect(chooseBatchSize({ 1: 33.19, 2: 38.3 })).toBe(1);
+    // A flat curve keeps the larger batch (fewer runs, fewer thread hops).
+    expect(chooseBatchSize({ 1: 1.0, 2: 1.04, 4: 1.03 })).toBe(4);
+    expect(() => chooseBatchSize({})).toThrow(RangeError);
+  });
+
+  it('stops at a costly size slower per row on a warm run, judging a cold first run again', async () => {
+    // A cost model of a large input, ms a run by rows: the first run of a size pays
+    // for its memory (+50 %); 4 rows fall out of the caches.
+    const warm: Record<number, number> = { 1: 30, 2: 60, 4: 160, 8: 480 };
+    const runs: number[] = [];
+    const seen = new Set<number>();
+    const run = async (feeds: Feeds): Promise<{ computeMs: number }> => {
+      const rows = feeds.x!.dims[0]!;
+      runs.push(rows);
+      const cold = !seen.has(rows);
+      seen.add(rows);
+      return { computeMs: warm[rows]! * (cold ? 1.5 : 1) };
+    };
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3, 8, 8] }];
+    const probe = await probeBatchSize(run, inputs, { x: [3, 8, 8] }, 8);
+    expect(Object.keys(probe.perRowMs).map(Number)).toEqual([1, 2, 4]);
+    expect(runs).not.toContain(8);
+    expect(probe.perRowMs).toEqual({ 1: 30, 2: 30, 4: 40 });
+    expect(probe.chosen).toBe(2);
+    // 2 rows ran cold and looked slower, so they ran again before the probe went on.
+    expect(runs.slice(0, 5)).toEqual([1, 1, 2, 2, 4]);
+  });
+
+  it('needs every axis beyond the batch fixed, from the model or from shapes', () => {
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3, -1, -1] }];
+    expect(probeItemDims(inputs, { x: [-1, ...CLS_ITEM] })).toEqual({ x: [...CLS_ITEM] });
+    expect(probeItemDims(inputs, { x: { min: [1, 3, 48, 100], opt: [1, 3, 48, 192], max: [4, 3, 48, 320] } })).toEqual({ x: [...CLS_ITEM] });
+    expect(probeItemDims(inputs, {})).toMatch(/input 'x' has a dynamic axis beyond the batch \(shape \[-1,3,-1,-1\]\)/);
+  });
+
+  it('reads back only a well-formed stored probe', () => {
+    const json = (v: unknown): Uint8Array => Buffer.from(JSON.stringify(v));
+    expect(parseProbe(json({ perRowMs: { 1: 2.5, 2: 2 }, chosen: 2 }))).toEqual({ perRowMs: { 1: 2.5, 2: 2 }, chosen: 2 });
+    expect(parseProbe(Buffer.from('{not json'))).toBeUndefined();
+    expect(parseProbe(json({ perRowMs: { 1: -1 }, chosen: 1 }))).toBeUndefined();
+    expect(parseProbe(json({ perRowMs: { 1: 2 }, chosen: 0 }))).toBeUndefined();
+    expect(parseProbe(json({ chosen: 2 }))).toBeUndefined();
+  });
+});
+
+describe('batch probe in Engine.build (onnxruntime)', () => {
+  it('measures maxBatchSize where none is given, and serves the same bits as onnxruntime-node', async () => {
+    const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+    const reference = await referenceSession(CLS_MODEL);
+    try {
+      const probe = engine.batching.probe!;
+      expect(probe.source).toBe('measured');
+      const sizes = Object.keys(probe.perRowMs).map(Number);
+      // A prefix of 1, 2, 4, 8 (the default cap, 8 rows a thread), each timed.
+      expect([1, 2, 4, 8].slice(0, sizes.length)).toEqual(sizes);
+      for (const ms of Object.values(probe.perRowMs)) expect(ms).toBeGreaterThan(0);
+      expect(engine.batching.maxBatchSize).toBe(chooseBatchSize(probe.perRowMs));
+      expect(engine.batching.maxBatchSize).toBe(probe.chosen);
+      expect(engine.batching.reason).toContain('measured at this build');
+      // The probe's runs are not requests.
+      expect(engine.stats().requests).toBe(0);
+      expect(engine.stats().batches).toBe(0);
+      const x = clsInput(5, 3);
+      const got = (await engine.infer(x))['softmax_0.tmp_0']!;
+      expect(got.dims).toEqual([3, 2]);
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [3, ...CLS_ITEM]) });
+      expect(sameBits(got.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    } finally {
+      await engine.dispose();
+      await reference.release();
+    }
+  });
+
+  it('does not probe where maxBatchSize or preferred sizes are given, or an axis is left open', async () => {
+    const given = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
+    expect(given.batching.probe).toBeUndefined();
+    expect(given.batching.maxBatchSize).toBe(4);
+    await given.dispose();
+    const preferred = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, preferredBatchSizes: [4], shapes: { x: [-1, ...CLS_ITEM] } });
+    expect(preferred.batching.probe).toBeUndefined();
+    await preferred.dispose();
+    // The recognizer's width is dynamic: nothing to probe with unless shapes fixes it.
+    const open = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
+    expect(open.batching.probe).toBeUndefined();
+    expect(open.batching.maxBatchSize).toBe(8);
+    expect(open.batching.reason).toMatch(/maxBatchSize 8 by default, not measured: input 'x' has a dynamic axis beyond the batch/);
+    await open.dispose();
+  });
+
+  it('with maxBatchSize 1, a request of several rows runs a row at a time', async () => {
+    const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+    const reference = await referenceSession(CLS_MODEL);
+    try {
+      expect(engine.batching.enabled).toBe(false);
+      const x = clsInput(9, 3);
+      const got = (await engine.infer(x))['softmax_0.tmp_0']!;
+      expect(engine.stats().batches).toBe(3);
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [3, ...CLS_ITEM]) });
+      expect(sameBits(got.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    } finally {
+      await engine.dispose();
+      await reference.release();
+    }
+  });
+
+  it('is cached with the engine: a later build reads it, a corrupt entry is measured again', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-probe-'));
+    const options = { backend: 'onnxruntime' as const, cacheDir, instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } };
+    try {
+      const first = await Engine.build(CLS_MODEL, options);
+      const measured = first.batching.probe!;
+      expect(measured.source).toBe('measured');
+      await first.dispose();
+      const second = await Engine.build(CLS_MODEL, options);
+      expect(second.batching.probe).toEqual({ ...measured, source: 'cache' });
+      expect(second.batching.maxBatchSize).toBe(first.batching.maxBatchSize);
+      expect(second.batching.reason).toContain('measured on this machine by an earlier build');
+      await second.dispose();
+
+      const entry = readdirSync(cacheDir).find((f) => f.endsWith('.batch.bin'))!;
+      const bytes = readFileSync(join(cacheDir, entry));
+      bytes[bytes.length - 2] ^= 0xff;
+      writeFileSync(join(cacheDir, entry), bytes);
+      const warnings: string[] = [];
+      const onWarning = (w: Error & { code?: string }): void => {
+        if (w.code === 'ECACHE') warnings.push(w.message);
+      };
+      process.on('warning', onWarning);
+      const third = await Engine.build(CLS_MODEL, options);
+      await new Promise((r) => setImmediate(r));
+      process.off('warning', onWarning);
+      expect(warnings.join('\n')).toMatch(/corrupt batch probe cache entry .* \(checksum mismatch\); measuring again/);
+      expect(third.batching.probe!.source).toBe('measured');
+      expect(third.cache.status).toBe('hit'); // the model's own entry was sound
+      await third.dispose();
+      const fourth = await Engine.build(CLS_MODEL, options);
+      expect(fourth.batching.probe).toEqual({ ...third.batching.probe, source: 'cache' });
+      await fourth.dispose();
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+});
