@@ -54,8 +54,10 @@ export interface EngineOptions {
    */
   backgroundThreads?: boolean;
   /**
-   * Largest batch a run takes (default 8 per intra-op thread on onnxruntime, 64 on tensorrt;
-   * 1 turns merging off). A request with more rows runs split over several batches.
+   * Largest batch a run takes; 1 turns merging off. A request with more rows runs split
+   * over several batches. Default on onnxruntime: measured at build for this model on this
+   * machine, up to 8 per intra-op thread (`engine.batching.probe`; docs/engine.md); on
+   * tensorrt 64.
    */
   maxBatchSize?: number;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */
