@@ -6,10 +6,10 @@
  * contenders take turns round by round, so the machine's drift falls on all of them.
  * Prints a table of medians over the rounds and writes bench/results/engine-threads-<model>.json.
  *
- *   npx tsx bench/engine-threads.ts [seconds per measurement] [rounds] [cls | rec | det] [det side]
+ *   npx tsx bench/engine-threads.ts [seconds per measurement] [rounds] [cls | rec | det] [rec width | det side]
  *
  * cls: the PaddleOCR classifier on rendered text lines, at 1, 4, 16 and 64 in flight.
- * rec: the PP-OCRv4 recognizer on 48 × 320 inputs, at 1, 4 and 16 in flight.
+ * rec: the PP-OCRv4 recognizer on 48 × width inputs (320 unless given), at 1, 4 and 16 in flight.
  * det: the PP-OCRv4 detector on side × side inputs (480 unless given), at 1 and 4 in flight.
  * rec and det get a smooth synthetic pattern: only the time matters here.
  */
@@ -27,11 +27,11 @@ const seconds = Number(process.argv[2] ?? 2);
 const rounds = Number(process.argv[3] ?? 3);
 const which = process.argv[4] ?? 'cls';
 if (which !== 'cls' && which !== 'rec' && which !== 'det') throw new Error(`model must be cls, rec or det, got ${which}`);
-const side = Number(process.argv[5] ?? 480);
+const side = Number(process.argv[5] ?? (which === 'rec' ? 320 : 480));
 const cores = availableParallelism();
 const assets = dirname(paddleClsModelPath());
 const model = { cls: paddleClsModelPath(), rec: join(assets, 'ch_PP-OCRv4_rec_infer.onnx'), det: join(assets, 'ch_PP-OCRv4_det_infer.onnx') }[which];
-const item = { cls: [3, 48, 192], rec: [3, 48, 320], det: [3, side, side] }[which];
+const item = { cls: [3, 48, 192], rec: [3, 48, side], det: [3, side, side] }[which];
 const size = item.reduce((a, b) => a * b, 1);
 const inputs = which === 'cls'
   ? renderTextLines(64, 1_000_000).map((l) => l.data)
@@ -81,4 +81,4 @@ for (const c of levels) {
 for (const k of contenders) await k.engine?.dispose();
 await peer.release();
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(`bench/results/engine-threads-${which}${which === 'det' ? `-${side}` : ''}.json`, JSON.stringify({ model: which, item, cores, seconds, rounds, rows }, null, 2));
+writeFileSync(`bench/results/engine-threads-${which}${which === 'cls' ? '' : `-${side}`}.json`, JSON.stringify({ model: which, item, cores, seconds, rounds, rows }, null, 2));

@@ -4,7 +4,7 @@
  * classifier (48 × 192) gains up to 8 rows on one thread, while one row of a batch of 8
  * of the recognizer (48 × 320) took 1.4× the time of a row alone, and of the detector
  * (320 × 320) 1.5× (docs/engine.md). So at build the engine times batches of 1, 2, 4, ...
- * rows on one instance and takes the largest whose time per row is within
+ * rows on every instance at once and takes the largest whose time per row is within
  * `TOLERANCE` of the best.
  */
 import type { Feeds, TensorInfo } from '../tensor.js';
@@ -77,38 +77,47 @@ function syntheticFeeds(inputs: readonly TensorInfo[], item: Record<string, numb
 }
 
 /**
- * Times batches of 1, 2, 4, ... rows up to `cap` on one instance (after one unmeasured
- * run, which also warms it) and keeps each size's fastest run: `run` gives the backend's
- * own compute time, which the host's thread wake-ups do not blur. The first round stops
- * at a costly size slower per row than the best on a warm run (past the caches, larger
- * batches only get slower); the next rounds take the sizes left in turn, so that the
- * machine's drift falls on all of them.
+ * Times batches of 1, 2, 4, ... rows up to `cap`, the same batch on `instances` instances
+ * at once: batches only form under load, when every instance is busy and they share the
+ * machine's caches and memory bandwidth. After one unmeasured round (which also warms the
+ * instances), each size's time is the mean of its concurrent runs, and the fastest round
+ * is kept: `run` gives the backend's own compute time, which the host's thread wake-ups
+ * do not blur. The first pass stops at a costly size slower per row than the best on a
+ * warm round (past the caches, larger batches only get slower); the next rounds take the
+ * sizes left in turn, so that the machine's drift falls on all of them.
  */
 export async function probeBatchSize(
   run: (feeds: Feeds) => Promise<{ computeMs: number }>,
   inputs: readonly TensorInfo[],
   item: Record<string, number[]>,
   cap: number,
+  instances = 1,
 ): Promise<Omit<BatchProbe, 'source'>> {
-  await run(syntheticFeeds(inputs, item, 1));
+  // A backend may transfer a run's buffers away until it settles: each run its own.
+  const feedsFor = (rows: number): Feeds[] => Array.from({ length: instances }, () => syntheticFeeds(inputs, item, rows));
+  const round = async (all: Feeds[]): Promise<number> => {
+    const times = await Promise.all(all.map(async (f) => (await run(f)).computeMs));
+    return times.reduce((a, b) => a + b, 0) / times.length;
+  };
+  await round(feedsFor(1));
   const fastest = new Map<number, number>();
-  const feeds = new Map<number, Feeds>();
+  const feeds = new Map<number, Feeds[]>();
   const started = performance.now();
   let best = Number.POSITIVE_INFINITY;
   for (const rows of probeSizes(cap)) {
-    feeds.set(rows, syntheticFeeds(inputs, item, rows));
-    let ms = (await run(feeds.get(rows)!)).computeMs;
+    feeds.set(rows, feedsFor(rows));
+    let ms = await round(feeds.get(rows)!);
     const slower = (): boolean => ms / rows > best * (1 + TOLERANCE);
     // A size's first run pays for its memory: judge it on a second run.
-    if (slower()) ms = Math.min(ms, (await run(feeds.get(rows)!)).computeMs);
+    if (slower()) ms = Math.min(ms, await round(feeds.get(rows)!));
     fastest.set(rows, ms);
     best = Math.min(best, ms / rows);
     if (ms >= COSTLY_MS && slower()) break;
   }
-  for (let round = 1; round < MAX_ROUNDS; round++) {
+  for (let pass = 1; pass < MAX_ROUNDS; pass++) {
     const spent = performance.now() - started;
-    if (spent >= MIN_MS && (round >= MIN_ROUNDS || spent >= BUDGET_MS)) break;
-    for (const [rows, f] of feeds) fastest.set(rows, Math.min(fastest.get(rows)!, (await run(f)).computeMs));
+    if (spent >= MIN_MS && (pass >= MIN_ROUNDS || spent >= BUDGET_MS)) break;
+    for (const [rows, f] of feeds) fastest.set(rows, Math.min(fastest.get(rows)!, await round(f)));
   }
   const perRowMs: Record<number, number> = {};
   for (const [rows, ms] of fastest) perRowMs[rows] = ms / rows;

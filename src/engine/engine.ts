@@ -495,7 +495,7 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
   }
   if (!probe) {
     try {
-      probe = { ...(await probeBatchSize(runTimed, impl.inputs, item, cap)), source: 'measured' };
+      probe = { ...(await probeBatchSize(runTimed, impl.inputs, item, cap, impl.instances)), source: 'measured' };
     } catch (e) {
       return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };
     }

@@ -49,6 +49,24 @@ describe('batch probe: the choice', () => {
     expect(runs.slice(0, 5)).toEqual([1, 1, 2, 2, 4]);
   });
 
+  it('runs each size on every instance at once, each run with buffers of its own, and keeps the mean', async () => {
+    const calls: { rows: number; data: unknown }[] = [];
+    let k = 0;
+    const run = async (feeds: Feeds): Promise<{ computeMs: number }> => {
+      calls.push({ rows: feeds.x!.dims[0]!, data: feeds.x!.data });
+      // Two instances: one always 20 % slower than the other.
+      return { computeMs: feeds.x!.dims[0]! * (k++ % 2 ? 1.2 : 1) };
+    };
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 4] }];
+    const probe = await probeBatchSize(run, inputs, { x: [4] }, 2, 2);
+    expect(probe.perRowMs).toEqual({ 1: 1.1, 2: 1.1 });
+    expect(calls.length % 2).toBe(0);
+    for (let i = 0; i < calls.length; i += 2) {
+      expect(calls[i]!.rows).toBe(calls[i + 1]!.rows);
+      expect(calls[i]!.data).not.toBe(calls[i + 1]!.data);
+    }
+  });
+
   it('needs every axis beyond the batch fixed, from the model or from shapes', () => {
     const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3, -1, -1] }];
     expect(probeItemDims(inputs, { x: [-1, ...CLS_ITEM] })).toEqual({ x: [...CLS_ITEM] });
