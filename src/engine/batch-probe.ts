@@ -11,7 +11,7 @@ import type { Feeds, TensorInfo } from '../tensor.js';
 import { typedArrayFor, type ShapeRange } from './inputs.js';
 
 export interface BatchProbe {
-  /** The fastest run's wall time per row for each batch size probed, ms. */
+  /** Each batch size probed: its fastest round's compute time per row (the mean over the instances), ms. */
   perRowMs: Record<number, number>;
   /** The maxBatchSize taken from it. */
   chosen: number;
@@ -135,6 +135,7 @@ export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | un
       if (!Number.isInteger(Number(k)) || typeof ms !== 'number' || !(ms > 0)) return undefined;
       out[Number(k)] = ms;
     }
+    if (!((v.chosen as number) in out)) return undefined;
     return { perRowMs: out, chosen: v.chosen as number };
   } catch {
     return undefined;

@@ -81,6 +81,7 @@ describe('batch probe: the choice', () => {
     expect(parseProbe(json({ perRowMs: { 1: -1 }, chosen: 1 }))).toBeUndefined();
     expect(parseProbe(json({ perRowMs: { 1: 2 }, chosen: 0 }))).toBeUndefined();
     expect(parseProbe(json({ chosen: 2 }))).toBeUndefined();
+    expect(parseProbe(json({ perRowMs: { 1: 2.5, 2: 2 }, chosen: 4 }))).toBeUndefined(); // a size it did not probe
   });
 });
 
