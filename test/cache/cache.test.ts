@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cacheKey, hashBytes, hashDataset, type CacheKeyParts } from '../../src/cache/key.js';
 import { loadEntry, storeEntry } from '../../src/cache/store.js';
 import { Engine } from '../../src/engine/engine.js';
-import { CLS_ITEM, CLS_MODEL, clsInput } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, withWarnings } from '../engine/helpers.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -116,14 +116,7 @@ describe('engine cache', () => {
     const bytes = readFileSync(path);
     bytes[bytes.length - 100] ^= 0xff;
     writeFileSync(path, bytes);
-    const warnings: string[] = [];
-    const onWarning = (w: Error & { code?: string }): void => {
-      if (w.code === 'ECACHE') warnings.push(w.message);
-    };
-    process.on('warning', onWarning);
-    const third = await Engine.build(CLS_MODEL, options);
-    await new Promise((r) => setImmediate(r));
-    process.off('warning', onWarning);
+    const { value: third, warnings } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, options));
     expect(third.cache).toMatchObject({ status: 'rebuilt', reason: 'checksum mismatch' });
     expect(third.stats().cache.status).toBe('rebuilt');
     expect(warnings.join('\n')).toContain('corrupt engine cache entry');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { chooseBatchSize, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
 import type { Feeds } from '../../src/tensor.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits, withWarnings } from './helpers.js';
 
 describe('batch probe: the choice', () => {
   it('probes 1, 2, 4, ... up to the cap, the cap last', () => {
@@ -163,14 +163,7 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
       const bytes = readFileSync(join(cacheDir, entry));
       bytes[bytes.length - 2] ^= 0xff;
       writeFileSync(join(cacheDir, entry), bytes);
-      const warnings: string[] = [];
-      const onWarning = (w: Error & { code?: string }): void => {
-        if (w.code === 'ECACHE') warnings.push(w.message);
-      };
-      process.on('warning', onWarning);
-      const third = await Engine.build(CLS_MODEL, options);
-      await new Promise((r) => setImmediate(r));
-      process.off('warning', onWarning);
+      const { value: third, warnings } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, options));
       expect(warnings.join('\n')).toMatch(/corrupt batch probe cache entry .* \(checksum mismatch\); measuring again/);
       expect(third.batching.probe!.source).toBe('measured');
       expect(third.cache.status).toBe('hit'); // the model's own entry was sound

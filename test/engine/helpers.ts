@@ -50,3 +50,19 @@ export function sameBits(a: Float32Array, b: Float32Array): boolean {
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
   return true;
 }
+
+/** What `fn` resolves to, and the messages of the process warnings with `code` it emitted (they come a tick later). */
+export async function withWarnings<T>(code: string, fn: () => Promise<T>): Promise<{ value: T; warnings: string[] }> {
+  const warnings: string[] = [];
+  const onWarning = (w: Error & { code?: string }): void => {
+    if (w.code === code) warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  try {
+    const value = await fn();
+    await new Promise((r) => setImmediate(r));
+    return { value, warnings };
+  } finally {
+    process.off('warning', onWarning);
+  }
+}
