@@ -37,6 +37,8 @@ export async function prepareModel(bytes: Uint8Array, options: EngineOptions): P
     method: q.method ?? DEFAULT_INT8_METHOD,
     ...(q.percentile !== undefined ? { percentile: q.percentile } : {}),
     ...(q.exclude !== undefined ? { exclude: q.exclude } : {}),
+    // Bare typed-array samples take their dims as infer() does.
+    ...(options.shapes !== undefined ? { shapes: options.shapes } : {}),
     ...(options.validation !== undefined ? { validation: options.validation } : {}),
     ...(options.maxAccuracyDrop !== undefined ? { maxAccuracyDrop: options.maxAccuracyDrop } : {}),
     ...(onProgress ? { onProgress: (e) => onProgress({ stage: `quantize:${e.phase}`, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}) }) } : {}),

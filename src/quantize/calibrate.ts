@@ -9,7 +9,7 @@ import { makeValueInfo } from '../onnx/graph.js';
 import { writeModel } from '../onnx/model.js';
 import { DataType, type ModelProto } from '../onnx/proto.js';
 import type { Feeds } from '../tensor.js';
-import { checkFeeds, iterate, stackFeeds, toOrtFeeds, type ModelInput } from './feeds.js';
+import { checkFeeds, iterate, stackFeeds, toOrtFeeds, type ModelInput, type SampleShapes } from './feeds.js';
 import { AbsHistogram } from './histogram.js';
 import { cloneModel } from './prepare.js';
 
@@ -22,6 +22,8 @@ export interface CalibrationStats {
 export interface CalibrateOptions {
   /** Samples per run where the model's inputs have a dynamic batch axis. */
   batchSize: number;
+  /** Dims for bare typed-array samples where the model leaves axes dynamic. */
+  shapes?: SampleShapes;
   onBatch?: (samples: number) => void;
 }
 
@@ -69,7 +71,7 @@ export async function calibrate(
   try {
     let pending: Feeds[] = [];
     for await (const item of iterate(data)) {
-      const feeds = checkFeeds(item, inputs, 'calibration input');
+      const feeds = checkFeeds(item, inputs, 'calibration input', options.shapes);
       if (pending.length > 0 && !sameTail(pending[0]!, feeds)) {
         await run(pending);
         pending = [];

@@ -47,21 +47,41 @@ function isTypedArray(v: unknown): v is TypedArray {
   return ArrayBuffer.isView(v) && !(v instanceof DataView);
 }
 
+/** Per input, a shape with -1 on a free batch axis, or a range whose opt is used (the Engine's `shapes`). */
+export type SampleShapes = Readonly<Record<string, readonly number[] | { readonly opt: readonly number[] }>>;
+
+/**
+ * The dims of a bare typed array for `input`: the model's, the dynamic ones beyond axis 0
+ * from `shapes` (a shape, or a range's opt), a free axis 0 from the length, as
+ * `engine.infer()` reads one.
+ */
+function bareDims(input: ModelInput, length: number, shapes: SampleShapes | undefined, what: string): number[] {
+  const range = shapes?.[input.name];
+  const given = range ? (Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt) : undefined;
+  const dims = input.shape.map((d, i) => (d >= 0 ? d : i === 0 ? (Array.isArray(range) ? given?.[0] ?? -1 : -1) : given?.[i] ?? -1));
+  if (dims.slice(1).some((d) => d < 0)) {
+    throw inputError(input.name, `a { data, dims } tensor, or a 'shapes' option fixing ${shapeText(input.shape)}`, 'a bare typed array', what);
+  }
+  const rest = dims.slice(1).reduce((a, b) => a * b, 1);
+  if (dims[0]! < 0) {
+    if (length === 0 || length % rest !== 0) throw inputError(input.name, `a multiple of ${rest} elements (${shapeText(dims)})`, `${length} elements`, what);
+    dims[0] = length / rest;
+  }
+  return dims;
+}
+
 /**
  * Validate one sample (a record of tensors, or a bare typed array for a model with one
- * fixed-shape input) against the model's inputs. EINPUT names the input, what was
- * expected and what came.
+ * input, its dynamic axes from `shapes`) against the model's inputs. EINPUT names the
+ * input, what was expected and what came.
  */
-export function checkFeeds(item: unknown, inputs: readonly ModelInput[], what = 'input'): Feeds {
+export function checkFeeds(item: unknown, inputs: readonly ModelInput[], what = 'input', shapes?: SampleShapes): Feeds {
   if (isTypedArray(item)) {
     if (inputs.length !== 1) {
       throw inputError('(bare typed array)', `a record of ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')})`, 'a typed array', what);
     }
     const input = inputs[0]!;
-    if (input.shape.some((d) => d < 0)) {
-      throw inputError(input.name, `a { data, dims } tensor (shape ${shapeText(input.shape)} has dynamic axes)`, 'a bare typed array', what);
-    }
-    return checkFeeds({ [input.name]: { data: item, dims: input.shape } }, inputs, what);
+    return checkFeeds({ [input.name]: { data: item, dims: bareDims(input, item.length, shapes, what) } }, inputs, what);
   }
   if (!item || typeof item !== 'object') {
     throw inputError('(feeds)', 'a record of tensors or a typed array', item === null ? 'null' : typeof item, what);

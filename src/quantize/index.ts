@@ -9,7 +9,7 @@ import { readModel, tensorValues, writeModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/proto.js';
 import type { Feeds, TypedArray } from '../tensor.js';
 import { calibrate } from './calibrate.js';
-import { checkFeeds, iterate, modelInputs, type ModelInput } from './feeds.js';
+import { checkFeeds, iterate, modelInputs, type ModelInput, type SampleShapes } from './feeds.js';
 import { computeAmax, type CalibrationMethod } from './methods.js';
 import type { AbsHistogram } from './histogram.js';
 import { planPlacement, type PlacementPlan } from './placement.js';
@@ -49,6 +49,12 @@ export interface QuantizeOptions {
   exclude?: readonly string[];
   /** Samples per calibration run where the model has a dynamic batch axis (default 16). */
   batchSize?: number;
+  /**
+   * Dims for bare typed-array samples where the model leaves axes dynamic, as the Engine's
+   * `shapes`: per input a shape (-1 on axis 0 for a batch read from the length) or a
+   * `{ min, opt, max }` range, whose opt fills the axes beyond the batch.
+   */
+  shapes?: SampleShapes;
   validation?: {
     data: Source<ValidationSample>;
     /** Default 'top1' when samples carry labels, else 'agreement'. */
@@ -172,6 +178,7 @@ export async function quantize(model: string | Uint8Array, options: QuantizeOpti
   }
   const stats = await calibrate(prepared, plan.activationTensors, inputs, data, {
     batchSize: options.batchSize ?? 16,
+    ...(options.shapes ? { shapes: options.shapes } : {}),
     onBatch: (done) => progress({ phase: 'calibration', done, total }),
   });
   const amax = new Map<string, number>();
@@ -286,7 +293,7 @@ async function validateAndFallBack(
     if (!s || typeof s !== 'object' || !('feeds' in s)) {
       throw new TensorrtNodeError('EINPUT', 'validation samples must be { feeds, label?, expected? }', { tensor: '(validation)', expected: '{ feeds, label?, expected? }', received: typeof s });
     }
-    samples.push({ ...s, feeds: checkFeeds(s.feeds, inputs, 'validation input') });
+    samples.push({ ...s, feeds: checkFeeds(s.feeds, inputs, 'validation input', options.shapes) });
   }
   if (samples.length === 0) throw new TensorrtNodeError('EINPUT', 'validation set is empty', { tensor: '(validation)', expected: 'at least one sample', received: '0' });
   const metric: ValidationMetric = v.metric ?? (samples.every((s) => s.label !== undefined || s.expected) ? 'top1' : 'agreement');

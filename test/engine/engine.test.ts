@@ -209,6 +209,30 @@ describe('INT8 on ONNX Runtime', () => {
   });
 });
 
+describe('INT8 calibration given as bare typed arrays', () => {
+  it("takes their dims from 'shapes', as infer() does: the same engine as from tensors", async () => {
+    const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
+    const options = { backend: 'onnxruntime' as const, precision: 'int8' as const, instances: 1, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } };
+    const bare = await Engine.build(CLS_MODEL, { ...options, calibration: seeds.map((seed) => clsInput(seed)) });
+    const tensors = await Engine.build(CLS_MODEL, { ...options, calibration: seeds.map((seed) => ({ x: { data: clsInput(seed), dims: [1, ...CLS_ITEM] } })) });
+    try {
+      expect(bare.quantization!.calibration.samples).toBe(8);
+      expect(bare.quantization!.calibration.tensors.map((t) => t.amax)).toEqual(tensors.quantization!.calibration.tensors.map((t) => t.amax));
+      for (const seed of [21, 22, 23]) {
+        const a = (await bare.infer(clsInput(seed)))['softmax_0.tmp_0']!.data as Float32Array;
+        const b = (await tensors.infer(clsInput(seed)))['softmax_0.tmp_0']!.data as Float32Array;
+        expect(sameBits(a, b)).toBe(true);
+      }
+    } finally {
+      await bare.dispose();
+      await tensors.dispose();
+    }
+    // Without shapes the model's dynamic axes leave them unknown: EINPUT says how.
+    await expect(Engine.build(CLS_MODEL, { backend: 'onnxruntime', precision: 'int8', calibration: [clsInput(1)] }))
+      .rejects.toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: "a { data, dims } tensor, or a 'shapes' option fixing [?,3,?,?]" } });
+  });
+});
+
 describe('build progress', () => {
   it('a throwing onProgress does not fail the build; it is reported once as a warning', async () => {
     const warnings: string[] = [];

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeModel, writeModel } from '../../src/onnx/model.js';
 import { quantize, type QuantizeProgress } from '../../src/quantize/index.js';
+import { checkFeeds } from '../../src/quantize/feeds.js';
 import { TensorrtNodeError } from '../../src/errors.js';
 import { buildModel, convReluMatMul, node, random, randomArray, tensor } from './graphs.js';
 
@@ -43,6 +44,16 @@ describe('quantize: bad input gets a coded error', () => {
     const { report: r2 } = await quantize(bytes, { calibration: [randomArray(50, random(4))], method: 'max' });
     expect(r2.calibration.samples).toBe(1);
     expect((await failure(quantize(bytes, { calibration: new Float32Array(70) }))).code).toBe('EINPUT');
+  });
+
+  it('a bare typed array for a dynamic input takes its dims from shapes, as infer() does', () => {
+    const input = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3, -1, -1] }];
+    const two = new Float32Array(2 * 3 * 4 * 5);
+    expect(checkFeeds(two, input, 'calibration input', { x: [-1, 3, 4, 5] }).x!.dims).toEqual([2, 3, 4, 5]);
+    // A range: its opt fills the axes beyond the batch; the batch comes from the length.
+    expect(checkFeeds(two, input, 'calibration input', { x: { opt: [1, 3, 4, 5] } }).x!.dims).toEqual([2, 3, 4, 5]);
+    expect(() => checkFeeds(two, input, 'calibration input')).toThrow(/calibration input 'x': expected a \{ data, dims \} tensor, or a 'shapes' option fixing \[\?,3,\?,\?\]/);
+    expect(() => checkFeeds(new Float32Array(61), input, 'calibration input', { x: [-1, 3, 4, 5] })).toThrow(/a multiple of 60 elements \(\[\?,3,4,5\]\), received 61 elements/);
   });
 
   it('empty calibration set → ECALIBRATION', async () => {
