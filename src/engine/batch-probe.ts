@@ -8,7 +8,8 @@
  * `TOLERANCE` of the best.
  */
 import type { Feeds, TensorInfo } from '../tensor.js';
-import { typedArrayFor, type ShapeRange } from './inputs.js';
+import { typedArrayFor } from './inputs.js';
+import { bareDims, type ShapeRange } from '../shapes.js';
 
 export interface BatchProbe {
   /** Each batch size probed: its fastest round's compute time per row (the mean over the instances), ms. */
@@ -55,9 +56,7 @@ export function chooseBatchSize(perRowMs: Readonly<Record<number, number>>): num
 export function probeItemDims(inputs: readonly TensorInfo[], shapes: Readonly<Record<string, ShapeRange>>): Record<string, number[]> | string {
   const out: Record<string, number[]> = {};
   for (const info of inputs) {
-    const range = shapes[info.name];
-    const given = range ? (Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt) : undefined;
-    const dims = info.shape.slice(1).map((d, i) => (d >= 0 ? d : given?.[i + 1] ?? -1));
+    const dims = bareDims(info, shapes[info.name], true).slice(1);
     if (dims.some((d) => d < 0)) return `input '${info.name}' has a dynamic axis beyond the batch (shape ${JSON.stringify(info.shape)}) and no 'shapes' entry to fix it`;
     out[info.name] = dims;
   }

@@ -18,7 +18,8 @@ import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
-import { InputNormalizer, elementBytes, expectedShape, typedView, type InferInput, type ShapeRange } from './inputs.js';
+import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
+import { bareDims, type ShapeRange } from '../shapes.js';
 import type { EngineOptions, InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
@@ -303,9 +304,8 @@ export class Engine {
     const out: Record<string, HostTensor> = {};
     for (const info of this.inputs) {
       const range = this.shapes[info.name];
-      const want = expectedShape(info, range);
-      const opt = range && !Array.isArray(range) ? (range as { opt: readonly number[] }).opt : undefined;
-      const dims = want.map((d, i) => (i === 0 && this.batching.batchAxis ? batch : d >= 0 ? d : opt?.[i] ?? -1));
+      const dims = bareDims(info, range, this.batching.batchAxis);
+      if (this.batching.batchAxis) dims[0] = batch;
       if (dims.some((d) => d < 0)) {
         throw inputError(info.name, `a 'shapes' option fixing the dynamic axes of ${JSON.stringify(info.shape)}`, 'no shape to allocate for');
       }

@@ -5,9 +5,7 @@
  */
 import { inputError } from '../errors.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
-
-/** A shape range for one input; a plain array fixes the shape (-1 on axis 0: any batch). */
-export type ShapeRange = readonly number[] | { readonly min: readonly number[]; readonly opt: readonly number[]; readonly max: readonly number[] };
+import { bareDims, expectedShape, type ShapeRange } from '../shapes.js';
 
 /** An input or a record of inputs as `infer()` takes them. */
 export type InferInput = TypedArray | Buffer | Record<string, TensorLike>;
@@ -77,29 +75,6 @@ export function isDetached(data: TypedArray): boolean {
   }
 }
 
-/**
- * The shape an input must have: the model's, with dynamic axes filled from the
- * `shapes` option where it fixes them. -1 remains where anything goes (within range).
- */
-export function expectedShape(info: TensorInfo, range: ShapeRange | undefined): number[] {
-  const model = [...info.shape];
-  if (!range) return model;
-  const fixed = Array.isArray(range) ? (range as readonly number[]) : undefined;
-  const r = fixed ? undefined : (range as { min: readonly number[]; max: readonly number[] });
-  return model.map((d, i) => {
-    if (d >= 0) return d;
-    if (fixed) return fixed[i] ?? -1;
-    if (r && r.min[i] === r.max[i]) return r.min[i] ?? -1;
-    return -1;
-  });
-}
-
-/** The opt shape (or fixed shape) of a range, for a bare typed array on a dynamic model. */
-function optShape(range: ShapeRange | undefined): readonly number[] | undefined {
-  if (!range) return undefined;
-  return Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt;
-}
-
 export interface InputSpec {
   info: TensorInfo;
   range: ShapeRange | undefined;
@@ -141,9 +116,7 @@ export class InputNormalizer {
     if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');
     const typed = this.reinterpret(name, dtype, data);
     // Shape: the model's, with dynamic axes from `shapes`; axis 0 from the length when batched.
-    const shape = expectedShape(spec.info, spec.range);
-    const opt = optShape(spec.range);
-    const dims = shape.map((d, i) => (d >= 0 ? d : i === 0 && this.batched ? -1 : opt?.[i] ?? -1));
+    const dims = bareDims(spec.info, spec.range, this.batched);
     const unknown = dims.slice(1).some((d) => d < 0) || (!this.batched && dims[0]! < 0);
     if (unknown) {
       throw inputError(name, `a record { ${name}: { data, dims } } or a 'shapes' option fixing ${fmtShape(spec.info.shape)}`, `a bare ${arrayKind(data)} for a dynamic shape`);

@@ -1,7 +1,7 @@
 /** The options of Engine.build() and engine.infer(). */
 import type { BackendChoice } from '../backends/select.js';
 import type { QuantizeOptions } from '../quantize/index.js';
-import type { ShapeRange } from './inputs.js';
+import type { ShapeRange } from '../shapes.js';
 import type { OutputDestinations } from './outputs.js';
 
 export type Precision = 'fp32' | 'fp16' | 'int8';

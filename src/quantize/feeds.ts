@@ -4,6 +4,7 @@ import { TensorrtNodeError, inputError } from '../errors.js';
 import type { GraphView } from '../onnx/graph.js';
 import { DataType } from '../onnx/proto.js';
 import type { Feeds, TensorDtype, TensorLike, TypedArray } from '../tensor.js';
+import { bareDims, type ShapeRange } from '../shapes.js';
 
 export interface ModelInput {
   name: string;
@@ -47,18 +48,12 @@ function isTypedArray(v: unknown): v is TypedArray {
   return ArrayBuffer.isView(v) && !(v instanceof DataView);
 }
 
-/** Per input, a shape with -1 on a free batch axis, or a range whose opt is used (the Engine's `shapes`). */
-export type SampleShapes = Readonly<Record<string, readonly number[] | { readonly opt: readonly number[] }>>;
+/** Dims for bare typed-array samples where the model leaves axes dynamic: the Engine's `shapes`. */
+export type SampleShapes = Readonly<Record<string, ShapeRange>>;
 
-/**
- * The dims of a bare typed array for `input`: the model's, the dynamic ones beyond axis 0
- * from `shapes` (a shape, or a range's opt), a free axis 0 from the length, as
- * `engine.infer()` reads one.
- */
-function bareDims(input: ModelInput, length: number, shapes: SampleShapes | undefined, what: string): number[] {
-  const range = shapes?.[input.name];
-  const given = range ? (Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt) : undefined;
-  const dims = input.shape.map((d, i) => (d >= 0 ? d : i === 0 ? (Array.isArray(range) ? given?.[0] ?? -1 : -1) : given?.[i] ?? -1));
+/** The dims of a bare typed array for `input`, as `engine.infer()` reads one: a free batch axis from the length. */
+function sampleDims(input: ModelInput, length: number, shapes: SampleShapes | undefined, what: string): number[] {
+  const dims = bareDims(input, shapes?.[input.name], true);
   if (dims.slice(1).some((d) => d < 0)) {
     throw inputError(input.name, `a { data, dims } tensor, or a 'shapes' option fixing ${shapeText(input.shape)}`, 'a bare typed array', what);
   }
@@ -81,7 +76,7 @@ export function checkFeeds(item: unknown, inputs: readonly ModelInput[], what = 
       throw inputError('(bare typed array)', `a record of ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')})`, 'a typed array', what);
     }
     const input = inputs[0]!;
-    return checkFeeds({ [input.name]: { data: item, dims: bareDims(input, item.length, shapes, what) } }, inputs, what);
+    return checkFeeds({ [input.name]: { data: item, dims: sampleDims(input, item.length, shapes, what) } }, inputs, what);
   }
   if (!item || typeof item !== 'object') {
     throw inputError('(feeds)', 'a record of tensors or a typed array', item === null ? 'null' : typeof item, what);

@@ -51,7 +51,7 @@ describe('quantize: bad input gets a coded error', () => {
     const two = new Float32Array(2 * 3 * 4 * 5);
     expect(checkFeeds(two, input, 'calibration input', { x: [-1, 3, 4, 5] }).x!.dims).toEqual([2, 3, 4, 5]);
     // A range: its opt fills the axes beyond the batch; the batch comes from the length.
-    expect(checkFeeds(two, input, 'calibration input', { x: { opt: [1, 3, 4, 5] } }).x!.dims).toEqual([2, 3, 4, 5]);
+    expect(checkFeeds(two, input, 'calibration input', { x: { min: [1, 3, 1, 1], opt: [1, 3, 4, 5], max: [8, 3, 9, 9] } }).x!.dims).toEqual([2, 3, 4, 5]);
     expect(() => checkFeeds(two, input, 'calibration input')).toThrow(/calibration input 'x': expected a \{ data, dims \} tensor, or a 'shapes' option fixing \[\?,3,\?,\?\]/);
     expect(() => checkFeeds(new Float32Array(61), input, 'calibration input', { x: [-1, 3, 4, 5] })).toThrow(/a multiple of 60 elements \(\[\?,3,4,5\]\), received 61 elements/);
   });
