@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.js';
-import { closedLoop } from '../src/bench/load.js';
+import { closedLoop, median } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 
@@ -28,11 +28,6 @@ const MODELS: Record<string, { file: string; item: number[] }> = {
   det: { file: 'ch_PP-OCRv4_det_infer.onnx', item: [3, 320, 320] },
 };
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const rows: Record<string, unknown>[] = [];
 console.log(`${'model'.padEnd(5)} ${'in flight'.padStart(9)}  ${'probed (mb)'.padEnd(24)} ${'fixed 8'.padEnd(20)} ${'peer'.padEnd(20)} probed/fixed  probed/peer`);
 for (const name of models) {

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.js';
 import { defaultThreading } from '../src/backends/onnxruntime/index.js';
-import { closedLoop } from '../src/bench/load.js';
+import { closedLoop, median } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 
@@ -66,7 +66,6 @@ for (let round = 0; round < rounds; round++) {
   console.log(`round ${round + 1}/${rounds} done`);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const rows: Record<string, unknown>[] = [];
 console.log(`\n${'contender'.padEnd(44)} in flight   req/s (median, range)        p50 ms   p99 ms`);
 for (const c of levels) {

@@ -133,6 +133,13 @@ export interface OverheadResult {
  * machine at the same moment: on a noisy machine, alternating whole rounds of each
  * swung the overhead between 10 % and 45 % from run to run. Medians of the rounds' p50s.
  */
+/** The middle value; for an even count, the mean of the two middle ones. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number): Promise<OverheadResult> {
   const e: number[] = [];
   const r: number[] = [];
@@ -166,7 +173,6 @@ export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, r
     e.push(percentiles(le).p50);
     r.push(percentiles(lr).p50);
   }
-  const median = (xs: number[]): number => percentiles(xs).p50;
   const engineP50Ms = median(e);
   const rawP50Ms = median(r);
   return { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1 };

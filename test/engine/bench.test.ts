@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { itemShape, runBench, type BenchResults } from '../../src/bench/run.js';
+import { median } from '../../src/bench/load.js';
 import { executiveSummary, writeReports } from '../../src/bench/report.js';
 import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
 
@@ -18,6 +19,13 @@ describe('bench', () => {
     expect(itemShape('x', det, [3, 480, 640])).toEqual([1, 3, 480, 640]);
     expect(() => itemShape('x', det, [1, 480, 640])).toThrow(/--shape 1,480,640 does not fit input 'x'/);
     expect(() => itemShape('x', det, [3, 480])).toThrow(/give the 3 dims after the batch/);
+  });
+
+  it('takes the median of rounds: the middle one, or the mean of the two middle ones', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    // Two rounds: neither the upper nor the lower one alone.
+    expect(median([53, 36])).toBe(44.5);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
   });
 
   it('renders the same lines for the same seed, different ones for another, half turned', () => {
