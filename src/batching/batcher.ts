@@ -98,6 +98,8 @@ export class DynamicBatcher {
   private readonly options: BatcherOptions;
   private readonly execute: Execute;
   private readonly observer: BatcherObserver | undefined;
+  /** The largest of preferredBatchSizes, where there are some (fixed: read on every dispatch). */
+  private readonly largestPreferred: number | undefined;
   /** One FIFO of parts per priority level, index 0 = priority 1. */
   private readonly queues: Part[][];
   /** Parts in the queues, and requests with at least one there. */
@@ -118,6 +120,7 @@ export class DynamicBatcher {
     this.options = options;
     this.execute = execute;
     this.observer = observer;
+    this.largestPreferred = options.preferredBatchSizes.length ? Math.max(...options.preferredBatchSizes) : undefined;
     this.queues = Array.from({ length: options.priorityLevels }, () => []);
   }
 
@@ -299,7 +302,7 @@ export class DynamicBatcher {
       if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
       const waited = performance.now() - head.req.enqueuedAt;
       const expired = waited >= o.maxQueueDelayMs;
-      const largestPreferred = o.preferredBatchSizes.length ? Math.max(...o.preferredBatchSizes) : undefined;
+      const largestPreferred = this.largestPreferred;
       let take: Part[] | undefined;
       if (!o.batchAxis || size >= o.maxBatchSize) take = batch;
       else if (largestPreferred !== undefined && size >= largestPreferred) take = trim(batch, largestPreferred);
