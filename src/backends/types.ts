@@ -27,5 +27,10 @@ export interface Backend {
   run(feeds: Feeds): Promise<Record<string, TensorLike>>;
   /** As `run`, with the time the backend itself computed, without thread hops (ms). */
   runTimed?(feeds: Feeds): Promise<{ outputs: Record<string, TensorLike>; computeMs: number }>;
+  /**
+   * The engine no longer references these outputs of a run (every caller got a copy):
+   * the backend may reuse their memory for later results.
+   */
+  release?(outputs: Record<string, TensorLike>): void;
   dispose(): Promise<void>;
 }

@@ -37,9 +37,14 @@ export interface RequestOptions {
   priority?: number;
   /** Turns this request's outputs into what its caller gets; a throw rejects the request. */
   finish?: (outputs: Record<string, TensorLike>) => Record<string, TensorLike>;
+  /** Whether `finish` copies every output, so that the caller keeps none of the batch's memory. */
+  finishCopies?: boolean;
 }
 
 export type Execute = (feeds: Record<string, BatchTensor>) => Promise<Record<string, TensorLike>>;
+
+/** Told of a batch's outputs that no caller references (each got a copy), for reuse. */
+export type Release = (outputs: Record<string, TensorLike>) => void;
 
 /** Times of one request, in performance.now() milliseconds. */
 export interface RequestTimes {
@@ -76,6 +81,8 @@ interface Request {
   /** Rows whose results came back, and those of a split request by first row (made on its first part). */
   rowsDone: number;
   gathered: { start: number; outputs: Record<string, TensorLike> }[] | undefined;
+  /** Its result is a copy: whole, it keeps none of its batch's memory. */
+  copies: boolean;
   resolve(outputs: Record<string, TensorLike>): void;
   reject(err: Error): void;
   cleanup(): void;
@@ -98,6 +105,7 @@ export class DynamicBatcher {
   private readonly options: BatcherOptions;
   private readonly execute: Execute;
   private readonly observer: BatcherObserver | undefined;
+  private readonly release: Release | undefined;
   /** The largest of preferredBatchSizes, where there are some (fixed: read on every dispatch). */
   private readonly largestPreferred: number | undefined;
   /** One FIFO of parts per priority level, index 0 = priority 1. */
@@ -115,11 +123,12 @@ export class DynamicBatcher {
   private readonly later: (() => void)[] = [];
   private laterScheduled = false;
 
-  constructor(options: BatcherOptions, execute: Execute, observer?: BatcherObserver) {
+  constructor(options: BatcherOptions, execute: Execute, observer?: BatcherObserver, release?: Release) {
     validateOptions(options);
     this.options = options;
     this.execute = execute;
     this.observer = observer;
+    this.release = release;
     this.largestPreferred = options.preferredBatchSizes.length ? Math.max(...options.preferredBatchSizes) : undefined;
     this.queues = Array.from({ length: options.priorityLevels }, () => []);
   }
@@ -193,6 +202,7 @@ export class DynamicBatcher {
         queuedParts: 0,
         rowsDone: 0,
         gathered: undefined,
+        copies: opts.finishCopies === true && opts.finish !== undefined,
         resolve: (out) => {
           let value = out;
           try {
@@ -409,9 +419,10 @@ export class DynamicBatcher {
       return;
     }
     const done = performance.now();
-    this.settleBatch(live, outputs, done);
+    const kept = this.settleBatch(live, outputs, done);
     this.defer(() => {
       recycle(feeds, this.pool);
+      if (!kept) this.release?.(outputs);
       this.observer?.executed(total, live.length, done - started);
     });
   }
@@ -435,31 +446,43 @@ export class DynamicBatcher {
     for (const fn of fns) fn();
   };
 
-  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): void {
+  /**
+   * Resolves the batch's requests with their rows. Returns whether any of them keeps
+   * memory of `outputs` (a view handed to a caller, or a part waiting for its request's
+   * other parts); if none does, the backend may reuse that memory.
+   */
+  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): boolean {
     if (!this.options.batchAxis) {
-      live[0]!.req.computeDoneAt = done;
-      live[0]!.req.resolve(outputs);
-      return;
+      const req = live[0]!.req;
+      const kept = req.state !== 'settled' && !req.copies;
+      req.computeDoneAt = done;
+      req.resolve(outputs);
+      return kept;
     }
     let results: Record<string, TensorLike>[];
     try {
       results = splitBatch(outputs, live.map((p) => p.rows));
     } catch (err) {
       for (const p of live) p.req.reject(err as Error);
-      return;
+      return false;
     }
+    let kept = false;
     live.forEach((part, i) => {
       const req = part.req;
       if (req.state === 'settled') return;
       req.rowsDone += part.rows;
       // A whole request gets views of the batch's results; a split one, its parts joined.
       if (part.rows === req.batch) {
+        kept ||= !req.copies;
         req.computeDoneAt = done;
         req.resolve(results[i]!);
         return;
       }
       (req.gathered ??= []).push({ start: part.start, outputs: results[i]! });
-      if (req.rowsDone < req.batch) return;
+      if (req.rowsDone < req.batch) {
+        kept = true;
+        return;
+      }
       req.computeDoneAt = done;
       try {
         req.resolve(joinParts(req.gathered, req.batch));
@@ -467,6 +490,7 @@ export class DynamicBatcher {
         req.reject(err as Error);
       }
     });
+    return kept;
   }
 }
 

@@ -14,17 +14,21 @@ export class BufferPool {
   }
 
   take(bytes: number): ArrayBuffer {
-    const size = BufferPool.sizeClass(bytes);
-    return this.free.get(size)?.pop() ?? new ArrayBuffer(size);
+    return this.reuse(bytes) ?? new ArrayBuffer(BufferPool.sizeClass(bytes));
   }
 
-  /** Gives a buffer back; detached buffers and odd sizes are ignored. */
+  /** A free buffer of `bytes`' size class, if there is one. */
+  reuse(bytes: number): ArrayBuffer | undefined {
+    return this.free.get(BufferPool.sizeClass(bytes))?.pop();
+  }
+
+  /** Gives a buffer back; detached buffers, odd sizes and one already here are ignored. */
   give(buffer: ArrayBufferLike): void {
     if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) return;
     const size = buffer.byteLength;
     if (size !== BufferPool.sizeClass(size)) return;
     const list = this.free.get(size) ?? [];
-    if (list.length < this.perClass) list.push(buffer);
+    if (list.length < this.perClass && !list.includes(buffer)) list.push(buffer);
     this.free.set(size, list);
   }
 }

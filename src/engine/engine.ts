@@ -148,6 +148,7 @@ export class Engine {
       },
       (feeds: Record<string, BatchTensor>) => impl.run(feeds),
       this.collector,
+      impl.release ? (outputs) => impl.release!(outputs) : undefined,
     );
     this.batcher = batcher;
   }
@@ -279,17 +280,19 @@ export class Engine {
     }
     let feeds;
     let finish: ((r: Record<string, TensorLike>) => InferResult) | undefined;
+    let finishCopies = false;
     try {
       feeds = this.normalizer.normalize(input);
       if (options.outputs !== undefined) {
         const memory = checkDestinations(options.outputs, this.outputs, feeds.batch, this.batching.batchAxis);
         finish = (r) => writeDestinations(r as InferResult, memory);
+        finishCopies = this.outputs.every((o) => o.name in memory);
       }
     } catch (e) {
       if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
       return Promise.reject(e);
     }
-    return this.batcher.submit(feeds.tensors, feeds.batch, finish ? { ...options, finish } : options) as Promise<InferResult>;
+    return this.batcher.submit(feeds.tensors, feeds.batch, finish ? { ...options, finish, finishCopies } : options) as Promise<InferResult>;
   }
 
   /**

@@ -86,7 +86,9 @@ export interface InferOptions {
   /**
    * Memory to write outputs into, by output name (any of them): a typed array of the
    * output's dtype or a Buffer, e.g. from `engine.allocateOutputs()`. The result's `data`
-   * is then a view over it. Do not touch it until the promise settles.
+   * is then a view over it. Do not touch it until the promise settles. Naming every
+   * output also lets the engine reuse its batch's result memory: for large results
+   * (hundreds of KB a row) that spares the event loop V8's full GCs (docs/engine.md).
    */
   outputs?: OutputDestinations;
 }

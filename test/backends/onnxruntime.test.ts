@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend, defaultThreading, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -93,6 +93,33 @@ describe('onnxruntime backend', () => {
       expect(sameBits(feeds.x.data, input)).toBe(true);
       expect(sameBits(outputs[reference.outputNames[0]!]!.data as Float32Array, expected.data as Float32Array)).toBe(true);
     }
+  });
+
+  it('reuses the memory of a large result once released, for a later result; never without release', async () => {
+    // The recognizer at width 64: 8 x 6625 floats, 212 KB a row, over the 64 KiB the worker copies.
+    const backend = await OnnxruntimeBackend.create(REC_MODEL, { instances: 1, threadsPerInstance: 1 });
+    backends.push(backend);
+    const reference = await referenceSession(REC_MODEL);
+    const name = reference.outputNames[0]!;
+    const dims = [1, 3, 48, 64];
+    const inputs = [1, 2, 3].map((seed) => clsInput(seed, 2).slice(0, 3 * 48 * 64));
+    const want = await Promise.all(inputs.map(async (x) => (await reference.run({ x: new ort.Tensor('float32', x, dims) }))[name]!.data as Float32Array));
+    const run = async (k: number): Promise<Float32Array> =>
+      (await backend.runTimed({ x: { data: new Float32Array(inputs[k]!), dims, type: 'float32' } })).outputs[name]!.data as Float32Array;
+
+    const kept = await run(0);
+    const second = await run(1);
+    // Not released: the next runs leave both results alone.
+    await run(2);
+    expect(sameBits(kept, want[0]!)).toBe(true);
+    expect(sameBits(second, want[1]!)).toBe(true);
+    // Released: its memory goes to the worker as a spare (detached here) and holds the next result.
+    backend.release({ [name]: { data: second, dims: [1, 8, 6625] } });
+    const third = await run(2);
+    expect(second.buffer.byteLength).toBe(0);
+    expect(sameBits(third, want[2]!)).toBe(true);
+    expect(sameBits(kept, want[0]!)).toBe(true);
+    await reference.release();
   });
 
   it('keeps the process alive while a run is in flight, and lets it end when idle without dispose()', () => {

@@ -7,6 +7,7 @@ import { loadEntry } from '../../src/cache/store.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isTensorrtNodeError } from '../../src/errors.js';
 import { QDQ_SESSION_CONFIG } from '../../src/quantize/ort-session.js';
+import type { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import {
   CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
   clsInput, mnistImages, ort, referenceSession, sameBits,
@@ -170,6 +171,59 @@ describe('Engine on the PaddleOCR recognizer (dynamic width)', () => {
         const want = (await reference.run({ x: new ort.Tensor('float32', inputs[i]!.data, inputs[i]!.dims) }))[name]!;
         expect(outputs[i]![name]!.dims).toEqual([1, widths[i]! / 8, 6625]);
         expect(sameBits(outputs[i]![name]!.data as Float32Array, want.data as Float32Array)).toBe(true);
+      }
+    } finally {
+      await engine.dispose();
+      await reference.release();
+    }
+  });
+});
+
+describe('large results: memory reused once every caller has a copy', () => {
+  it('releases a batch only when no caller holds a view of it; every result equals onnxruntime-node', async () => {
+    // Recognizer rows at width 64 are 212 KB: the backend recycles such results.
+    const engine = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 2, priorityLevels: 2, shapes: { x: [-1, 3, 48, 64] } });
+    const backend = (engine as unknown as { impl: OnnxruntimeBackend }).impl;
+    const released = new Set<ArrayBufferLike>();
+    const release = backend.release.bind(backend);
+    backend.release = (outputs) => {
+      for (const t of Object.values(outputs)) released.add(t.data.buffer);
+      release(outputs);
+    };
+    const reference = await referenceSession(REC_MODEL);
+    const name = reference.outputNames[0]!;
+    const row = 3 * 48 * 64;
+    try {
+      const kept: { data: Float32Array; seed: number; rows: number }[] = [];
+      const views = new Set<ArrayBufferLike>();
+      for (let round = 0; round < 4; round++) {
+        // Copies into caller memory, views of the batch, and a 5-row request split over batches.
+        const asks = Array.from({ length: 8 }, (_, i) => ({ seed: round * 10 + i, rows: i === 7 ? 5 : 1, copy: i % 2 === 0 || round === 3 }));
+        const results = await Promise.all(asks.map(({ seed, rows, copy }) => {
+          const x = clsInput(seed, rows * 2).slice(0, row * rows);
+          return engine.infer(x, copy ? { outputs: { [name]: new Float32Array(rows * 8 * 6625) } } : {});
+        }));
+        results.forEach((r, i) => {
+          const data = r[name]!.data as Float32Array;
+          kept.push({ data, seed: asks[i]!.seed, rows: asks[i]!.rows });
+          if (!asks[i]!.copy) views.add(data.buffer);
+        });
+        await new Promise((r) => setImmediate(r)); // the deferred bookkeeping releases
+      }
+      // A split request's first part waits while other batches of its size run: its rows
+      // must stay intact until the parts are joined, though the request copies its result.
+      const split = engine.infer(clsInput(90, 12).slice(0, row * 6), { priority: 2, outputs: { [name]: new Float32Array(6 * 8 * 6625) } });
+      await new Promise((r) => setImmediate(r)); // its first part is running
+      const ahead = [91, 92, 93].map((seed) => engine.infer(clsInput(seed, 4).slice(0, row * 2), { priority: 1, outputs: { [name]: new Float32Array(2 * 8 * 6625) } }));
+      for (const [i, r] of [await split, ...(await Promise.all(ahead))].entries()) {
+        kept.push({ data: r[name]!.data as Float32Array, seed: 90 + i, rows: i === 0 ? 6 : 2 });
+      }
+      expect(released.size).toBeGreaterThan(0);
+      for (const b of views) expect(released.has(b)).toBe(false);
+      for (const { data, seed, rows } of kept) {
+        const x = clsInput(seed, rows * 2).slice(0, row * rows);
+        const want = (await reference.run({ x: new ort.Tensor('float32', x, [rows, 3, 48, 64]) }))[name]!.data as Float32Array;
+        expect(sameBits(data, want)).toBe(true);
       }
     } finally {
       await engine.dispose();

@@ -12,6 +12,7 @@ import type { Backend } from '../types.js';
 import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
 import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
+import { BufferPool } from '../../batching/pool.js';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -58,7 +59,7 @@ interface WireTensor {
 type WorkerMessage =
   | { type: 'thread'; tid: number | undefined }
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
-  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; computeMs: number }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number }
   | { type: 'error'; id: number; message: string };
 
 interface WireInfo {
@@ -72,6 +73,8 @@ interface Pending {
   feeds: Feeds;
   /** Each input's element count: a transferred view reads length 0 until its buffer returns. */
   lengths: Record<string, number>;
+  /** The batch's rows (axis 0 of the first input), to learn its results' sizes by. */
+  rows: number;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -247,6 +250,14 @@ export class OnnxruntimeBackend implements Backend {
   /** 'SCHED_IDLE', or 'normal' with the reason. */
   readonly threadPolicy: string;
   private readonly workers: OnnxruntimeWorker[];
+  /**
+   * Memory of large results the engine released (`release`), sent back to the workers as
+   * spares to copy later results into, so that result memory does not arrive fresh on the
+   * JS thread for every batch (the worker copies results of RECYCLE_MIN_BYTES and more).
+   */
+  private readonly spares = new BufferPool();
+  /** Byte length of each large output at a batch's row count, from the last such result. */
+  private readonly resultBytes = new Map<number, Map<string, number>>();
   private nextId = 1;
   private disposed = false;
 
@@ -320,6 +331,7 @@ export class OnnxruntimeBackend implements Backend {
         p.reject(new TensorrtNodeError('EMODEL', `onnxruntime run failed: ${msg.message}`, { backend: 'onnxruntime' }));
         return;
       }
+      for (const b of msg.spare) this.spares.give(b);
       // Put the input memory back into the caller's feeds, for reuse.
       for (const name in msg.inputs) {
         const t = p.feeds[name] as { data: TypedArray } | undefined;
@@ -330,6 +342,11 @@ export class OnnxruntimeBackend implements Backend {
         const t = msg.outputs[name]!;
         const dtype = toDtype(t.type, `output '${name}'`);
         outputs[name] = { data: new CTORS[dtype](t.buffer, t.byteOffset, t.length), dims: t.dims, type: t.type };
+        if (recyclable(t.buffer)) {
+          let sizes = this.resultBytes.get(p.rows);
+          if (!sizes) this.resultBytes.set(p.rows, (sizes = new Map()));
+          sizes.set(name, t.buffer.byteLength);
+        }
       }
       p.resolve({ outputs, computeMs: msg.computeMs });
     });
@@ -369,6 +386,7 @@ export class OnnxruntimeBackend implements Backend {
     const wire: Record<string, WireTensor> = {};
     const lengths: Record<string, number> = {};
     const transfer: ArrayBuffer[] = [];
+    let rows: number | undefined;
     for (const [name, t] of Object.entries(feeds)) {
       let data = t.data;
       const own = data.buffer instanceof ArrayBuffer && data.byteOffset === 0;
@@ -380,12 +398,27 @@ export class OnnxruntimeBackend implements Backend {
       const type = t.type ?? dtypeOf(data);
       wire[name] = { type, dims: [...t.dims], buffer: data.buffer as ArrayBuffer, byteOffset: 0, length: data.length };
       lengths[name] = data.length;
+      rows ??= t.dims[0];
     }
+    rows ??= 1;
+    const spare: ArrayBuffer[] = [];
+    for (const bytes of this.resultBytes.get(rows)?.values() ?? []) {
+      const b = this.spares.reuse(bytes);
+      if (b) spare.push(b);
+    }
+    transfer.push(...spare);
     const id = this.nextId++;
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.track(id, { feeds, lengths, resolve, reject });
-      w.worker.postMessage({ type: 'run', id, feeds: wire }, transfer);
+      w.track(id, { feeds, lengths, rows, resolve, reject });
+      w.worker.postMessage({ type: 'run', id, feeds: wire, spare }, transfer);
     });
+  }
+
+  release(outputs: Record<string, TensorLike>): void {
+    for (const name in outputs) {
+      const buffer = outputs[name]!.data.buffer;
+      if (recyclable(buffer)) this.spares.give(buffer);
+    }
   }
 
   async dispose(): Promise<void> {
@@ -405,6 +438,14 @@ export class OnnxruntimeBackend implements Backend {
       }),
     );
   }
+}
+
+/** The worker copies results this large into pool-sized memory (as in onnxruntime-worker.mjs). */
+const RECYCLE_MIN_BYTES = 65536;
+
+function recyclable(buffer: ArrayBufferLike): buffer is ArrayBuffer {
+  const bytes = buffer.byteLength;
+  return buffer instanceof ArrayBuffer && bytes >= RECYCLE_MIN_BYTES && bytes === BufferPool.sizeClass(bytes);
 }
 
 function dtypeOf(data: TypedArray): TensorDtype {
