@@ -28,6 +28,7 @@ import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 import { parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
+import { rewriteGraph, type GraphRewrites } from './rewrite.js';
 
 /** A result tensor: its own dtype and dims, data a view over the batch's output. */
 export interface OutputTensor {
@@ -48,6 +49,8 @@ export interface BackendInfo {
   threadsPerInstance?: number;
   /** ONNX Runtime threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. */
   threadPolicy?: string;
+  /** ONNX Runtime: the engine's graph rewrites (`graphRewrites`), by kind and count. */
+  graphRewrites?: GraphRewrites;
 }
 
 export interface BatchingInfo {
@@ -230,6 +233,12 @@ export class Engine {
       }
     }
 
+    let graphRewrites: GraphRewrites | undefined;
+    if (selection.name === 'onnxruntime' && options.graphRewrites !== false) {
+      const rewritten = rewriteGraph(artifact);
+      artifact = rewritten.bytes;
+      graphRewrites = rewritten.rewrites;
+    }
     const impl: Backend =
       selection.name === 'tensorrt'
         ? await buildTensorrt(artifact, precision, options)
@@ -252,6 +261,7 @@ export class Engine {
           instances: impl.instances,
           ...(impl.threadsPerInstance !== undefined ? { threadsPerInstance: impl.threadsPerInstance } : {}),
           ...(impl.threadPolicy !== undefined ? { threadPolicy: impl.threadPolicy } : {}),
+          ...(graphRewrites ? { graphRewrites } : {}),
         },
         batching,
         cache,
@@ -481,7 +491,7 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
   const key = options.cacheDir && engineKey
     ? cacheKey({
       modelHash: engineKey,
-      options: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() },
+      options: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() },
       backend: impl.name,
       backendVersion: impl.version,
     })

@@ -1,5 +1,6 @@
 /** Read-only queries over an ONNX graph: producers, consumers, initializers, value info, order. */
 import { TensorrtNodeError } from '../errors.js';
+import { tensorValues } from './model.js';
 import { onnx, toNumber, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 
 export interface Consumer {
@@ -54,6 +55,20 @@ export class GraphView {
   /** A value fixed at build time: an initializer or the output of a Constant node. */
   isConstant(tensor: string): boolean {
     return this.initializers.has(tensor) || this.producerOf.get(tensor)?.opType === 'Constant';
+  }
+
+  /** The value of a one-element numeric constant (initializer or Constant node), else undefined. */
+  constantScalar(tensor: string): number | undefined {
+    const producer = this.producerOf.get(tensor);
+    const t = this.initializers.get(tensor) ?? (producer?.opType === 'Constant' ? attribute(producer, 'value')?.t : undefined);
+    if (!t) return undefined;
+    let values;
+    try {
+      values = tensorValues(t);
+    } catch {
+      return undefined; // a type tensorValues does not read (float16, ...)
+    }
+    return values.length === 1 ? Number(values[0]) : undefined;
   }
 
   /** Graph inputs that are not initializers (what a caller feeds). */

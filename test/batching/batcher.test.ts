@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import type { EngineOptions } from '../../src/engine/options.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, ort, engineGraphSession, sameBits } from '../engine/helpers.js';
 
 const engines: Engine[] = [];
 async function build(options: EngineOptions = {}): Promise<Engine> {
@@ -107,7 +107,7 @@ describe('dynamic batcher', () => {
   });
 
   it('splits a ready group evenly over idle instances, and keeps it whole with one instance', async () => {
-    const reference = await referenceSession(CLS_MODEL);
+    const reference = await engineGraphSession(CLS_MODEL);
     const inputs = Array.from({ length: 6 }, (_, i) => clsInput(40 + i));
     for (const [instances, batches] of [[2, 2], [1, 1]] as const) {
       const engine = await build({ instances, maxBatchSize: 16 });
@@ -129,7 +129,7 @@ describe('dynamic batcher', () => {
   });
 
   it('opens a burst on an idle engine with the oldest request alone, then full batches', async () => {
-    const reference = await referenceSession(CLS_MODEL);
+    const reference = await engineGraphSession(CLS_MODEL);
     const engine = await build({ maxBatchSize: 4 });
     const inputs = Array.from({ length: 9 }, (_, i) => clsInput(60 + i));
     // 9 rows at once on 1 instance of 4: more than a full round waits.
@@ -149,7 +149,7 @@ describe('dynamic batcher', () => {
   });
 
   it('runs a request with more rows than maxBatchSize split by rows, over idle instances, equal to onnxruntime-node', async () => {
-    const reference = await referenceSession(CLS_MODEL);
+    const reference = await engineGraphSession(CLS_MODEL);
     const engine = await build({ instances: 2, maxBatchSize: 4 });
     const big = clsInput(70, 11);
     const small = clsInput(71, 2);
@@ -186,7 +186,7 @@ describe('dynamic batcher', () => {
 
   it('settles every request exactly once under many concurrent callers, with correct rows', async () => {
     const engine = await build({ instances: 2, maxBatchSize: 16, maxQueueSize: 40 });
-    const reference = await referenceSession(CLS_MODEL);
+    const reference = await engineGraphSession(CLS_MODEL);
     type Outcome = { ok: boolean; code?: string };
     const outcomes: Outcome[] = [];
     const results: { x: Float32Array; out: Float32Array }[] = [];

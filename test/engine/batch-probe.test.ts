@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { chooseBatchSize, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
 import type { Feeds } from '../../src/tensor.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits, withWarnings } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, engineGraphSession, sameBits, withWarnings } from './helpers.js';
 
 describe('batch probe: the choice', () => {
   it('probes 1, 2, 4, ... up to the cap, the cap last', () => {
@@ -88,7 +88,7 @@ describe('batch probe: the choice', () => {
 describe('batch probe in Engine.build (onnxruntime)', () => {
   it('measures maxBatchSize where none is given, and serves the same bits as onnxruntime-node', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
-    const reference = await referenceSession(CLS_MODEL);
+    const reference = await engineGraphSession(CLS_MODEL);
     try {
       const probe = engine.batching.probe!;
       expect(probe.source).toBe('measured');
@@ -131,7 +131,7 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
 
   it('with maxBatchSize 1, a request of several rows runs a row at a time', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 1, shapes: { x: [-1, ...CLS_ITEM] } });
-    const reference = await referenceSession(CLS_MODEL);
+    const reference = await engineGraphSession(CLS_MODEL);
     try {
       expect(engine.batching.enabled).toBe(false);
       const x = clsInput(9, 3);

@@ -7,21 +7,22 @@ import { loadEntry } from '../../src/cache/store.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isTensorrtNodeError } from '../../src/errors.js';
 import { QDQ_SESSION_CONFIG } from '../../src/quantize/ort-session.js';
+import { rewriteGraph } from '../../src/engine/rewrite.js';
 import type { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import {
   CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
-  clsInput, mnistImages, ort, referenceSession, sameBits,
+  clsInput, mnistImages, ort, engineGraphSession, referenceSession, sameBits,
 } from './helpers.js';
 
 describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend)', () => {
   let engine: Engine;
-  let reference: Awaited<ReturnType<typeof referenceSession>>;
+  let reference: Awaited<ReturnType<typeof engineGraphSession>>;
 
   beforeAll(async () => {
     // maxBatchSize given, so that what these tests assert of batches does not rest on the
     // probe's timing (test/engine/batch-probe.test.ts covers the probe).
     engine = await Engine.build(CLS_MODEL, { backend: 'auto', instances: 2, threadsPerInstance: 1, maxBatchSize: 8, shapes: { x: [-1, ...CLS_ITEM] } });
-    reference = await referenceSession(CLS_MODEL);
+    reference = await engineGraphSession(CLS_MODEL);
   });
   afterAll(async () => {
     await engine?.dispose();
@@ -41,7 +42,8 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     expect(engine.batching.probe).toBeUndefined();
   });
 
-  it('gives the same fp32 bits as plain onnxruntime-node, request by request', async () => {
+  it('gives the same fp32 bits as plain onnxruntime-node on the graph it runs, request by request', async () => {
+    expect(engine.backend.graphRewrites).toEqual({ hardSwish: 18 });
     for (const seed of [1, 2, 3]) {
       const x = clsInput(seed);
       const got = await engine.infer(x);
@@ -50,6 +52,26 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
       expect(out.dims).toEqual([1, 2]);
       expect(out.type).toBe('float32');
       expect(sameBits(out.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+  });
+
+  it('with graphRewrites: false, gives plain onnxruntime-node\'s bits on the model as given; by default, the same within float rounding', async () => {
+    const exact = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 8, shapes: { x: [-1, ...CLS_ITEM] }, graphRewrites: false });
+    const plain = await referenceSession(CLS_MODEL);
+    try {
+      expect(exact.backend.graphRewrites).toBeUndefined();
+      let largest = 0;
+      for (const seed of [1, 2, 3, 4]) {
+        const x = clsInput(seed, 2);
+        const want = (await plain.run({ x: new ort.Tensor('float32', x, [2, ...CLS_ITEM]) }))['softmax_0.tmp_0']!.data as Float32Array;
+        expect(sameBits((await exact.infer(x))['softmax_0.tmp_0']!.data as Float32Array, want)).toBe(true);
+        const fused = (await engine.infer(x))['softmax_0.tmp_0']!.data as Float32Array;
+        for (let i = 0; i < want.length; i++) largest = Math.max(largest, Math.abs(fused[i]! - want[i]!));
+      }
+      expect(largest).toBeLessThan(1e-6);
+    } finally {
+      await exact.dispose();
+      await plain.release();
     }
   });
 
@@ -158,7 +180,7 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
 describe('Engine on the PaddleOCR recognizer (dynamic width)', () => {
   it('merges only requests of the same width, and every row equals plain onnxruntime-node', async () => {
     const engine = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
-    const reference = await referenceSession(REC_MODEL);
+    const reference = await engineGraphSession(REC_MODEL);
     try {
       expect(engine.inputs).toEqual([{ name: 'x', dtype: 'float32', shape: [-1, 3, 48, -1] }]);
       const widths = [160, 320, 160, 320, 160, 96];
@@ -190,7 +212,7 @@ describe('large results: memory reused once every caller has a copy', () => {
       for (const t of Object.values(outputs)) released.add(t.data.buffer);
       release(outputs);
     };
-    const reference = await referenceSession(REC_MODEL);
+    const reference = await engineGraphSession(REC_MODEL);
     const name = reference.outputNames[0]!;
     const row = 3 * 48 * 64;
     try {
@@ -242,8 +264,10 @@ describe('INT8 on ONNX Runtime', () => {
       const entry = await loadEntry(cacheDir, engine.cache.key!, 'onnx.bin');
       if (entry.status !== 'hit') throw new Error(`no Q/DQ artifact in the cache: ${entry.status}`);
       const one = { intraOpNumThreads: 1, interOpNumThreads: 1 };
-      const folded = await ort.InferenceSession.create(entry.payload, { ...one, extra: { session: QDQ_SESSION_CONFIG } });
-      const unfolded = await ort.InferenceSession.create(entry.payload, one);
+      // The graph the engine runs: the cached Q/DQ model with the engine's rewrites.
+      const graph = rewriteGraph(entry.payload).bytes;
+      const folded = await ort.InferenceSession.create(graph, { ...one, extra: { session: QDQ_SESSION_CONFIG } });
+      const unfolded = await ort.InferenceSession.create(graph, one);
       sessions.push(folded, unfolded);
       let differs = false;
       for (const seed of [11, 12, 13, 14, 15, 16]) {

@@ -1,9 +1,10 @@
 /** Real models and an independent reference: plain onnxruntime-node on the main thread. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
+import { rewriteGraph } from '../../src/engine/rewrite.js';
 
 const require = createRequire(import.meta.url);
 export const ort = require('onnxruntime-node') as typeof OrtTypes;
@@ -39,8 +40,18 @@ export async function mnistImages(n: number): Promise<Float32Array[]> {
   return Array.from({ length: n }, (_, k) => Float32Array.from(raw.subarray(16 + k * 784, 16 + (k + 1) * 784)));
 }
 
+/** Plain onnxruntime-node on the model as given. */
 export async function referenceSession(model: string): Promise<OrtTypes.InferenceSession> {
   return ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+}
+
+/**
+ * Plain onnxruntime-node on the graph an engine runs on ONNX Runtime by default: the model
+ * with the engine's rewrites (test/onnx/hardswish.test.ts checks those against the model
+ * as given). Engine results equal this session's bit for bit.
+ */
+export async function engineGraphSession(model: string): Promise<OrtTypes.InferenceSession> {
+  return ort.InferenceSession.create(rewriteGraph(readFileSync(model)).bytes, { intraOpNumThreads: 1 });
 }
 
 export function sameBits(a: Float32Array, b: Float32Array): boolean {

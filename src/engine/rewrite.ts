@@ -1,0 +1,15 @@
+/** The engine's own graph rewrites for ONNX Runtime, applied before its optimizer runs. */
+import { decodeModel, writeModel } from '../onnx/model.js';
+import { fuseHardSwish } from '../onnx/hardswish.js';
+
+export interface GraphRewrites {
+  /** Hard-swish subgraphs (x · clip(x + 3, 0, 6) / 6) rewritten as x · HardSigmoid(x). */
+  hardSwish: number;
+}
+
+/** The model with the rewrites applied (the same bytes where none applies). */
+export function rewriteGraph(bytes: Uint8Array): { bytes: Uint8Array; rewrites: GraphRewrites } {
+  const model = decodeModel(bytes);
+  const hardSwish = fuseHardSwish(model);
+  return { bytes: hardSwish > 0 ? writeModel(model) : bytes, rewrites: { hardSwish } };
+}
