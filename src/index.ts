@@ -7,7 +7,7 @@ export type {
 export { Engine } from './engine/index.js';
 export type {
   BackendChoice, BackendInfo, BatchingInfo, CacheInfo, DataSet, EngineOptions, EngineStats, FullStats, HostTensor,
-  InferInput, InferOptions, InferResult, OutputDestinations, OutputMemory, OutputTensor, Percentiles, Precision, QuantizationOptions, ShapeRange,
+  GraphRewrites, InferInput, InferOptions, InferResult, OutputDestinations, OutputMemory, OutputTensor, Percentiles, Precision, QuantizationOptions, ShapeRange,
 } from './engine/index.js';
 export { quantize } from './quantize/index.js';
 export type {
