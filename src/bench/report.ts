@@ -13,7 +13,7 @@ export function executiveSummary(r: BenchResults): string[] {
   lines.push(`Model ${r.model.name} [${r.model.shape.join(',')}] on ${r.engine.backend} (${r.engine.reason}); ${r.machine.cpus} cores, ${r.machine.cpuModel}`);
   const probe = r.engine.probeMsPerRow;
   const batch = `maxBatchSize ${r.engine.maxBatchSize}${probe ? ` (probed at build, ms a row: ${Object.entries(probe).map(([n, ms]) => `${ms.toFixed(2)} at ${n}`).join(', ')})` : ''}`;
-  lines.push(`Engine: ${r.engine.instances} worker(s) × ${r.engine.threadsPerInstance ?? '?'} thread(s)${r.engine.threadPolicy ? ` (${r.engine.threadPolicy})` : ''}, ${batch}${r.engine.graphRewrites ? `, graph rewrites: ${r.engine.graphRewrites.hardSwish} hard-swish` : ''}; peer: plain onnxruntime-node, ${r.engine.peerThreads} intra-op thread(s), one run() per request`);
+  lines.push(`Engine: ${r.engine.instances} worker(s) × ${r.engine.threadsPerInstance ?? '?'} thread(s)${r.engine.threadPolicy ? ` (${r.engine.threadPolicy})` : ''}, ${batch}${r.engine.graphRewrites ? `, graph rewrites: ${r.engine.graphRewrites.hardSwish} hard-swish, ${r.engine.graphRewrites.convAffine} conv affine` : ''}; peer: plain onnxruntime-node, ${r.engine.peerThreads} intra-op thread(s), one run() per request`);
   if (r.accuracy) {
     lines.push(`Accuracy (${r.accuracy.metric}, ${r.accuracy.samples} held-out lines): FP32 ${pct(r.accuracy.fp32)}, INT8${r.builds.int8 && 'method' in r.builds.int8 ? ` (${r.builds.int8.method})` : ''} ${pct(r.accuracy.int8)}${r.accuracy.dropPt !== undefined ? ` (drop ${r.accuracy.dropPt.toFixed(2)} pt)` : ''}`);
     const v = r.accuracy.fp32VsPeer;

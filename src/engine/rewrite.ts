@@ -1,15 +1,19 @@
 /** The engine's own graph rewrites for ONNX Runtime, applied before its optimizer runs. */
 import { decodeModel, writeModel } from '../onnx/model.js';
 import { fuseHardSwish } from '../onnx/hardswish.js';
+import { foldConvAffine } from '../onnx/conv-affine.js';
 
 export interface GraphRewrites {
   /** Hard-swish subgraphs (x · clip(x + 3, 0, 6) / 6) rewritten as x · HardSigmoid(x). */
   hardSwish: number;
+  /** Convolutions that took the scalar Mul / Add after them into their weights and bias. */
+  convAffine: number;
 }
 
 /** The model with the rewrites applied (the same bytes where none applies). */
 export function rewriteGraph(bytes: Uint8Array): { bytes: Uint8Array; rewrites: GraphRewrites } {
   const model = decodeModel(bytes);
+  const convAffine = foldConvAffine(model);
   const hardSwish = fuseHardSwish(model);
-  return { bytes: hardSwish > 0 ? writeModel(model) : bytes, rewrites: { hardSwish } };
+  return { bytes: hardSwish + convAffine > 0 ? writeModel(model) : bytes, rewrites: { hardSwish, convAffine } };
 }

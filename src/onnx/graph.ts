@@ -57,11 +57,20 @@ export class GraphView {
     return this.initializers.has(tensor) || this.producerOf.get(tensor)?.opType === 'Constant';
   }
 
-  /** The value of a one-element numeric constant (initializer or Constant node), else undefined. */
-  constantScalar(tensor: string): number | undefined {
+  /** The tensor of a constant: an initializer, or a Constant node's `value`. */
+  constantTensor(tensor: string): TensorProto | undefined {
     const producer = this.producerOf.get(tensor);
-    const t = this.initializers.get(tensor) ?? (producer?.opType === 'Constant' ? attribute(producer, 'value')?.t : undefined);
-    if (!t) return undefined;
+    return this.initializers.get(tensor) ?? (producer?.opType === 'Constant' ? attribute(producer, 'value')?.t ?? undefined : undefined);
+  }
+
+  /**
+   * The value of a one-element numeric constant (initializer or Constant node) of at most
+   * `maxRank` dims, else undefined (a one-element tensor of higher rank broadcasts a
+   * tensor up to its rank, so it is not a plain scalar there).
+   */
+  constantScalar(tensor: string, maxRank = Number.POSITIVE_INFINITY): number | undefined {
+    const t = this.constantTensor(tensor);
+    if (!t || (t.dims ?? []).length > maxRank) return undefined;
     let values;
     try {
       values = tensorValues(t);

