@@ -16,11 +16,6 @@ export function foldConvAffine(model: ModelProto): number {
   const graph = model.graph;
   if (!graph) return 0;
   const view = new GraphView(graph);
-  const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
-  const soleConsumer = (tensor: string): NodeProto | undefined => {
-    const consumers = view.consumers(tensor);
-    return consumers.length === 1 && !graphOutputs.has(tensor) ? consumers[0]!.node : undefined;
-  };
   /**
    * The scalar a binary node applies to `tensor`, where its other input is a one-element
    * constant of at most `rank` dims (the convolution's output rank: no broadcast beyond it).
@@ -48,7 +43,7 @@ export function foldConvAffine(model: ModelProto): number {
     let offset = 0;
     let out = conv.output![0]!;
     const steps: NodeProto[] = [];
-    for (let next = soleConsumer(out); next; next = soleConsumer(out)) {
+    for (let next = view.soleConsumer(out); next; next = view.soleConsumer(out)) {
       const v = scalarOperand(next, out, (weights.dims ?? []).length);
       if (v === undefined || !Number.isFinite(v)) break;
       if (next.opType === 'Mul') {

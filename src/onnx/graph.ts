@@ -48,6 +48,13 @@ export class GraphView {
     return this.consumersOf.get(tensor) ?? [];
   }
 
+  /** The one node reading `tensor`, where it is read once and is not a graph output. */
+  soleConsumer(tensor: string): NodeProto | undefined {
+    const consumers = this.consumers(tensor);
+    const isOutput = (this.graph.output ?? []).some((o) => o.name === tensor);
+    return consumers.length === 1 && !isOutput ? consumers[0]!.node : undefined;
+  }
+
   isInitializer(tensor: string): boolean {
     return this.initializers.has(tensor);
   }

@@ -18,12 +18,6 @@ export function fuseHardSwish(model: ModelProto): number {
   const graph = model.graph;
   if (!graph) return 0;
   const view = new GraphView(graph);
-  const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
-  /** The one node reading `tensor`, where it is read once and is not a graph output. */
-  const soleConsumer = (tensor: string): NodeProto | undefined => {
-    const consumers = view.consumers(tensor);
-    return consumers.length === 1 && !graphOutputs.has(tensor) ? consumers[0]!.node : undefined;
-  };
   // Rank 0 or 1: broadcast over x, such a constant leaves x's shape as it is.
   const isScalar = (tensor: string | undefined, value: number): boolean => view.constantScalar(tensor ?? '', 1) === value;
   /** The other input of a binary node, where one of its inputs is `tensor`. */
@@ -44,18 +38,18 @@ export function fuseHardSwish(model: ModelProto): number {
     const [a, b] = add.input ?? [];
     const x = isScalar(b, 3) ? a : isScalar(a, 3) ? b : undefined;
     if (!x || view.isConstant(x)) continue;
-    const clip = soleConsumer(add.output![0]!);
+    const clip = view.soleConsumer(add.output![0]!);
     if (clip?.opType !== 'Clip' || !clipsTo(view, clip, 0, 6)) continue;
     const clipped = clip.output![0]!;
     // x · clip / 6, or x · (clip / 6)
-    const first = soleConsumer(clipped);
+    const first = view.soleConsumer(clipped);
     if (!first) continue;
     let last: NodeProto | undefined;
     if (first.opType === 'Mul' && other(first, clipped) === x) {
-      const next = soleConsumer(first.output![0]!);
+      const next = view.soleConsumer(first.output![0]!);
       if (isSixth(next, first.output![0]!)) last = next;
     } else if (isSixth(first, clipped)) {
-      const next = soleConsumer(first.output![0]!);
+      const next = view.soleConsumer(first.output![0]!);
       if (next?.opType === 'Mul' && other(next, first.output![0]!) === x) last = next;
     }
     if (!last || replaced.has(last) || removed.has(add)) continue;
