@@ -6,14 +6,15 @@ import { foldConvAffine } from '../onnx/conv-affine.js';
 export interface GraphRewrites {
   /** Hard-swish subgraphs (x · clip(x + 3, 0, 6) / 6) rewritten as x · HardSigmoid(x). */
   hardSwish: number;
-  /** Convolutions that took the scalar Mul / Add after them into their weights and bias. */
+  /** Chains of scalar Mul / Add folded into the weights and bias of the convolution before or after them. */
   convAffine: number;
 }
 
 /** The model with the rewrites applied (the same bytes where none applies). */
 export function rewriteGraph(bytes: Uint8Array): { bytes: Uint8Array; rewrites: GraphRewrites } {
   const model = decodeModel(bytes);
-  const convAffine = foldConvAffine(model);
+  // Hard-swish first: its pattern must be whole when the scalar chains are folded.
   const hardSwish = fuseHardSwish(model);
+  const convAffine = foldConvAffine(model);
   return { bytes: hardSwish + convAffine > 0 ? writeModel(model) : bytes, rewrites: { hardSwish, convAffine } };
 }

@@ -63,6 +63,44 @@ describe('foldConvAffine', () => {
     });
   }
 
+  // Before a convolution: a·h + b → Conv. X feeds a Relu first, so that h is computed.
+  const W1 = randomArray(4 * 2, rand, 0.5);
+  const Wg = randomArray(4 * 1, rand, 0.5);
+  const before: [string, Spec, number][] = [
+    ['Mul → Add → a 1 × 1 convolution', {
+      nodes: [node('Relu', ['x'], ['h'], 'relu'), node('Mul', ['h', 'a'], ['m'], 'mul'), node('Add', ['m', 'd'], ['s'], 'add'), node('Conv', ['s', 'w1', 'b'], ['y'], 'conv1')],
+      initializers: [tensor('w1', W1, [4, 2, 1, 1]), scalar('a', 1.4, [1]), scalar('d', -0.6, [1])],
+    }, 1],
+    ['Add → a grouped 1 × 1 convolution', {
+      nodes: [node('Relu', ['x'], ['h'], 'relu'), node('Add', ['d', 'h'], ['s'], 'add'), withAttrs(node('Conv', ['s', 'wg'], ['y'], 'convg'), { group: 2 })],
+      initializers: [tensor('wg', Wg, [4, 1, 1, 1]), scalar('d', 0.75)],
+    }, 1],
+    ['Mul alone → a padded 3 × 3 convolution', {
+      nodes: [node('Relu', ['x'], ['h'], 'relu'), node('Mul', ['h', 'a'], ['s'], 'mul'), conv(['s', 'w', 'b'], 'y')],
+      initializers: [scalar('a', -0.8)],
+    }, 1],
+    ['Mul → Add → a padded 3 × 3 convolution (the offset would meet the padding)', {
+      nodes: [node('Relu', ['x'], ['h'], 'relu'), node('Mul', ['h', 'a'], ['m'], 'mul'), node('Add', ['m', 'd'], ['s'], 'add'), conv(['s', 'w', 'b'], 'y')],
+      initializers: [scalar('a', 1.4), scalar('d', 0.2)],
+    }, 0],
+  ];
+  for (const [what, spec, folded] of before) {
+    it(`${folded ? 'folds' : 'leaves'} ${what}${folded ? ', with the same values' : ''}`, async () => {
+      const bytes = model(spec);
+      const m = decodeModel(bytes);
+      expect(foldConvAffine(m)).toBe(folded);
+      if (!folded) {
+        expect(Buffer.from(writeModel(m)).equals(Buffer.from(bytes))).toBe(true);
+        return;
+      }
+      expect(m.graph!.node!.map((n) => n.opType)).toEqual(['Relu', 'Conv']);
+      expect(m.graph!.node![1]!.input![0]).toBe('h');
+      const [want] = await outputs(bytes);
+      const [got] = await outputs(writeModel(m));
+      expect(maxAbsDiff(got!, want!)).toBeLessThan(1e-5);
+    });
+  }
+
   it('leaves alone what must stay: a per-channel operand, shared weights, a tensor read twice or output, a one-element constant of higher rank', () => {
     const variants: [string, Spec][] = [
       ['per-channel scale', { nodes: [conv(['x', 'w', 'b']), node('Mul', ['c', 'a'], ['y'], 'mul')], initializers: [tensor('a', Float32Array.of(1, 2, 3, 4), [4, 1, 1])] }],
