@@ -50,8 +50,15 @@ function compose(chain: Affine, node: NodeProto, v: number): void {
   chain.nodes.push(node);
 }
 
+/** A convolution's weights (with their dims) and bias. */
+interface ConvParameters {
+  w: Float32Array;
+  dims: number[];
+  b: Float32Array;
+}
+
 /** A convolution's float weights and bias (zeros where it has none), if they are constants it alone reads. */
-function convParameters(view: GraphView, conv: NodeProto): { w: Float32Array; dims: number[]; b: Float32Array } | undefined {
+function convParameters(view: GraphView, conv: NodeProto): ConvParameters | undefined {
   if (conv.opType !== 'Conv' || (conv.domain && conv.domain !== 'ai.onnx')) return undefined;
   const [x, w, b] = conv.input ?? [];
   const weights = w ? view.constantTensor(w) : undefined;
@@ -81,7 +88,17 @@ function apply(model: ModelProto, view: GraphView, removed: Set<NodeProto>, adde
   removeUnreadConstants(model, dropped);
 }
 
-function foldAfter(model: ModelProto): number {
+/** What a pass does to one convolution: its new input, output, weights and bias, and the nodes it absorbs. */
+interface Fold {
+  input: string;
+  output: string;
+  w: Float32Array;
+  b: Float32Array;
+  nodes: NodeProto[];
+}
+
+/** Applies `plan` to every convolution with constant parameters; returns how many it folded. */
+function foldPass(model: ModelProto, plan: (view: GraphView, conv: NodeProto, p: ConvParameters, taken: Set<NodeProto>) => Fold | undefined): number {
   const view = new GraphView(model.graph!);
   const removed = new Set<NodeProto>();
   const added: TensorProto[] = [];
@@ -89,7 +106,22 @@ function foldAfter(model: ModelProto): number {
   let count = 0;
   for (const conv of view.nodes) {
     const p = convParameters(view, conv);
-    if (!p) continue;
+    const f = p && plan(view, conv, p, removed);
+    if (!p || !f) continue;
+    const r = replaceParameters(conv, f.input, f.w, p.dims, f.b);
+    conv.output = [f.output];
+    added.push(...r.added);
+    for (const d of r.dropped) dropped.add(d);
+    for (const n of f.nodes) removed.add(n);
+    count++;
+  }
+  if (count > 0) apply(model, view, removed, added, dropped);
+  return count;
+}
+
+/** Conv → scalar Mul / Add chain: weights a·W, bias a·B + b. */
+function foldAfter(model: ModelProto): number {
+  return foldPass(model, (view, conv, p) => {
     const chain: Affine = { nodes: [], scale: 1, offset: 0 };
     let out = conv.output![0]!;
     for (let next = view.soleConsumer(out); next; next = view.soleConsumer(out)) {
@@ -98,29 +130,20 @@ function foldAfter(model: ModelProto): number {
       compose(chain, next, v);
       out = next.output![0]!;
     }
-    if (chain.nodes.length === 0) continue;
-    const w = p.w.map((v) => v * chain.scale);
-    const b = p.b.map((v) => v * chain.scale + chain.offset);
-    const r = replaceParameters(conv, conv.input![0]!, w, p.dims, b);
-    conv.output = [out];
-    added.push(...r.added);
-    for (const d of r.dropped) dropped.add(d);
-    for (const n of chain.nodes) removed.add(n);
-    count++;
-  }
-  if (count > 0) apply(model, view, removed, added, dropped);
-  return count;
+    if (chain.nodes.length === 0) return undefined;
+    return {
+      input: conv.input![0]!,
+      output: out,
+      w: p.w.map((v) => v * chain.scale),
+      b: p.b.map((v) => v * chain.scale + chain.offset),
+      nodes: chain.nodes,
+    };
+  });
 }
 
+/** Scalar Mul / Add chain → Conv: weights a·W, bias B + b·ΣW, where no padding meets b. */
 function foldBefore(model: ModelProto): number {
-  const view = new GraphView(model.graph!);
-  const removed = new Set<NodeProto>();
-  const added: TensorProto[] = [];
-  const dropped = new Set<string>();
-  let count = 0;
-  for (const conv of view.nodes) {
-    const p = convParameters(view, conv);
-    if (!p) continue;
+  return foldPass(model, (view, conv, p, taken) => {
     // Walk back from the input while each step is a scalar Mul / Add read by the next alone.
     const steps: { node: NodeProto; v: number }[] = [];
     let input = conv.input![0]!;
@@ -128,30 +151,23 @@ function foldBefore(model: ModelProto): number {
       const [a, b] = prev.input ?? [];
       const x = view.constantScalar(a ?? '') !== undefined ? b : a;
       const v = x === undefined ? undefined : scalarOperand(view, prev, x, p.dims.length);
-      if (v === undefined || removed.has(prev) || view.isConstant(x!)) break;
+      if (v === undefined || taken.has(prev) || view.isConstant(x!)) break;
       steps.unshift({ node: prev, v });
       input = x!;
     }
-    if (steps.length === 0) continue;
+    if (steps.length === 0) return undefined;
     const chain: Affine = { nodes: [], scale: 1, offset: 0 };
     for (const s of steps) compose(chain, s.node, s.v);
     // An offset enters padded positions as 0 instead of itself: only where nothing is padded.
-    if (chain.offset !== 0 && !unpadded1x1(conv, p.dims)) continue;
+    if (chain.offset !== 0 && !unpadded1x1(conv, p.dims)) return undefined;
     const perOutput = p.w.length / p.dims[0]!;
-    const w = p.w.map((v) => v * chain.scale);
     const b = p.b.map((v, o) => {
       let sum = 0;
       for (let i = o * perOutput; i < (o + 1) * perOutput; i++) sum += p.w[i]!;
       return v + chain.offset * sum;
     });
-    const r = replaceParameters(conv, input, w, p.dims, b);
-    added.push(...r.added);
-    for (const d of r.dropped) dropped.add(d);
-    for (const n of chain.nodes) removed.add(n);
-    count++;
-  }
-  if (count > 0) apply(model, view, removed, added, dropped);
-  return count;
+    return { input, output: conv.output![0]!, w: p.w.map((v) => v * chain.scale), b, nodes: chain.nodes };
+  });
 }
 
 /** A 1 × 1 kernel with no padding, explicit or automatic. */
