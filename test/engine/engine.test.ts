@@ -55,7 +55,7 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     }
   });
 
-  it('with graphRewrites: false, gives plain onnxruntime-node\'s bits on the model as given; by default, the same within float rounding', async () => {
+  it('with graphRewrites: false, gives plain onnxruntime-node\'s bits on the model as given; by default, the same within float rounding (1e-5)', async () => {
     const exact = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 8, shapes: { x: [-1, ...CLS_ITEM] }, graphRewrites: false });
     const plain = await referenceSession(CLS_MODEL);
     try {
@@ -68,7 +68,7 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
         const fused = (await engine.infer(x))['softmax_0.tmp_0']!.data as Float32Array;
         for (let i = 0; i < want.length; i++) largest = Math.max(largest, Math.abs(fused[i]! - want[i]!));
       }
-      expect(largest).toBeLessThan(1e-6);
+      expect(largest).toBeLessThan(1e-5); // 3e-7 here; other CPUs pick other kernels
     } finally {
       await exact.dispose();
       await plain.release();
