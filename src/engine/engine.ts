@@ -151,7 +151,7 @@ export class Engine {
       },
       (feeds: Record<string, BatchTensor>) => impl.run(feeds),
       this.collector,
-      impl.release ? (outputs) => impl.release!(outputs) : undefined,
+      impl.release?.bind(impl),
     );
     this.batcher = batcher;
   }
