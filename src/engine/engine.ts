@@ -151,7 +151,7 @@ export class Engine {
       },
       (feeds: Record<string, BatchTensor>) => impl.run(feeds),
       this.collector,
-      impl.release?.bind(impl),
+      (outputs) => impl.release?.(outputs),
     );
     this.batcher = batcher;
   }
