@@ -7,26 +7,31 @@
 export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
 
-  constructor(private readonly perClass = 8) {}
+  /** `exactSizes`: keep buffers by their own size, not rounded to a size class (for memory made elsewhere). */
+  constructor(private readonly perClass = 8, private readonly exactSizes = false) {}
 
   static sizeClass(bytes: number): number {
     return bytes <= 4096 ? 4096 : 2 ** Math.ceil(Math.log2(bytes));
   }
 
-  take(bytes: number): ArrayBuffer {
-    return this.reuse(bytes) ?? new ArrayBuffer(BufferPool.sizeClass(bytes));
+  private key(bytes: number): number {
+    return this.exactSizes ? bytes : BufferPool.sizeClass(bytes);
   }
 
-  /** A free buffer of `bytes`' size class, if there is one. */
+  take(bytes: number): ArrayBuffer {
+    return this.reuse(bytes) ?? new ArrayBuffer(this.key(bytes));
+  }
+
+  /** A free buffer of `bytes`' size (class), if there is one. */
   reuse(bytes: number): ArrayBuffer | undefined {
-    return this.free.get(BufferPool.sizeClass(bytes))?.pop();
+    return this.free.get(this.key(bytes))?.pop();
   }
 
   /** Gives a buffer back; detached buffers, odd sizes and one already here are ignored. */
   give(buffer: ArrayBufferLike): void {
     if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) return;
     const size = buffer.byteLength;
-    if (size !== BufferPool.sizeClass(size)) return;
+    if (size !== this.key(size)) return;
     const list = this.free.get(size) ?? [];
     if (list.length < this.perClass && !list.includes(buffer)) list.push(buffer);
     this.free.set(size, list);

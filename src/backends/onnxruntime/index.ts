@@ -253,9 +253,9 @@ export class OnnxruntimeBackend implements Backend {
   /**
    * Memory of large results the engine released (`release`), sent back to the workers as
    * spares to copy later results into, so that result memory does not arrive fresh on the
-   * JS thread for every batch (the worker copies results of RECYCLE_MIN_BYTES and more).
+   * JS thread for every batch. Kept by exact size: results of fixed shapes repeat it.
    */
-  private readonly spares = new BufferPool();
+  private readonly spares = new BufferPool(8, true);
   /** Byte length of each large output at a batch's row count, from the last such result. */
   private readonly resultBytes = new Map<number, Map<string, number>>();
   private nextId = 1;
@@ -440,12 +440,11 @@ export class OnnxruntimeBackend implements Backend {
   }
 }
 
-/** The worker copies results this large into pool-sized memory (as in onnxruntime-worker.mjs). */
+/** Results this large have their memory reused; smaller ones cost V8 little and stay fresh. */
 const RECYCLE_MIN_BYTES = 65536;
 
 function recyclable(buffer: ArrayBufferLike): buffer is ArrayBuffer {
-  const bytes = buffer.byteLength;
-  return buffer instanceof ArrayBuffer && bytes >= RECYCLE_MIN_BYTES && bytes === BufferPool.sizeClass(bytes);
+  return buffer instanceof ArrayBuffer && buffer.byteLength >= RECYCLE_MIN_BYTES;
 }
 
 function dtypeOf(data: TypedArray): TensorDtype {

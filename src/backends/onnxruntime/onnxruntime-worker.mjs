@@ -76,17 +76,16 @@ function spin() {
   }
 }
 
-// A large result is copied into memory the engine can give back for later runs (a spare
-// that fits, else a new buffer of a power-of-two size): result memory arriving fresh on
-// the JS thread for every batch brought V8 full GCs there (docs/engine.md). Small
-// results go as they are; the copy is cheap next to the run (~0.1 ms for 0.8 MB).
-const RECYCLE_MIN_BYTES = 65536;
-
-function recyclable(data, spare) {
-  const bytes = data.byteLength;
-  const i = spare.findIndex((b) => b.byteLength >= bytes);
-  const buffer = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(2 ** Math.ceil(Math.log2(bytes)));
-  new Uint8Array(buffer, 0, bytes).set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+// Memory the engine sent back for results (spares: earlier results no caller kept): a
+// result that fits one is copied into it, so that result memory does not arrive fresh on
+// the JS thread for every batch, which brought V8 full GCs there (docs/engine.md). The
+// copy is cheap next to the run (~0.1 ms for the detector's 0.8 MB); without a spare the
+// result goes as onnxruntime made it.
+function intoSpare(data, spare) {
+  const i = spare.findIndex((b) => b.byteLength >= data.byteLength);
+  if (i < 0) return undefined;
+  const [buffer] = spare.splice(i, 1);
+  new Uint8Array(buffer, 0, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return buffer;
 }
 
@@ -118,8 +117,9 @@ async function run(msg) {
     for (const name in result) {
       const tensor = result[name];
       const data = tensor.data;
-      const buffer = data.byteLength >= RECYCLE_MIN_BYTES ? recyclable(data, spare) : data.buffer;
-      const byteOffset = buffer === data.buffer ? data.byteOffset : 0;
+      const reused = spare.length > 0 ? intoSpare(data, spare) : undefined;
+      const buffer = reused ?? data.buffer;
+      const byteOffset = reused ? 0 : data.byteOffset;
       outputs[name] = { type: tensor.type, dims: tensor.dims, buffer, byteOffset, length: data.length };
       if (!transfer.includes(buffer)) transfer.push(buffer);
     }
