@@ -27,6 +27,11 @@ export class BufferPool {
     return this.free.get(this.key(bytes))?.pop();
   }
 
+  /** Lets go of the free buffers of `bytes`' size (class). */
+  drop(bytes: number): void {
+    this.free.delete(this.key(bytes));
+  }
+
   /** Gives a buffer back; detached buffers, odd sizes and one already here are ignored. */
   give(buffer: ArrayBufferLike): void {
     if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) return;

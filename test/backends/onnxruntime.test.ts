@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend, defaultThreading, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
+import type { TensorLike } from '../../src/tensor.js';
 import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
@@ -120,6 +121,27 @@ describe('onnxruntime backend', () => {
     expect(sameBits(third, want[2]!)).toBe(true);
     expect(sameBits(kept, want[0]!)).toBe(true);
     await reference.release();
+  });
+
+  it('keeps spares of the current result size only: a new input shape lets the old size go', async () => {
+    const backend = await OnnxruntimeBackend.create(REC_MODEL, { instances: 1, threadsPerInstance: 1 });
+    backends.push(backend);
+    const name = backend.outputs[0]!.name;
+    const spareSizes = (): number[] => [...(backend as unknown as { spares: { free: Map<number, ArrayBuffer[]> } }).spares.free.entries()]
+      .filter(([, list]) => list.length > 0).map(([size]) => size);
+    const run = async (width: number): Promise<TensorLike> => {
+      const dims = [1, 3, 48, width];
+      return (await backend.runTimed({ x: { data: clsInput(width, 2).slice(0, 3 * 48 * width), dims, type: 'float32' } })).outputs[name]!;
+    };
+    // Width 64: 8 × 6625 floats (212 000 bytes); width 96: 12 × 6625 (318 000 bytes). Back at
+    // 64, the larger spare holds the smaller result, so its size stays.
+    const steps: [number, number][] = [[64, 212_000], [64, 212_000], [96, 318_000], [96, 318_000], [64, 318_000]];
+    for (const [width, spare] of steps) {
+      const out = await run(width);
+      expect(out.dims).toEqual([1, width / 8, 6625]);
+      backend.release({ [name]: out });
+      expect(spareSizes()).toEqual([spare]);
+    }
   });
 
   it('keeps the process alive while a run is in flight, and lets it end when idle without dispose()', () => {

@@ -345,6 +345,9 @@ export class OnnxruntimeBackend implements Backend {
         if (recyclable(t.buffer)) {
           let sizes = this.resultBytes.get(p.rows);
           if (!sizes) this.resultBytes.set(p.rows, (sizes = new Map()));
+          const before = sizes.get(name);
+          // Results changed size (another input shape): spares of the old size would wait forever.
+          if (before !== undefined && before !== t.buffer.byteLength) this.spares.drop(before);
           sizes.set(name, t.buffer.byteLength);
         }
       }
