@@ -24,6 +24,13 @@ export class AbsHistogram {
   }
 
   add(data: ArrayLike<number>): void {
+    // Once the range is known, one pass bins and widens as it goes; merging bins pairwise
+    // puts a value where binning it at the wider range would (see doubleRange), so the
+    // bins equal those of a max pass followed by a binning pass, at half the reads.
+    if (this.width > 0) {
+      this.addInRange(data);
+      return;
+    }
     let localMax = 0;
     let bad = 0;
     for (let i = 0; i < data.length; i++) {
@@ -60,6 +67,33 @@ export class AbsHistogram {
       const idx = Math.floor((v < 0 ? -v : v) / width);
       bins[idx < n ? idx : n - 1]! += 1;
     }
+  }
+
+  private addInRange(data: ArrayLike<number>): void {
+    const bins = this.bins;
+    const n = bins.length;
+    let width = this.width;
+    let localMax = 0;
+    let bad = 0;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]!;
+      if (!Number.isFinite(v)) {
+        bad++;
+        continue;
+      }
+      const a = v < 0 ? -v : v;
+      if (a > localMax) localMax = a;
+      let idx = Math.floor(a / width);
+      while (idx >= n) {
+        this.doubleRange();
+        width = this.width;
+        idx = Math.floor(a / width);
+      }
+      bins[idx]! += 1;
+    }
+    this.nonFinite += bad;
+    this.count += data.length - bad;
+    if (localMax > this.amax) this.amax = localMax;
   }
 
   /** Merge bins pairwise: the histogram now spans twice the range. */

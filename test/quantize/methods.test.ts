@@ -98,6 +98,23 @@ describe('streaming histogram', () => {
     expect(h.width * 64).toBeGreaterThanOrEqual(amax);
   });
 
+  it('widens mid-batch exactly: values binned before a spike land where binning them after it would', () => {
+    const rand = random(9);
+    const first = Float32Array.from({ length: 3000 }, () => rand() * 0.2);
+    const second = Float32Array.from({ length: 3000 }, (_, i) => (i === 1500 ? 250 : i === 2900 ? NaN : rand() * 0.3));
+    const h = new AbsHistogram(128);
+    h.add(first);
+    const width = h.width;
+    h.add(second);
+    expect(h.width).toBeGreaterThan(width); // it widened within the second batch
+    const direct = new Float64Array(128);
+    for (const b of [first, second]) for (const v of b) if (Number.isFinite(v)) direct[Math.min(127, Math.floor(Math.abs(v) / h.width))]! += 1;
+    expect([...h.bins]).toEqual([...direct]);
+    expect(h.amax).toBe(250);
+    expect(h.count).toBe(5999);
+    expect(h.nonFinite).toBe(1);
+  });
+
   it('counts NaN and Inf apart and keeps them out of the range', () => {
     const h = new AbsHistogram(16);
     h.add(Float32Array.of(1, NaN, -2, Infinity, -Infinity, 0));
