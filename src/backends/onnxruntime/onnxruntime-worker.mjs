@@ -1,7 +1,8 @@
 // One onnxruntime-node InferenceSession on its own thread, so that run() never
 // blocks the main event loop (DESIGN.md decision 5). Plain JS on purpose: it is
 // loaded as-is from src/ under vitest and copied next to the bundles in dist/.
-// Tensors arrive and leave as transferred ArrayBuffers: no copy on either side.
+// Tensors arrive and leave as transferred ArrayBuffers: no copy on either side, except a
+// large result copied into memory the engine sent back for it (intoSpare, below).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
