@@ -117,6 +117,13 @@ export async function bursts(infer: Infer, inputs: number, concurrency: number, 
   return { concurrency, bursts: first.length, firstResultMs: percentiles(first), lastResultMs: percentiles(last) };
 }
 
+/** The middle value; for an even count, the mean of the two middle ones. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 export interface OverheadResult {
   rounds: number;
   /** Median over rounds of the engine's p50 latency, ms. */
@@ -133,13 +140,6 @@ export interface OverheadResult {
  * machine at the same moment: on a noisy machine, alternating whole rounds of each
  * swung the overhead between 10 % and 45 % from run to run. Medians of the rounds' p50s.
  */
-/** The middle value; for an even count, the mean of the two middle ones. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number): Promise<OverheadResult> {
   const e: number[] = [];
   const r: number[] = [];

@@ -56,10 +56,11 @@ export interface EngineOptions {
   /**
    * Whether the engine rewrites the graph before ONNX Runtime optimizes it (default true):
    * hard-swish written out as x · clip(x + 3, 0, 6) / 6 becomes x · HardSigmoid(x), and a
-   * scalar Mul / Add right after a convolution is folded into its weights and bias, which
-   * ran PaddleOCR's classifier 1.5× and its detector and recognizer 1.2× faster. Results
-   * then differ from plain onnxruntime-node's by float rounding (docs/engine.md); false runs
-   * the model as onnxruntime-node does, bit for bit. TensorRT fuses such ops itself.
+   * scalar Mul / Add next to a convolution is folded into its weights and bias, which ran
+   * PaddleOCR's classifier 1.51–1.55× and its detector and recognizer 1.18–1.28× faster a
+   * row (bench/graph-rewrites.ts). Results then differ from plain onnxruntime-node's by
+   * float rounding (docs/engine.md); false runs the model as onnxruntime-node does, bit for
+   * bit. TensorRT fuses such ops itself.
    */
   graphRewrites?: boolean;
   /**

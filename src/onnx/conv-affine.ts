@@ -12,162 +12,144 @@
  *
  * Results differ from the original graph's by float rounding only.
  */
-import { GraphView, attribute } from './graph.js';
+import { GraphView, attribute, otherInput } from './graph.js';
 import { makeTensor, tensorValues } from './model.js';
 import { DataType, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
-import { removeUnreadConstants } from './prune.js';
+import { removeUnused } from './prune.js';
 
 /** Folds every match in place; returns how many scalar chains went into a convolution. */
 export function foldConvAffine(model: ModelProto): number {
   if (!model.graph) return 0;
   // Two passes, each over a fresh view of the graph the previous one left.
-  return foldAfter(model) + foldBefore(model);
+  return foldPass(model, chainAfter) + foldPass(model, chainBefore);
 }
 
-/** A chain of scalar Mul / Add nodes, composed: y = scale · x + offset. */
-interface Affine {
+/** A chain of scalar Mul / Add nodes next to a convolution, composed: y = scale · x + offset. */
+interface Chain {
+  /** Which side of the convolution it stands on. */
+  side: 'after' | 'before';
   nodes: NodeProto[];
   scale: number;
   offset: number;
+  /** The convolution's input and output once the chain is folded into it. */
+  input: string;
+  output: string;
 }
 
-/** The scalar `node` applies to `tensor` (its other input a one-element constant of at most `rank` dims). */
-function scalarOperand(view: GraphView, node: NodeProto, tensor: string, rank: number): number | undefined {
-  if (node.opType !== 'Mul' && node.opType !== 'Add') return undefined;
-  const [x, y] = node.input ?? [];
-  const other = x === tensor ? y : y === tensor ? x : undefined;
-  const v = other === undefined ? undefined : view.constantScalar(other, rank);
-  return v !== undefined && Number.isFinite(v) ? v : undefined;
-}
-
-function compose(chain: Affine, node: NodeProto, v: number): void {
-  if (node.opType === 'Mul') {
-    chain.scale *= v;
-    chain.offset *= v;
-  } else {
-    chain.offset += v;
-  }
-  chain.nodes.push(node);
-}
-
-/** A convolution's weights (with their dims) and bias. */
-interface ConvParameters {
-  w: Float32Array;
+/** A convolution whose weights (and bias, if any) are float constants it alone reads. */
+interface FoldableConv {
+  node: NodeProto;
+  weights: TensorProto;
+  bias: TensorProto | undefined;
   dims: number[];
-  b: Float32Array;
 }
 
-/** A convolution's float weights and bias (zeros where it has none), if they are constants it alone reads. */
-function convParameters(view: GraphView, conv: NodeProto): ConvParameters | undefined {
+/**
+ * A Mul or Add with one input a one-element constant of at most `rank` dims (the
+ * convolution's rank: no broadcast beyond it): its other input and the constant.
+ */
+function scalarStep(view: GraphView, node: NodeProto, rank: number): { input: string; v: number } | undefined {
+  if (node.opType !== 'Mul' && node.opType !== 'Add') return undefined;
+  const [a, b] = node.input ?? [];
+  if (a === undefined || b === undefined) return undefined;
+  const input = view.isConstant(a) ? b : a;
+  const other = otherInput(node, input);
+  const v = other === undefined || view.isConstant(input) ? undefined : view.constantScalar(other, rank);
+  return v !== undefined && Number.isFinite(v) ? { input, v } : undefined;
+}
+
+/** Chain steps in the order data flows through them. */
+function compose(side: Chain['side'], steps: { node: NodeProto; v: number }[], input: string, output: string): Chain {
+  const chain: Chain = { side, nodes: [], scale: 1, offset: 0, input, output };
+  for (const { node, v } of steps) {
+    if (node.opType === 'Mul') {
+      chain.scale *= v;
+      chain.offset *= v;
+    } else {
+      chain.offset += v;
+    }
+    chain.nodes.push(node);
+  }
+  return chain;
+}
+
+function foldable(view: GraphView, conv: NodeProto): FoldableConv | undefined {
   if (conv.opType !== 'Conv' || (conv.domain && conv.domain !== 'ai.onnx')) return undefined;
   const [x, w, b] = conv.input ?? [];
   const weights = w ? view.constantTensor(w) : undefined;
   const bias = b ? view.constantTensor(b) : undefined;
   if (!x || !weights || weights.dataType !== DataType.FLOAT || view.consumers(w!).length !== 1) return undefined;
   if (b && (!bias || bias.dataType !== DataType.FLOAT || view.consumers(b).length !== 1)) return undefined;
-  const dims = (weights.dims ?? []).map(toNumber);
-  const values = tensorValues(weights) as Float32Array;
-  const biasValues = bias ? (tensorValues(bias) as Float32Array) : new Float32Array(dims[0] ?? 0);
-  return biasValues.length === dims[0] ? { w: values, dims, b: biasValues } : undefined;
-}
-
-/** Points `conv` at new weights and bias; returns the tensors to add and the names it no longer reads. */
-function replaceParameters(conv: NodeProto, input: string, w: Float32Array, dims: number[], b: Float32Array): { added: TensorProto[]; dropped: string[] } {
-  const [, wName, bName] = conv.input ?? [];
-  const newW = `${wName}/folded`;
-  const newB = `${bName || `${conv.name || conv.output![0]}/bias`}/folded`;
-  conv.input = [input, newW, newB];
-  return { added: [makeTensor(newW, w, dims), makeTensor(newB, b, [dims[0]!])], dropped: [wName!, ...(bName ? [bName] : [])] };
-}
-
-function apply(model: ModelProto, view: GraphView, removed: Set<NodeProto>, added: TensorProto[], dropped: Set<string>): void {
-  const graph = model.graph!;
-  graph.node = view.nodes.filter((n) => !removed.has(n));
-  graph.initializer = [...(graph.initializer ?? []), ...added];
-  for (const n of removed) for (const i of n.input ?? []) dropped.add(i);
-  removeUnreadConstants(model, dropped);
-}
-
-/** What a pass does to one convolution: its new input, output, weights and bias, and the nodes it absorbs. */
-interface Fold {
-  input: string;
-  output: string;
-  w: Float32Array;
-  b: Float32Array;
-  nodes: NodeProto[];
-}
-
-/** Applies `plan` to every convolution with constant parameters; returns how many it folded. */
-function foldPass(model: ModelProto, plan: (view: GraphView, conv: NodeProto, p: ConvParameters, taken: Set<NodeProto>) => Fold | undefined): number {
-  const view = new GraphView(model.graph!);
-  const removed = new Set<NodeProto>();
-  const added: TensorProto[] = [];
-  const dropped = new Set<string>();
-  let count = 0;
-  for (const conv of view.nodes) {
-    const p = convParameters(view, conv);
-    const f = p && plan(view, conv, p, removed);
-    if (!p || !f) continue;
-    const r = replaceParameters(conv, f.input, f.w, p.dims, f.b);
-    conv.output = [f.output];
-    added.push(...r.added);
-    for (const d of r.dropped) dropped.add(d);
-    for (const n of f.nodes) removed.add(n);
-    count++;
-  }
-  if (count > 0) apply(model, view, removed, added, dropped);
-  return count;
+  return { node: conv, weights, bias, dims: (weights.dims ?? []).map(toNumber) };
 }
 
 /** Conv → scalar Mul / Add chain: weights a·W, bias a·B + b. */
-function foldAfter(model: ModelProto): number {
-  return foldPass(model, (view, conv, p) => {
-    const chain: Affine = { nodes: [], scale: 1, offset: 0 };
-    let out = conv.output![0]!;
-    for (let next = view.soleConsumer(out); next; next = view.soleConsumer(out)) {
-      const v = scalarOperand(view, next, out, p.dims.length);
-      if (v === undefined) break;
-      compose(chain, next, v);
-      out = next.output![0]!;
-    }
-    if (chain.nodes.length === 0) return undefined;
-    return {
-      input: conv.input![0]!,
-      output: out,
-      w: p.w.map((v) => v * chain.scale),
-      b: p.b.map((v) => v * chain.scale + chain.offset),
-      nodes: chain.nodes,
-    };
-  });
+function chainAfter(view: GraphView, conv: FoldableConv): Chain | undefined {
+  const steps: { node: NodeProto; v: number }[] = [];
+  let out = conv.node.output![0]!;
+  for (let next = view.soleConsumer(out); next; next = view.soleConsumer(out)) {
+    const step = scalarStep(view, next, conv.dims.length);
+    if (!step || step.input !== out) break;
+    steps.push({ node: next, v: step.v });
+    out = next.output![0]!;
+  }
+  return steps.length > 0 ? compose('after', steps, conv.node.input![0]!, out) : undefined;
 }
 
 /** Scalar Mul / Add chain → Conv: weights a·W, bias B + b·ΣW, where no padding meets b. */
-function foldBefore(model: ModelProto): number {
-  return foldPass(model, (view, conv, p, taken) => {
-    // Walk back from the input while each step is a scalar Mul / Add read by the next alone.
-    const steps: { node: NodeProto; v: number }[] = [];
-    let input = conv.input![0]!;
-    for (let prev = view.producer(input); prev && view.soleConsumer(input) === (steps[0]?.node ?? conv); prev = view.producer(input)) {
-      const [a, b] = prev.input ?? [];
-      const x = view.constantScalar(a ?? '') !== undefined ? b : a;
-      const v = x === undefined ? undefined : scalarOperand(view, prev, x, p.dims.length);
-      if (v === undefined || taken.has(prev) || view.isConstant(x!)) break;
-      steps.unshift({ node: prev, v });
-      input = x!;
-    }
-    if (steps.length === 0) return undefined;
-    const chain: Affine = { nodes: [], scale: 1, offset: 0 };
-    for (const s of steps) compose(chain, s.node, s.v);
-    // An offset enters padded positions as 0 instead of itself: only where nothing is padded.
-    if (chain.offset !== 0 && !unpadded1x1(conv, p.dims)) return undefined;
-    const perOutput = p.w.length / p.dims[0]!;
-    const b = p.b.map((v, o) => {
+function chainBefore(view: GraphView, conv: FoldableConv): Chain | undefined {
+  // Walk back from the input while each step is a scalar Mul / Add read by the next alone.
+  const steps: { node: NodeProto; v: number }[] = [];
+  let input = conv.node.input![0]!;
+  for (let prev = view.producer(input); prev && view.soleConsumer(input) === (steps[0]?.node ?? conv.node); prev = view.producer(input)) {
+    const step = scalarStep(view, prev, conv.dims.length);
+    if (!step) break;
+    steps.unshift({ node: prev, v: step.v });
+    input = step.input;
+  }
+  if (steps.length === 0) return undefined;
+  const chain = compose('before', steps, input, conv.node.output![0]!);
+  // An offset enters padded positions as 0 instead of itself: only where nothing is padded.
+  return chain.offset === 0 || unpadded1x1(conv.node, conv.dims) ? chain : undefined;
+}
+
+/** Applies `plan` to every foldable convolution; returns how many chains it folded. */
+function foldPass(model: ModelProto, plan: (view: GraphView, conv: FoldableConv) => Chain | undefined): number {
+  const view = new GraphView(model.graph!);
+  const removed = new Set<NodeProto>();
+  const added: TensorProto[] = [];
+  let count = 0;
+  for (const node of view.nodes) {
+    const conv = foldable(view, node);
+    const chain = conv && plan(view, conv);
+    if (!conv || !chain) continue;
+    // The weights are read only for a convolution that takes a chain.
+    const w = tensorValues(conv.weights) as Float32Array;
+    const outChannels = conv.dims[0]!;
+    const b = conv.bias ? (tensorValues(conv.bias) as Float32Array) : new Float32Array(outChannels);
+    if (b.length !== outChannels) continue;
+    const perOutput = w.length / outChannels;
+    const newB = b.map((v, o) => {
+      if (chain.side === 'after') return v * chain.scale + chain.offset;
       let sum = 0;
-      for (let i = o * perOutput; i < (o + 1) * perOutput; i++) sum += p.w[i]!;
+      for (let i = o * perOutput; i < (o + 1) * perOutput; i++) sum += w[i]!;
       return v + chain.offset * sum;
     });
-    return { input, output: conv.output![0]!, w: p.w.map((v) => v * chain.scale), b, nodes: chain.nodes };
-  });
+    const [, wName, bName] = node.input!;
+    const wFolded = `${wName}/folded`;
+    const bFolded = `${bName || `${node.name || node.output![0]}/bias`}/folded`;
+    added.push(makeTensor(wFolded, w.map((v) => v * chain.scale), conv.dims), makeTensor(bFolded, newB, [outChannels]));
+    node.input = [chain.input, wFolded, bFolded];
+    node.output = [chain.output];
+    for (const n of chain.nodes) removed.add(n);
+    count++;
+  }
+  if (count === 0) return 0;
+  const graph = model.graph!;
+  graph.node = view.nodes.filter((n) => !removed.has(n));
+  graph.initializer = [...(graph.initializer ?? []), ...added];
+  removeUnused(model);
+  return count;
 }
 
 /** A 1 × 1 kernel with no padding, explicit or automatic. */

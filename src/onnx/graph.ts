@@ -143,6 +143,12 @@ export class GraphView {
   }
 }
 
+/** The other input of a two-input node, where one of its inputs is `tensor`. */
+export function otherInput(node: NodeProto, tensor: string): string | undefined {
+  const [a, b] = node.input ?? [];
+  return a === tensor ? b : b === tensor ? a : undefined;
+}
+
 export function attribute(node: NodeProto, name: string): AttributeProto | undefined {
   return (node.attribute ?? []).find((a) => a.name === name);
 }

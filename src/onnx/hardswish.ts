@@ -7,9 +7,9 @@
  * the layout reorders around them 17 % more (ORT's profiler, one thread, batch 8).
  * Results differ from the original graph's by float rounding only.
  */
-import { GraphView, attribute } from './graph.js';
+import { GraphView, attribute, otherInput } from './graph.js';
 import { onnx, type ModelProto, type NodeProto } from './proto.js';
-import { removeUnreadConstants } from './prune.js';
+import { removeUnused } from './prune.js';
 
 const SIXTH = Math.fround(1 / 6);
 
@@ -20,15 +20,10 @@ export function fuseHardSwish(model: ModelProto): number {
   const view = new GraphView(graph);
   // Rank 0 or 1: broadcast over x, such a constant leaves x's shape as it is.
   const isScalar = (tensor: string | undefined, value: number): boolean => view.constantScalar(tensor ?? '', 1) === value;
-  /** The other input of a binary node, where one of its inputs is `tensor`. */
-  const other = (node: NodeProto, tensor: string): string | undefined => {
-    const [a, b] = node.input ?? [];
-    return a === tensor ? b : b === tensor ? a : undefined;
-  };
   /** `node` divides by 6 or multiplies by 1/6 its input `tensor`. */
   const isSixth = (node: NodeProto | undefined, tensor: string): boolean =>
     (node?.opType === 'Div' && node.input?.[0] === tensor && isScalar(node.input[1], 6)) ||
-    (node?.opType === 'Mul' && isScalar(other(node, tensor), SIXTH));
+    (node?.opType === 'Mul' && isScalar(otherInput(node, tensor), SIXTH));
 
   const replaced = new Map<NodeProto, NodeProto[]>();
   const removed = new Set<NodeProto>();
@@ -45,14 +40,14 @@ export function fuseHardSwish(model: ModelProto): number {
     const first = view.soleConsumer(clipped);
     if (!first) continue;
     let last: NodeProto | undefined;
-    if (first.opType === 'Mul' && other(first, clipped) === x) {
+    if (first.opType === 'Mul' && otherInput(first, clipped) === x) {
       const next = view.soleConsumer(first.output![0]!);
       if (isSixth(next, first.output![0]!)) last = next;
     } else if (isSixth(first, clipped)) {
       const next = view.soleConsumer(first.output![0]!);
-      if (next?.opType === 'Mul' && other(next, first.output![0]!) === x) last = next;
+      if (next?.opType === 'Mul' && otherInput(next, first.output![0]!) === x) last = next;
     }
-    if (!last || replaced.has(last) || removed.has(add)) continue;
+    if (!last) continue;
     const output = last.output![0]!;
     const name = `${last.name || output}/hardswish`;
     const gate = `${output}/hard_sigmoid`;
@@ -71,7 +66,7 @@ export function fuseHardSwish(model: ModelProto): number {
   }
   if (count === 0) return 0;
   graph.node = view.nodes.flatMap((n) => replaced.get(n) ?? (removed.has(n) ? [] : [n]));
-  removeUnreadConstants(model, new Set([...removed, ...replaced.keys()].flatMap((n) => n.input ?? [])));
+  removeUnused(model);
   return count;
 }
 

@@ -1,18 +1,25 @@
 /** Clean-up after a graph rewrite. */
-import type { ModelProto } from './proto.js';
+import type { GraphProto, ModelProto } from './proto.js';
 
 /**
- * Removes the constants among `candidates` (inputs of nodes a rewrite removed) that nothing
- * reads any more, Constant nodes or initializers: ORT warns of each unused one at session start.
- * Left alone where a node holds a subgraph, which may read outer names.
+ * Removes what nothing reads any more: initializers (and their entries among the inputs,
+ * which old IR versions list) and Constant nodes. ORT warns of each unused initializer at
+ * session start. A subgraph's reads of outer names count as reads.
  */
-export function removeUnreadConstants(model: ModelProto, candidates: Set<string>): void {
+export function removeUnused(model: ModelProto): void {
   const graph = model.graph!;
-  const nodes = graph.node ?? [];
-  if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || (a.graphs ?? []).length > 0))) return;
-  const read = new Set<string>([...(graph.output ?? []).map((o) => o.name ?? ''), ...(graph.input ?? []).map((i) => i.name ?? '')]);
-  for (const n of nodes) for (const i of n.input ?? []) read.add(i);
-  const unread = (name: string | null | undefined): boolean => !!name && candidates.has(name) && !read.has(name);
-  graph.node = nodes.filter((n) => !(n.opType === 'Constant' && (n.output ?? []).every(unread)));
-  graph.initializer = (graph.initializer ?? []).filter((t) => !unread(t.name));
+  const read = new Set<string>((graph.output ?? []).map((o) => o.name ?? ''));
+  addReads(graph, read);
+  const unread = (name: string | null | undefined): boolean => !read.has(name ?? '');
+  const removed = new Set((graph.initializer ?? []).filter((t) => unread(t.name)).map((t) => t.name ?? ''));
+  graph.initializer = (graph.initializer ?? []).filter((t) => !removed.has(t.name ?? ''));
+  graph.input = (graph.input ?? []).filter((v) => !removed.has(v.name ?? ''));
+  graph.node = (graph.node ?? []).filter((n) => n.opType !== 'Constant' || !(n.output ?? []).every(unread));
+}
+
+function addReads(graph: GraphProto, read: Set<string>): void {
+  for (const n of graph.node ?? []) {
+    for (const i of n.input ?? []) read.add(i);
+    for (const a of n.attribute ?? []) for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) addReads(g, read);
+  }
 }

@@ -24,52 +24,10 @@ export class AbsHistogram {
   }
 
   add(data: ArrayLike<number>): void {
-    // Once the range is known, one pass bins and widens as it goes; merging bins pairwise
-    // puts a value where binning it at the wider range would (see doubleRange), so the
-    // bins equal those of a max pass followed by a binning pass, at half the reads.
-    if (this.width > 0) {
-      this.addInRange(data);
-      return;
-    }
-    let localMax = 0;
-    let bad = 0;
-    for (let i = 0; i < data.length; i++) {
-      const v = data[i]!;
-      if (!Number.isFinite(v)) {
-        bad++;
-        continue;
-      }
-      const a = v < 0 ? -v : v;
-      if (a > localMax) localMax = a;
-    }
-    this.nonFinite += bad;
-    this.count += data.length - bad;
-    if (localMax > this.amax) this.amax = localMax;
-    const n = this.bins.length;
-    if (localMax === 0) {
-      if (this.width === 0) this.pendingZeros += data.length - bad;
-      else this.bins[0]! += data.length - bad;
-      return;
-    }
-    if (this.width === 0) {
-      // Slightly wider than max/n so the max falls inside the last bin (no clamping).
-      this.width = (localMax / n) * (1 + 2 ** -20);
-      this.bins[0]! += this.pendingZeros;
-      this.pendingZeros = 0;
-    }
-    while (localMax / this.width >= n) this.doubleRange();
-    // Divide (not multiply by 1/width): widths change by powers of two, so bins stay exact under re-binning.
-    const width = this.width;
-    const bins = this.bins;
-    for (let i = 0; i < data.length; i++) {
-      const v = data[i]!;
-      if (!Number.isFinite(v)) continue;
-      const idx = Math.floor((v < 0 ? -v : v) / width);
-      bins[idx < n ? idx : n - 1]! += 1;
-    }
-  }
-
-  private addInRange(data: ArrayLike<number>): void {
+    if (this.width === 0 && !this.startRange(data)) return;
+    // One pass bins and widens as it goes: merging bins pairwise puts a value where binning
+    // it at the wider range would (see doubleRange), so the bins equal those of a max pass
+    // followed by a binning pass, at half the reads.
     const bins = this.bins;
     const n = bins.length;
     let width = this.width;
@@ -83,6 +41,7 @@ export class AbsHistogram {
       }
       const a = v < 0 ? -v : v;
       if (a > localMax) localMax = a;
+      // Divide (not multiply by 1/width): widths change by powers of two, so bins stay exact under re-binning.
       let idx = Math.floor(a / width);
       while (idx >= n) {
         this.doubleRange();
@@ -94,6 +53,33 @@ export class AbsHistogram {
     this.nonFinite += bad;
     this.count += data.length - bad;
     if (localMax > this.amax) this.amax = localMax;
+  }
+
+  /**
+   * Sets the range from the first batch with a non-zero value: slightly wider than its
+   * max / bins, so that the max falls inside the last bin. An all-zero batch only counts
+   * (its zeros go to bin 0 once the range is known); returns whether the range is set.
+   */
+  private startRange(data: ArrayLike<number>): boolean {
+    let localMax = 0;
+    let finite = 0;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]!;
+      if (!Number.isFinite(v)) continue;
+      finite++;
+      const a = v < 0 ? -v : v;
+      if (a > localMax) localMax = a;
+    }
+    if (localMax === 0) {
+      this.pendingZeros += finite;
+      this.count += finite;
+      this.nonFinite += data.length - finite;
+      return false;
+    }
+    this.width = (localMax / this.bins.length) * (1 + 2 ** -20);
+    this.bins[0]! += this.pendingZeros;
+    this.pendingZeros = 0;
+    return true;
   }
 
   /** Merge bins pairwise: the histogram now spans twice the range. */

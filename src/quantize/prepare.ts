@@ -2,6 +2,7 @@
 export { upgradeOpset, MIN_QDQ_OPSET } from './opset.js';
 import { GraphView } from '../onnx/graph.js';
 import { makeTensor, tensorValues } from '../onnx/model.js';
+import { removeUnused } from '../onnx/prune.js';
 import { onnx, toNumber, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 
 /** Give every node a unique name (the report and `exclude` refer to nodes by name). */
@@ -77,18 +78,7 @@ export function foldConstantReshapes(model: ModelProto): void {
     graph.initializer = [...(graph.initializer ?? []), folded];
   }
   graph.node = keep;
-  removeUnusedInitializers(model);
-}
-
-export function removeUnusedInitializers(model: ModelProto): void {
-  const graph = model.graph!;
-  const used = new Set<string>();
-  for (const n of graph.node ?? []) for (const i of n.input ?? []) used.add(i);
-  for (const o of graph.output ?? []) used.add(o.name ?? '');
-  const removed = new Set((graph.initializer ?? []).filter((t) => !used.has(t.name ?? '')).map((t) => t.name ?? ''));
-  graph.initializer = (graph.initializer ?? []).filter((t) => !removed.has(t.name ?? ''));
-  // Old IR versions list initializers among the inputs too.
-  graph.input = (graph.input ?? []).filter((v) => !removed.has(v.name ?? ''));
+  removeUnused(model);
 }
 
 /** Deep copy of a model. */

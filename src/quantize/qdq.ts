@@ -3,7 +3,8 @@ import { GraphView, makeNode } from '../onnx/graph.js';
 import { makeTensor, tensorValues } from '../onnx/model.js';
 import { toNumber, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import type { PlacementPlan } from './placement.js';
-import { cloneModel, removeUnusedInitializers } from './prepare.js';
+import { cloneModel } from './prepare.js';
+import { removeUnused } from '../onnx/prune.js';
 
 export interface QuantizedTensor {
   name: string;
@@ -175,6 +176,6 @@ export function insertQdq(source: ModelProto, plan: PlacementPlan, amax: Readonl
   }
   graph.node = ordered ;
   graph.initializer = [...(graph.initializer ?? []), ...newInits];
-  removeUnusedInitializers(model);
+  removeUnused(model);
   return { model, tensors: [...tensors.values()] };
 }

@@ -85,6 +85,14 @@ describe('batch probe: the choice', () => {
   });
 });
 
+/** Three rows through the engine: dims [3, 2] and the reference session's bits. */
+async function expectReferenceBits(engine: Engine, reference: Awaited<ReturnType<typeof engineGraphSession>>, x: Float32Array): Promise<void> {
+  const got = (await engine.infer(x))['softmax_0.tmp_0']!;
+  expect(got.dims).toEqual([3, 2]);
+  const want = await reference.run({ x: new ort.Tensor('float32', x, [3, ...CLS_ITEM]) });
+  expect(sameBits(got.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+}
+
 describe('batch probe in Engine.build (onnxruntime)', () => {
   it('measures maxBatchSize where none is given, and serves the same bits as onnxruntime-node', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
@@ -102,11 +110,7 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
       // The probe's runs are not requests.
       expect(engine.stats().requests).toBe(0);
       expect(engine.stats().batches).toBe(0);
-      const x = clsInput(5, 3);
-      const got = (await engine.infer(x))['softmax_0.tmp_0']!;
-      expect(got.dims).toEqual([3, 2]);
-      const want = await reference.run({ x: new ort.Tensor('float32', x, [3, ...CLS_ITEM]) });
-      expect(sameBits(got.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+      await expectReferenceBits(engine, reference, clsInput(5, 3));
     } finally {
       await engine.dispose();
       await reference.release();
@@ -134,11 +138,8 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
     const reference = await engineGraphSession(CLS_MODEL);
     try {
       expect(engine.batching.enabled).toBe(false);
-      const x = clsInput(9, 3);
-      const got = (await engine.infer(x))['softmax_0.tmp_0']!;
+      await expectReferenceBits(engine, reference, clsInput(9, 3));
       expect(engine.stats().batches).toBe(3);
-      const want = await reference.run({ x: new ort.Tensor('float32', x, [3, ...CLS_ITEM]) });
-      expect(sameBits(got.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
     } finally {
       await engine.dispose();
       await reference.release();
