@@ -35,12 +35,22 @@ function stallMonitor(): { stop(): number } {
   };
 }
 
-/** Keeps `concurrency` requests in flight for `seconds` after a warm-up, like perf_analyzer. */
-export async function closedLoop(infer: Infer, inputs: number, concurrency: number, seconds: number, warmupSeconds = 0.5): Promise<ClosedLoopResult> {
+/**
+ * Keeps `concurrency` requests in flight for `seconds` after a warm-up, like perf_analyzer.
+ * Each measured latency also goes into `latencies` where given (to pool rounds).
+ */
+export async function closedLoop(
+  infer: Infer,
+  inputs: number,
+  concurrency: number,
+  seconds: number,
+  warmupSeconds = 0.5,
+  latencies: number[] = [],
+): Promise<ClosedLoopResult> {
   let next = 0;
   let measuring = false;
   let stop = false;
-  const latencies: number[] = [];
+  const first = latencies.length;
   let errors = 0;
   const worker = async (): Promise<void> => {
     while (!stop) {
@@ -70,15 +80,37 @@ export async function closedLoop(infer: Infer, inputs: number, concurrency: numb
   const stallMaxMs = monitor.stop();
   const elu = perf.eventLoopUtilization(elu0).utilization;
   await Promise.all(loops);
+  const mine = latencies.slice(first);
   return {
     concurrency,
-    requests: latencies.length,
+    requests: mine.length,
     seconds: elapsed,
-    throughput: latencies.length / elapsed,
-    latencyMs: percentiles(latencies),
+    throughput: mine.length / elapsed,
+    latencyMs: percentiles(mine),
     stallMaxMs,
     eventLoopUtilization: elu,
     errors,
+  };
+}
+
+/**
+ * Rounds of one contender as one result: requests and seconds summed, latency percentiles
+ * over every round's latencies (`latencies`, pooled by closedLoop), the longest stall, and
+ * the event loop's utilization weighted by each round's time.
+ */
+export function poolRounds(rounds: readonly ClosedLoopResult[], latencies: number[]): ClosedLoopResult {
+  if (rounds.length === 0) throw new RangeError('no rounds to pool');
+  const requests = rounds.reduce((a, r) => a + r.requests, 0);
+  const seconds = rounds.reduce((a, r) => a + r.seconds, 0);
+  return {
+    concurrency: rounds[0]!.concurrency,
+    requests,
+    seconds,
+    throughput: requests / seconds,
+    latencyMs: percentiles(latencies),
+    stallMaxMs: Math.max(...rounds.map((r) => r.stallMaxMs)),
+    eventLoopUtilization: rounds.reduce((a, r) => a + r.eventLoopUtilization * r.seconds, 0) / seconds,
+    errors: rounds.reduce((a, r) => a + r.errors, 0),
   };
 }
 

@@ -40,13 +40,13 @@ export function markdown(r: BenchResults): string {
   out.push(`${r.startedAt}, ${r.machine.platform}, ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, onnxruntime-node ${r.machine.onnxruntime}.`, '');
   out.push('## Executive summary', '', '```', ...executiveSummary(r), '```', '');
   out.push('## Load (closed loop, like perf_analyzer)', '');
-  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | loop busy | mean batch | engine queue µs | engine compute µs |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | loop busy | mean batch | engine queue µs | engine compute µs | req/s by round |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const l of r.levels) {
-    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} |`);
+    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} | ${(l.roundThroughputs ?? []).map((t) => t.toFixed(0)).join(' / ')} |`);
   }
   out.push('');
-  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread.', '');
+  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
   return out.join('\n');
 }
 

