@@ -2,7 +2,8 @@ import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', cli: 'src/cli/main.ts' },
+  // build-worker: Engine.build's quantization and rewrites run on it (src/engine/build-thread.ts), loaded beside the bundles.
+  entry: { index: 'src/index.ts', cli: 'src/cli/main.ts', 'build-worker': 'src/engine/build-worker.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -28,7 +28,8 @@ import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 import { parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
-import { rewriteGraph, type GraphRewrites } from './rewrite.js';
+import { REWRITES_VERSION, isGraphRewrites, type GraphRewrites } from './rewrite.js';
+import { rewriteOffThread, type BuildThread } from './build-thread.js';
 
 /** A result tensor: its own dtype and dims, data a view over the batch's output. */
 export interface OutputTensor {
@@ -86,6 +87,14 @@ export interface HostTensor {
   buffer: Buffer;
 }
 
+/** Where the build's CPU-heavy steps ran: 'worker', or 'JS thread' with the reason (build-thread.ts). */
+export interface BuildThreads {
+  /** The INT8 quantizer, where this build quantized (not on a cache hit). */
+  quantization?: BuildThread;
+  /** The graph rewrites for ONNX Runtime. */
+  graphRewrites?: BuildThread;
+}
+
 export interface FullStats extends EngineStats {
   backend: BackendInfo;
   batching: BatchingInfo;
@@ -100,6 +109,8 @@ export class Engine {
   readonly cache: CacheInfo;
   /** The quantizer's report, for precision 'int8' built here (undefined on a cache hit). */
   readonly quantization: QuantizeReport | undefined;
+  /** Where quantization and graph rewrites ran (off the JS thread where they could). */
+  readonly buildThreads: BuildThreads;
 
   private readonly impl: Backend;
   private readonly batcher: DynamicBatcher;
@@ -115,6 +126,7 @@ export class Engine {
     batching: BatchingInfo;
     cache: CacheInfo;
     quantization: QuantizeReport | undefined;
+    buildThreads: BuildThreads;
     options: EngineOptions;
     name: string;
     buildStartedAt: number;
@@ -127,6 +139,7 @@ export class Engine {
     this.batching = init.batching;
     this.cache = init.cache;
     this.quantization = init.quantization;
+    this.buildThreads = init.buildThreads;
     this.shapes = options.shapes ?? {};
     let batcher: DynamicBatcher | undefined;
     this.metricsRegistry = new TritonMetrics(init.name, () => batcher?.pending ?? 0);
@@ -186,11 +199,15 @@ export class Engine {
       });
     }
 
-    // The artifact ONNX Runtime runs: the model itself, or its Q/DQ INT8 version, cached.
+    // The artifact the backend runs: the model itself, or its Q/DQ INT8 version, with the
+    // graph rewrites for ONNX Runtime applied; cached with their counts, so a hit does neither.
     const version = onnxruntimeVersion();
+    const rewrites = selection.name === 'onnxruntime' && options.graphRewrites !== false;
     let cache: CacheInfo = { status: 'disabled' };
     let artifact: Uint8Array | undefined;
+    let graphRewrites: GraphRewrites | undefined;
     let quantization: QuantizeReport | undefined;
+    const buildThreads: BuildThreads = {};
     let key: string | undefined;
     if (options.cacheDir) {
       const calibration = hashDataset(options.calibration);
@@ -202,18 +219,23 @@ export class Engine {
         cache = { status: 'uncacheable', reason: 'calibration or validation data is a lazy iterable: give `cacheKey` to name it' };
       } else {
         key = cacheKey({
-          modelHash: hashBytes(bytes),
+          modelHash: await hashBytes(bytes),
           options: {
             precision,
             quantization: precision === 'int8' ? { method: DEFAULT_INT8_METHOD, ...options.quantization, maxAccuracyDrop: options.maxAccuracyDrop, calibration, validation, metricName } : null,
             cacheKey: options.cacheKey ?? null,
+            graphRewrites: rewrites ? REWRITES_VERSION : null,
           },
           backend: 'onnxruntime',
           backendVersion: version,
         });
-        const found = await loadEntry(options.cacheDir, key, 'onnx.bin');
+        let found = await loadEntry(options.cacheDir, key, 'onnx.bin');
+        if (found.status === 'hit' && rewrites && !isGraphRewrites(found.meta.graphRewrites)) {
+          found = { status: 'corrupt', path: found.path, reason: 'no graph rewrite counts in the entry' };
+        }
         if (found.status === 'hit') {
           artifact = found.payload;
+          if (rewrites) graphRewrites = found.meta.graphRewrites as GraphRewrites;
           cache = { status: 'hit', key, path: found.path };
         } else if (found.status === 'corrupt') {
           process.emitWarning(`tensorrt-node: corrupt engine cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
@@ -228,16 +250,17 @@ export class Engine {
       const prepared = await prepareModel(bytes, options);
       artifact = prepared.bytes;
       quantization = prepared.quantization;
-      if (options.cacheDir && key) {
-        await storeEntry(options.cacheDir, key, artifact, { precision, backend: 'onnxruntime', backendVersion: version }, 'onnx.bin');
+      if (prepared.thread) buildThreads.quantization = prepared.thread;
+      if (rewrites) {
+        const rewritten = await rewriteOffThread(artifact);
+        artifact = rewritten.bytes;
+        graphRewrites = rewritten.rewrites;
+        buildThreads.graphRewrites = rewritten.thread;
       }
-    }
-
-    let graphRewrites: GraphRewrites | undefined;
-    if (selection.name === 'onnxruntime' && options.graphRewrites !== false) {
-      const rewritten = rewriteGraph(artifact);
-      artifact = rewritten.bytes;
-      graphRewrites = rewritten.rewrites;
+      if (options.cacheDir && key) {
+        const meta = { precision, backend: 'onnxruntime', backendVersion: version, ...(graphRewrites ? { graphRewrites } : {}) };
+        await storeEntry(options.cacheDir, key, artifact, meta, 'onnx.bin');
+      }
     }
     const impl: Backend =
       selection.name === 'tensorrt'
@@ -266,6 +289,7 @@ export class Engine {
         batching,
         cache,
         quantization,
+        buildThreads,
         options,
         name,
         buildStartedAt,
@@ -383,7 +407,7 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   if (!options.cacheDir) return createTensorrtBackend(onnx, trtOptions);
   const parts = tensorrtCacheKeyParts(0);
   const key = cacheKey({
-    modelHash: hashBytes(onnx),
+    modelHash: await hashBytes(onnx),
     options: { precision, shapes: options.shapes ?? null, instances: options.instances ?? 1, maxBatchSize: options.maxBatchSize ?? null },
     backend: 'tensorrt',
     backendVersion: String(parts.tensorrtVersion),

@@ -3,7 +3,8 @@
  * 'int8' the Q/DQ model the quantizer writes (calibrated in ONNX Runtime).
  */
 import { TensorrtNodeError } from '../errors.js';
-import { quantize, type QuantizeReport } from '../quantize/index.js';
+import type { QuantizeReport } from '../quantize/index.js';
+import { quantizeOffThread, type BuildThread } from './build-thread.js';
 import type { EngineOptions } from './options.js';
 
 /**
@@ -17,6 +18,8 @@ export interface PreparedModel {
   bytes: Uint8Array;
   /** The quantizer's report, for int8. */
   quantization?: QuantizeReport;
+  /** Where the quantizer ran, for int8. */
+  thread?: BuildThread;
 }
 
 export async function prepareModel(bytes: Uint8Array, options: EngineOptions): Promise<PreparedModel> {
@@ -32,7 +35,7 @@ export async function prepareModel(bytes: Uint8Array, options: EngineOptions): P
   }
   const q = options.quantization ?? {};
   const onProgress = options.onProgress;
-  const result = await quantize(bytes, {
+  const result = await quantizeOffThread(bytes, {
     calibration: options.calibration,
     method: q.method ?? DEFAULT_INT8_METHOD,
     ...(q.percentile !== undefined ? { percentile: q.percentile } : {}),
@@ -43,5 +46,5 @@ export async function prepareModel(bytes: Uint8Array, options: EngineOptions): P
     ...(options.maxAccuracyDrop !== undefined ? { maxAccuracyDrop: options.maxAccuracyDrop } : {}),
     ...(onProgress ? { onProgress: (e) => onProgress({ stage: `quantize:${e.phase}`, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}) }) } : {}),
   });
-  return { bytes: result.model, quantization: result.report };
+  return { bytes: result.model, quantization: result.report, thread: result.thread };
 }

@@ -10,6 +10,18 @@ export interface GraphRewrites {
   convAffine: number;
 }
 
+/**
+ * Part of the engine cache's key where it holds rewritten models: a change to what the
+ * rewrites do must change it, so that no entry written by older rewrites is read.
+ */
+export const REWRITES_VERSION = 1;
+
+/** Whether a value read back (from a cache entry's header) is a GraphRewrites. */
+export function isGraphRewrites(x: unknown): x is GraphRewrites {
+  const r = x as GraphRewrites | undefined;
+  return !!r && typeof r === 'object' && Number.isInteger(r.hardSwish) && Number.isInteger(r.convAffine);
+}
+
 /** The model with the rewrites applied (the same bytes where none applies). */
 export function rewriteGraph(bytes: Uint8Array): { bytes: Uint8Array; rewrites: GraphRewrites } {
   const model = decodeModel(bytes);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,20 +18,30 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+const hash123 = await hashBytes(new Uint8Array([1, 2, 3]));
+const hash124 = await hashBytes(new Uint8Array([1, 2, 4]));
+
 describe('cache key', () => {
   const base: CacheKeyParts = {
-    modelHash: hashBytes(new Uint8Array([1, 2, 3])),
+    modelHash: hash123,
     options: { precision: 'int8', shapes: { x: [1, 3, 48, 192] } },
     backend: 'tensorrt',
     backendVersion: '10.16.0',
     backendParts: { libraryVersion: '10.16.0', libraryBuild: 'b7', computeCapability: '9.0', gpu: 'NVIDIA H200' },
   };
 
+  it('hashes model bytes off the JS thread to the same SHA-256 as node:crypto', async () => {
+    const bytes = new Uint8Array(3_000_001).map((_, i) => (i * 31) & 255);
+    expect(await hashBytes(bytes)).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(await hashBytes(bytes.subarray(5, 1005))).toBe(createHash('sha256').update(bytes.subarray(5, 1005)).digest('hex'));
+    expect(hash123).toBe(createHash('sha256').update(new Uint8Array([1, 2, 3])).digest('hex'));
+  });
+
   it('changes with each of its parts', () => {
     const k = cacheKey(base);
     expect(k).toMatch(/^[0-9a-f]{64}$/);
     const variants: CacheKeyParts[] = [
-      { ...base, modelHash: hashBytes(new Uint8Array([1, 2, 4])) },
+      { ...base, modelHash: hash124 },
       { ...base, options: { ...base.options, precision: 'fp32' } },
       { ...base, options: { ...base.options, shapes: { x: [2, 3, 48, 192] } } },
       { ...base, backend: 'onnxruntime' },
@@ -104,7 +115,21 @@ describe('engine cache', () => {
     const second = await Engine.build(CLS_MODEL, options);
     expect(second.cache).toMatchObject({ status: 'hit', key: first.cache.key });
     expect((await second.infer(clsInput(1)))['softmax_0.tmp_0']!.data).toEqual(want);
+    // The entry holds the rewritten model and its counts: a hit rewrites nothing.
+    expect(first.buildThreads.graphRewrites).toBeDefined();
+    expect(second.buildThreads).toEqual({});
+    expect(second.backend.graphRewrites).toEqual(first.backend.graphRewrites);
+    expect(second.backend.graphRewrites!.hardSwish).toBeGreaterThan(0);
     await second.dispose();
+
+    // Without the rewrites, another entry: the model as given.
+    const plain = await Engine.build(CLS_MODEL, { ...options, graphRewrites: false });
+    expect(plain.cache.status).toBe('miss');
+    expect(plain.cache.key).not.toBe(first.cache.key);
+    expect(plain.backend.graphRewrites).toBeUndefined();
+    await plain.dispose();
+    const entry = await loadEntry(dir, plain.cache.key!, 'onnx.bin');
+    expect(entry.status === 'hit' && Buffer.from(entry.payload).equals(readFileSync(CLS_MODEL))).toBe(true);
 
     // A different build option gives a different entry.
     const other = await Engine.build(CLS_MODEL, { ...options, cacheKey: 'another' });
@@ -126,5 +151,14 @@ describe('engine cache', () => {
     const fourth = await Engine.build(CLS_MODEL, options);
     expect(fourth.cache.status).toBe('hit');
     await fourth.dispose();
+
+    // An entry without the rewrites' counts is not trusted: rebuilt.
+    const good = await loadEntry(dir, first.cache.key!, 'onnx.bin');
+    if (good.status !== 'hit') throw new Error(good.status);
+    await storeEntry(dir, first.cache.key!, good.payload, {}, 'onnx.bin');
+    const { value: fifth } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, options));
+    expect(fifth.cache).toMatchObject({ status: 'rebuilt', reason: 'no graph rewrite counts in the entry' });
+    expect(fifth.backend.graphRewrites).toEqual(first.backend.graphRewrites);
+    await fifth.dispose();
   });
 });

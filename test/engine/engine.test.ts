@@ -7,7 +7,6 @@ import { loadEntry } from '../../src/cache/store.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isTensorrtNodeError } from '../../src/errors.js';
 import { QDQ_SESSION_CONFIG } from '../../src/quantize/ort-session.js';
-import { rewriteGraph } from '../../src/engine/rewrite.js';
 import type { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import {
   CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
@@ -264,8 +263,10 @@ describe('INT8 on ONNX Runtime', () => {
       const entry = await loadEntry(cacheDir, engine.cache.key!, 'onnx.bin');
       if (entry.status !== 'hit') throw new Error(`no Q/DQ artifact in the cache: ${entry.status}`);
       const one = { intraOpNumThreads: 1, interOpNumThreads: 1 };
-      // The graph the engine runs: the cached Q/DQ model with the engine's rewrites.
-      const graph = rewriteGraph(entry.payload).bytes;
+      // The graph the engine runs: the cached artifact, the Q/DQ model with the engine's rewrites.
+      expect(entry.meta.graphRewrites).toEqual(engine.backend.graphRewrites);
+      expect(engine.backend.graphRewrites!.hardSwish).toBeGreaterThan(0);
+      const graph = entry.payload;
       const folded = await ort.InferenceSession.create(graph, { ...one, extra: { session: QDQ_SESSION_CONFIG } });
       const unfolded = await ort.InferenceSession.create(graph, one);
       sessions.push(folded, unfolded);

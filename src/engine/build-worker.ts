@@ -1,0 +1,44 @@
+/**
+ * The build's thread (build-thread.ts): runs quantization and graph rewrites, the
+ * CPU-heavy steps of Engine.build, away from the JS thread. Each message is one task;
+ * results and errors go back with its id, the model's bytes transferred.
+ */
+import { parentPort } from 'node:worker_threads';
+import type { QuantizeOptions } from '../quantize/index.js';
+import { rewriteGraph } from './rewrite.js';
+import { TensorrtNodeError } from '../errors.js';
+
+export type BuildTask =
+  | { kind: 'rewrite'; bytes: Uint8Array }
+  | { kind: 'quantize'; bytes: Uint8Array; options: Omit<QuantizeOptions, 'onProgress'> };
+
+export type BuildMessage =
+  | { id: number; type: 'progress'; event: unknown }
+  | { id: number; type: 'result'; result: unknown }
+  | { id: number; type: 'error'; error: { name: string; message: string; code?: string; details?: unknown; stack?: string } };
+
+const port = parentPort;
+if (!port) throw new Error('build-worker.ts runs as a worker thread');
+
+async function run(id: number, task: BuildTask): Promise<void> {
+  if (task.kind === 'rewrite') {
+    const r = rewriteGraph(task.bytes);
+    port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, [r.bytes.buffer as ArrayBuffer]);
+    return;
+  }
+  // Loaded on the first quantization only: a worker that rewrites starts without onnxruntime.
+  const { quantize } = await import('../quantize/index.js');
+  const r = await quantize(task.bytes, {
+    ...task.options,
+    onProgress: (event) => port!.postMessage({ id, type: 'progress', event } satisfies BuildMessage),
+  });
+  port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, [r.model.buffer as ArrayBuffer]);
+}
+
+port.on('message', ({ id, task }: { id: number; task: BuildTask }) => {
+  run(id, task).catch((e: unknown) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const coded = err instanceof TensorrtNodeError ? { code: err.code, details: err.details } : {};
+    port.postMessage({ id, type: 'error', error: { name: err.name, message: err.message, stack: err.stack, ...coded } } satisfies BuildMessage);
+  });
+});
