@@ -7,6 +7,12 @@ export type BackendName = 'tensorrt' | 'onnxruntime';
  * batch at a time (or one request, for a model without a batch axis); the backend
  * may run several calls at once, up to its instance count.
  */
+/** What the batcher knows of a batch when it dispatches it. */
+export interface RunHint {
+  /** No other batch runs or waits: the backend may give this one every core. */
+  alone: boolean;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Library version, part of the engine cache key. */
@@ -25,6 +31,8 @@ export interface Backend {
    * into `feeds[name].data` so the engine can reuse it.
    */
   run(feeds: Feeds): Promise<Record<string, TensorLike>>;
+  /** As `run`, with what the batcher knows of the batch (a CPU backend may give a lone one every core). */
+  runHinted?(feeds: Feeds, hint: RunHint): Promise<Record<string, TensorLike>>;
   /** As `run`, with the time the backend itself computed, without thread hops (ms). */
   runTimed?(feeds: Feeds): Promise<{ outputs: Record<string, TensorLike>; computeMs: number }>;
   /**

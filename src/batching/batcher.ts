@@ -41,7 +41,8 @@ export interface RequestOptions {
   finishCopies?: boolean;
 }
 
-export type Execute = (feeds: Record<string, BatchTensor>) => Promise<Record<string, TensorLike>>;
+/** Runs a batch; `alone`: no other batch runs or waits as it starts. */
+export type Execute = (feeds: Record<string, BatchTensor>, hint: { alone: boolean }) => Promise<Record<string, TensorLike>>;
 
 /** Told of a batch's outputs that no caller references (each got a copy), for reuse. */
 export type Release = (outputs: Record<string, TensorLike>) => void;
@@ -350,7 +351,7 @@ export class DynamicBatcher {
         part.req.state = 'running';
         part.req.dispatchedAt ??= now;
       }
-      this.run(take);
+      this.run(take, this.inFlight === 0 && this.queuedParts === 0);
     }
   }
 
@@ -389,9 +390,9 @@ export class DynamicBatcher {
     return { batch, size, head: head!, available };
   }
 
-  private run(parts: Part[]): void {
+  private run(parts: Part[], alone: boolean): void {
     this.inFlight++;
-    const task = this.runBatch(parts).finally(() => {
+    const task = this.runBatch(parts, alone).finally(() => {
       this.inFlight--;
       this.finishedBatches++;
       this.running.delete(task);
@@ -400,7 +401,7 @@ export class DynamicBatcher {
     this.running.add(task);
   }
 
-  private async runBatch(parts: Part[]): Promise<void> {
+  private async runBatch(parts: Part[], alone: boolean): Promise<void> {
     // A request aborted or timed out since dispatch is dropped before the batch starts.
     const live = parts.filter((p) => p.req.state === 'running');
     if (live.length === 0) return;
@@ -412,7 +413,7 @@ export class DynamicBatcher {
       // Always into buffers of the batch's own: the backend may transfer them to a worker
       // (and hands them back in `feeds` when done, for reuse).
       feeds = this.options.batchAxis ? mergeBatch(live.map((p) => p.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
-      outputs = await this.execute(feeds);
+      outputs = await this.execute(feeds, { alone });
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       for (const p of live) p.req.reject(e);

@@ -8,7 +8,8 @@ import { basename } from 'node:path';
 import { TensorrtNodeError, inputError } from '../errors.js';
 import type { Backend, BackendName } from '../backends/types.js';
 import { selectBackend } from '../backends/select.js';
-import { createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
+import { OnnxruntimeBackend, createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
+import { chooseLoneRuns, type LoneRuns } from './lone-runs.js';
 import {
   createTensorrtBackend, tensorrtCacheKeyParts, type TensorrtBackendOptions, type TensorrtBuildProgress,
 } from '../backends/tensorrt/index.js';
@@ -52,6 +53,8 @@ export interface BackendInfo {
   threadPolicy?: string;
   /** ONNX Runtime: the engine's graph rewrites (`graphRewrites`), by kind and count. */
   graphRewrites?: GraphRewrites;
+  /** ONNX Runtime: the threads of a batch that finds every worker idle, and why (`wideLoneRuns`). */
+  loneRuns?: LoneRuns;
 }
 
 export interface BatchingInfo {
@@ -162,7 +165,7 @@ export class Engine {
         // With maxBatchSize 1 a request of several rows still runs split, a row a run.
         batchAxis: init.batching.batchAxis,
       },
-      (feeds: Record<string, BatchTensor>) => impl.run(feeds),
+      (feeds: Record<string, BatchTensor>, hint) => (impl.runHinted ? impl.runHinted(feeds, hint) : impl.run(feeds)),
       this.collector,
       (outputs) => impl.release?.(outputs),
     );
@@ -274,6 +277,11 @@ export class Engine {
           });
     try {
       const batching = await probedBatching(impl, batchingInfo(impl, options), options, key);
+      const loneRuns = impl instanceof OnnxruntimeBackend
+        ? options.wideLoneRuns === false
+          ? { threads: impl.threadsPerInstance, reason: 'wideLoneRuns: false' }
+          : await chooseLoneRuns(impl, batching.probe?.perRowMs[1], probeItemDims(impl.inputs, options.shapes ?? {}))
+        : undefined;
       const name = options.name ?? (typeof model === 'string' ? basename(model).replace(/\.onnx$/i, '') : 'model');
       const engine = new Engine({
         impl,
@@ -285,6 +293,7 @@ export class Engine {
           ...(impl.threadsPerInstance !== undefined ? { threadsPerInstance: impl.threadsPerInstance } : {}),
           ...(impl.threadPolicy !== undefined ? { threadPolicy: impl.threadPolicy } : {}),
           ...(graphRewrites ? { graphRewrites } : {}),
+          ...(loneRuns ? { loneRuns } : {}),
         },
         batching,
         cache,

@@ -64,6 +64,15 @@ export interface EngineOptions {
    */
   graphRewrites?: boolean;
   /**
+   * ONNX Runtime, one single-threaded worker per core (the default): whether a batch that
+   * finds every worker idle may run on every core (default true). Where the batch probe timed
+   * a lone row at 5 ms or more, the first worker gets a second session with every thread,
+   * kept where a lone row ran at least 15 % faster on it with the same bits: the PP-OCRv4
+   * detector served 1.4× the requests at 1 in flight (docs/engine.md). `engine.backend.loneRuns`
+   * says what was chosen and why; false never makes the second session.
+   */
+  wideLoneRuns?: boolean;
+  /**
    * Largest batch a run takes; 1 turns merging off. A request with more rows runs split
    * over several batches. Default on onnxruntime: measured at build for this model on this
    * machine, up to 8 per intra-op thread (`engine.batching.probe`; docs/engine.md); on

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import type { Backend } from '../types.js';
+import type { Backend, RunHint } from '../types.js';
 import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
 import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
@@ -46,6 +46,8 @@ export interface OnnxruntimeBackendOptions {
 export interface OnnxruntimeRunResult {
   outputs: Record<string, TensorLike>;
   computeMs: number;
+  /** Whether the wide session ran it. */
+  wide: boolean;
 }
 
 interface WireTensor {
@@ -60,6 +62,7 @@ type WorkerMessage =
   | { type: 'thread'; tid: number | undefined }
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
   | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number }
+  | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
 
 interface WireInfo {
@@ -75,6 +78,7 @@ interface Pending {
   lengths: Record<string, number>;
   /** The batch's rows (axis 0 of the first input), to learn its results' sizes by. */
   rows: number;
+  wide: boolean;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -211,6 +215,8 @@ function toDtype(type: string, where: string): TensorDtype {
 class OnnxruntimeWorker {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
+  /** Requests other than runs (the wide session's creation and release), by id. */
+  readonly control = new Map<number, { resolve(): void; reject(e: Error): void }>();
   dead: Error | undefined;
 
   constructor(worker: Worker) {
@@ -221,6 +227,8 @@ class OnnxruntimeWorker {
     this.dead ??= err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    for (const c of this.control.values()) c.reject(err);
+    this.control.clear();
     this.worker.unref();
   }
 
@@ -231,12 +239,23 @@ class OnnxruntimeWorker {
    */
   track(id: number, p: Pending): void {
     this.pending.set(id, p);
-    if (this.pending.size === 1) this.worker.ref();
+    if (this.pending.size + this.control.size === 1) this.worker.ref();
   }
 
   untrack(id: number): void {
     this.pending.delete(id);
-    if (this.pending.size === 0) this.worker.unref();
+    if (this.pending.size + this.control.size === 0) this.worker.unref();
+  }
+
+  /** As track, for a request other than a run. */
+  trackControl(id: number, c: { resolve(): void; reject(e: Error): void }): void {
+    this.control.set(id, c);
+    if (this.pending.size + this.control.size === 1) this.worker.ref();
+  }
+
+  untrackControl(id: number): void {
+    this.control.delete(id);
+    if (this.pending.size + this.control.size === 0) this.worker.unref();
   }
 }
 
@@ -328,6 +347,14 @@ export class OnnxruntimeBackend implements Backend {
   private listen(w: OnnxruntimeWorker): void {
     w.worker.on('message', (msg: WorkerMessage) => {
       if (msg.type === 'ready' || msg.type === 'thread') return;
+      const c = w.control.get(msg.id);
+      if (c) {
+        w.untrackControl(msg.id);
+        if (msg.type === 'error') c.reject(new TensorrtNodeError('EMODEL', `onnxruntime: ${msg.message}`, { backend: 'onnxruntime' }));
+        else c.resolve();
+        return;
+      }
+      if (msg.type === 'wide') return;
       const p = w.pending.get(msg.id);
       if (!p) return;
       w.untrack(msg.id);
@@ -355,10 +382,48 @@ export class OnnxruntimeBackend implements Backend {
           sizes.set(name, t.buffer.byteLength);
         }
       }
-      p.resolve({ outputs, computeMs: msg.computeMs });
+      p.resolve({ outputs, computeMs: msg.computeMs, wide: p.wide });
     });
     w.worker.on('error', (err) => w.fail(err));
     w.worker.on('exit', (code) => w.fail(new TensorrtNodeError('EDISPOSED', `onnxruntime worker exited (code ${code})`)));
+  }
+
+  /**
+   * The first worker's second session, with `threads` intra-op threads that do not spin:
+   * where it is on (`useWide`), a batch that finds every worker idle runs on it, so that a
+   * lone request of a large model uses every core, while under load the single-threaded
+   * sessions side by side keep serving. Created by `addWide`; the engine decides (docs/engine.md).
+   */
+  private wide: { worker: OnnxruntimeWorker; threads: number } | undefined;
+
+  /** Threads of the wide session, where one is in use; undefined otherwise. */
+  get wideThreads(): number | undefined {
+    return this.wide?.threads;
+  }
+
+  private control(w: OnnxruntimeWorker, message: Record<string, unknown>): Promise<void> {
+    if (w.dead) return Promise.reject(w.dead);
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      w.trackControl(id, { resolve, reject });
+      w.worker.postMessage({ ...message, id });
+    });
+  }
+
+  /** Creates the wide session (see `wide`) with `threads` intra-op threads on the first live worker. */
+  async addWide(threads: number): Promise<void> {
+    if (!Number.isInteger(threads) || threads < 2) throw new RangeError(`a wide session needs 2 or more threads, got ${threads}`);
+    const w = this.workers.find((x) => !x.dead);
+    if (!w) throw new TensorrtNodeError('EDISPOSED', 'no onnxruntime worker is alive');
+    await this.control(w, { type: 'wide', threads });
+    this.wide = { worker: w, threads };
+  }
+
+  /** Releases the wide session; runs go to the single-threaded sessions only. */
+  async dropWide(): Promise<void> {
+    const wide = this.wide;
+    this.wide = undefined;
+    if (wide && !wide.worker.dead) await this.control(wide.worker, { type: 'dropWide' });
   }
 
   /** The least busy live worker. */
@@ -376,17 +441,30 @@ export class OnnxruntimeBackend implements Backend {
     return (await this.runTimed(feeds)).outputs;
   }
 
+  /** A batch the batcher dispatched alone may go to the wide session (where every worker is idle). */
+  async runHinted(feeds: Feeds, hint: RunHint): Promise<Record<string, TensorLike>> {
+    return (await this.runTimed(feeds, { wide: hint.alone ? 'auto' : false })).outputs;
+  }
+
+  /** Whether a batch goes to the wide session: as told, or for 'auto' where every worker is idle. */
+  private goesWide(wide: boolean | 'auto'): boolean {
+    if (!this.wide || this.wide.worker.dead || wide === false) return false;
+    return wide === true || this.workers.every((w) => w.dead || w.pending.size === 0);
+  }
+
   /**
    * Runs one (batched) request. The feeds' buffers are transferred to the worker
    * (the engine's batch buffers: views from offset 0 of an ArrayBuffer of their
    * own) and come back into `feeds` when the run settles; any other view is
-   * copied once.
+   * copied once. `wide`: on the wide session (true), never (false, the default), or
+   * where every worker is idle ('auto').
    */
-  runTimed(feeds: Feeds): Promise<OnnxruntimeRunResult> {
+  runTimed(feeds: Feeds, options: { wide?: boolean | 'auto' } = {}): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
+    const wide = this.goesWide(options.wide ?? false);
     let w: OnnxruntimeWorker;
     try {
-      w = this.pick();
+      w = wide ? this.wide!.worker : this.pick();
     } catch (e) {
       return Promise.reject(e);
     }
@@ -416,8 +494,8 @@ export class OnnxruntimeBackend implements Backend {
     transfer.push(...spare);
     const id = this.nextId++;
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.track(id, { feeds, lengths, rows, resolve, reject });
-      w.worker.postMessage({ type: 'run', id, feeds: wire, spare }, transfer);
+      w.track(id, { feeds, lengths, rows, wide, resolve, reject });
+      w.worker.postMessage({ type: 'run', id, feeds: wire, spare, wide }, transfer);
     });
   }
 

@@ -60,8 +60,31 @@ try {
 // 4-5 % of a 2.2 ms batch-1 run. 0 turns it off (the engine's `spinning: false`).
 const spinMs = workerData.spinMs ?? 0;
 
+// A second session of the same model with more intra-op threads, for a batch that runs
+// while every other worker is idle (the engine decides; docs/engine.md).
+let wide;
+
+async function makeWide(msg) {
+  try {
+    const { model, sessionOptions } = workerData;
+    wide = await ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: msg.threads });
+    parentPort.postMessage({ type: 'wide', id: msg.id });
+  } catch (err) {
+    parentPort.postMessage({ type: 'error', id: msg.id, message: String(err?.message ?? err) });
+  }
+}
+
+async function dropWide(msg) {
+  const w = wide;
+  wide = undefined;
+  await w?.release?.();
+  parentPort.postMessage({ type: 'wide', id: msg.id });
+}
+
 function handle(msg) {
   if (msg.type === 'run') run(msg);
+  else if (msg.type === 'wide') makeWide(msg);
+  else if (msg.type === 'dropWide') dropWide(msg);
   else if (msg.type === 'close') close();
 }
 parentPort.on('message', handle);
@@ -91,6 +114,7 @@ function intoSpare(data, spare) {
 }
 
 async function close() {
+  await wide?.release?.();
   await session?.release?.();
   parentPort.close();
 }
@@ -111,7 +135,7 @@ async function run(msg) {
       transfer.push(t.buffer);
     }
     const started = performance.now();
-    const result = await session.run(feeds);
+    const result = await (msg.wide && wide ? wide : session).run(feeds);
     const computeMs = performance.now() - started;
     const outputs = {};
     const spare = msg.spare ?? [];

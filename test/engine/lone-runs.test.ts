@@ -1,0 +1,80 @@
+/**
+ * Lone batches on every core: the wide session gives the single-threaded sessions' bits,
+ * takes a batch only where every worker is idle, and is kept or released as measured.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
+import { Engine } from '../../src/engine/engine.js';
+import { WIDE_GAIN, WIDE_MIN_ROW_MS, chooseLoneRuns } from '../../src/engine/lone-runs.js';
+import { CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits } from './helpers.js';
+
+const backends: OnnxruntimeBackend[] = [];
+afterEach(async () => {
+  await Promise.all(backends.splice(0).map((b) => b.dispose()));
+});
+
+const feeds = (seed: number) => ({ x: { data: clsInput(seed), dims: [1, ...CLS_ITEM], type: 'float32' as const } });
+
+describe('lone runs on every core', () => {
+  it('runs on the wide session where told or where every worker is idle, with the same bits as onnxruntime-node', async () => {
+    const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 1 });
+    backends.push(backend);
+    const reference = await referenceSession(CLS_MODEL);
+    try {
+      expect((await backend.runTimed(feeds(1), { wide: true })).wide).toBe(false); // none made yet
+      await backend.addWide(2);
+      expect(backend.wideThreads).toBe(2);
+      for (const seed of [1, 2, 3]) {
+        const want = Object.values(await reference.run({ x: new ort.Tensor('float32', clsInput(seed), [1, ...CLS_ITEM]) }))[0]!.data as Float32Array;
+        for (const wide of [true, false] as const) {
+          const r = await backend.runTimed(feeds(seed), { wide });
+          expect(r.wide).toBe(wide);
+          expect(sameBits(Object.values(r.outputs)[0]!.data as Float32Array, want)).toBe(true);
+        }
+      }
+      // 'auto': the first of two batches finds every worker idle, the second does not.
+      const [a, b] = await Promise.all([backend.runTimed(feeds(4), { wide: 'auto' }), backend.runTimed(feeds(5), { wide: 'auto' })]);
+      expect([a.wide, b.wide]).toEqual([true, false]);
+      expect((await backend.runTimed(feeds(6))).wide).toBe(false); // the default: never
+      await backend.dropWide();
+      expect(backend.wideThreads).toBeUndefined();
+      expect((await backend.runTimed(feeds(7), { wide: true })).wide).toBe(false);
+    } finally {
+      await reference.release();
+    }
+  });
+
+  it('keeps the wide session only where a lone row ran faster on it by the margin, and releases it otherwise', async () => {
+    const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 1 });
+    backends.push(backend);
+    // A probe that timed a slow lone row, so the choice is measured (the classifier's own row is short).
+    const lone = await chooseLoneRuns(backend, WIDE_MIN_ROW_MS * 2, { x: [...CLS_ITEM] });
+    expect(lone.oneThreadMs).toBeGreaterThan(0);
+    expect(lone.wideMs).toBeGreaterThan(0);
+    if (lone.threads === 2) {
+      expect(lone.wideMs!).toBeLessThanOrEqual(lone.oneThreadMs! * WIDE_GAIN);
+      expect(backend.wideThreads).toBe(2);
+      expect(lone.reason).toMatch(/runs on 2 threads: a lone row ran .* the same bits$/);
+    } else {
+      expect(lone.wideMs!).toBeGreaterThan(lone.oneThreadMs! * WIDE_GAIN);
+      expect(backend.wideThreads).toBeUndefined();
+      expect(lone.reason).toMatch(/not worth a second session$/);
+    }
+  });
+
+  it('an engine says why a lone batch runs on one thread: a short row, or wideLoneRuns: false', async () => {
+    const shapes = { x: [-1, ...CLS_ITEM] };
+    const cls = await Engine.build(CLS_MODEL, { shapes, instances: 2, threadsPerInstance: 1 });
+    const off = await Engine.build(DET_MODEL, { shapes: { x: [-1, 3, 64, 64] }, instances: 2, threadsPerInstance: 1, wideLoneRuns: false });
+    try {
+      expect(cls.backend.loneRuns).toMatchObject({ threads: 1, reason: expect.stringMatching(/^a lone row takes [\d.]+ ms, too short to share between threads$/) });
+      expect(off.backend.loneRuns).toEqual({ threads: 1, reason: 'wideLoneRuns: false' });
+      const single = await Engine.build(CLS_MODEL, { shapes, instances: 1, threadsPerInstance: 2 });
+      expect(single.backend.loneRuns).toEqual({ threads: 2, reason: 'each instance runs on its own threads' });
+      await single.dispose();
+    } finally {
+      await cls.dispose();
+      await off.dispose();
+    }
+  });
+});
