@@ -55,7 +55,7 @@ for (let round = 0; round < rounds; round++) {
     const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-build-stall-'));
     for (const step of ['first build', 'from the cache']) {
       const r = await timed(() => Engine.build(c.model, { ...c.options, cacheDir }));
-      record(c.name, step, r, r.value.buildThreads);
+      record(c.name, step, r, { ...r.value.buildThreads, loneRunThreads: r.value.backend.loneRuns?.threads });
       await r.value.dispose();
     }
     rmSync(cacheDir, { recursive: true, force: true });
@@ -68,12 +68,14 @@ for (let round = 0; round < rounds; round++) {
 }
 
 console.log(`\n${rounds} rounds, medians (lowest – highest):`);
-console.log('| model | step | time ms | longest stall ms | where quantization / rewrites ran |');
+console.log('| model | step | time ms | longest stall ms | where quantization / rewrites ran; lone runs (last round) |');
 console.log('|---|---|---:|---:|---|');
 const span = (xs: number[]): string => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
 for (const r of rows.values()) {
-  const t = r.threads as { quantization?: string; graphRewrites?: string } | undefined;
-  const where = t ? [t.quantization && `quantization: ${t.quantization}`, t.graphRewrites && `rewrites: ${t.graphRewrites}`].filter(Boolean).join('; ') : '';
+  const t = r.threads as { quantization?: string; graphRewrites?: string; loneRunThreads?: number } | undefined;
+  const where = t
+    ? [t.quantization && `quantization: ${t.quantization}`, t.graphRewrites && `rewrites: ${t.graphRewrites}`, t.loneRunThreads && `lone runs: ${t.loneRunThreads} thread(s)`].filter(Boolean).join('; ')
+    : '';
   console.log(`| ${r.name} | ${r.step} | ${span(r.ms)} | ${span(r.stallMs)} | ${where} |`);
 }
 mkdirSync('bench/results', { recursive: true });

@@ -79,3 +79,15 @@ export async function chooseLoneRuns(backend: OnnxruntimeBackend, rowMs: number 
   }
   return { threads, reason: `a batch that finds every worker idle runs on ${threads} threads: a lone row ran ${times}, the same bits`, oneThreadMs, wideMs };
 }
+
+/** A choice as stored in the engine cache, or undefined where the payload is not one. */
+export function parseLoneRuns(payload: Uint8Array): LoneRuns | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as Partial<LoneRuns>;
+    const ms = (x: unknown): boolean => typeof x === 'number' && x > 0;
+    if (!Number.isInteger(v.threads) || v.threads! < 1 || typeof v.reason !== 'string' || !ms(v.oneThreadMs) || !ms(v.wideMs)) return undefined;
+    return { threads: v.threads!, reason: v.reason, oneThreadMs: v.oneThreadMs!, wideMs: v.wideMs! };
+  } catch {
+    return undefined;
+  }
+}

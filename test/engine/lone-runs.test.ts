@@ -2,6 +2,9 @@
  * Lone batches on every core: the wide session gives the single-threaded sessions' bits,
  * takes a batch only where every worker is idle, and is kept or released as measured.
  */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -75,6 +78,31 @@ describe('lone runs on every core', () => {
     } finally {
       await cls.dispose();
       await off.dispose();
+    }
+  });
+
+  it('keeps its measured choice in the engine cache: a later build reads it, a corrupt entry is measured again', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-lone-'));
+    const options = { shapes: { x: [-1, 3, 320, 320] }, instances: 2, threadsPerInstance: 1, cacheDir };
+    try {
+      const first = await Engine.build(DET_MODEL, options);
+      const a = first.backend.loneRuns!;
+      await first.dispose();
+      // The detector's lone row is long enough to be timed on both sessions.
+      expect(a.oneThreadMs).toBeGreaterThan(WIDE_MIN_ROW_MS * 0.5);
+      expect(a.wideMs).toBeGreaterThan(0);
+      const second = await Engine.build(DET_MODEL, options);
+      expect(second.batching.probe?.source).toBe('cache');
+      expect(second.backend.loneRuns).toEqual({ ...a, reason: `${a.reason} (measured by an earlier build)` });
+      expect(Object.keys(await second.infer({ x: { data: new Float32Array(3 * 320 * 320), dims: [1, 3, 320, 320] } }))).toHaveLength(1);
+      await second.dispose();
+      for (const f of readdirSync(cacheDir).filter((f) => f.endsWith('.lone.bin'))) writeFileSync(join(cacheDir, f), 'not an entry');
+      const third = await Engine.build(DET_MODEL, options);
+      expect(third.backend.loneRuns!.reason).not.toMatch(/earlier build/);
+      expect(third.backend.loneRuns!.oneThreadMs).toBeGreaterThan(0);
+      await third.dispose();
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
     }
   });
 });
