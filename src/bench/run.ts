@@ -13,6 +13,7 @@ import { Engine } from '../engine/engine.js';
 import type { EngineOptions } from '../engine/options.js';
 import { DEFAULT_INT8_METHOD } from '../engine/prepare.js';
 import { rewriteGraph, type GraphRewrites } from '../engine/rewrite.js';
+import type { LoneRuns } from '../engine/lone-runs.js';
 import type { CalibrationMethod } from '../quantize/index.js';
 import type { BackendChoice } from '../backends/select.js';
 import { onnxruntimeVersion, workerSessionOptions } from '../backends/onnxruntime/index.js';
@@ -75,7 +76,7 @@ export interface BenchResults {
   machine: { cpus: number; cpuModel: string; node: string; onnxruntime: string; platform: string };
   model: { path: string; name: string; input: string; shape: number[] };
   options: Omit<BenchOptions, 'log'>;
-  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; threadPolicy?: string; graphRewrites?: GraphRewrites; batching: string; maxBatchSize: number; probeMsPerRow?: Record<number, number>; peerThreads: number };
+  engine: { backend: string; reason: string; instances: number; threadsPerInstance?: number; threadPolicy?: string; graphRewrites?: GraphRewrites; loneRuns?: LoneRuns; batching: string; maxBatchSize: number; probeMsPerRow?: Record<number, number>; peerThreads: number };
   builds: {
     fp32Ms: number;
     int8?:
@@ -383,6 +384,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       ...(fp32.backend.threadsPerInstance !== undefined ? { threadsPerInstance: fp32.backend.threadsPerInstance } : {}),
       ...(fp32.backend.threadPolicy !== undefined ? { threadPolicy: fp32.backend.threadPolicy } : {}),
       ...(fp32.backend.graphRewrites ? { graphRewrites: fp32.backend.graphRewrites } : {}),
+      ...(fp32.backend.loneRuns ? { loneRuns: fp32.backend.loneRuns } : {}),
       batching: fp32.batching.reason,
       maxBatchSize: fp32.batching.maxBatchSize,
       ...(fp32.batching.probe ? { probeMsPerRow: fp32.batching.probe.perRowMs } : {}),

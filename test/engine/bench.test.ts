@@ -96,5 +96,7 @@ describe('bench', () => {
     expect(JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')).model.name).toBe('ch_ppocr_mobile_v2.0_cls_infer.onnx');
     expect(readFileSync(join(out, 'bench.md'), 'utf8')).toContain('## Executive summary');
     expect(executiveSummary(r).join('\n')).toMatch(/API overhead at batch 1/);
+    expect(r.engine.loneRuns).toEqual({ threads: 1, reason: 'each instance runs on its own threads' });
+    expect(executiveSummary(r).join('\n')).toContain('a lone batch on 1 thread(s) (each instance runs on its own threads)');
   });
 });
