@@ -2,10 +2,11 @@
  * Whether a batch that finds every worker idle runs on every core (ONNX Runtime backend).
  * One single-threaded session per core serves load best, but leaves a lone request of a
  * large model on one core: the PP-OCRv4 detector at 320 × 320 served 32 req/s at 1 in
- * flight that way, against 45 with two threads that do not spin (bench/engine-threads.ts),
- * while the classifier, a row of ~1.5 ms, lost on two threads. So where the batch probe
+ * flight that way, against 45 with two threads a worker (bench/engine-threads.ts), while
+ * the classifier, a row of ~1.5 ms, lost on two threads. So where the batch probe
  * timed a lone row at WIDE_MIN_ROW_MS or more, the first worker gets a second session with
- * every thread of the engine, timed against a single-threaded one at this build; it is kept
+ * every thread of the engine (spinning within a run as the others do: without, a lone row
+ * gained 9 %), timed against a single-threaded one at this build; it is kept
  * where it ran faster by WIDE_GAIN and gave the same bits (a batch's rows must equal the
  * same rows run alone, whichever session ran them).
  */
