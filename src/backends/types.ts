@@ -2,17 +2,17 @@ import type { Feeds, TensorInfo, TensorLike } from '../tensor.js';
 
 export type BackendName = 'tensorrt' | 'onnxruntime';
 
-/**
- * What the Engine needs of a backend. The dynamic batcher hands `run` one merged
- * batch at a time (or one request, for a model without a batch axis); the backend
- * may run several calls at once, up to its instance count.
- */
 /** What the batcher knows of a batch when it dispatches it. */
 export interface RunHint {
   /** No other batch runs or waits: the backend may give this one every core. */
   alone: boolean;
 }
 
+/**
+ * What the Engine needs of a backend. The dynamic batcher hands `run` one merged
+ * batch at a time (or one request, for a model without a batch axis); the backend
+ * may run several calls at once, up to its instance count.
+ */
 export interface Backend {
   readonly name: BackendName;
   /** Library version, part of the engine cache key. */
