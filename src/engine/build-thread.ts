@@ -2,21 +2,21 @@
  * Engine.build's CPU-heavy steps, quantization and graph rewrites, on a worker thread, so
  * that a process serving requests while it builds or reloads a model keeps its event loop:
  * on the JS thread an INT8 build of the PaddleOCR classifier stalled it for up to 371 ms at
- * a time, and the rewrites of the PP-OCRv4 recognizer for 147-166 ms at every build
- * (docs/engine.md, bench/engine-build-stall.ts).
+ * a time, and a build of the PP-OCRv4 recognizer, most of it the rewrites, for 147-166 ms,
+ * from the cache too (docs/engine.md, bench/engine-build-stall.ts).
  *
  * One worker serves the builds of the process and ends after a short idle time. It starts
  * in ~0.1 s, so a model small enough to rewrite in less is rewritten on the JS thread.
  * Quantization goes to the worker when its data can be copied there (arrays of samples,
  * a built-in metric); a lazy iterable or a metric function keeps it on the JS thread,
- * which `buildThread` reports.
+ * which `engine.buildThreads` reports.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TensorrtNodeError, type ErrorCode, type ErrorDetails } from '../errors.js';
-import { quantize, type QuantizeOptions, type QuantizeProgress, type QuantizeResult } from '../quantize/index.js';
+import { quantize, type QuantizeOptions, type QuantizeResult } from '../quantize/index.js';
 import { rewriteGraph, type GraphRewrites } from './rewrite.js';
 import type { BuildMessage, BuildTask } from './build-worker.js';
 import { workerExecArgv } from '../backends/onnxruntime/index.js';
@@ -179,4 +179,3 @@ export async function rewriteOffThread(bytes: Uint8Array): Promise<{ bytes: Uint
   return { ...r, thread: 'worker' };
 }
 
-export type { QuantizeProgress };

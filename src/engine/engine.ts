@@ -515,83 +515,88 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
  * default. Where the engine is cached, so is the probe, under a key with the machine's
  * CPU and the instances' threads; a later build reads it instead of probing again.
  */
-/**
- * chooseLoneRuns, its measured choice kept in the engine cache beside the batch probe (same
- * machine, same threads): a later build makes the wide session where it was kept, and
- * neither makes nor times it where it was not, which took ~0.3 s off cached builds of the
- * PP-OCRv4 detector and recognizer.
- */
-async function cachedLoneRuns(impl: OnnxruntimeBackend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined): Promise<LoneRuns> {
-  const rowMs = batching.probe?.perRowMs[1];
-  const item = probeItemDims(impl.inputs, options.shapes ?? {});
-  const key = options.cacheDir && engineKey && batching.probe
-    ? cacheKey({
-      modelHash: engineKey,
-      options: { choice: 'loneRuns', rowMs, item, instances: impl.instances, threads: impl.threadsPerInstance, spinning: options.spinning ?? true, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() },
-      backend: impl.name,
-      backendVersion: impl.version,
-    })
-    : undefined;
-  if (options.cacheDir && key) {
-    const found = await loadEntry(options.cacheDir, key, 'lone.bin');
-    const stored = found.status === 'hit' ? parseLoneRuns(found.payload) : undefined;
-    if (stored) {
-      const reason = `${stored.reason} (measured by an earlier build)`;
-      if (stored.threads === impl.threadsPerInstance) return { ...stored, reason };
-      try {
-        await impl.addWide(stored.threads);
-        return { ...stored, reason };
-      } catch (e) {
-        return { threads: impl.threadsPerInstance, reason: `the ${stored.threads}-thread session could not be made: ${(e as Error).message}` };
-      }
-    }
-    if (found.status !== 'miss') await removeEntry(options.cacheDir, key, 'lone.bin');
-  }
-  const chosen = await chooseLoneRuns(impl, rowMs, item);
-  if (options.cacheDir && key && chosen.oneThreadMs !== undefined) {
-    await storeEntry(options.cacheDir, key, Buffer.from(JSON.stringify(chosen)), { choice: 'loneRuns' }, 'lone.bin');
-  }
-  return chosen;
-}
-
 async function probedBatching(impl: Backend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined): Promise<BatchingInfo> {
   const runTimed = impl.runTimed?.bind(impl);
   if (impl.name !== 'onnxruntime' || !runTimed || !batching.batchAxis || options.maxBatchSize !== undefined || options.preferredBatchSizes?.length || batching.maxBatchSize < 2) return batching;
   const cap = batching.maxBatchSize;
   const item = probeItemDims(impl.inputs, options.shapes ?? {});
   if (typeof item === 'string') return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: ${item}` };
-  const key = options.cacheDir && engineKey
-    ? cacheKey({
-      modelHash: engineKey,
-      options: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() },
-      backend: impl.name,
-      backendVersion: impl.version,
-    })
-    : undefined;
-  let probe: BatchProbe | undefined;
-  if (options.cacheDir && key) {
-    const found = await loadEntry(options.cacheDir, key, 'batch.bin');
-    const stored = found.status === 'hit' ? parseProbe(found.payload) : undefined;
-    if (stored) probe = { ...stored, source: 'cache' };
-    else if (found.status !== 'miss') {
-      process.emitWarning(`tensorrt-node: corrupt batch probe cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : 'not a probe'}); measuring again`, { code: 'ECACHE' });
-      await removeEntry(options.cacheDir, key, 'batch.bin');
-    }
-  }
-  if (!probe) {
-    try {
-      probe = { ...(await probeBatchSize(runTimed, impl.inputs, item, cap, impl.instances)), source: 'measured' };
-    } catch (e) {
-      return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };
-    }
-    if (options.cacheDir && key) {
-      await storeEntry(options.cacheDir, key, Buffer.from(JSON.stringify({ perRowMs: probe.perRowMs, chosen: probe.chosen })), { probe: 'maxBatchSize' }, 'batch.bin');
-    }
+  let probe: BatchProbe;
+  try {
+    const { value, cached } = await machineMeasurement(impl, options, engineKey, {
+      name: 'batch probe',
+      ext: 'batch.bin',
+      parts: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
+      parse: parseProbe,
+    }, () => probeBatchSize(runTimed, impl.inputs, item, cap, impl.instances));
+    probe = { ...value, source: cached ? 'cache' : 'measured' };
+  } catch (e) {
+    return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };
   }
   const costs = Object.entries(probe.perRowMs).map(([rows, ms]) => `${rows}: ${ms.toFixed(2)}`).join(', ');
   const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : 'measured at this build'} (ms a row at ${costs})`;
   if (probe.chosen === 1) return { ...batching, enabled: false, maxBatchSize: 1, probe, reason: `maxBatchSize 1, ${why}: requests do not merge, and one of several rows runs a row at a time` };
   return { ...batching, maxBatchSize: probe.chosen, probe, reason: `${batching.reason}, up to ${probe.chosen} rows, ${why}` };
+}
+
+/**
+ * chooseLoneRuns, its choice kept in the engine cache beside the batch probe: a later build
+ * makes the wide session where it was kept, and neither makes nor times it where it was not,
+ * which took the cached builds of the PP-OCRv4 detector and recognizer from 432 and 504 ms
+ * to 214 and 276 ms (bench/engine-build-stall.ts).
+ */
+async function cachedLoneRuns(impl: OnnxruntimeBackend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined): Promise<LoneRuns> {
+  const rowMs = batching.probe?.perRowMs[1];
+  const item = probeItemDims(impl.inputs, options.shapes ?? {});
+  // Kept only with a probe to key it by, and only where it was measured.
+  const key = batching.probe ? engineKey : undefined;
+  const { value, cached } = await machineMeasurement(impl, options, key, {
+    name: 'lone-run choice',
+    ext: 'lone.bin',
+    parts: { choice: 'loneRuns', rowMs, item, instances: impl.instances, threads: impl.threadsPerInstance, spinning: options.spinning ?? true },
+    parse: parseLoneRuns,
+    keep: (v) => v.oneThreadMs !== undefined,
+  }, () => chooseLoneRuns(impl, rowMs, item));
+  if (!cached) return value;
+  const reason = `${value.reason} (measured by an earlier build)`;
+  if (value.threads === impl.threadsPerInstance) return { ...value, reason };
+  try {
+    await impl.addWide(value.threads);
+    return { ...value, reason };
+  } catch (e) {
+    return { threads: impl.threadsPerInstance, reason: `the ${value.threads}-thread session could not be made: ${(e as Error).message}` };
+  }
+}
+
+/**
+ * A measurement of this model on this machine (the batch probe, the lone-run choice), kept
+ * in the engine cache under the engine's key, `parts`, the CPU model and the cores: read back
+ * where an earlier build stored it, else measured, and stored where `keep` allows. A corrupt
+ * entry is reported (ECACHE) and measured again. Without a cache it is measured each time.
+ */
+async function machineMeasurement<T>(
+  impl: Backend,
+  options: EngineOptions,
+  engineKey: string | undefined,
+  entry: { name: string; ext: string; parts: Record<string, unknown>; parse(payload: Uint8Array): T | undefined; keep?(value: T): boolean },
+  measure: () => Promise<T>,
+): Promise<{ value: T; cached: boolean }> {
+  const dir = options.cacheDir;
+  const key = dir && engineKey
+    ? cacheKey({ modelHash: engineKey, options: { ...entry.parts, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() }, backend: impl.name, backendVersion: impl.version })
+    : undefined;
+  if (dir && key) {
+    const found = await loadEntry(dir, key, entry.ext);
+    const stored = found.status === 'hit' ? entry.parse(found.payload) : undefined;
+    if (stored !== undefined) return { value: stored, cached: true };
+    if (found.status !== 'miss') {
+      process.emitWarning(`tensorrt-node: corrupt ${entry.name} cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : `not a ${entry.name}`}); measuring again`, { code: 'ECACHE' });
+      await removeEntry(dir, key, entry.ext);
+    }
+  }
+  const value = await measure();
+  if (dir && key && (entry.keep?.(value) ?? true)) await storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext);
+  return { value, cached: false };
 }
 
 function checkOptions(o: EngineOptions): void {

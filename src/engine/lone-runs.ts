@@ -45,9 +45,8 @@ export async function chooseLoneRuns(backend: OnnxruntimeBackend, rowMs: number 
   const threads = backend.instances * backend.threadsPerInstance;
   const one = { threads: backend.threadsPerInstance };
   if (backend.instances < 2 || backend.threadsPerInstance !== 1) return { ...one, reason: 'each instance runs on its own threads' };
-  const row = rowMs;
-  if (row === undefined || typeof item === 'string') return { ...one, reason: 'a lone row was not timed (no batch probe)' };
-  if (row < WIDE_MIN_ROW_MS) return { ...one, reason: `a lone row takes ${row.toFixed(2)} ms, too short to share between threads` };
+  if (rowMs === undefined || typeof item === 'string') return { ...one, reason: 'a lone row was not timed (no batch probe)' };
+  if (rowMs < WIDE_MIN_ROW_MS) return { ...one, reason: `a lone row takes ${rowMs.toFixed(2)} ms, too short to share between threads` };
   try {
     await backend.addWide(threads);
   } catch (e) {

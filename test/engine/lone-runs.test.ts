@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { Engine } from '../../src/engine/engine.js';
 import { WIDE_GAIN, WIDE_MIN_ROW_MS, chooseLoneRuns } from '../../src/engine/lone-runs.js';
-import { CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits, withWarnings } from './helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -97,7 +97,8 @@ describe('lone runs on every core', () => {
       expect(Object.keys(await second.infer({ x: { data: new Float32Array(3 * 320 * 320), dims: [1, 3, 320, 320] } }))).toHaveLength(1);
       await second.dispose();
       for (const f of readdirSync(cacheDir).filter((f) => f.endsWith('.lone.bin'))) writeFileSync(join(cacheDir, f), 'not an entry');
-      const third = await Engine.build(DET_MODEL, options);
+      const { value: third, warnings } = await withWarnings('ECACHE', () => Engine.build(DET_MODEL, options));
+      expect(warnings.join('\n')).toMatch(/corrupt lone-run choice cache entry .*; measuring again/);
       expect(third.backend.loneRuns!.reason).not.toMatch(/earlier build/);
       expect(third.backend.loneRuns!.oneThreadMs).toBeGreaterThan(0);
       await third.dispose();

@@ -229,33 +229,43 @@ class OnnxruntimeWorker {
     this.pending.clear();
     for (const c of this.control.values()) c.reject(err);
     this.control.clear();
-    this.worker.unref();
+    this.referenced();
   }
 
   /**
    * An idle worker does not keep the process alive (a script that never calls dispose()
-   * still ends, as with a plain session); one with runs in flight does, so an awaited
-   * result always arrives. Toggled on the transitions only.
+   * still ends, as with a plain session); one with runs or control requests in flight does,
+   * so an awaited answer always arrives. Toggled on the transitions only.
    */
   track(id: number, p: Pending): void {
     this.pending.set(id, p);
-    if (this.pending.size + this.control.size === 1) this.worker.ref();
+    this.referenced();
   }
 
   untrack(id: number): void {
     this.pending.delete(id);
-    if (this.pending.size + this.control.size === 0) this.worker.unref();
+    this.referenced();
   }
 
   /** As track, for a request other than a run. */
   trackControl(id: number, c: { resolve(): void; reject(e: Error): void }): void {
     this.control.set(id, c);
-    if (this.pending.size + this.control.size === 1) this.worker.ref();
+    this.referenced();
   }
 
   untrackControl(id: number): void {
     this.control.delete(id);
-    if (this.pending.size + this.control.size === 0) this.worker.unref();
+    this.referenced();
+  }
+
+  private isRef = false;
+
+  private referenced(): void {
+    const busy = this.pending.size + this.control.size > 0;
+    if (busy === this.isRef) return;
+    this.isRef = busy;
+    if (busy) this.worker.ref();
+    else this.worker.unref();
   }
 }
 
@@ -306,8 +316,9 @@ export class OnnxruntimeBackend implements Backend {
     };
     const url = workerUrl();
     const started = Array.from({ length: instances }, () => {
-      // Each worker gets a copy of the model's bytes transferred, not cloned: cloning cost
-      // the JS thread ~10 ms a worker for the 10.8 MB recognizer, a copy ~4 ms.
+      // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
+      // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
+      // copied and transferred (two runs each).
       const bytes = typeof model === 'string' ? model : new Uint8Array(model); // a copy (Buffer#slice would share)
       const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
       const worker = startWorker(url, { model: bytes, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 }, transfer);
@@ -389,10 +400,10 @@ export class OnnxruntimeBackend implements Backend {
   }
 
   /**
-   * The first worker's second session, with `threads` intra-op threads that do not spin:
-   * where it is on (`useWide`), a batch that finds every worker idle runs on it, so that a
-   * lone request of a large model uses every core, while under load the single-threaded
-   * sessions side by side keep serving. Created by `addWide`; the engine decides (docs/engine.md).
+   * The first worker's second session, with `threads` intra-op threads: where there is one,
+   * a batch that finds every worker idle may run on it (`runTimed`'s `wide`), so that a lone
+   * request of a large model uses every core, while under load the single-threaded sessions
+   * side by side keep serving. Made by `addWide`; the engine decides (src/engine/lone-runs.ts).
    */
   private wide: { worker: OnnxruntimeWorker; threads: number } | undefined;
 

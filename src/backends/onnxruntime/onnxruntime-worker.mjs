@@ -67,6 +67,9 @@ let wide;
 async function makeWide(msg) {
   try {
     const { model, sessionOptions } = workerData;
+    const old = wide;
+    wide = undefined;
+    await old?.release?.();
     wide = await ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: msg.threads });
     parentPort.postMessage({ type: 'wide', id: msg.id });
   } catch (err) {
