@@ -164,48 +164,51 @@ export interface OverheadResult {
   rawP50Ms: number;
   /** engineP50Ms / rawP50Ms − 1. */
   overhead: number;
+  /** Median over rounds of the p50 latency of a bare worker hop (src/bench/bare-worker.ts), ms, where one was timed. */
+  hopP50Ms?: number;
+  /** hopP50Ms / rawP50Ms − 1: what leaving the JS thread alone costs on this machine. */
+  hopOverhead?: number;
 }
 
 /**
- * One request in flight, the engine and the raw call interleaved request by request
- * (in turn first, so neither always follows the other), so that both see the same
- * machine at the same moment: on a noisy machine, alternating whole rounds of each
- * swung the overhead between 10 % and 45 % from run to run. Medians of the rounds' p50s.
+ * One request in flight, the engine, the raw call and (where given) a bare worker hop
+ * interleaved request by request, their order turning each time, so that all of them see
+ * the same machine at the same moment and none always follows another: on a noisy machine,
+ * alternating whole rounds of each swung the overhead between 10 % and 45 % from run to
+ * run. Medians of the rounds' p50s.
  */
-export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number): Promise<OverheadResult> {
-  const e: number[] = [];
-  const r: number[] = [];
+export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number, hop?: Infer): Promise<OverheadResult> {
+  const contenders = hop ? [engine, raw, hop] : [engine, raw];
+  const p50s: number[][] = contenders.map(() => []);
   const timed = async (infer: Infer, i: number, into: number[] | undefined): Promise<void> => {
     const t0 = performance.now();
     await infer(i);
     into?.push(performance.now() - t0);
     // Untimed: let work either side left for later (the engine's deferred bookkeeping runs
-    // from setImmediate) finish here, not inside the other contender's next call.
+    // from setImmediate) finish here, not inside the next contender's call.
     await new Promise((r) => setImmediate(r));
   };
-  for (let i = 0; i < 20; i++) {
-    await timed(engine, i % inputs, undefined);
-    await timed(raw, i % inputs, undefined);
-  }
+  for (let i = 0; i < 20; i++) for (const c of contenders) await timed(c, i % inputs, undefined);
   let next = 0;
   for (let k = 0; k < rounds; k++) {
-    const le: number[] = [];
-    const lr: number[] = [];
+    const latencies: number[][] = contenders.map(() => []);
     const until = performance.now() + secondsPerRound * 1000;
     while (performance.now() < until) {
-      const i = next++ % inputs;
-      if (next % 2 === 0) {
-        await timed(engine, i, le);
-        await timed(raw, i, lr);
-      } else {
-        await timed(raw, i, lr);
-        await timed(engine, i, le);
+      const turn = next++;
+      const i = turn % inputs;
+      for (let j = 0; j < contenders.length; j++) {
+        const c = (turn + j) % contenders.length;
+        await timed(contenders[c]!, i, latencies[c]);
       }
     }
-    e.push(percentiles(le).p50);
-    r.push(percentiles(lr).p50);
+    latencies.forEach((l, c) => p50s[c]!.push(percentiles(l).p50));
   }
-  const engineP50Ms = median(e);
-  const rawP50Ms = median(r);
-  return { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1 };
+  const engineP50Ms = median(p50s[0]!);
+  const rawP50Ms = median(p50s[1]!);
+  const result: OverheadResult = { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1 };
+  if (hop) {
+    result.hopP50Ms = median(p50s[2]!);
+    result.hopOverhead = result.hopP50Ms / rawP50Ms - 1;
+  }
+  return result;
 }

@@ -1,5 +1,6 @@
 /** The main job end to end on a short run: real model, real renderer, all three outputs. */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,8 @@ import { median, poolRounds, type ClosedLoopResult } from '../../src/bench/load.
 import { percentiles } from '../../src/engine/stats.js';
 import { executiveSummary, writeReports } from '../../src/bench/report.js';
 import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
+import { startBareWorker } from '../../src/bench/bare-worker.js';
+import { paddleClsModelPath } from '../../src/bench/models.js';
 
 const out = mkdtempSync(join(tmpdir(), 'trtn-bench-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -42,6 +45,18 @@ describe('bench', () => {
     expect(pooled.latencyMs.p99).toBe(percentiles([1, 2, 3, 4, 10, 20]).p99);
     expect(pooled.latencyMs.p50).toBe(percentiles([1, 2, 3, 4, 10, 20]).p50);
     expect(() => poolRounds([], [])).toThrow(RangeError);
+  });
+
+  it('runs a bare worker hop on the model it is given, and rejects what its session rejects', async () => {
+    const model = await readFile(paddleClsModelPath());
+    const bare = await startBareWorker(model, 'x', { intraOpNumThreads: 1 });
+    try {
+      await expect(bare.infer(new Float32Array(3 * 48 * 192), [1, 3, 48, 192])).resolves.toBeUndefined();
+      await expect(bare.infer(new Float32Array(3 * 48 * 100), [1, 3, 48, 100])).resolves.toBeUndefined();
+      await expect(bare.infer(new Float32Array(5), [1, 5])).rejects.toThrow(/bare worker: .*(rank|dimension|Invalid)/i);
+    } finally {
+      await bare.close();
+    }
   });
 
   it('renders the same lines for the same seed, different ones for another, half turned', () => {
@@ -96,6 +111,10 @@ describe('bench', () => {
     expect(JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')).model.name).toBe('ch_ppocr_mobile_v2.0_cls_infer.onnx');
     expect(readFileSync(join(out, 'bench.md'), 'utf8')).toContain('## Executive summary');
     expect(executiveSummary(r).join('\n')).toMatch(/API overhead at batch 1/);
+    // The bare worker hop is timed beside the engine and the raw call, against the same raw p50.
+    expect(r.overhead.hopP50Ms).toBeGreaterThan(0);
+    expect(r.overhead.hopOverhead).toBeCloseTo(r.overhead.hopP50Ms! / r.overhead.rawP50Ms - 1, 12);
+    expect(executiveSummary(r).join('\n')).toMatch(/plain worker thread, one postMessage each way and nothing else: p50 \d+\.\d\d ms/);
     expect(r.engine.loneRuns).toEqual({ threads: 1, reason: 'each instance runs on its own threads' });
     expect(executiveSummary(r).join('\n')).toContain('a lone batch on 1 thread(s) (each instance runs on its own threads)');
   });
