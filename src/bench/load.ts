@@ -212,3 +212,130 @@ export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, r
   }
   return result;
 }
+
+export type ArrivalDistribution = 'poisson' | 'constant';
+
+/**
+ * Arrival times (ms from the start) of requests at `rate` per second for `seconds`, like
+ * perf_analyzer's --request-distribution: 'constant' spaces them evenly; 'poisson' draws
+ * exponential gaps from a seeded generator, so that every contender meets the same arrivals.
+ */
+export function arrivalTimes(rate: number, seconds: number, distribution: ArrivalDistribution, seed = 1): number[] {
+  if (!(rate > 0) || !(seconds > 0)) throw new RangeError(`arrivals need a positive rate and duration, got ${rate}/s for ${seconds} s`);
+  const gapMs = 1000 / rate;
+  const endMs = seconds * 1000;
+  const times: number[] = [];
+  if (distribution === 'constant') {
+    for (let t = 0; t < endMs; t += gapMs) times.push(t);
+    return times;
+  }
+  // mulberry32: small, seeded, uniform in [0, 1).
+  let s = seed >>> 0;
+  const uniform = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let t = -Math.log(1 - uniform()) * gapMs; t < endMs; t += -Math.log(1 - uniform()) * gapMs) times.push(t);
+  return times;
+}
+
+export interface OpenLoopResult {
+  /** Offered requests per second. */
+  rate: number;
+  distribution: ArrivalDistribution;
+  /** Requests sent in the measured window (after the warm-up's). */
+  requests: number;
+  /** Of those, completed per second: from the window's start to the last of them completing. */
+  throughput: number;
+  /** From each request's arrival time (not when it could be sent) to its result, ms. */
+  latencyMs: Percentiles;
+  /** Most requests outstanding at once. */
+  maxInFlight: number;
+  stallMaxMs: number;
+  eventLoopUtilization: number;
+  errors: number;
+  /** Requests without a result `drainSeconds` after the last arrival (not in the latencies). */
+  unfinished: number;
+}
+
+/**
+ * Sends requests at their arrival times whatever is outstanding, like perf_analyzer's
+ * --request-rate-range. Latency counts from the arrival time, so that a contender that holds
+ * the event loop is charged for the arrivals it kept waiting (no coordinated omission).
+ * The first `warmupSeconds` of arrivals are sent but not measured.
+ */
+export async function openLoop(
+  infer: Infer,
+  inputs: number,
+  rate: number,
+  seconds: number,
+  options: { distribution?: ArrivalDistribution; seed?: number; warmupSeconds?: number; drainSeconds?: number } = {},
+): Promise<OpenLoopResult> {
+  const distribution = options.distribution ?? 'poisson';
+  const warmupMs = (options.warmupSeconds ?? 0.5) * 1000;
+  const schedule = arrivalTimes(rate, warmupMs / 1000 + seconds, distribution, options.seed);
+  const latencies: number[] = [];
+  let errors = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let measured = 0;
+  let lastDone = 0;
+  let monitor: { stop(): number } | undefined;
+  let elu0: ReturnType<typeof perf.eventLoopUtilization> | undefined;
+  const outstanding = new Set<Promise<void>>();
+  const start = performance.now();
+  const send = (k: number): void => {
+    const due = start + schedule[k]!;
+    const counted = schedule[k]! >= warmupMs;
+    if (counted) measured++;
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    const p: Promise<void> = infer(k % inputs).then(
+      () => {
+        if (counted) {
+          const now = performance.now();
+          latencies.push(now - due);
+          lastDone = Math.max(lastDone, now);
+        }
+      },
+      () => {
+        if (counted) errors++;
+      },
+    ).finally(() => {
+      inFlight--;
+      outstanding.delete(p);
+    });
+    outstanding.add(p);
+  };
+  let next = 0;
+  while (next < schedule.length) {
+    const elapsed = performance.now() - start;
+    if (!monitor && elapsed >= warmupMs) {
+      monitor = stallMonitor();
+      elu0 = perf.eventLoopUtilization();
+    }
+    while (next < schedule.length && schedule[next]! <= elapsed) send(next++);
+    if (next < schedule.length) await new Promise((r) => setTimeout(r, Math.max(0, schedule[next]! - (performance.now() - start))));
+  }
+  const drained = Promise.all([...outstanding]).then(() => true);
+  const timeout = new Promise<false>((r) => setTimeout(() => r(false), (options.drainSeconds ?? 30) * 1000).unref());
+  await Promise.race([drained, timeout]);
+  const stallMaxMs = monitor?.stop() ?? 0;
+  const eventLoopUtilization = elu0 ? perf.eventLoopUtilization(elu0).utilization : 0;
+  const windowMs = (lastDone || performance.now()) - (start + warmupMs);
+  return {
+    rate,
+    distribution,
+    requests: measured,
+    throughput: latencies.length / Math.max(windowMs / 1000, seconds),
+    latencyMs: percentiles(latencies),
+    maxInFlight,
+    stallMaxMs,
+    eventLoopUtilization,
+    errors,
+    unfinished: measured - latencies.length - errors,
+  };
+}

@@ -32,6 +32,13 @@ export function executiveSummary(r: BenchResults): string[] {
   if (r.overhead.hopP50Ms !== undefined) {
     lines.push(`  the same session on a plain worker thread, one postMessage each way and nothing else: p50 ${ms(r.overhead.hopP50Ms)} = ${pct(r.overhead.hopOverhead, 1)} over raw run(), the cost of leaving the JS thread on this machine`);
   }
+  for (const rate of [...new Set((r.openLoop ?? []).map((l) => l.rate))]) {
+    const at = (r.openLoop ?? []).filter((l) => l.rate === rate);
+    lines.push(`Open loop at ${rate} req/s offered (${at[0]!.distribution} arrivals, latency from arrival):`);
+    for (const l of at) {
+      lines.push(`  ${l.contender}: ${l.throughput.toFixed(1)} req/s served, p50 ${ms(l.latencyMs.p50)}, p99 ${ms(l.latencyMs.p99)}, stall ${ms(l.stallMaxMs)}${l.unfinished ? `, ${l.unfinished} unfinished` : ''}${l.errors ? `, ${l.errors} errors` : ''}`);
+    }
+  }
   lines.push('Targets:');
   for (const t of s.targets) lines.push(`  [${t.pass === undefined ? ' n/a' : t.pass ? 'PASS' : 'FAIL'}] ${t.name}: ${t.value}`);
   return lines;
@@ -49,6 +56,15 @@ export function markdown(r: BenchResults): string {
     out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} | ${l.roundThroughputs.map((t) => t.toFixed(0)).join(' / ')} |`);
   }
   out.push('');
+  if (r.openLoop?.length) {
+    out.push('## Open loop (requests at a rate, like perf_analyzer --request-rate-range)', '');
+    out.push('| contender | offered req/s | arrivals | served req/s | p50 ms | p90 ms | p95 ms | p99 ms | max ms | most in flight | stall max ms | loop busy | unfinished | errors |');
+    out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const l of r.openLoop) {
+      out.push(`| ${l.contender} | ${l.rate} | ${l.distribution} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.latencyMs.max.toFixed(2)} | ${l.maxInFlight} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.unfinished} | ${l.errors} |`);
+    }
+    out.push('', 'Requests arrive on a schedule whatever is outstanding (the same arrivals for every contender at a rate); latency counts from the arrival time, so a contender that holds the event loop is charged for the arrivals it kept waiting.', '');
+  }
   out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
   return out.join('\n');
 }

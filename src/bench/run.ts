@@ -17,7 +17,7 @@ import type { LoneRuns } from '../engine/lone-runs.js';
 import type { CalibrationMethod } from '../quantize/index.js';
 import type { BackendChoice } from '../backends/select.js';
 import { onnxruntimeVersion, workerSessionOptions } from '../backends/onnxruntime/index.js';
-import { bursts, closedLoop, overheadAtOne, poolRounds, type BurstResult, type ClosedLoopResult, type OverheadResult } from './load.js';
+import { bursts, closedLoop, openLoop, overheadAtOne, poolRounds, type ArrivalDistribution, type BurstResult, type ClosedLoopResult, type OpenLoopResult, type OverheadResult } from './load.js';
 import { renderTextLines, CLS_HEIGHT, CLS_WIDTH, type TextLine } from './text-lines.js';
 import { paddleClsModelPath } from './models.js';
 import { startBareWorker } from './bare-worker.js';
@@ -56,6 +56,14 @@ export interface BenchOptions {
   maxQueueDelayMs?: number;
   /** intraOpNumThreads of the peer's session (default: the core count, like a plain session). */
   peerThreads?: number;
+  /**
+   * Offered request rates (req/s) for an open loop after the closed ones: requests arrive on
+   * a schedule whatever is outstanding, and latency counts from arrival (see openLoop).
+   * Each contender meets the same arrivals for `seconds`. None by default.
+   */
+  rates?: number[];
+  /** Arrivals of the open loop (default 'poisson'). */
+  distribution?: ArrivalDistribution;
   log: (line: string) => void;
 }
 
@@ -70,6 +78,10 @@ export interface LevelResult extends ClosedLoopResult {
   meanBatchSize?: number;
   queueUs?: number;
   computeUs?: number;
+}
+
+export interface OpenLoopLevel extends OpenLoopResult {
+  contender: Contender;
 }
 
 export interface BenchResults {
@@ -107,6 +119,8 @@ export interface BenchResults {
     fp32VsPeer: { checked: number; sameClass: number; maxAbsDiff: number; bitExactOnEngineGraph: number };
   };
   levels: LevelResult[];
+  /** The open loop at each offered rate, where `rates` were given. */
+  openLoop?: OpenLoopLevel[];
   /** API overhead at batch 1, 1 in flight: an engine with one instance of the peer's thread count against the raw call. */
   overhead: OverheadResult & { engineConfig: string };
   summary: Summary;
@@ -378,6 +392,27 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     }
   }
 
+  // Open loop: at each offered rate every contender meets the same arrivals, taking turns.
+  let openLevels: OpenLoopLevel[] | undefined;
+  if (o.rates?.length) {
+    openLevels = [];
+    const distribution = o.distribution ?? 'poisson';
+    for (const [r, rate] of o.rates.entries()) {
+      for (let j = 0; j < contenders.length; j++) {
+        const [name, infer] = contenders[(j + r) % contenders.length]!;
+        const res = await openLoop(infer, loadInputs.length, rate, o.seconds, { distribution, seed: r + 1 });
+        openLevels.push({ contender: name, ...res });
+      }
+      for (const [name] of contenders) {
+        const l = openLevels.find((x) => x.contender === name && x.rate === rate)!;
+        log(
+          `${name.padEnd(17)} ${String(rate).padStart(5)} req/s offered (${distribution}): ${l.throughput.toFixed(1).padStart(8)} req/s served  p50 ${l.latencyMs.p50.toFixed(2)} ms  p99 ${l.latencyMs.p99.toFixed(2)} ms  ` +
+            `most in flight ${l.maxInFlight}  stall ${l.stallMaxMs.toFixed(1)} ms${l.unfinished ? `  unfinished ${l.unfinished}` : ''}${l.errors ? `  errors ${l.errors}` : ''}`,
+        );
+      }
+    }
+  }
+
   const results: BenchResults = {
     startedAt: new Date().toISOString(),
     machine: { cpus: cores, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: onnxruntimeVersion(), platform: `${process.platform}-${process.arch}` },
@@ -399,6 +434,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     builds: { fp32Ms, ...(int8Build ? { int8: int8Build } : {}) },
     ...(accuracy ? { accuracy } : {}),
     levels,
+    ...(openLevels ? { openLoop: openLevels } : {}),
     overhead,
     summary: summarize(levels, o.concurrency, overhead),
   };

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BackendChoice } from '../backends/select.js';
 import type { CalibrationMethod } from '../quantize/index.js';
+import type { ArrivalDistribution } from '../bench/load.js';
 
 function list(v: string): number[] {
   const xs = v.split(',').map((s) => Number(s.trim()));
@@ -48,6 +49,8 @@ export function register(program: Command): void {
     .option('--peer-threads <n>', "intra-op threads of the plain onnxruntime-node peer (default: the core count)", positive)
     .option('--max-batch-size <n>', 'dynamic batching: largest batch', positive)
     .option('--max-queue-delay <ms>', 'dynamic batching: max queue delay', Number)
+    .option('--rate <list>', 'also an open loop: requests arriving at these rates (req/s, comma-separated) whatever is outstanding, latency from arrival', list)
+    .addOption(new Option('--distribution <kind>', 'arrivals of the open loop').choices(['poisson', 'constant']).default('poisson'))
     .option('-o, --out <dir>', 'output folder (default bench/results in this repository, ./tensorrt-node-bench elsewhere)')
     .action(async (model: string | undefined, opts: Record<string, unknown>) => {
       const { runBench } = await import('../bench/run.js');
@@ -71,6 +74,7 @@ export function register(program: Command): void {
         ...(opts.peerThreads !== undefined ? { peerThreads: Math.round(opts.peerThreads as number) } : {}),
         ...(opts.maxBatchSize !== undefined ? { maxBatchSize: Math.round(opts.maxBatchSize as number) } : {}),
         ...(opts.maxQueueDelay !== undefined ? { maxQueueDelayMs: opts.maxQueueDelay as number } : {}),
+        ...(opts.rate !== undefined ? { rates: opts.rate as number[], distribution: opts.distribution as ArrivalDistribution } : {}),
         log,
       });
       const files = await writeReports(results, (opts.out as string | undefined) ? resolve(opts.out as string) : defaultOutDir());

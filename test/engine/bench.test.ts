@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { itemShape, runBench, type BenchResults } from '../../src/bench/run.js';
-import { median, poolRounds, type ClosedLoopResult } from '../../src/bench/load.js';
+import { arrivalTimes, median, openLoop, poolRounds, type ClosedLoopResult } from '../../src/bench/load.js';
 import { percentiles } from '../../src/engine/stats.js';
 import { executiveSummary, writeReports } from '../../src/bench/report.js';
 import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
@@ -59,6 +59,70 @@ describe('bench', () => {
     }
   });
 
+  it('schedules arrivals evenly, or as a seeded Poisson process', () => {
+    const even = arrivalTimes(200, 1, 'constant');
+    expect(even).toHaveLength(200);
+    expect(even.slice(0, 3)).toEqual([0, 5, 10]);
+    const a = arrivalTimes(1000, 20, 'poisson', 7);
+    expect(arrivalTimes(1000, 20, 'poisson', 7)).toEqual(a);
+    expect(arrivalTimes(1000, 20, 'poisson', 8)).not.toEqual(a);
+    // A Poisson count of mean 20 000 lies within 5 standard deviations (141); exponential
+    // gaps have a mean of 1/rate and a coefficient of variation of 1.
+    expect(Math.abs(a.length - 20_000)).toBeLessThan(5 * 141);
+    const gaps = a.slice(1).map((t, i) => t - a[i]!);
+    const mean = gaps.reduce((x, y) => x + y, 0) / gaps.length;
+    const sd = Math.sqrt(gaps.reduce((x, g) => x + (g - mean) ** 2, 0) / gaps.length);
+    expect(mean).toBeCloseTo(1, 1);
+    expect(sd / mean).toBeGreaterThan(0.95);
+    expect(sd / mean).toBeLessThan(1.05);
+    expect(a.every((t, i) => t >= 0 && t < 20_000 && (i === 0 || t >= a[i - 1]!))).toBe(true);
+    expect(() => arrivalTimes(0, 1, 'poisson')).toThrow(RangeError);
+  });
+
+  it('sends on schedule whatever is outstanding, and charges a held event loop to the arrivals it delayed', async () => {
+    let calls = 0;
+    const open = await openLoop(
+      async () => {
+        // The 20th request holds the event loop for 40 ms, as a synchronous run() does.
+        if (++calls === 20) {
+          const until = performance.now() + 40;
+          while (performance.now() < until);
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      },
+      1,
+      500,
+      0.4,
+      { distribution: 'constant', warmupSeconds: 0 },
+    );
+    expect(open.requests).toBe(200);
+    expect(open.latencyMs.samples).toBe(200);
+    expect(open.unfinished).toBe(0);
+    expect(open.errors).toBe(0);
+    // The request that held the loop and the ~20 that arrived meanwhile (one each 2 ms)
+    // count from their arrival: the slowest took the hold and more.
+    expect(open.latencyMs.max).toBeGreaterThanOrEqual(40);
+    expect(open.latencyMs.p90).toBeGreaterThanOrEqual(open.latencyMs.p50);
+    // Requests waiting 2 ms each, sent at arrival: several in flight at once.
+    expect(open.maxInFlight).toBeGreaterThan(1);
+    expect(open.stallMaxMs).toBeGreaterThanOrEqual(30);
+  });
+
+  it('counts failed requests as errors and ones still running after the drain as unfinished', async () => {
+    let calls = 0;
+    const open = await openLoop(
+      () => (++calls % 2 ? Promise.reject(new Error('refused')) : calls === 4 ? new Promise<void>(() => undefined) : Promise.resolve()),
+      1,
+      100,
+      0.2,
+      { distribution: 'constant', warmupSeconds: 0, drainSeconds: 0.1 },
+    );
+    expect(open.requests).toBe(20);
+    expect(open.errors).toBe(10);
+    expect(open.unfinished).toBe(1);
+    expect(open.latencyMs.samples).toBe(9);
+  });
+
   it('renders the same lines for the same seed, different ones for another, half turned', () => {
     const a = renderTextLines(20, 7);
     const b = renderTextLines(20, 7);
@@ -76,7 +140,7 @@ describe('bench', () => {
     const lines: string[] = [];
     const r: BenchResults = await runBench({
       concurrency: [1, 4], seconds: 0.3, burstSeconds: 0.1, int8: false, calibrationSamples: 10, evalSamples: 64,
-      backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, peerThreads: 1, log: (l) => lines.push(l),
+      backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, peerThreads: 1, rates: [50], log: (l) => lines.push(l),
     });
     // The FP32 engine runs the peer's model with hard-swish rewritten: the same classes within
     // float rounding, the same bits as onnxruntime-node on the rewritten graph, and the
@@ -111,6 +175,16 @@ describe('bench', () => {
     expect(JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')).model.name).toBe('ch_ppocr_mobile_v2.0_cls_infer.onnx');
     expect(readFileSync(join(out, 'bench.md'), 'utf8')).toContain('## Executive summary');
     expect(executiveSummary(r).join('\n')).toMatch(/API overhead at batch 1/);
+    // The open loop: every contender at every rate, on the same arrivals.
+    expect(r.openLoop!.map((l) => `${l.contender}@${l.rate}`)).toEqual(['engine-fp32@50', 'onnxruntime-node@50']);
+    for (const l of r.openLoop!) {
+      expect(l.distribution).toBe('poisson');
+      expect(l.requests).toBe(r.openLoop![0]!.requests);
+      expect(l.latencyMs.samples + l.unfinished + l.errors).toBe(l.requests);
+      expect(l.errors).toBe(0);
+    }
+    expect(executiveSummary(r).join('\n')).toMatch(/Open loop at 50 req\/s offered \(poisson arrivals, latency from arrival\):\n  engine-fp32: /);
+    expect(readFileSync(join(out, 'bench.md'), 'utf8')).toContain('## Open loop');
     // The bare worker hop is timed beside the engine and the raw call, against the same raw p50.
     expect(r.overhead.hopP50Ms).toBeGreaterThan(0);
     expect(r.overhead.hopOverhead).toBeCloseTo(r.overhead.hopP50Ms! / r.overhead.rawP50Ms - 1, 12);
