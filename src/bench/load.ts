@@ -252,6 +252,11 @@ export interface OpenLoopResult {
   throughput: number;
   /** From each request's arrival time (not when it could be sent) to its result, ms. */
   latencyMs: Percentiles;
+  /**
+   * From each arrival to its send, ms: the driver's timers (whole milliseconds in libuv) and
+   * any hold of the event loop. Part of `latencyMs`, the same for every contender but the holds.
+   */
+  sendDelayMs: Percentiles;
   /** Most requests outstanding at once. */
   maxInFlight: number;
   stallMaxMs: number;
@@ -278,6 +283,7 @@ export async function openLoop(
   const warmupMs = (options.warmupSeconds ?? 0.5) * 1000;
   const schedule = arrivalTimes(rate, warmupMs / 1000 + seconds, distribution, options.seed);
   const latencies: number[] = [];
+  const sendDelays: number[] = [];
   let errors = 0;
   let inFlight = 0;
   let maxInFlight = 0;
@@ -290,7 +296,10 @@ export async function openLoop(
   const send = (k: number): void => {
     const due = start + schedule[k]!;
     const counted = schedule[k]! >= warmupMs;
-    if (counted) measured++;
+    if (counted) {
+      measured++;
+      sendDelays.push(performance.now() - due);
+    }
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     const p: Promise<void> = infer(k % inputs).then(
@@ -332,6 +341,7 @@ export async function openLoop(
     requests: measured,
     throughput: latencies.length / Math.max(windowMs / 1000, seconds),
     latencyMs: percentiles(latencies),
+    sendDelayMs: percentiles(sendDelays),
     maxInFlight,
     stallMaxMs,
     eventLoopUtilization,

@@ -58,12 +58,12 @@ export function markdown(r: BenchResults): string {
   out.push('');
   if (r.openLoop?.length) {
     out.push('## Open loop (requests at a rate, like perf_analyzer --request-rate-range)', '');
-    out.push('| contender | offered req/s | arrivals | served req/s | p50 ms | p90 ms | p95 ms | p99 ms | max ms | most in flight | stall max ms | loop busy | unfinished | errors |');
-    out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push('| contender | offered req/s | arrivals | served req/s | p50 ms | p90 ms | p95 ms | p99 ms | max ms | send delay p50 / p99 ms | most in flight | stall max ms | loop busy | unfinished | errors |');
+    out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const l of r.openLoop) {
-      out.push(`| ${l.contender} | ${l.rate} | ${l.distribution} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.latencyMs.max.toFixed(2)} | ${l.maxInFlight} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.unfinished} | ${l.errors} |`);
+      out.push(`| ${l.contender} | ${l.rate} | ${l.distribution} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.latencyMs.max.toFixed(2)} | ${l.sendDelayMs.p50.toFixed(2)} / ${l.sendDelayMs.p99.toFixed(2)} | ${l.maxInFlight} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.unfinished} | ${l.errors} |`);
     }
-    out.push('', 'Requests arrive on a schedule whatever is outstanding (the same arrivals for every contender at a rate); latency counts from the arrival time, so a contender that holds the event loop is charged for the arrivals it kept waiting.', '');
+    out.push('', 'Requests arrive on a schedule whatever is outstanding (the same arrivals for every contender at a rate); latency counts from the arrival time, so a contender that holds the event loop is charged for the arrivals it kept waiting. Send delay is the part of it before the request was sent: the driver\'s timers, whole milliseconds in libuv, and any hold of the event loop.', '');
   }
   out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
   return out.join('\n');

@@ -102,6 +102,10 @@ describe('bench', () => {
     // The request that held the loop and the ~20 that arrived meanwhile (one each 2 ms)
     // count from their arrival: the slowest took the hold and more.
     expect(open.latencyMs.max).toBeGreaterThanOrEqual(40);
+    // The arrivals during the hold were sent when it ended: their send delay is part of the latency.
+    expect(open.sendDelayMs.samples).toBe(200);
+    expect(open.sendDelayMs.max).toBeGreaterThanOrEqual(30);
+    expect(open.sendDelayMs.max).toBeLessThanOrEqual(open.latencyMs.max);
     expect(open.latencyMs.p90).toBeGreaterThanOrEqual(open.latencyMs.p50);
     // Requests waiting 2 ms each, sent at arrival: several in flight at once.
     expect(open.maxInFlight).toBeGreaterThan(1);
