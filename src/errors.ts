@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'EINPUT'
   | 'EMODEL'
   | 'ECALIBRATION'
-  | 'ECACHE';
+  | 'ECACHE'
+  /** An inference backend failed outside the model: an ONNX Runtime worker thread exited. */
+  | 'EBACKEND';
 
 export interface ErrorDetails {
   /** Tensor name, for EINPUT. */

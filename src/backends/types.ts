@@ -25,6 +25,8 @@ export interface Backend {
   readonly threadsPerInstance?: number;
   /** Those threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. */
   readonly threadPolicy?: string;
+  /** Instances started in place of ones that ended unexpectedly (an ONNX Runtime worker that exited). */
+  readonly restarts?: number;
   /**
    * Runs one batch. The engine passes buffers it owns: a backend may transfer them
    * (e.g. to a worker thread) and, when it settles, may put the same memory back

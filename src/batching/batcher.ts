@@ -65,7 +65,16 @@ export interface BatcherObserver {
   accepted(): void;
   settled(outcome: Outcome, times: RequestTimes): void;
   executed(batchSize: number, requests: number, computeMs: number): void;
+  /** A batch whose instance was lost went back to the queue to run again. */
+  retried(batchSize: number): void;
 }
+
+/**
+ * Times a part may be dispatched: a batch whose instance was lost (the backend rejects it
+ * with `details.retry`, e.g. an ONNX Runtime worker that exited) runs again, but a batch
+ * that loses its instance every time fails rather than taking instance after instance.
+ */
+const MAX_DISPATCHES = 3;
 
 interface Request {
   feeds: Record<string, BatchTensor>;
@@ -100,6 +109,8 @@ interface Part {
   rows: number;
   /** The request's inputs over these rows (views, no copy). */
   feeds: Record<string, BatchTensor>;
+  /** Times it has been dispatched (more than once where its instance was lost). */
+  dispatches?: number;
 }
 
 export class DynamicBatcher {
@@ -415,7 +426,11 @@ export class DynamicBatcher {
       feeds = this.options.batchAxis ? mergeBatch(live.map((p) => p.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
       outputs = await this.execute(feeds, { alone });
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
+      let e = err instanceof Error ? err : new Error(String(err));
+      if (e instanceof TensorrtNodeError && e.details.retry === true) {
+        if (!this.closed && this.requeue(live, total)) return;
+        if (this.closed) e = new TensorrtNodeError('EDISPOSED', 'the engine was disposed before the request could run again (its instance was lost)', {}, { cause: e });
+      }
       for (const p of live) p.req.reject(e);
       return;
     }
@@ -426,6 +441,29 @@ export class DynamicBatcher {
       if (!kept) this.release?.(outputs);
       this.observer?.executed(total, live.length, done - started);
     });
+  }
+
+  /**
+   * Puts a batch whose instance was lost back at the head of the queues, in its order, to
+   * run again: its requests were accepted, their inputs are still the callers' (a batch
+   * runs on copies), and a run has no side effects. Not past MAX_DISPATCHES. Returns
+   * whether it did.
+   */
+  private requeue(live: Part[], rows: number): boolean {
+    if (live.some((p) => (p.dispatches ?? 1) >= MAX_DISPATCHES)) return false;
+    for (let i = live.length - 1; i >= 0; i--) {
+      const part = live[i]!;
+      const req = part.req;
+      if (req.state === 'settled') continue;
+      part.dispatches = (part.dispatches ?? 1) + 1;
+      this.queues[req.priority - 1]!.unshift(part);
+      if (req.queuedParts++ === 0) this.queued++;
+      this.queuedParts++;
+      req.state = 'queued';
+    }
+    const observer = this.observer;
+    if (observer) this.defer(() => observer.retried(rows));
+    return true;
   }
 
   /**

@@ -99,6 +99,8 @@ export interface BuildThreads {
 }
 
 export interface FullStats extends EngineStats {
+  /** Instances started in place of ones that ended unexpectedly (ONNX Runtime workers that exited). */
+  instanceRestarts: number;
   backend: BackendInfo;
   batching: BatchingInfo;
   cache: CacheInfo;
@@ -380,7 +382,7 @@ export class Engine {
 
   stats(): FullStats {
     this.batcher.flush();
-    return { ...this.collector.snapshot(this.batcher.pending), backend: this.backend, batching: this.batching, cache: this.cache };
+    return { ...this.collector.snapshot(this.batcher.pending), instanceRestarts: this.impl.restarts ?? 0, backend: this.backend, batching: this.batching, cache: this.cache };
   }
 
   /** Prometheus text format, Triton's metric names. */

@@ -28,6 +28,8 @@ export interface EngineStats {
   inferences: number;
   /** Model executions (merged batches). */
   batches: number;
+  /** Batches that went back to the queue because the instance running them was lost (an ONNX Runtime worker that exited). */
+  retriedBatches: number;
   meanBatchSize: number;
   /** Requests waiting for a batch now. */
   pending: number;
@@ -110,6 +112,7 @@ export class StatsCollector implements BatcherObserver {
   private readonly failed: Partial<Record<ErrorCode | 'BACKEND', number>> = {};
   private inferences = 0;
   private batches = 0;
+  private retriedBatches = 0;
   private batchItems = 0;
   private queueMsTotal = 0;
   private computeMsTotal = 0;
@@ -158,6 +161,10 @@ export class StatsCollector implements BatcherObserver {
     this.metrics?.executed();
   }
 
+  retried(): void {
+    this.retriedBatches++;
+  }
+
   snapshot(pending: number): EngineStats {
     const n = Math.min(this.latencyCount, WINDOW);
     return {
@@ -166,6 +173,7 @@ export class StatsCollector implements BatcherObserver {
       failed: { ...this.failed },
       inferences: this.inferences,
       batches: this.batches,
+      retriedBatches: this.retriedBatches,
       meanBatchSize: this.batches ? this.batchItems / this.batches : 0,
       pending,
       meanQueueMs: this.succeeded ? this.queueMsTotal / this.succeeded : 0,

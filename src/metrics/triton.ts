@@ -19,6 +19,7 @@ export function failureReason(code: ErrorCode | 'BACKEND'): FailureReason {
     case 'EDISPOSED':
       return 'CANCELED';
     case 'BACKEND':
+    case 'EBACKEND':
     case 'EMODEL':
       return 'BACKEND';
     default:

@@ -212,12 +212,55 @@ function toDtype(type: string, where: string): TensorDtype {
   throw new TensorrtNodeError('EMODEL', `${where}: tensor type '${type}' is not supported by the engine`);
 }
 
+/** Workers that exit unexpectedly are replaced, unless more than MAX_EXITS exit within RESTART_WINDOW_MS. */
+const MAX_EXITS = 3;
+const RESTART_WINDOW_MS = 60_000;
+
+/** What starting a worker takes. */
+interface WorkerInit {
+  url: URL;
+  model: string | Uint8Array;
+  sessionOptions: object;
+  spinMs: number;
+  background: boolean;
+}
+
+/** Starts a worker and its session: resolves once the session is ready, with the thread's scheduling policy. */
+function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string }> {
+  // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
+  // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
+  // copied and transferred (two runs each).
+  const bytes = typeof init.model === 'string' ? init.model : new Uint8Array(init.model); // a copy (Buffer#slice would share)
+  const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs }, transfer);
+  return new Promise((resolve, reject) => {
+    let policy = 'normal';
+    const onStart = (msg: WorkerMessage): void => {
+      if (msg.type === 'thread') {
+        policy = init.background ? backgroundThread(msg.tid) : 'normal (backgroundThreads: false)';
+        worker.postMessage({ type: 'start' });
+        return;
+      }
+      worker.off('message', onStart);
+      worker.off('exit', onExit);
+      if (msg.type === 'ready') resolve({ w: new OnnxruntimeWorker(worker), ready: msg, policy });
+      else reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
+    };
+    const onExit = (code: number): void => reject(new TensorrtNodeError('EBACKEND', `an onnxruntime worker exited (code ${code}) while starting`, { backend: 'onnxruntime', exitCode: code }));
+    worker.on('message', onStart);
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+  });
+}
+
 class OnnxruntimeWorker {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
   /** Requests other than runs (the wide session's creation and release), by id. */
   readonly control = new Map<number, { resolve(): void; reject(e: Error): void }>();
   dead: Error | undefined;
+  /** The uncaught error that ended the thread, where one did. */
+  cause: Error | undefined;
 
   constructor(worker: Worker) {
     this.worker = worker;
@@ -289,8 +332,18 @@ export class OnnxruntimeBackend implements Backend {
   private readonly resultBytes = new Map<number, Map<string, number>>();
   private nextId = 1;
   private disposed = false;
+  /** How a worker is started, kept to start one in place of a worker that exits. */
+  private readonly init: WorkerInit;
+  /** When workers exited unexpectedly, within the last RESTART_WINDOW_MS. */
+  private readonly exits: number[] = [];
+  /** Replacements being started. */
+  private readonly starting = new Set<Promise<void>>();
+  /** Set once workers exited too often to start more: runs that find no live worker fail with it. */
+  private gaveUp: TensorrtNodeError | undefined;
+  private restartCount = 0;
 
-  private constructor(workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], threads: number, threadPolicy: string) {
+  private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], threads: number, threadPolicy: string) {
+    this.init = init;
     this.threadPolicy = threadPolicy;
     this.workers = workers;
     this.inputs = inputs;
@@ -307,36 +360,14 @@ export class OnnxruntimeBackend implements Backend {
     if (!Number.isInteger(instances) || instances < 1) throw new RangeError(`instances must be a positive integer, got ${instances}`);
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threadsPerInstance must be a positive integer, got ${threads}`);
     const background = options.backgroundThreads ?? true;
-    const policies: string[] = [];
     const base = workerSessionOptions(threads, options.spinning ?? true);
     const sessionOptions = {
       ...base,
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
-    const url = workerUrl();
-    const started = Array.from({ length: instances }, () => {
-      // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
-      // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
-      // copied and transferred (two runs each).
-      const bytes = typeof model === 'string' ? model : new Uint8Array(model); // a copy (Buffer#slice would share)
-      const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
-      const worker = startWorker(url, { model: bytes, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0 }, transfer);
-      return new Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }> }>((resolve, reject) => {
-        const onStart = (msg: WorkerMessage): void => {
-          if (msg.type === 'thread') {
-            policies.push(background ? backgroundThread(msg.tid) : 'normal (backgroundThreads: false)');
-            worker.postMessage({ type: 'start' });
-            return;
-          }
-          worker.off('message', onStart);
-          if (msg.type === 'ready') resolve({ w: new OnnxruntimeWorker(worker), ready: msg });
-          else reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
-        };
-        worker.on('message', onStart);
-        worker.once('error', reject);
-      });
-    });
+    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background };
+    const started = Array.from({ length: instances }, () => spawn(init));
     const settled = await Promise.allSettled(started);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
@@ -347,7 +378,7 @@ export class OnnxruntimeBackend implements Backend {
     const first = ok[0]!.ready;
     const inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
     const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
-    const backend = new OnnxruntimeBackend(ok.map(({ w }) => w), inputs, outputs, threads, policies[0] ?? 'normal');
+    const backend = new OnnxruntimeBackend(init, ok.map(({ w }) => w), inputs, outputs, threads, ok[0]!.policy);
     for (const w of backend.workers) {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
@@ -395,8 +426,71 @@ export class OnnxruntimeBackend implements Backend {
       }
       p.resolve({ outputs, computeMs: msg.computeMs, wide: p.wide });
     });
-    w.worker.on('error', (err) => w.fail(err));
-    w.worker.on('exit', (code) => w.fail(new TensorrtNodeError('EDISPOSED', `onnxruntime worker exited (code ${code})`)));
+    // An uncaught error ends the thread: 'exit' follows, and says what it was.
+    w.worker.on('error', (err) => (w.cause ??= err));
+    w.worker.on('exit', (code) => this.lost(w, code));
+  }
+
+  /**
+   * A worker's thread ended. After dispose() that is the end. Otherwise its runs fail with
+   * EBACKEND marked `retry` (the batcher runs them again on another worker: they were
+   * accepted, and the inputs are still the callers'), and another worker starts in its
+   * place, unless workers exited more than MAX_EXITS times within RESTART_WINDOW_MS.
+   */
+  private lost(w: OnnxruntimeWorker, code: number): void {
+    if (this.disposed) {
+      w.fail(new TensorrtNodeError('EDISPOSED', `onnxruntime worker exited (code ${code})`));
+      return;
+    }
+    const why = `code ${code}${w.cause ? `: ${w.cause.message}` : ''}`;
+    w.fail(new TensorrtNodeError('EBACKEND', `an onnxruntime worker exited (${why}) while running this batch`, { backend: 'onnxruntime', retry: true, exitCode: code }));
+    this.exited(why);
+    if (this.wide?.worker === w) this.wide = { ...this.wide, lost: true };
+  }
+
+  /** Counts an unexpected exit (or a failed start) and starts a replacement, within the limit. */
+  private exited(why: string): void {
+    const now = performance.now();
+    this.exits.push(now);
+    while (this.exits[0]! < now - RESTART_WINDOW_MS) this.exits.shift();
+    if (this.exits.length > MAX_EXITS) {
+      this.gaveUp = new TensorrtNodeError('EBACKEND', `onnxruntime workers exited ${this.exits.length} times within ${RESTART_WINDOW_MS / 1000} s (last: ${why}); no more are started`, { backend: 'onnxruntime' });
+      process.emitWarning(`tensorrt-node: ${this.gaveUp.message}`, { code: 'EBACKEND' });
+      return;
+    }
+    process.emitWarning(`tensorrt-node: an onnxruntime worker exited (${why}); its batches run again and another worker starts`, { code: 'EBACKEND' });
+    const task: Promise<void> = this.replace().finally(() => this.starting.delete(task));
+    this.starting.add(task);
+  }
+
+  /** Starts a worker in place of the first dead one (and its wide session, where it had it). */
+  private async replace(): Promise<void> {
+    let started: Awaited<ReturnType<typeof spawn>>;
+    try {
+      started = await spawn(this.init);
+    } catch (e) {
+      if (!this.disposed) this.exited(`a replacement failed to start: ${(e as Error).message}`);
+      return;
+    }
+    if (this.disposed) {
+      await started.w.worker.terminate();
+      return;
+    }
+    const w = started.w;
+    const i = this.workers.findIndex((x) => x.dead);
+    this.workers[i < 0 ? this.workers.length : i] = w;
+    this.listen(w);
+    w.worker.unref();
+    this.restartCount++;
+    const wide = this.wide;
+    if (wide?.lost) {
+      this.wide = undefined;
+      try {
+        await this.addWide(wide.threads);
+      } catch (e) {
+        process.emitWarning(`tensorrt-node: the wide session could not be made again on the new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
+      }
+    }
   }
 
   /**
@@ -405,7 +499,12 @@ export class OnnxruntimeBackend implements Backend {
    * request of a large model uses every core, while under load the single-threaded sessions
    * side by side keep serving. Made by `addWide`; the engine decides (src/engine/lone-runs.ts).
    */
-  private wide: { worker: OnnxruntimeWorker; threads: number } | undefined;
+  private wide: { worker: OnnxruntimeWorker; threads: number; lost?: boolean } | undefined;
+
+  /** Workers started in place of ones that exited. */
+  get restarts(): number {
+    return this.restartCount;
+  }
 
   /** Threads of the wide session, where one is in use; undefined otherwise. */
   get wideThreads(): number | undefined {
@@ -472,6 +571,11 @@ export class OnnxruntimeBackend implements Backend {
    */
   runTimed(feeds: Feeds, options: { wide?: boolean | 'auto' } = {}): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
+    if (this.workers.every((x) => x.dead)) {
+      // Every worker exited: wait for a replacement, where one is starting.
+      if (this.starting.size > 0) return Promise.race(this.starting).then(() => this.runTimed(feeds, options));
+      return Promise.reject(this.gaveUp ?? new TensorrtNodeError('EBACKEND', 'no onnxruntime worker is alive', { backend: 'onnxruntime' }));
+    }
     const wide = this.goesWide(options.wide ?? false);
     let w: OnnxruntimeWorker;
     try {
@@ -520,6 +624,8 @@ export class OnnxruntimeBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    // A replacement still starting ends itself once started (replace()).
+    await Promise.allSettled(this.starting);
     await Promise.all(
       this.workers.map(async (w) => {
         // Let runs in progress finish, then end the thread.

@@ -1,0 +1,139 @@
+/**
+ * An ONNX Runtime worker whose thread ends while the engine serves: the batches it held run
+ * again on another worker, every accepted request still gets its own result, and a new
+ * worker takes its place, up to a limit. The workers are real threads, ended by a real
+ * uncaught error: a message their handler cannot read. (Not Worker#terminate: ending a
+ * thread inside onnxruntime-node's run() can abort the whole process, "terminate called
+ * after throwing an instance of 'Napi::Error'", seen here once in six runs.)
+ */
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { isTensorrtNodeError } from '../../src/errors.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, withWarnings } from './helpers.js';
+
+const OUT = 'softmax_0.tmp_0';
+const engines: Engine[] = [];
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.dispose()));
+});
+
+async function build(instances: number): Promise<Engine> {
+  const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
+  engines.push(e);
+  return e;
+}
+
+/** The backend's worker threads (private: reached into, to end one for real). */
+function workers(e: Engine): { worker: Worker; dead: Error | undefined; pending: Map<number, unknown> }[] {
+  return (e as unknown as { impl: { workers: { worker: Worker; dead: Error | undefined; pending: Map<number, unknown> }[] } }).impl.workers;
+}
+
+/** Ends the worker's thread with an uncaught TypeError, from its own message handler, between runs. */
+function crash(w: { worker: Worker }): void {
+  w.worker.postMessage(null);
+}
+
+/** Engine outputs against plain onnxruntime-node on the engine's graph, bit for bit, input by input. */
+async function expectOwnResults(results: Record<string, { data: unknown }>[], seeds: number[]): Promise<void> {
+  const reference = await engineGraphSession(CLS_MODEL);
+  try {
+    for (const [k, seed] of seeds.entries()) {
+      const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(seed), [1, ...CLS_ITEM]) }))[OUT]!.data as Float32Array;
+      expect(sameBits(results[k]![OUT]!.data as Float32Array, want), `request ${k}`).toBe(true);
+    }
+  } finally {
+    await reference.release();
+  }
+}
+
+describe('a worker that exits', () => {
+  it('runs its batches again on the other worker, gives every request its own result, and is replaced', async () => {
+    const engine = await build(2);
+    const seeds = Array.from({ length: 32 }, (_, k) => k + 1);
+    const { value: results, warnings } = await withWarnings('EBACKEND', async () => {
+      const all = Promise.all(seeds.map((s) => engine.infer(clsInput(s))));
+      // Dispatched in a microtask: the first worker holds a batch now.
+      await Promise.resolve();
+      const [first] = workers(engine);
+      expect(first!.pending.size).toBeGreaterThan(0);
+      crash(first!);
+      return all;
+    });
+    await expectOwnResults(results, seeds);
+    expect(warnings.join('\n')).toMatch(/an onnxruntime worker exited \(code 1: Cannot read properties of null \(reading 'type'\)\); its batches run again and another worker starts/);
+    await vi.waitFor(() => expect(engine.stats().instanceRestarts).toBe(1), { timeout: 20_000, interval: 20 });
+    const stats = engine.stats();
+    expect(stats.failed).toEqual({});
+    expect(stats.succeeded).toBe(32);
+    expect(stats.retriedBatches).toBeGreaterThanOrEqual(1);
+    // Two live workers again, and the new one serves.
+    expect(workers(engine).filter((w) => !w.dead)).toHaveLength(2);
+    const more = [101, 102, 103, 104, 105, 106, 107, 108];
+    const after = Promise.all(more.map((s) => engine.infer(clsInput(s))));
+    await Promise.resolve();
+    expect(workers(engine).every((w) => w.pending.size > 0)).toBe(true);
+    await expectOwnResults(await after, more);
+  });
+
+  it('with a single worker, holds its requests until the replacement is ready', async () => {
+    const engine = await build(1);
+    const seeds = [11, 12, 13, 14, 15, 16];
+    const { value: results } = await withWarnings('EBACKEND', async () => {
+      const all = Promise.all(seeds.map((s) => engine.infer(clsInput(s))));
+      await Promise.resolve();
+      crash(workers(engine)[0]!);
+      return all;
+    });
+    await expectOwnResults(results, seeds);
+    expect(engine.stats().instanceRestarts).toBe(1);
+    expect(engine.stats().failed).toEqual({});
+  });
+
+  it('stops starting workers that keep exiting, and fails what waits with EBACKEND, each request once', async () => {
+    const engine = await build(1);
+    const { warnings } = await withWarnings('EBACKEND', async () => {
+      // Three exits are replaced; the fourth within a minute is not.
+      for (let exit = 1; exit <= 3; exit++) {
+        const r = engine.infer(clsInput(exit));
+        await Promise.resolve();
+        crash(workers(engine)[0]!);
+        await expectOwnResults([await r], [exit]);
+        expect(engine.stats().instanceRestarts).toBe(exit);
+      }
+      const settled: string[] = [];
+      const last = Array.from({ length: 3 }, (_, k) => engine.infer(clsInput(50 + k)).then(
+        () => settled.push('ok'),
+        (e: unknown) => settled.push(isTensorrtNodeError(e, 'EBACKEND') ? e.message : `other: ${String(e)}`),
+      ));
+      await Promise.resolve();
+      crash(workers(engine)[0]!);
+      await Promise.all(last);
+      expect(settled).toHaveLength(3);
+      for (const m of settled) expect(m).toMatch(/onnxruntime workers exited 4 times within 60 s \(last: code 1: Cannot read properties of null \(reading 'type'\)\); no more are started/);
+      await expect(engine.infer(clsInput(60))).rejects.toMatchObject({ code: 'EBACKEND' });
+    });
+    expect(warnings.at(-1)).toMatch(/no more are started/);
+    const stats = engine.stats();
+    expect(stats.instanceRestarts).toBe(3);
+    expect(stats.succeeded).toBe(3);
+    expect(stats.failed).toEqual({ EBACKEND: 4 });
+    expect(await engine.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="BACKEND"[^}]*\} 4/);
+  });
+
+  it('while the engine is disposed: dispose waits for the replacement and ends it', async () => {
+    const engine = await build(1);
+    const r = engine.infer(clsInput(1)).then(() => 'ok', (e: unknown) => (e as { code?: string }).code);
+    await Promise.resolve();
+    const { warnings } = await withWarnings('EBACKEND', async () => {
+      const w = workers(engine)[0]!;
+      crash(w);
+      await new Promise((r) => w.worker.once('exit', r));
+      await engine.dispose();
+    });
+    expect(warnings).toHaveLength(1);
+    // Queued again after the exit, the request met the disposing engine.
+    expect(await r).toBe('EDISPOSED');
+    expect(workers(engine).every((w) => w.dead)).toBe(true);
+  });
+});
