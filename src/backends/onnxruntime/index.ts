@@ -444,8 +444,8 @@ export class OnnxruntimeBackend implements Backend {
     }
     const why = `code ${code}${w.cause ? `: ${w.cause.message}` : ''}`;
     w.fail(new TensorrtNodeError('EBACKEND', `an onnxruntime worker exited (${why}) while running this batch`, { backend: 'onnxruntime', retry: true, exitCode: code }));
-    this.exited(why);
     if (this.wide?.worker === w) this.wide = { ...this.wide, lost: true };
+    this.exited(why);
   }
 
   /** Counts an unexpected exit (or a failed start) and starts a replacement, within the limit. */
