@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Makes sure the local addon builds exist and are newer than native/ sources, so
-// `npm test` works right after `npm ci` on a fresh clone. Builds only what is
-// missing or stale (cmake-js builds incrementally).
+// `npm test` and `npm run bench` work right after `npm ci` on a fresh clone. Builds only
+// what is missing or stale (cmake-js builds incrementally). Not an npm lifecycle script:
+// npm lists `prepare` among a package's install scripts, and this package has none.
 //
 //   node scripts/ensure-native.mjs            build/ (cmake-js, CUDA where found)
 //   node scripts/ensure-native.mjs --all      also build-cpu/ (cpu variant) and build-gyp/ (node-gyp),
 //                                            which the addon tests run against
-//   node scripts/ensure-native.mjs --if-git   (npm prepare) only in a git checkout, never in an installed package
 // TENSORRT_NODE_SKIP_BUILD=1 skips everything.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -19,7 +19,6 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const args = new Set(process.argv.slice(2));
 
 if (process.env.TENSORRT_NODE_SKIP_BUILD === '1') process.exit(0);
-if (args.has('--if-git') && !existsSync(join(root, '.git'))) process.exit(0);
 
 function newestSource() {
   let newest = 0;
@@ -47,9 +46,7 @@ function run(cmd, argv) {
   if (r.status !== 0) {
     process.stderr.write(`tensorrt-node: building the native addon failed (${cmd} ${argv.join(' ')})\n`);
     unlock();
-    // As npm's prepare step, a failed build must not fail the install of the other
-    // dependencies: say so and let the tests (or the loader's ENOBINARY) tell again.
-    process.exit(args.has('--if-git') ? 0 : (r.status ?? 1));
+    process.exit(r.status ?? 1);
   }
 }
 
