@@ -123,7 +123,12 @@ function onnxruntimeStatus(): { usable: boolean; reason: string } {
   }
 }
 
-function driverProblems(cuda: NativeCudaInfo, variant: string): RuntimeProblem[] {
+/**
+ * What the driver and the device lack. `skipped`: CUDA variants the loader ruled out before
+ * it fell back to this one (each with why), so that a cpu addon chosen for want of a driver
+ * points at the driver, not at a build.
+ */
+export function driverProblems(cuda: NativeCudaInfo, variant: string, skipped: readonly string[] = []): RuntimeProblem[] {
   const out: RuntimeProblem[] = [];
   const need = cuda.compiled ? Math.floor(cuda.runtimeVersion / 1000) * 1000 : 0;
   if (!cuda.driver.libraryFound) {
@@ -144,11 +149,14 @@ function driverProblems(cuda: NativeCudaInfo, variant: string): RuntimeProblem[]
     });
   }
   if (!cuda.compiled) {
+    const ruledOut = skipped.filter((s) => /^cuda\d+:/.test(s));
     out.push({
       component: 'device',
       code: 'cuda_not_compiled',
       message: `this addon is the ${variant} variant, built without the CUDA toolkit: no device is used`,
-      action: 'use a cuda prebuild, or build from source with the CUDA toolkit installed: npm run build:native',
+      action: ruledOut.length
+        ? `the CUDA variants were ruled out (${ruledOut.join('; ')}); one loads once that is fixed`
+        : 'use a cuda prebuild, or build from source with the CUDA toolkit installed: npm run build:native',
     });
   } else if (cuda.devices.length === 0) {
     const why = !cuda.driver.libraryFound
@@ -248,7 +256,7 @@ function loadedInfo(a: LoadedAddon): RuntimeInfo {
   const cuda = b.cudaInfo();
   const trt = b.tensorrtInfo();
   const variant = a.build.variant;
-  const problems = [...driverProblems(cuda, variant), ...tensorrtProblems(trt)];
+  const problems = [...driverProblems(cuda, variant, a.chosenBy === 'fallback' ? a.skipped : []), ...tensorrtProblems(trt)];
   const devices = cuda.devices.map(toDevice);
 
   let trtReason: string;

@@ -8,6 +8,7 @@ import { TensorrtNodeError } from '../../src/errors.js';
 import { listCandidates, variantOfFile } from '../../src/native/candidates.js';
 import { loadAddonFile } from '../../src/native/index.js';
 import { packageRoot } from '../../src/native/package-root.js';
+import { createRuntime } from '../../src/runtime.js';
 import { type SelectOptions, chooseAddon, nvidiaDriverPresent } from '../../src/native/select.js';
 import { type TestLoadResult, testLoad } from '../../src/native/test-load.js';
 import { builds, repoRoot } from './builds.js';
@@ -75,6 +76,12 @@ describe('variant selection', () => {
     expect(choice.chosenBy).toBe('fallback');
     expect(choice.skipped.join()).toMatch(/no NVIDIA driver/);
     expect(loadAddonFile(choice.path).build.variant).toBe('cpu');
+    // What to do points at the reason the CUDA variants were ruled out, not at a build.
+    const { path, ...rest } = choice;
+    const info = createRuntime(() => ({ loaded: true, addon: loadAddonFile(path, rest) })).runtimeInfo();
+    const device = info.problems.find((p) => p.code === 'cuda_not_compiled')!;
+    expect(device.action).toMatch(new RegExp(`^the CUDA variants were ruled out \\(${cudaVariant}: no NVIDIA driver.*\\); one loads once that is fixed$`));
+    expect(device.action).not.toMatch(/npm run build:native/);
   });
 
   test('where a driver seems present, the CUDA prebuild is test-loaded in a child and ruled out by what it reports', () => {
