@@ -149,7 +149,7 @@ export function driverProblems(cuda: NativeCudaInfo, variant: string, skipped: r
     });
   }
   if (!cuda.compiled) {
-    const ruledOut = skipped.filter((s) => /^cuda\d+:/.test(s));
+    const ruledOut = skipped.filter((s) => /^cuda\d+\b/.test(s)); // 'cuda13: why' or 'cuda13, cuda12: why'
     out.push({
       component: 'device',
       code: 'cuda_not_compiled',

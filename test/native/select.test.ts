@@ -82,6 +82,9 @@ describe('variant selection', () => {
     const device = info.problems.find((p) => p.code === 'cuda_not_compiled')!;
     expect(device.action).toMatch(new RegExp(`^the CUDA variants were ruled out \\(${cudaVariant}: no NVIDIA driver.*\\); one loads once that is fixed$`));
     expect(device.action).not.toMatch(/npm run build:native/);
+    // The loader joins variants ruled out for one reason, as it did with both prebuilds packed.
+    const both = createRuntime(() => ({ loaded: true, addon: loadAddonFile(path, { ...rest, skipped: ['cuda13, cuda12: no NVIDIA driver (no /dev/nvidiactl)'] }) })).runtimeInfo();
+    expect(both.problems.find((p) => p.code === 'cuda_not_compiled')!.action).toBe('the CUDA variants were ruled out (cuda13, cuda12: no NVIDIA driver (no /dev/nvidiactl)); one loads once that is fixed');
   });
 
   test('where a driver seems present, the CUDA prebuild is test-loaded in a child and ruled out by what it reports', () => {
