@@ -1,0 +1,77 @@
+/**
+ * Where no addon binary fits (macOS, Windows, arm64 Linux: the package ships linux-x64
+ * prebuilds only), the CPU path must still work: the engine on onnxruntime-node, its
+ * results equal to onnxruntime-node's, host memory from the JS heap, INT8, and runtimeInfo
+ * saying why. A child process whose TENSORRT_NODE_ADDON_PATH names no file has no addon,
+ * as there.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CLS_MODEL } from './helpers.js';
+
+const src = (path: string): string => JSON.stringify(pathToFileURL(join(process.cwd(), path)).href);
+
+const SCRIPT = `
+import { createRequire } from 'node:module';
+import { Engine, runtimeInfo } from ${src('src/index.ts')};
+// The script lies outside the repository: onnxruntime-node as the repository resolves it.
+const ort = createRequire(${src('package.json')})('onnxruntime-node');
+const model = ${JSON.stringify(CLS_MODEL)};
+const info = runtimeInfo();
+const engine = await Engine.build(model, { shapes: { x: [-1, 3, 48, 192] }, graphRewrites: false });
+const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+let same = 0;
+for (let k = 1; k <= 3; k++) {
+  const x = Float32Array.from({ length: 3 * 48 * 192 }, (_, i) => Math.sin(i * 0.01 * k));
+  const got = (await engine.infer(x))['softmax_0.tmp_0'].data;
+  const want = (await session.run({ x: new ort.Tensor('float32', x, [1, 3, 48, 192]) }))['softmax_0.tmp_0'].data;
+  if (got.every((v, i) => Object.is(v, want[i]))) same++;
+}
+const io = engine.allocate(2);
+io.x.data.fill(0.5);
+const fromPool = (await engine.infer(io))['softmax_0.tmp_0'].dims;
+const calibration = [0.3, -0.2, 0.1].map((v) => new Float32Array(3 * 48 * 192).fill(v));
+const int8 = await Engine.build(model, { precision: 'int8', calibration, shapes: { x: [-1, 3, 48, 192] } });
+const int8Dims = (await int8.infer(new Float32Array(3 * 48 * 192)))['softmax_0.tmp_0'].dims;
+console.log(JSON.stringify({
+  addonLoaded: info.addon.loaded, problem: info.problems[0], usable: info.backends.usable,
+  backend: engine.backend.name, reason: engine.backend.reason, threadPolicy: engine.backend.threadPolicy,
+  same, fromPool, int8Dims, quantized: int8.quantization?.quantizedNodes.length ?? 0,
+}));
+await Promise.all([engine.dispose(), int8.dispose(), session.release()]);
+`;
+
+describe('without the native addon', () => {
+  it('runs the CPU path: onnxruntime-node bits, host memory, INT8, and says why the addon is missing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-no-addon-'));
+    try {
+      const script = join(dir, 'run.mts');
+      writeFileSync(script, SCRIPT);
+      const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+        cwd: process.cwd(),
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, TENSORRT_NODE_ADDON_PATH: join(dir, 'no-such-addon.node') },
+      });
+      expect({ status: r.status, stderr: r.stderr.split('\n').slice(-6).join('\n') }).toMatchObject({ status: 0 });
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      expect(out.addonLoaded).toBe(false);
+      expect(out.problem).toMatchObject({ component: 'addon', code: 'ENOBINARY' });
+      expect(out.problem.message).toMatch(/no-such-addon\.node does not exist/);
+      expect(out.usable).toEqual(['onnxruntime']);
+      expect(out.backend).toBe('onnxruntime');
+      expect(out.reason).toMatch(/^auto: TensorRT is not usable \(the native addon is not loaded: /);
+      expect(out.threadPolicy).toMatch(/^normal \(the native addon is not loaded: /);
+      expect(out.same).toBe(3);
+      expect(out.fromPool).toEqual([2, 2]);
+      expect(out.int8Dims).toEqual([1, 2]);
+      expect(out.quantized).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
