@@ -9,8 +9,9 @@
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
+import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { isTensorrtNodeError } from '../../src/errors.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, withWarnings } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, referenceSession, sameBits, withWarnings } from './helpers.js';
 
 const OUT = 'softmax_0.tmp_0';
 const engines: Engine[] = [];
@@ -119,6 +120,29 @@ describe('a worker that exits', () => {
     expect(stats.succeeded).toBe(3);
     expect(stats.failed).toEqual({ EBACKEND: 4 });
     expect(await engine.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="BACKEND"[^}]*\} 4/);
+  });
+
+  it('gives the replacement the wide session the exited worker held', async () => {
+    const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 1 });
+    try {
+      await backend.addWide(2);
+      const holder = (backend as unknown as { wide: { worker: { worker: Worker } } }).wide.worker;
+      await withWarnings('EBACKEND', async () => {
+        crash(holder);
+        await vi.waitFor(() => expect(backend.restarts).toBe(1), { timeout: 20_000, interval: 20 });
+        await vi.waitFor(() => expect(backend.wideThreads).toBe(2), { timeout: 20_000, interval: 20 });
+      });
+      const x = clsInput(7);
+      const wide = await backend.runTimed({ x: { data: x.slice(), dims: [1, ...CLS_ITEM] } }, { wide: true });
+      expect(wide.wide).toBe(true);
+      // The backend runs the model as given: onnxruntime-node's bits on it.
+      const reference = await referenceSession(CLS_MODEL);
+      const want = (await reference.run({ x: new ort.Tensor('float32', x, [1, ...CLS_ITEM]) }))[OUT]!.data as Float32Array;
+      await reference.release();
+      expect(sameBits(wide.outputs[OUT]!.data as Float32Array, want)).toBe(true);
+    } finally {
+      await backend.dispose();
+    }
   });
 
   it('while the engine is disposed: dispose waits for the replacement and ends it', async () => {
