@@ -17,7 +17,7 @@ import { Engine } from '../src/engine/engine.js';
 import { OnnxruntimeBackend, workerSessionOptions } from '../src/backends/onnxruntime/index.js';
 import { rewriteGraph } from '../src/engine/rewrite.js';
 import { startBareWorker } from '../src/bench/bare-worker.js';
-import { median } from '../src/bench/load.js';
+import { interleavedAtOne, median } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 import { percentiles } from '../src/engine/stats.js';
@@ -44,24 +44,8 @@ const contenders: [string, (i: number) => Promise<unknown>][] = [
   ['engine, normal thread policy', (i) => normal.infer(inputs[i]!)],
 ];
 
-const p50s: number[][] = contenders.map(() => []);
-let next = 0;
-for (let r = 0; r < rounds; r++) {
-  const latencies: number[][] = contenders.map(() => []);
-  const until = performance.now() + seconds * 1000;
-  while (performance.now() < until) {
-    const turn = next++;
-    for (let j = 0; j < contenders.length; j++) {
-      const c = (turn + j) % contenders.length;
-      const t0 = performance.now();
-      await contenders[c]![1](turn % inputs.length);
-      latencies[c]!.push(performance.now() - t0);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-  latencies.forEach((l, c) => p50s[c]!.push(percentiles(l).p50));
-  console.log(`round ${r + 1}: ${contenders.map(([n], c) => `${n} ${p50s[c]![r]!.toFixed(3)}`).join(' | ')} ms`);
-}
+const p50s = await interleavedAtOne(contenders.map(([, infer]) => infer), inputs.length, rounds, seconds);
+for (let r = 0; r < rounds; r++) console.log(`round ${r + 1}: ${contenders.map(([n], c) => `${n} ${p50s[c]![r]!.toFixed(3)}`).join(' | ')} ms`);
 const rawMs = median(p50s[0]!);
 console.log(`\nbatch 1, 1 in flight, ${rounds} rounds of ${seconds} s, medians of the rounds' p50s:`);
 console.log('| contender | p50 ms | over raw run() |');

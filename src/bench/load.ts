@@ -171,14 +171,12 @@ export interface OverheadResult {
 }
 
 /**
- * One request in flight, the engine, the raw call and (where given) a bare worker hop
- * interleaved request by request, their order turning each time, so that all of them see
- * the same machine at the same moment and none always follows another: on a noisy machine,
- * alternating whole rounds of each swung the overhead between 10 % and 45 % from run to
- * run. Medians of the rounds' p50s.
+ * One request in flight, `contenders` interleaved request by request, their order turning
+ * each time, so that all of them see the same machine at the same moment and none always
+ * follows another: on a noisy machine, alternating whole rounds of each swung the overhead
+ * between 10 % and 45 % from run to run. Returns each contender's p50 latency per round, ms.
  */
-export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number, hop?: Infer): Promise<OverheadResult> {
-  const contenders = hop ? [engine, raw, hop] : [engine, raw];
+export async function interleavedAtOne(contenders: readonly Infer[], inputs: number, rounds: number, secondsPerRound: number): Promise<number[][]> {
   const p50s: number[][] = contenders.map(() => []);
   const timed = async (infer: Infer, i: number, into: number[] | undefined): Promise<void> => {
     const t0 = performance.now();
@@ -195,14 +193,19 @@ export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, r
     const until = performance.now() + secondsPerRound * 1000;
     while (performance.now() < until) {
       const turn = next++;
-      const i = turn % inputs;
       for (let j = 0; j < contenders.length; j++) {
         const c = (turn + j) % contenders.length;
-        await timed(contenders[c]!, i, latencies[c]);
+        await timed(contenders[c]!, turn % inputs, latencies[c]);
       }
     }
     latencies.forEach((l, c) => p50s[c]!.push(percentiles(l).p50));
   }
+  return p50s;
+}
+
+/** The engine against the raw call (and, where given, a bare worker hop) at 1 in flight: medians of the rounds' p50s. */
+export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number, hop?: Infer): Promise<OverheadResult> {
+  const p50s = await interleavedAtOne(hop ? [engine, raw, hop] : [engine, raw], inputs, rounds, secondsPerRound);
   const engineP50Ms = median(p50s[0]!);
   const rawP50Ms = median(p50s[1]!);
   const result: OverheadResult = { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1 };
