@@ -6,7 +6,7 @@
  * a batch to form. Every accepted request settles exactly once.
  */
 import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
-import type { TensorLike } from '../tensor.js';
+import type { TensorLike, TypedArray } from '../tensor.js';
 import { joinParts, mergeBatch, ownFeeds, recycle, rowViews, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
 import { BufferPool } from './pool.js';
 
@@ -39,6 +39,11 @@ export interface RequestOptions {
   finish?: (outputs: Record<string, TensorLike>) => Record<string, TensorLike>;
   /** Whether `finish` copies every output, so that the caller keeps none of the batch's memory. */
   finishCopies?: boolean;
+  /**
+   * Where `finish` copies each output to (with `finishCopies`): a request split over batches
+   * joins its parts straight into it, where it fits, rather than into fresh memory first.
+   */
+  joinInto?: Readonly<Record<string, TypedArray | Buffer>>;
 }
 
 /** Runs a batch; `alone`: no other batch runs or waits as it starts. */
@@ -90,12 +95,24 @@ interface Request {
   queuedParts: number;
   /** Rows whose results came back, and those of a split request by first row (made on its first part). */
   rowsDone: number;
-  gathered: { start: number; outputs: Record<string, TensorLike> }[] | undefined;
+  gathered: { start: number; outputs: Record<string, TensorLike>; hold: BatchHold }[] | undefined;
   /** Its result is a copy: whole, it keeps none of its batch's memory. */
   copies: boolean;
+  joinInto: Readonly<Record<string, TypedArray | Buffer>> | undefined;
   resolve(outputs: Record<string, TensorLike>): void;
   reject(err: Error): void;
   cleanup(): void;
+}
+
+/**
+ * Who still reads a batch's result memory. A whole request handed views of it pins it for
+ * good; a part of a split request holds it until its request's parts are joined (a copy).
+ * Once nothing pins or holds it, the backend may reuse it (Release).
+ */
+interface BatchHold {
+  outputs: Record<string, TensorLike>;
+  pinned: boolean;
+  parts: number;
 }
 
 /**
@@ -215,6 +232,7 @@ export class DynamicBatcher {
         rowsDone: 0,
         gathered: undefined,
         copies: opts.finishCopies === true && opts.finish !== undefined,
+        joinInto: opts.finishCopies === true && opts.finish !== undefined ? opts.joinInto : undefined,
         resolve: (out) => {
           let value = out;
           try {
@@ -435,10 +453,10 @@ export class DynamicBatcher {
       return;
     }
     const done = performance.now();
-    const kept = this.settleBatch(live, outputs, done);
+    const free = this.settleBatch(live, outputs, done);
     this.defer(() => {
       recycle(feeds, this.pool);
-      if (!kept) this.release?.(outputs);
+      for (const o of free) this.release?.(o);
       this.observer?.executed(total, live.length, done - started);
     });
   }
@@ -486,50 +504,59 @@ export class DynamicBatcher {
   };
 
   /**
-   * Resolves the batch's requests with their rows. Returns whether any of them keeps
-   * memory of `outputs` (a view handed to a caller, or a part waiting for its request's
-   * other parts); if none does, the backend may reuse that memory.
+   * Resolves the batch's requests with their rows. Returns the result memory nothing reads
+   * any more, for the backend to reuse: this batch's, where no caller got views of it and no
+   * part of a split request waits in it, and earlier batches' that the parts joined here
+   * held last.
    */
-  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): boolean {
+  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): Record<string, TensorLike>[] {
+    const hold: BatchHold = { outputs, pinned: false, parts: 0 };
+    const free: Record<string, TensorLike>[] = [];
     if (!this.options.batchAxis) {
       const req = live[0]!.req;
-      const kept = req.state !== 'settled' && !req.copies;
+      hold.pinned = req.state !== 'settled' && !req.copies;
       req.computeDoneAt = done;
       req.resolve(outputs);
-      return kept;
+      return hold.pinned ? free : [outputs];
     }
     let results: Record<string, TensorLike>[];
     try {
       results = splitBatch(outputs, live.map((p) => p.rows));
     } catch (err) {
       for (const p of live) p.req.reject(err as Error);
-      return false;
+      return free;
     }
-    let kept = false;
     live.forEach((part, i) => {
       const req = part.req;
       if (req.state === 'settled') return;
       req.rowsDone += part.rows;
       // A whole request gets views of the batch's results; a split one, its parts joined.
       if (part.rows === req.batch) {
-        kept ||= !req.copies;
+        hold.pinned ||= !req.copies;
         req.computeDoneAt = done;
         req.resolve(results[i]!);
         return;
       }
-      (req.gathered ??= []).push({ start: part.start, outputs: results[i]! });
-      if (req.rowsDone < req.batch) {
-        kept = true;
-        return;
-      }
+      hold.parts++;
+      (req.gathered ??= []).push({ start: part.start, outputs: results[i]!, hold });
+      if (req.rowsDone < req.batch) return;
       req.computeDoneAt = done;
+      let joined: Record<string, TensorLike>;
       try {
-        req.resolve(joinParts(req.gathered, req.batch));
+        joined = joinParts(req.gathered, req.batch, req.joinInto);
       } catch (err) {
         req.reject(err as Error);
+        return;
       }
+      // The join copied every part: their batches' memory is free of them.
+      for (const g of req.gathered) {
+        if (--g.hold.parts === 0 && !g.hold.pinned && g.hold !== hold) free.push(g.hold.outputs);
+      }
+      req.gathered = undefined;
+      req.resolve(joined);
     });
-    return kept;
+    if (!hold.pinned && hold.parts === 0) free.push(outputs);
+    return free;
   }
 }
 

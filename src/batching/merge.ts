@@ -103,14 +103,24 @@ export function rowViews(feeds: Record<string, BatchTensor>, start: number, rows
   return out;
 }
 
-/** A split request's results: each part's rows written at its first row, along axis 0. */
-export function joinParts(parts: readonly { start: number; outputs: Record<string, TensorLike> }[], total: number): Record<string, TensorLike> {
+/**
+ * A split request's results: each part's rows written at its first row, along axis 0, into
+ * `into[name]` where given and large enough (a caller's destination), else fresh memory.
+ */
+export function joinParts(
+  parts: readonly { start: number; outputs: Record<string, TensorLike> }[],
+  total: number,
+  into?: Readonly<Record<string, TypedArray | Buffer>>,
+): Record<string, TensorLike> {
   const joined: Record<string, TensorLike> = {};
   for (const name of Object.keys(parts[0]!.outputs)) {
     const first = parts[0]!.outputs[name]!;
     const inner = first.dims.slice(1);
     const per = inner.reduce((a, b) => a * b, 1);
-    const data = typedLike(first.data, total * per);
+    const dest = into?.[name];
+    const data = dest && dest.byteLength >= total * per * first.data.BYTES_PER_ELEMENT
+      ? new (first.data.constructor as new (b: ArrayBufferLike, o: number, n: number) => TypedArray)(dest.buffer, dest.byteOffset, total * per)
+      : typedLike(first.data, total * per);
     for (const p of parts) {
       const t = p.outputs[name]!;
       if (t.dims.length !== first.dims.length || t.dims.some((d, i) => i > 0 && d !== first.dims[i])) {

@@ -13,7 +13,7 @@ import { chooseLoneRuns, parseLoneRuns, type LoneRuns } from './lone-runs.js';
 import {
   createTensorrtBackend, tensorrtCacheKeyParts, type TensorrtBackendOptions, type TensorrtBuildProgress,
 } from '../backends/tensorrt/index.js';
-import { DynamicBatcher } from '../batching/batcher.js';
+import { DynamicBatcher, type RequestOptions } from '../batching/batcher.js';
 import type { BatchTensor } from '../batching/merge.js';
 import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
@@ -324,20 +324,19 @@ export class Engine {
       return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
     }
     let feeds;
-    let finish: ((r: Record<string, TensorLike>) => InferResult) | undefined;
-    let finishCopies = false;
+    let into: RequestOptions | undefined;
     try {
       feeds = this.normalizer.normalize(input);
       if (options.outputs !== undefined) {
         const memory = checkDestinations(options.outputs, this.outputs, feeds.batch, this.batching.batchAxis);
-        finish = (r) => writeDestinations(r as InferResult, memory);
-        finishCopies = this.outputs.every((o) => o.name in memory);
+        const finishCopies = this.outputs.every((o) => o.name in memory);
+        into = { finish: (r) => writeDestinations(r as InferResult, memory), finishCopies, joinInto: memory };
       }
     } catch (e) {
       if (e instanceof TensorrtNodeError) this.collector.rejected(e.code);
       return Promise.reject(e);
     }
-    return this.batcher.submit(feeds.tensors, feeds.batch, finish ? { ...options, finish, finishCopies } : options) as Promise<InferResult>;
+    return this.batcher.submit(feeds.tensors, feeds.batch, into ? { ...options, ...into } : options) as Promise<InferResult>;
   }
 
   /**

@@ -56,7 +56,8 @@ export function writeDestinations<R extends Record<string, ResultTensor>>(result
       throw inputError(name, `at least ${t.data.byteLength} bytes for the result ${fmtShape(t.dims)} ${t.type}`, `${buf.byteLength} bytes`, what);
     }
     const view = typedView(t.type, buf.buffer, buf.byteOffset, t.data.length);
-    (view as Uint8Array).set(t.data as Uint8Array);
+    // A split request's parts were joined straight into this memory: nothing to copy.
+    if (t.data.buffer !== buf.buffer || t.data.byteOffset !== buf.byteOffset) (view as Uint8Array).set(t.data as Uint8Array);
     out[name] = { data: view, dims: t.dims, type: t.type };
   }
   return out as R;

@@ -253,6 +253,49 @@ describe('large results: memory reused once every caller has a copy', () => {
   });
 });
 
+describe('large results of a request split over batches', () => {
+  it('joins the parts into the caller\'s memory, and gives every part\'s memory back once joined', async () => {
+    // Recognizer rows at width 64 are 212 KB; batches of at most 2 rows split a 6-row request in 3.
+    const engine = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 2, shapes: { x: [-1, 3, 48, 64] } });
+    const backend = (engine as unknown as { impl: OnnxruntimeBackend }).impl;
+    const released: ArrayBufferLike[] = [];
+    const release = backend.release.bind(backend);
+    backend.release = (outputs) => {
+      for (const t of Object.values(outputs)) released.push(t.data.buffer);
+      release(outputs);
+    };
+    const reference = await engineGraphSession(REC_MODEL);
+    const name = reference.outputNames[0]!;
+    const rows = 6;
+    const x = (seed: number): Float32Array => clsInput(seed, rows * 2).slice(0, 3 * 48 * 64 * rows);
+    const want = async (seed: number): Promise<Float32Array> => (await reference.run({ x: new ort.Tensor('float32', x(seed), [rows, 3, 48, 64]) }))[name]!.data as Float32Array;
+    const settle = (): Promise<void> => new Promise((r) => setImmediate(r)); // the deferred bookkeeping releases
+    try {
+      // Into caller memory: joined there, no copy after, and the three parts' memory released.
+      const dest = new Float32Array(rows * 8 * 6625);
+      const into = await engine.infer(x(1), { outputs: { [name]: dest } });
+      await settle();
+      expect(into[name]!.data.buffer).toBe(dest.buffer);
+      expect(sameBits(into[name]!.data as Float32Array, await want(1))).toBe(true);
+      expect(new Set(released).size).toBe(3);
+      // Without: the joined result is the caller's own memory; the parts' memory goes back too.
+      released.length = 0;
+      const own = await engine.infer(x(2));
+      await settle();
+      expect(released).toHaveLength(3);
+      expect(released).not.toContain(own[name]!.data.buffer);
+      // Later results land in the memory given back (the worker copies into it): still right,
+      // and the earlier results, which own their memory, are untouched.
+      for (const seed of [3, 4, 5]) expect(sameBits((await engine.infer(x(seed)))[name]!.data as Float32Array, await want(seed))).toBe(true);
+      expect(sameBits(into[name]!.data as Float32Array, await want(1))).toBe(true);
+      expect(sameBits(own[name]!.data as Float32Array, await want(2))).toBe(true);
+    } finally {
+      await engine.dispose();
+      await reference.release();
+    }
+  });
+});
+
 describe('INT8 on ONNX Runtime', () => {
   it('serves the Q/DQ model as onnxruntime does with its Q/DQ handling off: weights folded once, same numbers', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-qdq-'));
