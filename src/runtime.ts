@@ -128,7 +128,7 @@ function onnxruntimeStatus(): { usable: boolean; reason: string } {
  * it fell back to this one (each with why), so that a cpu addon chosen for want of a driver
  * points at the driver, not at a build.
  */
-export function driverProblems(cuda: NativeCudaInfo, variant: string, skipped: readonly string[] = []): RuntimeProblem[] {
+function driverProblems(cuda: NativeCudaInfo, variant: string, skipped: readonly string[] = []): RuntimeProblem[] {
   const out: RuntimeProblem[] = [];
   const need = cuda.compiled ? Math.floor(cuda.runtimeVersion / 1000) * 1000 : 0;
   if (!cuda.driver.libraryFound) {

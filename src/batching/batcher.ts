@@ -193,6 +193,7 @@ export class DynamicBatcher {
       return this.refuse(new TensorrtNodeError('EQUEUEFULL', `the queue is full (maxQueueSize ${o.maxQueueSize})`, { maxQueueSize: o.maxQueueSize }));
     }
 
+    const copies = opts.finishCopies === true && opts.finish !== undefined;
     return new Promise<Record<string, TensorLike>>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const signal = opts.signal;
@@ -231,8 +232,8 @@ export class DynamicBatcher {
         queuedParts: 0,
         rowsDone: 0,
         gathered: undefined,
-        copies: opts.finishCopies === true && opts.finish !== undefined,
-        joinInto: opts.finishCopies === true && opts.finish !== undefined ? opts.joinInto : undefined,
+        copies,
+        joinInto: copies ? opts.joinInto : undefined,
         resolve: (out) => {
           let value = out;
           try {
@@ -510,22 +511,22 @@ export class DynamicBatcher {
    * held last.
    */
   private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): Record<string, TensorLike>[] {
-    const hold: BatchHold = { outputs, pinned: false, parts: 0 };
-    const free: Record<string, TensorLike>[] = [];
     if (!this.options.batchAxis) {
       const req = live[0]!.req;
-      hold.pinned = req.state !== 'settled' && !req.copies;
+      const pinned = req.state !== 'settled' && !req.copies;
       req.computeDoneAt = done;
       req.resolve(outputs);
-      return hold.pinned ? free : [outputs];
+      return pinned ? [] : [outputs];
     }
     let results: Record<string, TensorLike>[];
     try {
       results = splitBatch(outputs, live.map((p) => p.rows));
     } catch (err) {
       for (const p of live) p.req.reject(err as Error);
-      return free;
+      return [];
     }
+    const hold: BatchHold = { outputs, pinned: false, parts: 0 };
+    const free: Record<string, TensorLike>[] = [];
     live.forEach((part, i) => {
       const req = part.req;
       if (req.state === 'settled') return;

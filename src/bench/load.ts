@@ -288,7 +288,6 @@ export async function openLoop(
   const latencies: number[] = [];
   const sendDelays: number[] = [];
   let errors = 0;
-  let inFlight = 0;
   let maxInFlight = 0;
   let measured = 0;
   let lastDone = 0;
@@ -303,8 +302,6 @@ export async function openLoop(
       measured++;
       sendDelays.push(performance.now() - due);
     }
-    inFlight++;
-    maxInFlight = Math.max(maxInFlight, inFlight);
     const p: Promise<void> = infer(k % inputs).then(
       () => {
         if (counted) {
@@ -316,11 +313,9 @@ export async function openLoop(
       () => {
         if (counted) errors++;
       },
-    ).finally(() => {
-      inFlight--;
-      outstanding.delete(p);
-    });
+    ).finally(() => outstanding.delete(p));
     outstanding.add(p);
+    maxInFlight = Math.max(maxInFlight, outstanding.size);
   };
   let next = 0;
   while (next < schedule.length) {
@@ -332,9 +327,7 @@ export async function openLoop(
     while (next < schedule.length && schedule[next]! <= elapsed) send(next++);
     if (next < schedule.length) await new Promise((r) => setTimeout(r, Math.max(0, schedule[next]! - (performance.now() - start))));
   }
-  const drained = Promise.all([...outstanding]).then(() => true);
-  const timeout = new Promise<false>((r) => setTimeout(() => r(false), (options.drainSeconds ?? 30) * 1000).unref());
-  await Promise.race([drained, timeout]);
+  await Promise.race([Promise.all(outstanding), new Promise((r) => setTimeout(r, (options.drainSeconds ?? 30) * 1000).unref())]);
   const stallMaxMs = monitor?.stop() ?? 0;
   const eventLoopUtilization = elu0 ? perf.eventLoopUtilization(elu0).utilization : 0;
   const windowMs = (lastDone || performance.now()) - (start + warmupMs);

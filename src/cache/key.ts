@@ -17,8 +17,12 @@ export interface CacheKeyParts {
   backendParts?: Readonly<Record<string, string | number | boolean>>;
 }
 
+/**
+ * SHA-256 (hex) computed on libuv's thread pool (WebCrypto's digest), not on the JS thread:
+ * hashing the 10.8 MB recognizer there held the event loop for milliseconds each time.
+ */
 export async function hashBytes(bytes: Uint8Array): Promise<string> {
-  return sha256Hex(bytes);
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
 }
 
 /** JSON with object keys sorted at every level, so equal options give equal text. */
@@ -72,12 +76,4 @@ export function hashDataset(data: unknown): string | undefined {
   h.update(`n=${data.length}`);
   for (const item of data) add(item);
   return h.digest('hex');
-}
-
-/**
- * SHA-256 (hex) computed on libuv's thread pool (WebCrypto's digest), not on the JS thread:
- * hashing the 10.8 MB recognizer there held the event loop for milliseconds each time.
- */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
 }

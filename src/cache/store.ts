@@ -5,7 +5,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { sha256Hex } from './key.js';
+import { hashBytes } from './key.js';
 
 const MAGIC = 'TRTNODE-CACHE-1\n';
 
@@ -50,7 +50,7 @@ export async function loadEntry(dir: string, key: string, ext?: string): Promise
   if (header.key !== key) return corrupt(`key mismatch (${String(header.key).slice(0, 12)}…)`);
   const payload = file.subarray(start + headerLen);
   if (payload.length !== header.bytes) return corrupt(`length ${payload.length}, header says ${header.bytes}`);
-  const sha = await sha256Hex(payload);
+  const sha = await hashBytes(payload);
   if (sha !== header.sha256) return corrupt('checksum mismatch');
   return { status: 'hit', path, payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.length), meta: header.meta ?? {} };
 }
@@ -62,7 +62,7 @@ export async function storeEntry(dir: string, key: string, payload: Uint8Array, 
   const header: Header = {
     key,
     bytes: payload.length,
-    sha256: await sha256Hex(payload),
+    sha256: await hashBytes(payload),
     createdAt: new Date().toISOString(),
     meta,
   };

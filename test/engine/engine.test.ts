@@ -200,17 +200,23 @@ describe('Engine on the PaddleOCR recognizer (dynamic width)', () => {
   });
 });
 
+/** The memory the engine's batcher hands its ONNX Runtime backend to reuse, in order (the backend still gets it). */
+function recordReleases(engine: Engine): ArrayBufferLike[] {
+  const backend = (engine as unknown as { impl: OnnxruntimeBackend }).impl;
+  const released: ArrayBufferLike[] = [];
+  const release = backend.release.bind(backend);
+  backend.release = (outputs) => {
+    for (const t of Object.values(outputs)) released.push(t.data.buffer);
+    release(outputs);
+  };
+  return released;
+}
+
 describe('large results: memory reused once every caller has a copy', () => {
   it('releases a batch only when no caller holds a view of it; every result equals onnxruntime-node', async () => {
     // Recognizer rows at width 64 are 212 KB: the backend recycles such results.
     const engine = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 2, priorityLevels: 2, shapes: { x: [-1, 3, 48, 64] } });
-    const backend = (engine as unknown as { impl: OnnxruntimeBackend }).impl;
-    const released = new Set<ArrayBufferLike>();
-    const release = backend.release.bind(backend);
-    backend.release = (outputs) => {
-      for (const t of Object.values(outputs)) released.add(t.data.buffer);
-      release(outputs);
-    };
+    const released = recordReleases(engine);
     const reference = await engineGraphSession(REC_MODEL);
     const name = reference.outputNames[0]!;
     const row = 3 * 48 * 64;
@@ -239,8 +245,8 @@ describe('large results: memory reused once every caller has a copy', () => {
       for (const [i, r] of [await split, ...(await Promise.all(ahead))].entries()) {
         kept.push({ data: r[name]!.data as Float32Array, seed: 90 + i, rows: i === 0 ? 6 : 2 });
       }
-      expect(released.size).toBeGreaterThan(0);
-      for (const b of views) expect(released.has(b)).toBe(false);
+      expect(released.length).toBeGreaterThan(0);
+      for (const b of views) expect(released.includes(b)).toBe(false);
       for (const { data, seed, rows } of kept) {
         const x = clsInput(seed, rows * 2).slice(0, row * rows);
         const want = (await reference.run({ x: new ort.Tensor('float32', x, [rows, 3, 48, 64]) }))[name]!.data as Float32Array;
@@ -257,13 +263,7 @@ describe('large results of a request split over batches', () => {
   it('joins the parts into the caller\'s memory, and gives every part\'s memory back once joined', async () => {
     // Recognizer rows at width 64 are 212 KB; batches of at most 2 rows split a 6-row request in 3.
     const engine = await Engine.build(REC_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 2, shapes: { x: [-1, 3, 48, 64] } });
-    const backend = (engine as unknown as { impl: OnnxruntimeBackend }).impl;
-    const released: ArrayBufferLike[] = [];
-    const release = backend.release.bind(backend);
-    backend.release = (outputs) => {
-      for (const t of Object.values(outputs)) released.push(t.data.buffer);
-      release(outputs);
-    };
+    const released = recordReleases(engine);
     const reference = await engineGraphSession(REC_MODEL);
     const name = reference.outputNames[0]!;
     const rows = 6;

@@ -444,7 +444,6 @@ export class OnnxruntimeBackend implements Backend {
     }
     const why = `code ${code}${w.cause ? `: ${w.cause.message}` : ''}`;
     w.fail(new TensorrtNodeError('EBACKEND', `an onnxruntime worker exited (${why}) while running this batch`, { backend: 'onnxruntime', retry: true, exitCode: code }));
-    if (this.wide?.worker === w) this.wide = { ...this.wide, lost: true };
     this.exited(why);
   }
 
@@ -482,8 +481,9 @@ export class OnnxruntimeBackend implements Backend {
     this.listen(w);
     w.worker.unref();
     this.restartCount++;
+    // The wide session went with its worker: make it again on the new one.
     const wide = this.wide;
-    if (wide?.lost) {
+    if (wide?.worker.dead) {
       this.wide = undefined;
       try {
         await this.addWide(wide.threads);
@@ -499,7 +499,7 @@ export class OnnxruntimeBackend implements Backend {
    * request of a large model uses every core, while under load the single-threaded sessions
    * side by side keep serving. Made by `addWide`; the engine decides (src/engine/lone-runs.ts).
    */
-  private wide: { worker: OnnxruntimeWorker; threads: number; lost?: boolean } | undefined;
+  private wide: { worker: OnnxruntimeWorker; threads: number } | undefined;
 
   /** Workers started in place of ones that exited. */
   get restarts(): number {
@@ -536,14 +536,13 @@ export class OnnxruntimeBackend implements Backend {
     if (wide && !wide.worker.dead) await this.control(wide.worker, { type: 'dropWide' });
   }
 
-  /** The least busy live worker. */
-  private pick(): OnnxruntimeWorker {
+  /** The least busy live worker, where one is alive. */
+  private pick(): OnnxruntimeWorker | undefined {
     let best: OnnxruntimeWorker | undefined;
     for (const w of this.workers) {
       if (w.dead) continue;
       if (!best || w.pending.size < best.pending.size) best = w;
     }
-    if (!best) throw new TensorrtNodeError('EDISPOSED', 'no onnxruntime worker is alive');
     return best;
   }
 
@@ -571,17 +570,12 @@ export class OnnxruntimeBackend implements Backend {
    */
   runTimed(feeds: Feeds, options: { wide?: boolean | 'auto' } = {}): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
-    if (this.workers.every((x) => x.dead)) {
+    const wide = this.goesWide(options.wide ?? false);
+    const w = wide ? this.wide!.worker : this.pick();
+    if (!w) {
       // Every worker exited: wait for a replacement, where one is starting.
       if (this.starting.size > 0) return Promise.race(this.starting).then(() => this.runTimed(feeds, options));
       return Promise.reject(this.gaveUp ?? new TensorrtNodeError('EBACKEND', 'no onnxruntime worker is alive', { backend: 'onnxruntime' }));
-    }
-    const wide = this.goesWide(options.wide ?? false);
-    let w: OnnxruntimeWorker;
-    try {
-      w = wide ? this.wide!.worker : this.pick();
-    } catch (e) {
-      return Promise.reject(e);
     }
     const wire: Record<string, WireTensor> = {};
     const lengths: Record<string, number> = {};

@@ -88,7 +88,6 @@ function handle(msg) {
   if (msg.type === 'run') run(msg);
   else if (msg.type === 'wide') makeWide(msg);
   else if (msg.type === 'dropWide') dropWide(msg);
-  else if (msg.type === 'close') close();
 }
 parentPort.on('message', handle);
 
@@ -114,12 +113,6 @@ function intoSpare(data, spare) {
   const [buffer] = spare.splice(i, 1);
   new Uint8Array(buffer, 0, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return buffer;
-}
-
-async function close() {
-  await wide?.release?.();
-  await session?.release?.();
-  parentPort.close();
 }
 
 // Per run: no Object.entries arrays, no descriptor copies beyond what the wire needs
