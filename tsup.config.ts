@@ -5,7 +5,10 @@ export default defineConfig({
   // build-worker: Engine.build's quantization and rewrites run on it (src/engine/build-thread.ts), loaded beside the bundles.
   entry: { index: 'src/index.ts', cli: 'src/cli/main.ts', 'build-worker': 'src/engine/build-worker.ts' },
   format: ['esm', 'cjs'],
-  dts: true,
+  // onnx-proto's declarations (ModelProto is public) name protobufjs 6's global `Long`
+  // without referencing it: a consumer whose tsconfig lists `types` and checks libraries
+  // failed on them (scripts/check-install.mjs). This brings @types/long, a dependency, in.
+  dts: { banner: '/// <reference types="long" />' },
   sourcemap: true,
   clean: true,
   target: 'node20',

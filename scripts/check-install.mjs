@@ -2,8 +2,10 @@
 // scripts), installs the tarball into an empty project with no install script run (npm 12's
 // default), and there runs what the README promises: both entries load, the prebuilt addon
 // loads, an engine on the classifier the package ships gives onnxruntime-node's bits,
-// `npx tensorrt-node doctor`, and a short `npx tensorrt-node bench` (the main job) that
-// writes its reports.
+// `npx tensorrt-node doctor`, a short `npx tensorrt-node bench` (the main job) that
+// writes its reports, and TypeScript consumers (ESM and CommonJS, strict, the library's
+// declarations checked too) that compile against the installed types under node16 and
+// bundler resolution, and fail to compile where the types must refuse a call.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,19 +43,78 @@ console.log('installed: ESM and CJS entries, addon ' + info.addon.variant + ', e
 await engine.dispose();
 `;
 
+// A service's TypeScript, as the README writes it. Each @ts-expect-error must meet an
+// error, so types that had decayed to `any` (or a missing declaration file) fail this.
+const CONSUMER = `
+import * as ort from 'onnxruntime-node';
+import { Engine, isTensorrtNodeError, runtimeInfo } from 'tensorrt-node';
+import type { EngineOptions, ErrorCode, InferResult, OutputTensor, Percentiles } from 'tensorrt-node';
+
+export async function serve(model: string, calibration: Float32Array[]): Promise<number> {
+  const options: EngineOptions = { precision: 'int8', calibration, cacheDir: '.engine-cache', maxBatchSize: 8, maxQueueDelayMs: 1 };
+  const engine = await Engine.build(model, options);
+  const backend: 'tensorrt' | 'onnxruntime' = engine.backend.name;
+  const x = new Float32Array(3 * 48 * 192);
+  const out: InferResult = await engine.infer(x, { timeoutMs: 100, priority: 1, signal: AbortSignal.timeout(1000) });
+  const probs: OutputTensor | undefined = out['softmax_0.tmp_0'];
+  const fromOrt = await engine.infer({ x: new ort.Tensor('float32', x, [1, 3, 48, 192]) });
+  const io = engine.allocate(4);
+  await engine.infer({ x: { data: x, dims: [1, 3, 48, 192] } }, { outputs: engine.allocateOutputs(1) });
+  const p99: number = engine.stats().latencyMs.p99;
+  const percentiles: Percentiles = engine.stats().latencyMs;
+  const text: string = await engine.metrics();
+  // @ts-expect-error precision is 'fp32' | 'fp16' | 'int8'
+  await Engine.build(model, { precision: 'int4' });
+  // @ts-expect-error a string is not a tensor
+  await engine.infer('x');
+  // @ts-expect-error stats are read-only figures, not a function to call
+  engine.stats().latencyMs();
+  try {
+    await engine.infer(x);
+  } catch (e) {
+    if (isTensorrtNodeError(e)) {
+      const code: ErrorCode = e.code;
+      const tensor: string | undefined = e.details.tensor;
+      void code, tensor;
+    }
+  }
+  await engine.dispose();
+  void backend, probs, fromOrt, io, p99, percentiles, text, runtimeInfo().addon.variant;
+  return probs?.data.length ?? 0;
+}
+`;
+
+/** Type-checks the consumers with the installed typescript under a module setting, the library's .d.ts included. */
+function typeCheck(dir, settings, files) {
+  const config = {
+    compilerOptions: { strict: true, noUncheckedIndexedAccess: true, noEmit: true, skipLibCheck: false, target: 'es2022', types: ['node'], ...settings },
+    files,
+  };
+  const name = `tsconfig.${settings.moduleResolution}.json`;
+  writeFileSync(join(dir, name), JSON.stringify(config));
+  run('npx', ['--no-install', 'tsc', '-p', name]);
+}
+
 try {
   const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: root, env, encoding: 'utf8' }));
   const tarball = join(dir, packed[0].filename);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'fresh-project', private: true, type: 'module' }));
   // --ignore-scripts: as npm 12 installs by default, no dependency's install script runs
   // (onnxruntime-node's, protobufjs's): the package must work without them.
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', tarball]);
+  // typescript and @types/node as a TypeScript service has them: the versions this checkout develops with.
+  const devVersion = (pkg) => JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', tarball, `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
   // No lifecycle script a package manager would run or ask approval for (npm 11 warns, npm 12 blocks).
   const manifest = JSON.parse(readFileSync(join(dir, 'node_modules', 'tensorrt-node', 'package.json'), 'utf8'));
   const lifecycle = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => manifest.scripts?.[s] !== undefined);
   if (lifecycle.length) throw new Error(`the installed package.json has install scripts: ${lifecycle.join(', ')}`);
   writeFileSync(join(dir, 'check.mjs'), CHECK);
   run('node', ['check.mjs']);
+  writeFileSync(join(dir, 'consumer.mts'), CONSUMER);
+  writeFileSync(join(dir, 'consumer.cts'), CONSUMER);
+  typeCheck(dir, { module: 'node16', moduleResolution: 'node16' }, ['consumer.mts', 'consumer.cts']);
+  typeCheck(dir, { module: 'preserve', moduleResolution: 'bundler' }, ['consumer.mts']);
+  console.log('installed: TypeScript consumers (ESM and CJS) compile against the types under node16 and bundler resolution');
   run('npx', ['--no-install', 'tensorrt-node', 'doctor']);
   run('npx', ['--no-install', 'tensorrt-node', 'bench', '-c', '1,4', '-d', '0.6', '--burst-duration', '0.2', '--no-int8', '--eval-samples', '64', '--out', 'bench-out']);
   const report = join(dir, 'bench-out', 'bench.json');
@@ -63,5 +124,5 @@ try {
   if (failed.length) throw new Error(`bench levels with errors or no requests: ${JSON.stringify(failed.map((l) => `${l.contender}@${l.concurrency}`))}`);
   console.log(`installed package: bench ran ${results.levels.length} levels on ${results.model.name}`);
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (!process.env.KEEP_INSTALL_DIR) rmSync(dir, { recursive: true, force: true });
 }
