@@ -97,7 +97,8 @@ export class InputNormalizer {
     if (input instanceof ArrayBuffer) {
       throw inputError(this.specs[0]?.info.name ?? 'input', 'a Buffer, a typed array or a record of tensors', 'an ArrayBuffer (wrap it in a typed array)');
     }
-    if (input === null || typeof input !== 'object') {
+    // A plain array or a DataView would otherwise read as a record whose keys are indices.
+    if (input === null || typeof input !== 'object' || Array.isArray(input) || input instanceof DataView) {
       throw inputError(this.specs.length === 1 ? this.specs[0]!.info.name : 'inputs', 'a Buffer, a typed array or a record of tensors', arrayKind(input));
     }
     return this.fromRecord(input as Record<string, unknown>);
@@ -168,7 +169,7 @@ export class InputNormalizer {
       const { data, dims, type } = t as { data?: unknown; dims?: unknown; type?: unknown };
       if (!isTypedArray(data)) throw inputError(name, `${dtype} data in a typed array`, `data of type ${arrayKind(data)}`);
       if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(expectedShape(spec.info, spec.range))}`, `dims ${JSON.stringify(dims)}`);
+        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(expectedShape(spec.info, spec.range))}`, `dims ${Array.isArray(dims) ? `[${dims.map(String).join(',')}]` : arrayKind(dims)}`);
       }
       if (typeof type === 'string' && type !== dtype) throw inputError(name, `dtype ${dtype}`, `dtype ${type}`);
       if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');

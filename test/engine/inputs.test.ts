@@ -49,6 +49,12 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     expect(rank.details.received).toBe('shape [3,48,192]');
   });
 
+  it('dims that are not non-negative integers are shown as given (NaN, not null)', async () => {
+    const e = await failure(engine.infer({ x: { data: new Float32Array(3 * 48 * 192), dims: [NaN, 3, 48, 192] } }));
+    expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: 'dims [NaN,3,48,192]' } });
+    expect(e.details.expected).toContain('non-negative integers');
+  });
+
   it('wrong byte length', async () => {
     const bare = await failure(engine.infer(new Float32Array(100)));
     expect(bare).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: expect.stringContaining(`${3 * 48 * 192 * 4} bytes`), received: '400 bytes' } });
@@ -72,6 +78,11 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     expect((await failure(engine.infer(42 as never))).code).toBe('EINPUT');
     expect((await failure(engine.infer(null as never))).code).toBe('EINPUT');
     expect((await failure(engine.infer({ x: 'pixels' } as never))).code).toBe('EINPUT');
+    // A plain array is not a record whose keys are indices.
+    const array = await failure(engine.infer([0.5, 0.5] as never));
+    expect(array).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'a Buffer, a typed array or a record of tensors', received: 'Array' } });
+    const view = await failure(engine.infer(new DataView(new ArrayBuffer(8)) as never));
+    expect(view.details).toMatchObject({ tensor: 'x', received: 'DataView' });
   });
 
   it('a bare array where the shape is dynamic and no `shapes` fixes it', async () => {
