@@ -3,6 +3,20 @@
  * the quantizer's samples and the batch probe alike.
  */
 
+import { inputError } from './errors.js';
+
+/** A shape as messages print it: ? for a dynamic axis. */
+export function fmtShape(dims: readonly number[]): string {
+  return `[${dims.map((d) => (d < 0 ? '?' : String(d))).join(',')}]`;
+}
+
+/** What a value is, for messages: null, its typeof, or its constructor's name. */
+export function kindOf(x: unknown): string {
+  if (x === null) return 'null';
+  if (typeof x !== 'object') return typeof x;
+  return (x as object).constructor?.name ?? 'object';
+}
+
 /** A shape range for one input; a plain array fixes the shape (-1 on axis 0: any batch). */
 export type ShapeRange = readonly number[] | { readonly min: readonly number[]; readonly opt: readonly number[]; readonly max: readonly number[] };
 
@@ -31,4 +45,56 @@ export function expectedShape(info: { readonly shape: readonly number[] }, range
 export function bareDims(info: { readonly shape: readonly number[] }, range: ShapeRange | undefined, batched: boolean): number[] {
   const opt = range ? (Array.isArray(range) ? (range as readonly number[]) : (range as { opt: readonly number[] }).opt) : undefined;
   return expectedShape(info, range).map((d, i) => (d >= 0 ? d : i === 0 && batched ? -1 : opt?.[i] ?? -1));
+}
+
+/**
+ * Checks the `shapes` option against the model's inputs, so that a mistake in it is an
+ * EINPUT naming the entry rather than a request or a calibration sample failing later:
+ * every name is an input, every shape has the input's rank, its dims are integers ≥ 1 or
+ * -1 (open), equal to the model's where the model fixes an axis, and a range has
+ * min ≤ opt ≤ max on every axis.
+ */
+export function checkShapes(inputs: readonly { readonly name: string; readonly shape: readonly number[] }[], shapes: unknown): void {
+  if (shapes === undefined) return;
+  if (shapes === null || typeof shapes !== 'object' || Array.isArray(shapes)) {
+    throw inputError('shapes', 'an object of shapes or ranges by input name', String(shapes), 'option');
+  }
+  const byName = new Map(inputs.map((i) => [i.name, i]));
+  for (const [name, range] of Object.entries(shapes)) {
+    const where = `shapes.${name}`;
+    const input = byName.get(name);
+    if (!input) throw inputError(where, `one of the model's inputs (${inputs.map((i) => i.name).join(', ')})`, `an input the model does not have`, 'option');
+    const model = input.shape;
+    const checkDims = (dims: unknown, part: string, open: boolean): readonly number[] => {
+      const label = part ? `${part} ` : '';
+      if (!Array.isArray(dims)) throw inputError(where, `${label}an array of ${model.length} dims`, kindOf(dims), 'option');
+      if (dims.length !== model.length) {
+        throw inputError(where, `${label}${model.length} dims, the rank of ${fmtShape(model)}`, `${dims.length} dims [${dims.map(String).join(',')}]`, 'option');
+      }
+      dims.forEach((d: unknown, i) => {
+        const ok = Number.isInteger(d) && ((d as number) >= 1 || (open && d === -1));
+        if (!ok) throw inputError(where, `${label}integers ≥ 1${open ? ' or -1' : ''} on every axis`, `${String(d)} on axis ${i}`, 'option');
+        if (model[i]! >= 0 && d !== model[i] && d !== -1) {
+          throw inputError(where, `${label}${model[i]} on axis ${i}, as the model fixes it (${fmtShape(model)})`, String(d), 'option');
+        }
+      });
+      return dims as number[];
+    };
+    if (Array.isArray(range)) {
+      checkDims(range, '', true);
+      continue;
+    }
+    if (range === null || typeof range !== 'object') {
+      throw inputError(where, 'a shape (an array of dims) or { min, opt, max }', kindOf(range), 'option');
+    }
+    const { min, opt, max } = range as { min?: unknown; opt?: unknown; max?: unknown };
+    const lo = checkDims(min, 'min', false);
+    const mid = checkDims(opt, 'opt', false);
+    const hi = checkDims(max, 'max', false);
+    lo.forEach((d, i) => {
+      if (!(d <= mid[i]! && mid[i]! <= hi[i]!)) {
+        throw inputError(where, `min ≤ opt ≤ max on every axis`, `${d}, ${mid[i]}, ${hi[i]} on axis ${i}`, 'option');
+      }
+    });
+  }
 }

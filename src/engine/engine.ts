@@ -2,7 +2,7 @@
  * The Engine: one API over the TensorRT and ONNX Runtime backends, with dynamic
  * batching, an engine cache, statistics and Prometheus metrics.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
 import { TensorrtNodeError, inputError } from '../errors.js';
@@ -20,8 +20,8 @@ import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
-import { bareDims, type ShapeRange } from '../shapes.js';
-import type { EngineOptions, InferOptions } from './options.js';
+import { bareDims, checkShapes, kindOf, type ShapeRange } from '../shapes.js';
+import { ENGINE_OPTION_NAMES, type EngineOptions, type InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
@@ -180,7 +180,7 @@ export class Engine {
    */
   static async build(model: string | Uint8Array, given: EngineOptions = {}): Promise<Engine> {
     const buildStartedAt = performance.now();
-    checkOptions(given);
+    await checkOptions(given);
     const options: EngineOptions = given.onProgress ? { ...given, onProgress: guardProgress(given.onProgress) } : given;
     let bytes: Uint8Array;
     if (typeof model === 'string') {
@@ -278,6 +278,7 @@ export class Engine {
             ...(precision === 'int8' ? { sessionConfig: QDQ_SESSION_CONFIG } : {}),
           });
     try {
+      checkShapes(impl.inputs, options.shapes);
       const batching = await probedBatching(impl, batchingInfo(impl, options), options, key);
       const loneRuns = impl instanceof OnnxruntimeBackend
         ? options.wideLoneRuns === false
@@ -600,8 +601,19 @@ async function machineMeasurement<T>(
   return { value, cached: false };
 }
 
-function checkOptions(o: EngineOptions): void {
+async function checkOptions(o: EngineOptions): Promise<void> {
   if (o === null || typeof o !== 'object') throw inputError('options', 'an object', String(o), 'argument');
+  for (const key of Object.keys(o)) {
+    if (ENGINE_OPTION_NAMES.includes(key)) continue;
+    const near = ENGINE_OPTION_NAMES.find((k) => k.toLowerCase() === key.toLowerCase()) ?? ENGINE_OPTION_NAMES.find((k) => editDistance(k, key) <= 2);
+    throw inputError(key, near ? `an option of Engine.build (did you mean '${near}'?)` : 'an option of Engine.build', 'an unknown option', 'option');
+  }
+  if (o.cacheDir !== undefined) {
+    if (typeof o.cacheDir !== 'string' || o.cacheDir === '') throw inputError('cacheDir', 'a folder path', kindOf(o.cacheDir), 'option');
+    // A missing folder is made at the first store; an existing path must be a folder.
+    const s = await stat(o.cacheDir).catch(() => undefined);
+    if (s && !s.isDirectory()) throw inputError('cacheDir', 'a folder (or a path to make one at)', `a path to a file: ${o.cacheDir}`, 'option');
+  }
   const posInt = (name: keyof EngineOptions): void => {
     const v = o[name];
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw inputError(name, 'a positive integer', String(v), 'option');
@@ -610,4 +622,15 @@ function checkOptions(o: EngineOptions): void {
   posInt('threadsPerInstance');
   posInt('maxBatchSize');
   posInt('priorityLevels');
+}
+
+/** Levenshtein distance, for the did-you-mean of an unknown option. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }

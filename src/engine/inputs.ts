@@ -5,7 +5,7 @@
  */
 import { inputError } from '../errors.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
-import { bareDims, expectedShape, type ShapeRange } from '../shapes.js';
+import { bareDims, expectedShape, fmtShape, kindOf, type ShapeRange } from '../shapes.js';
 
 /** An input or a record of inputs as `infer()` takes them. */
 export type InferInput = TypedArray | Buffer | Record<string, TensorLike>;
@@ -39,10 +39,7 @@ export function typedView(dtype: TensorDtype, buffer: ArrayBufferLike, byteOffse
 }
 
 export function arrayKind(data: unknown): string {
-  if (data === null) return 'null';
-  if (typeof data !== 'object') return typeof data;
-  if (Buffer.isBuffer(data)) return 'Buffer';
-  return (data as object).constructor?.name ?? 'object';
+  return Buffer.isBuffer(data) ? 'Buffer' : kindOf(data);
 }
 
 /** Which dtypes a typed array can carry. Uint8Array also carries bool. */
@@ -56,9 +53,7 @@ export function dtypesOf(data: TypedArray): TensorDtype[] {
   return [];
 }
 
-export function fmtShape(dims: readonly number[]): string {
-  return `[${dims.map((d) => (d < 0 ? '?' : String(d))).join(',')}]`;
-}
+export { fmtShape };
 
 export function isTypedArray(x: unknown): x is TypedArray {
   return ArrayBuffer.isView(x) && !(x instanceof DataView);

@@ -97,6 +97,19 @@ export interface EngineOptions {
   onProgress?: (event: { stage: string; done?: number; total?: number }) => void;
 }
 
+/**
+ * Every option Engine.build reads, so that a key it does not know (a typo such as
+ * `maxBatchsize`) is refused rather than silently ignored. `satisfies` keeps the list and
+ * the interface in step both ways.
+ */
+export const ENGINE_OPTION_NAMES: readonly string[] = Object.keys({
+  precision: true, calibration: true, validation: true, maxAccuracyDrop: true, quantization: true, backend: true,
+  cacheDir: true, cacheKey: true, shapes: true, instances: true, threadsPerInstance: true, spinning: true,
+  backgroundThreads: true, graphRewrites: true, wideLoneRuns: true, maxBatchSize: true, maxQueueDelayMs: true,
+  preferredBatchSizes: true, maxQueueSize: true, defaultTimeoutMs: true, priorityLevels: true, defaultPriority: true,
+  name: true, onProgress: true,
+} satisfies Record<keyof EngineOptions, true>);
+
 export interface InferOptions {
   signal?: AbortSignal;
   timeoutMs?: number;

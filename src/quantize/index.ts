@@ -4,6 +4,7 @@
  * model, and keep the most sensitive layers in float where accuracy drops too far.
  */
 import { TensorrtNodeError } from '../errors.js';
+import { checkShapes } from '../shapes.js';
 import { GraphView } from '../onnx/graph.js';
 import { readModel, tensorValues, writeModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/proto.js';
@@ -159,6 +160,7 @@ export async function quantize(model: string | Uint8Array, options: QuantizeOpti
   const opset = upgradeOpset(prepared);
   const view = GraphView.of(prepared);
   const inputs = modelInputs(view);
+  checkShapes(inputs, options.shapes);
   const excluded = new Set(options.exclude ?? []);
   const plan = planPlacement(view, excluded);
   if (plan.nodes.length === 0) warn('no Conv, ConvTranspose, Gemm or MatMul node to quantize: the model is returned with no Q/DQ');

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Engine, type EngineOptions } from '../../src/engine/index.js';
+import { TensorrtNodeError } from '../../src/errors.js';
+import { CLS_MODEL, clsInput } from './helpers.js';
+
+const base = { backend: 'onnxruntime' as const, instances: 1, threadsPerInstance: 1, maxBatchSize: 2, wideLoneRuns: false };
+
+async function refused(options: object): Promise<TensorrtNodeError> {
+  const e = await Engine.build(CLS_MODEL, { ...base, ...options } as EngineOptions).then(async (engine) => {
+    await engine.dispose();
+    return undefined;
+  }, (err: unknown) => err);
+  expect(e).toBeInstanceOf(TensorrtNodeError);
+  return e as TensorrtNodeError;
+}
+
+describe('Engine.build refuses option mistakes with EINPUT naming the option', () => {
+  it('an unknown option, with the option it is near', async () => {
+    expect(await refused({ maxBatchsize: 4 })).toMatchObject({
+      code: 'EINPUT', details: { tensor: 'maxBatchsize', expected: "an option of Engine.build (did you mean 'maxBatchSize'?)", received: 'an unknown option' },
+    });
+    expect((await refused({ precison: 'fp32' })).details.expected).toContain("'precision'");
+    expect((await refused({ batching: true })).details.expected).toBe('an option of Engine.build');
+  });
+
+  it('shapes: an input the model lacks, a wrong rank, a dim the model fixes, a bad dim, a range out of order', async () => {
+    expect(await refused({ shapes: { y: [-1, 3, 48, 192] } })).toMatchObject({ code: 'EINPUT', details: { tensor: 'shapes.y', expected: "one of the model's inputs (x)" } });
+    expect((await refused({ shapes: { x: [-1, 48, 192] } })).details).toMatchObject({ tensor: 'shapes.x', expected: '4 dims, the rank of [?,3,?,?]', received: '3 dims [-1,48,192]' });
+    expect((await refused({ shapes: { x: [-1, 1, 48, 192] } })).details).toMatchObject({ expected: '3 on axis 1, as the model fixes it ([?,3,?,?])', received: '1' });
+    expect((await refused({ shapes: { x: [-1, 3, 48.5, 192] } })).details).toMatchObject({ received: '48.5 on axis 2' });
+    expect((await refused({ shapes: { x: [-1, 3, 0, 192] } })).details).toMatchObject({ received: '0 on axis 2' });
+    const range = await refused({ shapes: { x: { min: [1, 3, 48, 192], opt: [8, 3, 48, 192], max: [4, 3, 48, 192] } } });
+    expect(range.details).toMatchObject({ expected: 'min ≤ opt ≤ max on every axis', received: '1, 8, 4 on axis 0' });
+    expect((await refused({ shapes: { x: { min: [1, 3, 48, 192], max: [4, 3, 48, 192] } } })).details.expected).toBe('opt an array of 4 dims');
+    expect((await refused({ shapes: [[-1, 3, 48, 192]] })).details.tensor).toBe('shapes');
+  });
+
+  it('shapes are checked before INT8 calibration too', async () => {
+    const e = await refused({ precision: 'int8', calibration: [clsInput(1)], shapes: { x: [-1, 3, 48] } });
+    expect(e.details).toMatchObject({ tensor: 'shapes.x', received: '3 dims [-1,3,48]' });
+  });
+
+  it('cacheDir naming a file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-options-'));
+    try {
+      const file = join(dir, 'not-a-folder');
+      writeFileSync(file, 'x');
+      expect((await refused({ cacheDir: file })).details).toMatchObject({ tensor: 'cacheDir', received: `a path to a file: ${file}` });
+      // A folder that does not exist yet is made at the first store.
+      const engine = await Engine.build(CLS_MODEL, { ...base, cacheDir: join(dir, 'made', 'here') });
+      expect(engine.cache.status).toBe('miss');
+      await engine.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('valid shapes still build: a fixed batch-open shape and a range', async () => {
+    const fixed = await Engine.build(CLS_MODEL, { ...base, shapes: { x: [-1, 3, 48, 192] } });
+    const range = await Engine.build(CLS_MODEL, { ...base, shapes: { x: { min: [1, 3, 48, 192], opt: [2, 3, 48, 192], max: [2, 3, 48, 192] } } });
+    expect((await fixed.infer(clsInput(3)))['softmax_0.tmp_0']!.data).toEqual((await range.infer(clsInput(3)))['softmax_0.tmp_0']!.data);
+    await fixed.dispose();
+    await range.dispose();
+  });
+});
