@@ -115,6 +115,8 @@ try {
   typeCheck(dir, { module: 'node16', moduleResolution: 'node16' }, ['consumer.mts', 'consumer.cts']);
   typeCheck(dir, { module: 'preserve', moduleResolution: 'bundler' }, ['consumer.mts']);
   console.log('installed: TypeScript consumers (ESM and CJS) compile against the types under node16 and bundler resolution');
+  const version = execFileSync('npx', ['--no-install', 'tensorrt-node', '--version'], { cwd: dir, env, encoding: 'utf8' }).trim();
+  if (version !== manifest.version) throw new Error(`npx tensorrt-node --version printed '${version}', the package is ${manifest.version}`);
   run('npx', ['--no-install', 'tensorrt-node', 'doctor']);
   run('npx', ['--no-install', 'tensorrt-node', 'bench', '-c', '1,4', '-d', '0.6', '--burst-duration', '0.2', '--no-int8', '--eval-samples', '64', '--out', 'bench-out']);
   const report = join(dir, 'bench-out', 'bench.json');

@@ -4,7 +4,7 @@
  * run() per request, the peer) at several concurrencies, and report.
  */
 import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import { createRequire } from 'node:module';
@@ -193,6 +193,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   let shape = [1, 3, CLS_HEIGHT, CLS_WIDTH];
   let evalLines: TextLine[] = [];
   let loadInputs: Float32Array[];
+  if (!existsSync(modelPath)) throw new Error(`bench: no model at ${modelPath}`);
   const probe = await ort.InferenceSession.create(modelPath);
   if (isCls) {
     log(`rendering ${o.evalSamples} held-out text lines (seed 1000000) ...`);

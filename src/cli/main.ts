@@ -3,10 +3,13 @@ import { Command } from 'commander';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerQuantize } from './quantize.js';
 import { register as registerBench } from './bench.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../native/package-root.js';
 
-const program = new Command('tensorrt-node').description(
-  'Run ONNX models fast: TensorRT on NVIDIA GPUs, ONNX Runtime on the CPU.',
-);
+const program = new Command('tensorrt-node')
+  .description('Run ONNX models fast: TensorRT on NVIDIA GPUs, ONNX Runtime on the CPU.')
+  .version((JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version, '-v, --version');
 registerDoctor(program);
 registerQuantize(program);
 registerBench(program);
