@@ -82,6 +82,11 @@ export async function serve(model: string, calibration: Float32Array[]): Promise
   void backend, probs, fromOrt, io, p99, percentiles, text, runtimeInfo().addon.variant;
   return probs?.data.length ?? 0;
 }
+
+export async function scoped(model: string): Promise<void> {
+  await using engine = await Engine.build(model);
+  await engine.infer(new Float32Array(3 * 48 * 192));
+}
 `;
 
 /** Type-checks the consumers with the installed typescript under a module setting, the library's .d.ts included. */

@@ -399,6 +399,11 @@ export class Engine {
     })();
     return this.disposed;
   }
+
+  /** `await using engine = await Engine.build(...)` disposes the engine when the scope ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
 }
 
 /**

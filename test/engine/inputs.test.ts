@@ -179,4 +179,14 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     await e.dispose();
     expect((await failure(e.infer(clsInput(1)))).code).toBe('EDISPOSED');
   });
+
+  it('`await using` disposes the engine at the end of its scope', async () => {
+    let outside: Engine;
+    {
+      await using e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
+      outside = e;
+      expect(Object.keys(await e.infer(clsInput(1)))).toEqual(['softmax_0.tmp_0']);
+    }
+    expect((await failure(outside.infer(clsInput(1)))).code).toBe('EDISPOSED');
+  });
 });
