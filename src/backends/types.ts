@@ -19,6 +19,8 @@ export interface Backend {
   readonly version: string;
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
+  /** The model's names of its inputs' symbolic axes, by input (null where unnamed), where the backend knows them. */
+  readonly inputDimParams?: Readonly<Record<string, readonly (string | null)[]>>;
   /** How many `run` calls can execute at the same time. */
   readonly instances: number;
   /** CPU threads of each instance, for a backend that computes on the CPU. */

@@ -150,7 +150,7 @@ export class Engine {
     this.metricsRegistry = new TritonMetrics(init.name, () => batcher?.pending ?? 0);
     this.collector = new StatsCollector(init.buildStartedAt, this.metricsRegistry);
     this.normalizer = new InputNormalizer(
-      impl.inputs.map((info) => ({ info, range: this.shapes[info.name] })),
+      impl.inputs.map((info) => ({ info, range: this.shapes[info.name], dimParams: impl.inputDimParams?.[info.name] })),
       init.batching.batchAxis,
     );
     const levels = options.priorityLevels ?? 1;

@@ -73,6 +73,14 @@ export function isDetached(data: TypedArray): boolean {
 export interface InputSpec {
   info: TensorInfo;
   range: ShapeRange | undefined;
+  /** The model's names of the input's symbolic axes (null where unnamed), where known. */
+  dimParams?: readonly (string | null)[];
+}
+
+/** Axes the model names alike (a sequence length shared by input_ids and attention_mask): their sizes must match. */
+interface SharedAxis {
+  param: string;
+  places: { input: string; axis: number }[];
 }
 
 export class InputNormalizer {
@@ -81,10 +89,23 @@ export class InputNormalizer {
   /** Whether axis 0 of every input is the batch axis. */
   private readonly batched: boolean;
 
+  private readonly sharedAxes: SharedAxis[];
+
   constructor(specs: readonly InputSpec[], batched: boolean) {
     this.specs = specs;
     this.byName = new Map(specs.map((s) => [s.info.name, s]));
     this.batched = batched;
+    const byParam = new Map<string, SharedAxis>();
+    for (const spec of specs) {
+      spec.dimParams?.forEach((param, axis) => {
+        // The batch axis has its own check, with its own message.
+        if (param === null || (batched && axis === 0)) return;
+        let shared = byParam.get(param);
+        if (!shared) byParam.set(param, (shared = { param, places: [] }));
+        shared.places.push({ input: spec.info.name, axis });
+      });
+    }
+    this.sharedAxes = [...byParam.values()].filter((a) => a.places.length > 1);
   }
 
   normalize(input: unknown): NormalizedFeeds {
@@ -186,6 +207,17 @@ export class InputNormalizer {
         }
       }
       tensors[name] = { data: typed, dims: [...(dims as number[])], type: dtype };
+    }
+    for (const { param, places } of this.sharedAxes) {
+      const [first, ...rest] = places as [SharedAxis['places'][number], ...SharedAxis['places']];
+      const size = tensors[first.input]!.dims[first.axis]!;
+      for (const { input, axis } of rest) {
+        const dims = tensors[input]!.dims;
+        if (dims[axis] !== size) {
+          const as = input === first.input ? `as its axis ${first.axis}` : `as input '${first.input}' has it`;
+          throw inputError(input, `${size} on axis ${axis} (the model's axis '${param}', ${as})`, `shape ${fmtShape(dims)}`);
+        }
+      }
     }
     return { tensors, batch: this.batched ? batch ?? 1 : 1 };
   }

@@ -69,6 +69,7 @@ interface WireInfo {
   name: string;
   type: string;
   shape: number[];
+  dimParams: (string | null)[];
 }
 
 interface Pending {
@@ -317,6 +318,7 @@ export class OnnxruntimeBackend implements Backend {
   readonly version: string;
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
+  readonly inputDimParams: Readonly<Record<string, readonly (string | null)[]>>;
   readonly instances: number;
   readonly threadsPerInstance: number;
   /** 'SCHED_IDLE', or 'normal' with the reason. */
@@ -342,12 +344,13 @@ export class OnnxruntimeBackend implements Backend {
   private gaveUp: TensorrtNodeError | undefined;
   private restartCount = 0;
 
-  private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], threads: number, threadPolicy: string) {
+  private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], dimParams: Record<string, (string | null)[]>, threads: number, threadPolicy: string) {
     this.init = init;
     this.threadPolicy = threadPolicy;
     this.workers = workers;
     this.inputs = inputs;
     this.outputs = outputs;
+    this.inputDimParams = dimParams;
     this.instances = workers.length;
     this.threadsPerInstance = threads;
     this.version = onnxruntimeVersion();
@@ -378,7 +381,8 @@ export class OnnxruntimeBackend implements Backend {
     const first = ok[0]!.ready;
     const inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
     const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
-    const backend = new OnnxruntimeBackend(init, ok.map(({ w }) => w), inputs, outputs, threads, ok[0]!.policy);
+    const dimParams = Object.fromEntries(first.inputs.map((i) => [i.name, i.dimParams]));
+    const backend = new OnnxruntimeBackend(init, ok.map(({ w }) => w), inputs, outputs, dimParams, threads, ok[0]!.policy);
     for (const w of backend.workers) {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)

@@ -25,6 +25,8 @@ function describe(meta) {
     name: m.name,
     type: m.isTensor ? m.type : 'non-tensor',
     shape: m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) : [],
+    // The model's names of symbolic axes (null where unnamed or fixed): axes named alike must match.
+    dimParams: m.isTensor ? m.shape.map((d) => (typeof d === 'string' && d !== '' ? d : null)) : [],
   }));
 }
 
