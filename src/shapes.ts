@@ -54,7 +54,11 @@ export function bareDims(info: { readonly shape: readonly number[] }, range: Sha
  * -1 (open), equal to the model's where the model fixes an axis, and a range has
  * min ≤ opt ≤ max on every axis.
  */
-export function checkShapes(inputs: readonly { readonly name: string; readonly shape: readonly number[] }[], shapes: unknown): void {
+export function checkShapes(
+  inputs: readonly { readonly name: string; readonly shape: readonly number[] }[],
+  shapes: unknown,
+  dimParams?: Readonly<Record<string, readonly (string | null)[]>>,
+): void {
   if (shapes === undefined) return;
   if (shapes === null || typeof shapes !== 'object' || Array.isArray(shapes)) {
     throw inputError('shapes', 'an object of shapes or ranges by input name', String(shapes), 'option');
@@ -94,6 +98,26 @@ export function checkShapes(inputs: readonly { readonly name: string; readonly s
     lo.forEach((d, i) => {
       if (!(d <= mid[i]! && mid[i]! <= hi[i]!)) {
         throw inputError(where, `min ≤ opt ≤ max on every axis`, `${d}, ${mid[i]}, ${hi[i]} on axis ${i}`, 'option');
+      }
+    });
+  }
+  if (dimParams) checkSharedAxes(shapes as Record<string, ShapeRange>, dimParams);
+}
+
+/** Axes the model names alike must get the same sizes from `shapes` (min, opt and max alike). */
+function checkSharedAxes(shapes: Readonly<Record<string, ShapeRange>>, dimParams: Readonly<Record<string, readonly (string | null)[]>>): void {
+  const seen = new Map<string, { input: string; axis: number; sizes: string }>();
+  for (const [input, range] of Object.entries(shapes)) {
+    dimParams[input]?.forEach((param, axis) => {
+      if (param === null) return;
+      const sizes = Array.isArray(range)
+        ? String((range as readonly number[])[axis])
+        : ['min', 'opt', 'max'].map((k) => (range as Record<string, readonly number[]>)[k]![axis]).join('/');
+      if (sizes === '-1') return; // left open
+      const first = seen.get(param);
+      if (!first) seen.set(param, { input, axis, sizes });
+      else if (first.sizes !== sizes) {
+        throw inputError(`shapes.${input}`, `${first.sizes} on axis ${axis} (the model's axis '${param}', as shapes.${first.input} has it)`, sizes, 'option');
       }
     });
   }

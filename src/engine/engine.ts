@@ -278,7 +278,7 @@ export class Engine {
             ...(precision === 'int8' ? { sessionConfig: QDQ_SESSION_CONFIG } : {}),
           });
     try {
-      checkShapes(impl.inputs, options.shapes);
+      checkShapes(impl.inputs, options.shapes, impl.inputDimParams);
       const batching = await probedBatching(impl, batchingInfo(impl, options), options, key);
       const loneRuns = impl instanceof OnnxruntimeBackend
         ? options.wideLoneRuns === false

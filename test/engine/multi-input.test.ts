@@ -87,4 +87,12 @@ describe('a model with several inputs, int64 inputs and an int64 output', () => 
     expect(e.details).toMatchObject({ tensor: 'attention_mask', expected: "5 on axis 1 (the model's axis 'L', as input 'input_ids' has it)", received: 'shape [2,6]' });
     for (const r of await Promise.all(accepted)) expect(r.embedding!.data.length).toBeGreaterThan(0);
   });
+
+  it("refuses a 'shapes' option that gives axes the model names alike different sizes", async () => {
+    const e = await failure(Engine.build(model, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { input_ids: [-1, 16], attention_mask: [-1, 8] } }));
+    expect(e.details).toMatchObject({ tensor: 'shapes.attention_mask', expected: "16 on axis 1 (the model's axis 'L', as shapes.input_ids has it)", received: '8' });
+    const range = { min: [1, 4], opt: [4, 16], max: [8, 32] };
+    const ok = await Engine.build(model, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 4, shapes: { input_ids: range, attention_mask: range } });
+    await ok.dispose();
+  });
 });
