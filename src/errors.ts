@@ -48,3 +48,8 @@ export function inputError(tensor: string, expected: string, received: string, w
 export function isTensorrtNodeError(e: unknown, code?: ErrorCode): e is TensorrtNodeError {
   return e instanceof TensorrtNodeError && (code === undefined || e.code === code);
 }
+
+/** EABORTED where `signal` has been aborted (its reason as the cause); `what` names the step. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new TensorrtNodeError('EABORTED', `${what} was aborted`, {}, { cause: signal.reason });
+}

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { TensorrtNodeError, type ErrorCode, type ErrorDetails } from '../errors.js';
+import { TensorrtNodeError, throwIfAborted, type ErrorCode, type ErrorDetails } from '../errors.js';
 import { quantize, type QuantizeOptions, type QuantizeResult } from '../quantize/index.js';
 import { rewriteGraph, type GraphRewrites } from './rewrite.js';
 import type { BuildMessage, BuildTask } from './build-worker.js';
@@ -60,20 +60,35 @@ class BuildWorker {
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
 
-  run<T>(task: BuildTask, onProgress?: (e: unknown) => void): Promise<T> {
+  run<T>(task: BuildTask, onProgress?: (e: unknown) => void, signal?: AbortSignal): Promise<T> {
+    throwIfAborted(signal, 'quantize');
     const worker = this.start();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress });
+      // An abort rejects at once; the worker stops the task at its next step. Its entry stays
+      // until that answer comes, so the idle timer cannot end the worker inside an ONNX
+      // Runtime run (ending a worker there aborted the process, docs/engine.md).
+      const onAbort = (): void => {
+        if (!this.waiting.has(id)) return;
+        this.waiting.set(id, { resolve: () => undefined, reject: () => undefined, onProgress: undefined });
+        worker.postMessage({ id, cancel: true });
+        reject(new TensorrtNodeError('EABORTED', 'quantize was aborted', {}, { cause: signal!.reason }));
+      };
+      const done = <V>(f: (v: V) => void) => (v: V): void => {
+        signal?.removeEventListener('abort', onAbort);
+        f(v);
+      };
+      this.waiting.set(id, { resolve: done(resolve as (v: unknown) => void), reject: done(reject), onProgress });
       if (this.waiting.size === 1) worker.ref();
+      signal?.addEventListener('abort', onAbort, { once: true });
       try {
         // A copy: the caller keeps its model bytes and samples.
         worker.postMessage({ id, task });
       } catch (e) {
         this.settle(id);
-        reject(e instanceof Error ? e : new Error(String(e)));
+        done(reject)(e instanceof Error ? e : new Error(String(e)));
       }
     });
   }
@@ -162,13 +177,13 @@ function stayReason(options: QuantizeOptions): string | undefined {
 export async function quantizeOffThread(bytes: Uint8Array, options: QuantizeOptions): Promise<QuantizeResult & { thread: BuildThread }> {
   const reason = stayReason(options);
   if (reason) return { ...(await quantize(bytes, options)), thread: `JS thread (${reason})` };
-  const { onProgress, ...rest } = options;
+  const { onProgress, signal, ...rest } = options;
   const copy = {
     ...rest,
     calibration: plain(options.calibration),
     ...(options.validation ? { validation: { ...options.validation, data: plain(options.validation.data) } } : {}),
-  } as Omit<QuantizeOptions, 'onProgress'>;
-  const r = await buildWorker.run<QuantizeResult>({ kind: 'quantize', bytes, options: copy }, onProgress as ((e: unknown) => void) | undefined);
+  } as Omit<QuantizeOptions, 'onProgress' | 'signal'>;
+  const r = await buildWorker.run<QuantizeResult>({ kind: 'quantize', bytes, options: copy }, onProgress as ((e: unknown) => void) | undefined, signal);
   return { ...r, thread: 'worker' };
 }
 

@@ -10,7 +10,7 @@ import { TensorrtNodeError } from '../errors.js';
 
 export type BuildTask =
   | { kind: 'rewrite'; bytes: Uint8Array }
-  | { kind: 'quantize'; bytes: Uint8Array; options: Omit<QuantizeOptions, 'onProgress'> };
+  | { kind: 'quantize'; bytes: Uint8Array; options: Omit<QuantizeOptions, 'onProgress' | 'signal'> };
 
 export type BuildMessage =
   | { id: number; type: 'progress'; event: unknown }
@@ -20,6 +20,9 @@ export type BuildMessage =
 const port = parentPort;
 if (!port) throw new Error('build-worker.ts runs as a worker thread');
 
+/** Each running quantization's abort, by task id: the JS thread sends { id, cancel: true }. */
+const aborts = new Map<number, AbortController>();
+
 async function run(id: number, task: BuildTask): Promise<void> {
   if (task.kind === 'rewrite') {
     const r = rewriteGraph(task.bytes);
@@ -28,15 +31,26 @@ async function run(id: number, task: BuildTask): Promise<void> {
   }
   // Loaded on the first quantization only: a worker that rewrites starts without onnxruntime.
   const { quantize } = await import('../quantize/index.js');
-  const r = await quantize(task.bytes, {
-    ...task.options,
-    onProgress: (event) => port!.postMessage({ id, type: 'progress', event } satisfies BuildMessage),
-  });
-  port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, [r.model.buffer as ArrayBuffer]);
+  const abort = new AbortController();
+  aborts.set(id, abort);
+  try {
+    const r = await quantize(task.bytes, {
+      ...task.options,
+      signal: abort.signal,
+      onProgress: (event) => port!.postMessage({ id, type: 'progress', event } satisfies BuildMessage),
+    });
+    port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, [r.model.buffer as ArrayBuffer]);
+  } finally {
+    aborts.delete(id);
+  }
 }
 
-port.on('message', ({ id, task }: { id: number; task: BuildTask }) => {
-  run(id, task).catch((e: unknown) => {
+port.on('message', ({ id, task, cancel }: { id: number; task?: BuildTask; cancel?: true }) => {
+  if (cancel) {
+    aborts.get(id)?.abort();
+    return;
+  }
+  run(id, task!).catch((e: unknown) => {
     const err = e instanceof Error ? e : new Error(String(e));
     const coded = err instanceof TensorrtNodeError ? { code: err.code, details: err.details } : {};
     port.postMessage({ id, type: 'error', error: { name: err.name, message: err.message, stack: err.stack, ...coded } } satisfies BuildMessage);

@@ -5,7 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
-import { TensorrtNodeError, inputError } from '../errors.js';
+import { TensorrtNodeError, inputError, throwIfAborted } from '../errors.js';
 import type { Backend, BackendName } from '../backends/types.js';
 import { selectBackend } from '../backends/select.js';
 import { OnnxruntimeBackend, createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
@@ -181,6 +181,8 @@ export class Engine {
   static async build(model: string | Uint8Array, given: EngineOptions = {}): Promise<Engine> {
     const buildStartedAt = performance.now();
     await checkOptions(given);
+    const signal = given.signal;
+    throwIfAborted(signal, 'Engine.build');
     const options: EngineOptions = given.onProgress ? { ...given, onProgress: guardProgress(given.onProgress) } : given;
     let bytes: Uint8Array;
     if (typeof model === 'string') {
@@ -196,6 +198,7 @@ export class Engine {
     }
     const precision = options.precision ?? 'fp32';
     const selection = await selectBackend(options.backend ?? 'auto');
+    throwIfAborted(signal, 'Engine.build');
     if (precision === 'fp16') {
       // Networks are strongly typed (TensorRT 10/11): the ONNX types are the precision, and
       // this package has no FP16 conversion yet; ONNX Runtime's CPU kernels have no FP16 path.
@@ -251,6 +254,7 @@ export class Engine {
         }
       }
     }
+    throwIfAborted(signal, 'Engine.build');
     if (!artifact) {
       const prepared = await prepareModel(bytes, options);
       artifact = prepared.bytes;
@@ -267,6 +271,7 @@ export class Engine {
         await storeEntry(options.cacheDir, key, artifact, meta, 'onnx.bin');
       }
     }
+    throwIfAborted(signal, 'Engine.build');
     const impl: Backend =
       selection.name === 'tensorrt'
         ? await buildTensorrt(artifact, precision, options)
@@ -278,6 +283,7 @@ export class Engine {
             ...(precision === 'int8' ? { sessionConfig: QDQ_SESSION_CONFIG } : {}),
           });
     try {
+      throwIfAborted(signal, 'Engine.build');
       checkShapes(impl.inputs, options.shapes, impl.inputDimParams);
       const batching = await probedBatching(impl, batchingInfo(impl, options), options, key);
       const loneRuns = impl instanceof OnnxruntimeBackend
@@ -285,6 +291,7 @@ export class Engine {
           ? { threads: impl.threadsPerInstance, reason: 'wideLoneRuns: false' }
           : await cachedLoneRuns(impl, batching, options, key)
         : undefined;
+      throwIfAborted(signal, 'Engine.build');
       const name = options.name ?? (typeof model === 'string' ? basename(model).replace(/\.onnx$/i, '') : 'model');
       const engine = new Engine({
         impl,
@@ -613,6 +620,7 @@ async function checkOptions(o: EngineOptions): Promise<void> {
     const near = ENGINE_OPTION_NAMES.find((k) => k.toLowerCase() === key.toLowerCase()) ?? ENGINE_OPTION_NAMES.find((k) => editDistance(k, key) <= 2);
     throw inputError(key, near ? `an option of Engine.build (did you mean '${near}'?)` : 'an option of Engine.build', 'an unknown option', 'option');
   }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw inputError('signal', 'an AbortSignal', kindOf(o.signal), 'option');
   if (o.cacheDir !== undefined) {
     if (typeof o.cacheDir !== 'string' || o.cacheDir === '') throw inputError('cacheDir', 'a folder path', kindOf(o.cacheDir), 'option');
     // A missing folder is made at the first store; an existing path must be a folder.

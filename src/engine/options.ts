@@ -95,6 +95,12 @@ export interface EngineOptions {
   name?: string;
   /** Progress of the build (quantization steps). */
   onProgress?: (event: { stage: string; done?: number; total?: number }) => void;
+  /**
+   * Aborts the build: it rejects with EABORTED at its next step (between stages, and
+   * between the quantizer's calibration batches and validation runs), and frees what it
+   * had started (the backend's workers).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -107,7 +113,7 @@ export const ENGINE_OPTION_NAMES: readonly string[] = Object.keys({
   cacheDir: true, cacheKey: true, shapes: true, instances: true, threadsPerInstance: true, spinning: true,
   backgroundThreads: true, graphRewrites: true, wideLoneRuns: true, maxBatchSize: true, maxQueueDelayMs: true,
   preferredBatchSizes: true, maxQueueSize: true, defaultTimeoutMs: true, priorityLevels: true, defaultPriority: true,
-  name: true, onProgress: true,
+  name: true, onProgress: true, signal: true,
 } satisfies Record<keyof EngineOptions, true>);
 
 export interface InferOptions {

@@ -44,6 +44,7 @@ export async function prepareModel(bytes: Uint8Array, options: EngineOptions): P
     ...(options.shapes !== undefined ? { shapes: options.shapes } : {}),
     ...(options.validation !== undefined ? { validation: options.validation } : {}),
     ...(options.maxAccuracyDrop !== undefined ? { maxAccuracyDrop: options.maxAccuracyDrop } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(onProgress ? { onProgress: (e) => onProgress({ stage: `quantize:${e.phase}`, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}) }) } : {}),
   });
   return { bytes: result.model, quantization: result.report, thread: result.thread };

@@ -3,7 +3,7 @@
  * Q/DQ model by TensorRT's explicit-quantization rules, validate it against the float
  * model, and keep the most sensitive layers in float where accuracy drops too far.
  */
-import { TensorrtNodeError } from '../errors.js';
+import { TensorrtNodeError, throwIfAborted } from '../errors.js';
 import { checkShapes } from '../shapes.js';
 import { GraphView } from '../onnx/graph.js';
 import { readModel, tensorValues, writeModel } from '../onnx/model.js';
@@ -74,6 +74,8 @@ export interface QuantizeOptions {
   /** Largest allowed metric drop (float − INT8, in the metric's units: 0.003 = 0.3 pt of accuracy). */
   maxAccuracyDrop?: number;
   onProgress?: (event: QuantizeProgress) => void;
+  /** Aborts the quantization: it rejects with EABORTED at its next step (a calibration batch, a validation run). */
+  signal?: AbortSignal;
 }
 
 export interface TensorCalibration {
@@ -149,7 +151,14 @@ export async function quantize(model: string | Uint8Array, options: QuantizeOpti
   if (options.maxAccuracyDrop !== undefined && !(options.maxAccuracyDrop >= 0)) {
     throw new TensorrtNodeError('EINPUT', `quantize: maxAccuracyDrop must be a number ≥ 0, got ${options.maxAccuracyDrop}`, { tensor: 'maxAccuracyDrop', expected: '≥ 0', received: String(options.maxAccuracyDrop) });
   }
-  const progress = options.onProgress ?? (() => undefined);
+  const signal = options.signal;
+  throwIfAborted(signal, 'quantize');
+  const onProgress = options.onProgress;
+  // Every step reports progress: each is where an abort takes effect.
+  const progress = (e: QuantizeProgress): void => {
+    throwIfAborted(signal, 'quantize');
+    onProgress?.(e);
+  };
   const warnings: string[] = [];
   const warn = (message: string): void => {
     warnings.push(message);

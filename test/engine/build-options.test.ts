@@ -66,3 +66,53 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     await range.dispose();
   });
 });
+
+describe('Engine.build and quantize() with an AbortSignal', () => {
+  const calibration = Array.from({ length: 64 }, (_, i) => clsInput(i));
+
+  it('an aborted signal rejects at once with EABORTED and its reason as the cause', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('shutting down'));
+    const e = await refused({ signal: controller.signal });
+    expect(e).toMatchObject({ code: 'EABORTED', message: 'Engine.build was aborted' });
+    expect((e.cause as Error).message).toBe('shutting down');
+    expect((await refused({ signal: 'stop' })).details).toMatchObject({ tensor: 'signal', expected: 'an AbortSignal', received: 'string' });
+  });
+
+  it('aborting during INT8 calibration on the build worker rejects with EABORTED; the worker then serves the next build', async () => {
+    const controller = new AbortController();
+    const stages: string[] = [];
+    const aborted = await refused({
+      precision: 'int8', calibration, shapes: { x: [-1, 3, 48, 192] }, signal: controller.signal,
+      onProgress: (p: { stage: string }) => {
+        stages.push(p.stage);
+        if (p.stage === 'quantize:calibration') controller.abort();
+      },
+    });
+    expect(aborted.code).toBe('EABORTED');
+    expect(stages.filter((s) => s === 'quantize:calibration')).toHaveLength(1);
+    const engine = await Engine.build(CLS_MODEL, { ...base, precision: 'int8', calibration: calibration.slice(0, 16), shapes: { x: [-1, 3, 48, 192] } });
+    expect(engine.buildThreads.quantization).toBe('worker');
+    expect(Object.keys(await engine.infer(clsInput(1)))).toEqual(['softmax_0.tmp_0']);
+    await engine.dispose();
+  });
+
+  it('quantize() on the JS thread (lazy data) stops at its next calibration batch', async () => {
+    const { quantize } = await import('../../src/quantize/index.js');
+    const controller = new AbortController();
+    let batches = 0;
+    async function* lazy(): AsyncGenerator<Float32Array> {
+      for (const c of calibration) yield c;
+    }
+    const e = await quantize(CLS_MODEL, {
+      calibration: lazy(), shapes: { x: [-1, 3, 48, 192] }, batchSize: 8, signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase !== 'calibration') return;
+        batches++;
+        controller.abort();
+      },
+    }).then(() => undefined, (err: unknown) => err as TensorrtNodeError);
+    expect(e).toMatchObject({ code: 'EABORTED', message: 'quantize was aborted' });
+    expect(batches).toBe(1);
+  });
+});
