@@ -72,9 +72,9 @@ const char* StatusCode(TnpStatus status) {
     case TNP_E_VERSION: return "ENOTENSORRT";
     case TNP_E_PARSE:
     case TNP_E_BUILD:
-    case TNP_E_CANCELLED:
     case TNP_E_RUNTIME:
     case TNP_E_INTERNAL: return "EBUILDFAILED";
+    case TNP_E_CANCELLED: return "EABORTED";
   }
   return "EBUILDFAILED";
 }

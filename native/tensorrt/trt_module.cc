@@ -164,6 +164,7 @@ struct BuildJob {
   TnpBuildOptions options{};
   int device = 0;
   Napi::Function onProgress;  // may be empty
+  Napi::Int32Array cancel;    // may be empty: an Int32Array over shared memory, non-zero to stop
 };
 
 class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
@@ -179,6 +180,11 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
         provider_(p),
         deferred_(deferred) {
     if (!job.onProgress.IsEmpty()) onProgress_ = Napi::Persistent(job.onProgress);
+    if (!job.cancel.IsEmpty()) {
+      // The reference keeps the shared memory alive while the builder thread reads it.
+      cancelRef_ = Napi::Persistent(job.cancel);
+      cancel_ = job.cancel.Data();
+    }
   }
 
   ~BuildWorker() override {
@@ -198,8 +204,8 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
     options_.nb_shapes = static_cast<int32_t>(shapes_.size());
     options_.timing_cache = timingCache_.empty() ? nullptr : timingCache_.data();
     options_.timing_cache_size = timingCache_.size();
-    if (!onProgress_.IsEmpty()) {
-      progress_ = &progress;
+    if (!onProgress_.IsEmpty() || cancel_ != nullptr) {
+      progress_ = onProgress_.IsEmpty() ? nullptr : &progress;
       options_.progress = &BuildWorker::OnBuilderProgress;
       options_.progress_user = this;
     }
@@ -254,7 +260,8 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
     } catch (...) {
       // A lost progress event is better than a lost process.
     }
-    return 0;
+    // Non-zero asks TensorRT to stop at its next step (IProgressMonitor::stepComplete).
+    return self->cancel_ != nullptr && __atomic_load_n(self->cancel_, __ATOMIC_ACQUIRE) != 0 ? 1 : 0;
   }
 
   std::vector<uint8_t> onnx_;
@@ -264,6 +271,8 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   TnpBuildOptions options_;
   int device_;
   Napi::FunctionReference onProgress_;
+  Napi::Reference<Napi::Int32Array> cancelRef_;
+  int32_t* cancel_ = nullptr;
   const ExecutionProgress* progress_ = nullptr;
   const ProviderHost& provider_;
   Napi::Promise::Deferred deferred_;
@@ -274,7 +283,8 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
 };
 
 // tensorrtBuild(onnx: Uint8Array, options: { shapes?: [{name,min,opt,max}], workspaceBytes?,
-//   optimizationLevel?, tilingLevel?, timingCache?: Uint8Array, device? }, onProgress?)
+//   optimizationLevel?, tilingLevel?, timingCache?: Uint8Array, device?, cancel?: Int32Array }, onProgress?)
+// `cancel` (over a SharedArrayBuffer): the builder stops at its next step once element 0 is non-zero.
 Napi::Value Build(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const ProviderHost& p = RequireProvider(env);
@@ -312,6 +322,14 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
   job.device = IntOption(opts, "device", 0);
   if (info.Length() > 2 && info[2].IsFunction()) {
     job.onProgress = info[2].As<Napi::Function>();
+  }
+  Napi::Value cancel = opts.Get("cancel");
+  if (!cancel.IsUndefined()) {
+    if (!cancel.IsTypedArray() || cancel.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+        cancel.As<Napi::TypedArray>().ElementLength() < 1) {
+      throw Coded(env, "EINPUT", "tensorrtBuild: cancel must be an Int32Array of at least one element");
+    }
+    job.cancel = cancel.As<Napi::Int32Array>();
   }
   auto deferred = Napi::Promise::Deferred::New(env);
   // napi-owned: AsyncWorker deletes itself after OnOK/OnError.

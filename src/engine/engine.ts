@@ -426,6 +426,7 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
     ...(options.maxBatchSize !== undefined ? { maxBatchSize: options.maxBatchSize } : {}),
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
     ...(progress ? { onProgress: (e: TensorrtBuildProgress) => progress({ stage: `tensorrt:${e.phase}`, done: e.step, total: e.steps }) } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   };
   if (!options.cacheDir) return createTensorrtBackend(onnx, trtOptions);
   const parts = tensorrtCacheKeyParts(0);

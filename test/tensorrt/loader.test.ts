@@ -163,6 +163,15 @@ describe('TensorRT loader decisions (child processes, stand-in libraries)', () =
     expect(p.progress?.map((e) => e.event)).toEqual(['start', 'step', 'finish']);
   });
 
+  it('a set cancel flag stops the build at its first step with EABORTED (TensorRT\'s progress monitor returns false there)', () => {
+    const p = withProvider({ STUB_BUILD: 'ok', PROBE_BUILD: '1', PROBE_CANCEL: '1' });
+    expect(p.build).toMatchObject({ code: 'EABORTED' });
+    expect(p.build?.message).toContain('build cancelled');
+    expect(p.progress?.map((e) => e.event)).toEqual(['start', 'step', 'finish']);
+    // Without the flag the same stub builds.
+    expect(withProvider({ STUB_BUILD: 'ok', PROBE_BUILD: '1' }).build?.plan).toEqual([4, 3, 2, 1]);
+  });
+
   it('a successful build returns the plan bytes the provider made', () => {
     const p = withProvider({ STUB_BUILD: 'ok', PROBE_BUILD: '1' });
     expect(p.build?.plan).toEqual([4, 3, 2, 1]);

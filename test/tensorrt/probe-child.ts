@@ -29,7 +29,11 @@ if (process.env.PROBE_BUILD && hasTensorrtModule(binding)) {
   try {
     const r = await binding.tensorrtBuild(
       new Uint8Array([1, 2, 3, 4]),
-      { shapes: [{ name: 'x', min: [1, 3], opt: [4, 3], max: [8, 3] }] },
+      {
+        shapes: [{ name: 'x', min: [1, 3], opt: [4, 3], max: [8, 3] }],
+        // PROBE_CANCEL: the flag already set, as after an abort, for the builder's first step to read.
+        ...(process.env.PROBE_CANCEL ? { cancel: new Int32Array(new SharedArrayBuffer(4)).fill(1) } : {}),
+      },
       (e) => progress.push(e),
     );
     out.build = { plan: [...r.plan], timingCache: r.timingCache };

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TensorrtNodeError, inputError, type ErrorCode } from '../../errors.js';
+import { TensorrtNodeError, inputError, throwIfAborted, type ErrorCode } from '../../errors.js';
 import type { NativeBinding, NativeCudaInfo, NativeTensorrtInfo } from '../../native/binding.js';
 import { addonState } from '../../native/index.js';
 import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
@@ -77,6 +77,8 @@ export interface TensorrtBackendOptions {
   /** A serialized plan from an earlier build (the engine cache): skips the build. */
   plan?: Uint8Array;
   onProgress?: (event: NativeBuildProgress) => void;
+  /** Stops a plan build at TensorRT's next step (its progress monitor), with EABORTED. */
+  signal?: AbortSignal;
 }
 
 /** Reusable pinned I/O buffers: infer() reads and writes them without a host copy. */
@@ -303,6 +305,11 @@ export async function buildTensorrtPlan(model: Uint8Array, options: TensorrtBack
   let timingCache: Uint8Array | undefined;
   if (cacheFile) timingCache = await readFile(cacheFile).catch(() => undefined);
   let result: { plan: Buffer; timingCache: Buffer | null };
+  // The builder runs on a libuv thread: it reads this flag at each of TensorRT's steps.
+  const cancel = new Int32Array(new SharedArrayBuffer(4));
+  const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+  throwIfAborted(options.signal, 'TensorRT build');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     result = await p.binding.tensorrtBuild(
       model,
@@ -314,11 +321,14 @@ export async function buildTensorrtPlan(model: Uint8Array, options: TensorrtBack
         ...(options.optimizationLevel !== undefined ? { optimizationLevel: options.optimizationLevel } : {}),
         ...(options.tilingLevel !== undefined ? { tilingLevel: options.tilingLevel } : {}),
         ...(timingCache ? { timingCache } : {}),
+        cancel,
       },
       options.onProgress,
     );
   } catch (e) {
     throw fromNative(e, 'EBUILDFAILED');
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
   }
   if (cacheFile && result.timingCache) {
     // Atomic: a temporary file, then rename.
@@ -332,7 +342,7 @@ export async function buildTensorrtPlan(model: Uint8Array, options: TensorrtBack
   return result.plan;
 }
 
-const KNOWN_CODES: readonly ErrorCode[] = ['ENOTENSORRT', 'ENODEVICE', 'ECUDAVERSION', 'EBUILDFAILED', 'EINPUT', 'EDISPOSED'];
+const KNOWN_CODES: readonly ErrorCode[] = ['ENOTENSORRT', 'ENODEVICE', 'ECUDAVERSION', 'EBUILDFAILED', 'EINPUT', 'EDISPOSED', 'EABORTED'];
 
 /**
  * A native error (with .code, and .node/.nodeName/.opType for parser failures) as a

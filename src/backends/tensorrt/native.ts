@@ -33,6 +33,8 @@ export interface NativeBuildOptions {
   defaultBatchMax?: number;
   timingCache?: Uint8Array;
   device?: number;
+  /** Over a SharedArrayBuffer: the builder stops at its next step once element 0 is non-zero (EABORTED). */
+  cancel?: Int32Array;
 }
 
 export interface NativeBuildProgress {
