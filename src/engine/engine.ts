@@ -21,7 +21,7 @@ import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
 import { bareDims, checkShapes, kindOf, type ShapeRange } from '../shapes.js';
-import { ENGINE_OPTION_NAMES, type EngineOptions, type InferOptions } from './options.js';
+import { ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, checkOptionNames, type EngineOptions, type InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
@@ -334,6 +334,8 @@ export class Engine {
     let feeds;
     let into: RequestOptions | undefined;
     try {
+      if (options === null || typeof options !== 'object') throw inputError('options', 'an object of infer options', kindOf(options), 'argument');
+      checkOptionNames(options, INFER_OPTION_NAMES, 'infer');
       feeds = this.normalizer.normalize(input);
       if (options.outputs !== undefined) {
         const memory = checkDestinations(options.outputs, this.outputs, feeds.batch, this.batching.batchAxis);
@@ -616,11 +618,7 @@ async function machineMeasurement<T>(
 
 async function checkOptions(o: EngineOptions): Promise<void> {
   if (o === null || typeof o !== 'object') throw inputError('options', 'an object', String(o), 'argument');
-  for (const key of Object.keys(o)) {
-    if (ENGINE_OPTION_NAMES.includes(key)) continue;
-    const near = ENGINE_OPTION_NAMES.find((k) => k.toLowerCase() === key.toLowerCase()) ?? ENGINE_OPTION_NAMES.find((k) => editDistance(k, key) <= 2);
-    throw inputError(key, near ? `an option of Engine.build (did you mean '${near}'?)` : 'an option of Engine.build', 'an unknown option', 'option');
-  }
+  checkOptionNames(o, ENGINE_OPTION_NAMES, 'Engine.build');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw inputError('signal', 'an AbortSignal', kindOf(o.signal), 'option');
   if (o.cacheDir !== undefined) {
     if (typeof o.cacheDir !== 'string' || o.cacheDir === '') throw inputError('cacheDir', 'a folder path', kindOf(o.cacheDir), 'option');
@@ -636,15 +634,4 @@ async function checkOptions(o: EngineOptions): Promise<void> {
   posInt('threadsPerInstance');
   posInt('maxBatchSize');
   posInt('priorityLevels');
-}
-
-/** Levenshtein distance, for the did-you-mean of an unknown option. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
 }

@@ -173,6 +173,14 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     }
   });
 
+  it('an unknown infer option (a typo would silently drop a timeout) or options that are not an object', async () => {
+    const typo = await failure(engine.infer(clsInput(1), { timeout: 100 } as never));
+    expect(typo).toMatchObject({ code: 'EINPUT', details: { tensor: 'timeout', expected: "an option of infer (did you mean 'timeoutMs'?)", received: 'an unknown option' } });
+    expect((await failure(engine.infer(clsInput(1), { Priority: 1 } as never))).details.expected).toContain("'priority'");
+    expect((await failure(engine.infer(clsInput(1), 100 as never))).details).toMatchObject({ tensor: 'options', received: 'number' });
+    expect(Object.keys(await engine.infer(clsInput(1), { timeoutMs: 10_000, priority: 1 }))).toEqual(['softmax_0.tmp_0']);
+  });
+
   it('use after dispose gives EDISPOSED', async () => {
     const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } });
     await e.dispose();
