@@ -5,7 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
-import { TensorrtNodeError, inputError, throwIfAborted } from '../errors.js';
+import { TensorrtNodeError, checkOptionNames, inputError, throwIfAborted } from '../errors.js';
 import type { Backend, BackendName } from '../backends/types.js';
 import { selectBackend } from '../backends/select.js';
 import { OnnxruntimeBackend, createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
@@ -21,7 +21,7 @@ import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
 import { bareDims, checkShapes, kindOf, type ShapeRange } from '../shapes.js';
-import { ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, checkOptionNames, type EngineOptions, type InferOptions } from './options.js';
+import { ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, QUANTIZATION_OPTION_NAMES, type EngineOptions, type InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
@@ -619,6 +619,10 @@ async function machineMeasurement<T>(
 async function checkOptions(o: EngineOptions): Promise<void> {
   if (o === null || typeof o !== 'object') throw inputError('options', 'an object', String(o), 'argument');
   checkOptionNames(o, ENGINE_OPTION_NAMES, 'Engine.build');
+  if (o.quantization !== undefined) {
+    if (o.quantization === null || typeof o.quantization !== 'object') throw inputError('quantization', '{ method?, percentile?, exclude? }', kindOf(o.quantization), 'option');
+    checkOptionNames(o.quantization, QUANTIZATION_OPTION_NAMES, "Engine.build's quantization");
+  }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw inputError('signal', 'an AbortSignal', kindOf(o.signal), 'option');
   if (o.cacheDir !== undefined) {
     if (typeof o.cacheDir !== 'string' || o.cacheDir === '') throw inputError('cacheDir', 'a folder path', kindOf(o.cacheDir), 'option');

@@ -1,5 +1,4 @@
 /** The options of Engine.build() and engine.infer(). */
-import { inputError } from '../errors.js';
 import type { BackendChoice } from '../backends/select.js';
 import type { QuantizeOptions } from '../quantize/index.js';
 import type { ShapeRange } from '../shapes.js';
@@ -117,33 +116,15 @@ export const ENGINE_OPTION_NAMES: readonly string[] = Object.keys({
   name: true, onProgress: true, signal: true,
 } satisfies Record<keyof EngineOptions, true>);
 
+/** The keys of the `quantization` option. */
+export const QUANTIZATION_OPTION_NAMES: readonly string[] = Object.keys({
+  method: true, percentile: true, exclude: true,
+} satisfies Record<keyof QuantizationOptions, true>);
+
 /** The options infer() reads (see ENGINE_OPTION_NAMES). */
 export const INFER_OPTION_NAMES: readonly string[] = Object.keys({
   signal: true, timeoutMs: true, priority: true, outputs: true,
 } satisfies Record<keyof InferOptions, true>);
-
-/**
- * EINPUT for a key of `given` that is not among `known` (a typo such as `timeout` would
- * otherwise be ignored), naming the option it is near. A plain loop: infer() runs it per request.
- */
-export function checkOptionNames(given: object, known: readonly string[], of: string): void {
-  for (const key in given) {
-    if (known.includes(key)) continue;
-    const near = known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => editDistance(k, key) <= 2);
-    throw inputError(key, near ? `an option of ${of} (did you mean '${near}'?)` : `an option of ${of}`, 'an unknown option', 'option');
-  }
-}
-
-/** Levenshtein distance, for the did-you-mean of an unknown option. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
-}
 
 export interface InferOptions {
   signal?: AbortSignal;

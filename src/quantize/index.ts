@@ -3,7 +3,7 @@
  * Q/DQ model by TensorRT's explicit-quantization rules, validate it against the float
  * model, and keep the most sensitive layers in float where accuracy drops too far.
  */
-import { TensorrtNodeError, throwIfAborted } from '../errors.js';
+import { TensorrtNodeError, checkOptionNames, throwIfAborted } from '../errors.js';
 import { checkShapes } from '../shapes.js';
 import { GraphView } from '../onnx/graph.js';
 import { readModel, tensorValues, writeModel } from '../onnx/model.js';
@@ -137,8 +137,15 @@ function* splitSamples(data: TypedArray, input: ModelInput): Generator<TypedArra
 }
 
 /** Quantize a float ONNX model to INT8 Q/DQ. */
+/** Every option quantize() reads: a key it does not know (a typo) is refused rather than ignored. */
+const QUANTIZE_OPTION_NAMES: readonly string[] = Object.keys({
+  calibration: true, method: true, percentile: true, exclude: true, batchSize: true, shapes: true,
+  validation: true, maxAccuracyDrop: true, onProgress: true, signal: true,
+} satisfies Record<keyof QuantizeOptions, true>);
+
 export async function quantize(model: string | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
   const started = performance.now();
+  if (options && typeof options === 'object') checkOptionNames(options, QUANTIZE_OPTION_NAMES, 'quantize');
   if (!options || typeof options !== 'object' || options.calibration === undefined || options.calibration === null) {
     throw new TensorrtNodeError('ECALIBRATION', 'quantize: options.calibration is required');
   }

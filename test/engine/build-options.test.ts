@@ -24,6 +24,11 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     });
     expect((await refused({ precison: 'fp32' })).details.expected).toContain("'precision'");
     expect((await refused({ batching: true })).details.expected).toBe('an option of Engine.build');
+    const nested = await refused({ precision: 'int8', calibration: [clsInput(1)], quantization: { methd: 'max' } });
+    expect(nested.details).toMatchObject({ tensor: 'methd', expected: "an option of Engine.build's quantization (did you mean 'method'?)" });
+    const { quantize } = await import('../../src/quantize/index.js');
+    const q = await quantize(CLS_MODEL, { calibration: [clsInput(1)], percentil: 99 } as never).then(() => undefined, (e: unknown) => e as TensorrtNodeError);
+    expect(q).toMatchObject({ code: 'EINPUT', details: { tensor: 'percentil', expected: "an option of quantize (did you mean 'percentile'?)" } });
   });
 
   it('shapes: an input the model lacks, a wrong rank, a dim the model fixes, a bad dim, a range out of order', async () => {
