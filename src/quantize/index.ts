@@ -143,9 +143,14 @@ const QUANTIZE_OPTION_NAMES: readonly string[] = Object.keys({
   validation: true, maxAccuracyDrop: true, onProgress: true, signal: true,
 } satisfies Record<keyof QuantizeOptions, true>);
 
+const VALIDATION_OPTION_NAMES: readonly string[] = Object.keys({
+  data: true, metric: true, sensitivitySamples: true, sensitivity: true,
+} satisfies Record<keyof NonNullable<QuantizeOptions['validation']>, true>);
+
 export async function quantize(model: string | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
   const started = performance.now();
   if (options && typeof options === 'object') checkOptionNames(options, QUANTIZE_OPTION_NAMES, 'quantize');
+  if (options?.validation && typeof options.validation === 'object') checkOptionNames(options.validation, VALIDATION_OPTION_NAMES, "quantize's validation");
   if (!options || typeof options !== 'object' || options.calibration === undefined || options.calibration === null) {
     throw new TensorrtNodeError('ECALIBRATION', 'quantize: options.calibration is required');
   }

@@ -29,6 +29,8 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     const { quantize } = await import('../../src/quantize/index.js');
     const q = await quantize(CLS_MODEL, { calibration: [clsInput(1)], percentil: 99 } as never).then(() => undefined, (e: unknown) => e as TensorrtNodeError);
     expect(q).toMatchObject({ code: 'EINPUT', details: { tensor: 'percentil', expected: "an option of quantize (did you mean 'percentile'?)" } });
+    const v = await quantize(CLS_MODEL, { calibration: [clsInput(1)], validation: { data: [], metrc: 'top1' } } as never).then(() => undefined, (e: unknown) => e as TensorrtNodeError);
+    expect(v?.details).toMatchObject({ tensor: 'metrc', expected: "an option of quantize's validation (did you mean 'metric'?)" });
   });
 
   it('shapes: an input the model lacks, a wrong rank, a dim the model fixes, a bad dim, a range out of order', async () => {
