@@ -244,8 +244,13 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
       }
       worker.off('message', onStart);
       worker.off('exit', onExit);
-      if (msg.type === 'ready') resolve({ w: new OnnxruntimeWorker(worker), ready: msg, policy });
-      else reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
+      if (msg.type === 'ready') {
+        resolve({ w: new OnnxruntimeWorker(worker), ready: msg, policy });
+        return;
+      }
+      // The worker has no session, so it runs nothing that ending it could break.
+      void worker.terminate();
+      reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
     };
     const onExit = (code: number): void => reject(new TensorrtNodeError('EBACKEND', `an onnxruntime worker exited (code ${code}) while starting`, { backend: 'onnxruntime', exitCode: code }));
     worker.on('message', onStart);
