@@ -3,7 +3,6 @@
  * tensors to calibrate exposed as extra graph outputs, and stream each batch into a
  * per-tensor |x| histogram (memory bounded by tensors × 2048 bins).
  */
-import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
 import { makeValueInfo } from '../onnx/graph.js';
 import { writeModel } from '../onnx/model.js';
@@ -12,6 +11,7 @@ import type { Feeds } from '../tensor.js';
 import { checkFeeds, iterate, stackFeeds, toOrtFeeds, type ModelInput, type SampleShapes } from './feeds.js';
 import { AbsHistogram } from './histogram.js';
 import { cloneModel } from './prepare.js';
+import { quantizerRun, quantizerSession } from './ort-session.js';
 
 export interface CalibrationStats {
   histograms: Map<string, AbsHistogram>;
@@ -47,7 +47,7 @@ export async function calibrate(
   const fromGraph = tensors.filter((t) => !inputNames.has(t));
   const fromFeeds = tensors.filter((t) => inputNames.has(t));
   const histograms = new Map(tensors.map((t) => [t, new AbsHistogram()]));
-  const session = await ort.InferenceSession.create(writeModel(exposeTensors(model, fromGraph)));
+  const session = await quantizerSession(writeModel(exposeTensors(model, fromGraph)), {}, 'calibration');
   const batchable = inputs.every((i) => i.shape.length > 0 && i.shape[0] === -1);
   const batchSize = batchable ? Math.max(1, Math.floor(options.batchSize)) : 1;
   let samples = 0;
@@ -56,7 +56,7 @@ export async function calibrate(
     const feeds = stackFeeds(pending);
     for (const t of fromFeeds) histograms.get(t)!.add(feeds[t]!.data as Float32Array);
     if (fromGraph.length > 0) {
-      const out = await session.run(toOrtFeeds(feeds), fromGraph);
+      const out = await quantizerRun(session, toOrtFeeds(feeds), 'calibration', fromGraph);
       for (const t of fromGraph) {
         const v = out[t];
         if (!v || v.type !== 'float32') throw new TensorrtNodeError('ECALIBRATION', `tensor '${t}' is not float32 (${v?.type}): cannot calibrate it`);

@@ -9,4 +9,30 @@
  * float kernels. `bench/quantize-speed.ts` (docs/quantize.md): PaddleOCR cls at batch 32
  * 66.1 → 39.8 ms (float 35.5), PP-OCRv4 rec at batch 1 34.4 → 24.8 ms (float 21.4).
  */
+import * as ort from 'onnxruntime-node';
+import { TensorrtNodeError } from '../errors.js';
+
 export const QDQ_SESSION_CONFIG: Readonly<Record<string, string>> = { disable_quant_qdq: '1' };
+
+/** An onnxruntime session for the quantizer's `what`; a model onnxruntime refuses is EMODEL with its message. */
+export async function quantizerSession(model: Uint8Array, options: ort.InferenceSession.SessionOptions, what: string): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(model, options);
+  } catch (e) {
+    throw new TensorrtNodeError('EMODEL', `onnxruntime could not load the model for ${what}: ${(e as Error).message}`, {}, { cause: e });
+  }
+}
+
+/** A run of the quantizer's session; a failure inside the graph is EMODEL with onnxruntime's message. */
+export async function quantizerRun(
+  session: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  what: string,
+  fetches?: readonly string[],
+): Promise<ort.InferenceSession.OnnxValueMapType> {
+  try {
+    return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
+  } catch (e) {
+    throw new TensorrtNodeError('EMODEL', `onnxruntime failed running the model for ${what}: ${(e as Error).message}`, {}, { cause: e });
+  }
+}

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
 import type { Feeds, TensorLike } from '../tensor.js';
 import { toOrtFeeds } from './feeds.js';
-import { QDQ_SESSION_CONFIG } from './ort-session.js';
+import { QDQ_SESSION_CONFIG, quantizerRun, quantizerSession } from './ort-session.js';
 
 export type Outputs = Record<string, TensorLike>;
 
@@ -70,11 +70,11 @@ function copyOutputs(out: ort.InferenceSession.OnnxValueMapType): Outputs {
 /** Run a model over the samples; returns each sample's outputs. */
 export async function runModel(model: Uint8Array, samples: readonly ValidationSample[], onSample?: (done: number) => void): Promise<{ outputs: Outputs[]; firstOutput: string }> {
   // The float and the INT8 model alike, as the engine serves them (no effect on a float model).
-  const session = await ort.InferenceSession.create(model, { extra: { session: QDQ_SESSION_CONFIG } });
+  const session = await quantizerSession(model, { extra: { session: QDQ_SESSION_CONFIG } }, 'validation');
   try {
     const outputs: Outputs[] = [];
     for (const s of samples) {
-      outputs.push(copyOutputs(await session.run(toOrtFeeds(s.feeds))));
+      outputs.push(copyOutputs(await quantizerRun(session, toOrtFeeds(s.feeds), 'validation')));
       onSample?.(outputs.length);
     }
     return { outputs, firstOutput: session.outputNames[0]! };

@@ -18,6 +18,18 @@ async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
 }
 
 describe('quantize: bad input gets a coded error', () => {
+  it('a model onnxruntime refuses (an unknown operator) is EMODEL with its message, not a bare Error', async () => {
+    const model = buildModel({
+      nodes: [node('Conv', ['x', 'w'], ['c'], 'conv'), node('NoSuchOp', ['c'], ['y'], 'bad')],
+      initializers: [tensor('w', randomArray(2 * 2 * 3 * 3, random(3)), [2, 2, 3, 3])],
+      inputs: [{ name: 'x', dims: [1, 2, 5, 5] }],
+      outputs: [{ name: 'y' }],
+    });
+    const e = await failure(quantize(model, { calibration: [sample()] }));
+    expect(e.code).toBe('EMODEL');
+    expect(e.message).toMatch(/^onnxruntime could not load the model for calibration: .*NoSuchOp/);
+  });
+
   it('wrong feed name names the input, what was expected and received', async () => {
     const e = await failure(quantize(bytes, { calibration: [{ y: sample().x }] }));
     expect(e.code).toBe('EINPUT');
