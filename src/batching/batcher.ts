@@ -71,7 +71,7 @@ export interface BatcherObserver {
   settled(outcome: Outcome, times: RequestTimes): void;
   executed(batchSize: number, requests: number, computeMs: number): void;
   /** A batch whose instance was lost went back to the queue to run again. */
-  retried(batchSize: number): void;
+  retried(): void;
 }
 
 /**
@@ -447,7 +447,7 @@ export class DynamicBatcher {
     } catch (err) {
       let e = err instanceof Error ? err : new Error(String(err));
       if (e instanceof TensorrtNodeError && e.details.retry === true) {
-        if (!this.closed && this.requeue(live, total)) return;
+        if (!this.closed && this.requeue(live)) return;
         if (this.closed) e = new TensorrtNodeError('EDISPOSED', 'the engine was disposed before the request could run again (its instance was lost)', {}, { cause: e });
       }
       for (const p of live) p.req.reject(e);
@@ -468,7 +468,7 @@ export class DynamicBatcher {
    * runs on copies), and a run has no side effects. Not past MAX_DISPATCHES. Returns
    * whether it did.
    */
-  private requeue(live: Part[], rows: number): boolean {
+  private requeue(live: Part[]): boolean {
     if (live.some((p) => (p.dispatches ?? 1) >= MAX_DISPATCHES)) return false;
     for (let i = live.length - 1; i >= 0; i--) {
       const part = live[i]!;
@@ -481,7 +481,7 @@ export class DynamicBatcher {
       req.state = 'queued';
     }
     const observer = this.observer;
-    if (observer) this.defer(() => observer.retried(rows));
+    if (observer) this.defer(() => observer.retried());
     return true;
   }
 

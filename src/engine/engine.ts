@@ -181,8 +181,9 @@ export class Engine {
   static async build(model: string | Uint8Array, given: EngineOptions = {}): Promise<Engine> {
     const buildStartedAt = performance.now();
     await checkOptions(given);
-    const signal = given.signal;
-    throwIfAborted(signal, 'Engine.build');
+    // Checked between the build's steps: an abort takes effect at the next one.
+    const aborted = (): void => throwIfAborted(given.signal, 'Engine.build');
+    aborted();
     const options: EngineOptions = given.onProgress ? { ...given, onProgress: guardProgress(given.onProgress) } : given;
     let bytes: Uint8Array;
     if (typeof model === 'string') {
@@ -198,7 +199,7 @@ export class Engine {
     }
     const precision = options.precision ?? 'fp32';
     const selection = await selectBackend(options.backend ?? 'auto');
-    throwIfAborted(signal, 'Engine.build');
+    aborted();
     if (precision === 'fp16') {
       // Networks are strongly typed (TensorRT 10/11): the ONNX types are the precision, and
       // this package has no FP16 conversion yet; ONNX Runtime's CPU kernels have no FP16 path.
@@ -254,7 +255,7 @@ export class Engine {
         }
       }
     }
-    throwIfAborted(signal, 'Engine.build');
+    aborted();
     if (!artifact) {
       const prepared = await prepareModel(bytes, options);
       artifact = prepared.bytes;
@@ -271,7 +272,7 @@ export class Engine {
         await storeEntry(options.cacheDir, key, artifact, meta, 'onnx.bin');
       }
     }
-    throwIfAborted(signal, 'Engine.build');
+    aborted();
     const impl: Backend =
       selection.name === 'tensorrt'
         ? await buildTensorrt(artifact, precision, options)
@@ -283,7 +284,7 @@ export class Engine {
             ...(precision === 'int8' ? { sessionConfig: QDQ_SESSION_CONFIG } : {}),
           });
     try {
-      throwIfAborted(signal, 'Engine.build');
+      aborted();
       checkShapes(impl.inputs, options.shapes, impl.inputDimParams);
       const batching = await probedBatching(impl, batchingInfo(impl, options), options, key);
       const loneRuns = impl instanceof OnnxruntimeBackend
@@ -291,7 +292,7 @@ export class Engine {
           ? { threads: impl.threadsPerInstance, reason: 'wideLoneRuns: false' }
           : await cachedLoneRuns(impl, batching, options, key)
         : undefined;
-      throwIfAborted(signal, 'Engine.build');
+      aborted();
       const name = options.name ?? (typeof model === 'string' ? basename(model).replace(/\.onnx$/i, '') : 'model');
       const engine = new Engine({
         impl,

@@ -53,8 +53,6 @@ export function dtypesOf(data: TypedArray): TensorDtype[] {
   return [];
 }
 
-export { fmtShape };
-
 export function isTypedArray(x: unknown): x is TypedArray {
   return ArrayBuffer.isView(x) && !(x instanceof DataView);
 }

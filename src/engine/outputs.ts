@@ -8,7 +8,8 @@
  */
 import { inputError } from '../errors.js';
 import type { TensorInfo, TypedArray } from '../tensor.js';
-import { arrayKind, dtypesOf, elementBytes, fmtShape, isDetached, isTypedArray, typedView } from './inputs.js';
+import { arrayKind, dtypesOf, elementBytes, isDetached, isTypedArray, typedView } from './inputs.js';
+import { fmtShape } from '../shapes.js';
 
 /** Memory for one output: a typed array, a Buffer, or a tensor over one (as `allocateOutputs()` returns). */
 export type OutputMemory = TypedArray | Buffer | { readonly data: TypedArray | Buffer };

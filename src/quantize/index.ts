@@ -136,7 +136,6 @@ function* splitSamples(data: TypedArray, input: ModelInput): Generator<TypedArra
   for (let o = 0; o < data.length; o += size) yield data.subarray(o, o + size) as TypedArray;
 }
 
-/** Quantize a float ONNX model to INT8 Q/DQ. */
 /** Every option quantize() reads: a key it does not know (a typo) is refused rather than ignored. */
 const QUANTIZE_OPTION_NAMES: readonly string[] = Object.keys({
   calibration: true, method: true, percentile: true, exclude: true, batchSize: true, shapes: true,
@@ -147,6 +146,7 @@ const VALIDATION_OPTION_NAMES: readonly string[] = Object.keys({
   data: true, metric: true, sensitivitySamples: true, sensitivity: true,
 } satisfies Record<keyof NonNullable<QuantizeOptions['validation']>, true>);
 
+/** Quantize a float ONNX model to INT8 Q/DQ. */
 export async function quantize(model: string | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
   const started = performance.now();
   if (options && typeof options === 'object') checkOptionNames(options, QUANTIZE_OPTION_NAMES, 'quantize');

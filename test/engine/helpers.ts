@@ -4,7 +4,9 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
+import { expect } from 'vitest';
 import { rewriteGraph } from '../../src/engine/rewrite.js';
+import { TensorrtNodeError } from '../../src/errors.js';
 
 const require = createRequire(import.meta.url);
 export const ort = require('onnxruntime-node') as typeof OrtTypes;
@@ -78,4 +80,11 @@ export async function withWarnings<T>(code: string, fn: () => Promise<T>): Promi
   } finally {
     process.off('warning', onWarning);
   }
+}
+
+/** The TensorrtNodeError `p` rejects with (the test fails if it resolves or rejects with anything else). */
+export async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
+  const e = await p.then(() => undefined, (err: unknown) => err);
+  expect(e).toBeInstanceOf(TensorrtNodeError);
+  return e as TensorrtNodeError;
 }

@@ -1,13 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
-import { TensorrtNodeError } from '../../src/errors.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort } from './helpers.js';
-
-async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
-  expect(e).toBeInstanceOf(TensorrtNodeError);
-  return e as TensorrtNodeError;
-}
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, failure, ort } from './helpers.js';
 
 describe('input mistakes give EINPUT with the tensor, expected and received', () => {
   let engine: Engine;

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
-import { TensorrtNodeError } from '../../src/errors.js';
-import { ort } from './helpers.js';
+import { failure, ort } from './helpers.js';
 import { DIM, embeddingModel, embeddingRequest } from './multi-input.js';
 
 type Request = ReturnType<typeof embeddingRequest>;
@@ -10,12 +9,6 @@ function ortFeeds(req: Request): Record<string, InstanceType<typeof ort.Tensor>>
   return Object.fromEntries(
     Object.entries(req).map(([name, t]) => [name, t.data instanceof BigInt64Array ? new ort.Tensor('int64', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims)]),
   );
-}
-
-async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
-  expect(e).toBeInstanceOf(TensorrtNodeError);
-  return e as TensorrtNodeError;
 }
 
 describe('a model with several inputs, int64 inputs and an int64 output', () => {

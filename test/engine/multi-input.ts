@@ -8,6 +8,7 @@
 import { makeNode, makeValueInfo } from '../../src/onnx/graph.js';
 import { makeTensor, writeModel } from '../../src/onnx/model.js';
 import { DataType, onnx, type NodeProto } from '../../src/onnx/proto.js';
+import { random, randomArray } from '../quantize/graphs.js';
 
 type AttributeProto = ReturnType<typeof onnx.AttributeProto.create>;
 
@@ -15,11 +16,7 @@ export const VOCAB = 50;
 export const DIM = 8;
 
 export function embeddingModel(): Uint8Array {
-  let s = 7;
-  const emb = Float32Array.from({ length: VOCAB * DIM }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
+  const emb = randomArray(VOCAB * DIM, random(7));
   const attr = (name: string, i: number): AttributeProto => onnx.AttributeProto.create({ name, i, type: onnx.AttributeProto.AttributeType.INT });
   const withAttr = (n: NodeProto, ...a: AttributeProto[]): NodeProto => Object.assign(n, { attribute: a });
   const model = onnx.ModelProto.create({

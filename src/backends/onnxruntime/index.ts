@@ -248,7 +248,8 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
         resolve({ w: new OnnxruntimeWorker(worker), ready: msg, policy });
         return;
       }
-      // The worker has no session, so it runs nothing that ending it could break.
+      // Without a session the worker serves nothing, and runs nothing that ending it could
+      // break; left listening it kept the process alive, a thread per failed build.
       void worker.terminate();
       reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
     };

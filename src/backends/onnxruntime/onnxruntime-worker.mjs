@@ -55,9 +55,6 @@ try {
   });
 } catch (err) {
   parentPort.postMessage({ type: 'error', id: -1, message: String(err?.message ?? err) });
-  // Nothing to serve: closing the port ends this thread (a worker left listening here
-  // kept the process alive and leaked a thread per model ONNX Runtime refused).
-  parentPort.close();
 }
 
 // After a result, poll for the next request for up to spinMs before sleeping: waking a
