@@ -10,9 +10,10 @@
 // (straight from pinned Buffers; other Buffers once through pinned staging),
 // sets shapes and addresses, enqueues (or replays a captured CUDA graph),
 // copies outputs device->host into pinned pool blocks handed to JS as Buffers,
-// and queues a host function whose only job is to post the request back to the
-// JS thread through a thread-safe function. No cudaMalloc, cudaHostAlloc or
-// synchronizing call happens on that path.
+// and records an event that the instance's completion thread (completion.h)
+// waits on before it posts the request back to the JS thread through a
+// thread-safe function. No cudaMalloc, cudaHostAlloc or synchronizing call
+// happens on the JS thread.
 #include <napi.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 
 #include "../src/host_pool.h"
 #include "../src/module_registry.h"
+#include "completion.h"
 #include "cuda_raii.h"
 #include "provider_host.h"
 
@@ -372,6 +374,7 @@ struct Instance {
   bool graphTried = false;
   int runs = 0;
   bool busy = false;
+  std::unique_ptr<CompletionWaiter> waiter;  // last: its thread ends before the rest goes
 
   Instance() = default;
   Instance(const Instance&) = delete;
@@ -395,6 +398,7 @@ struct EngineCore {
   std::vector<std::unique_ptr<Instance>> instances;
   bool cudaGraphs = false;
   bool anyDynamic = false;
+  int spinWaitUs = 200;
   // Stats.
   uint64_t calls = 0, zeroCopyInputs = 0, stagedInputs = 0, graphLaunches = 0, graphFallbacks = 0;
 
@@ -507,6 +511,8 @@ class LoadWorker : public Napi::AsyncWorker {
     DeviceScope scope(inst->device);
     inst->stream = Stream(inst->device);
     if (inst->stream.error() != cudaSuccess) return CudaFail("cudaStreamCreate", inst->stream.error());
+    inst->waiter = std::make_unique<CompletionWaiter>(inst->device, core->spinWaitUs);
+    if (inst->waiter->error() != cudaSuccess) return CudaFail("cudaEventCreate", inst->waiter->error());
     TnpContext* ctx = nullptr;
     if ((status_ = api->context_create(core->engines[engineIndex].get(), inst->stream.get(), &ctx, &err_)) != TNP_OK) {
       return false;
@@ -667,6 +673,13 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     o.Set("stagedInputs", static_cast<double>(core_->stagedInputs));
     o.Set("graphLaunches", static_cast<double>(core_->graphLaunches));
     o.Set("graphFallbacks", static_cast<double>(core_->graphFallbacks));
+    uint64_t spun = 0, blocked = 0;
+    for (const auto& inst : core_->instances) {
+      spun += inst->waiter->spun();
+      blocked += inst->waiter->blocked();
+    }
+    o.Set("completionsSpun", static_cast<double>(spun));
+    o.Set("completionsBlocked", static_cast<double>(blocked));
     o.Set("instances", static_cast<double>(core_->instances.size()));
     o.Set("queued", static_cast<double>(queue_.size()));
     o.Set("inFlight", static_cast<double>(inFlight_));
@@ -841,9 +854,9 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     if (inFlight_++ == 0) tsfn_.Ref(env);
     Request* raw = req.release();  // adopted again in Complete() or just below
     if (failure.empty()) {
-      const cudaError_t e = cudaLaunchHostFunc(stream, &TensorrtEngine::OnStreamDone, raw);
+      const cudaError_t e = inst->waiter->Post(stream, &TensorrtEngine::OnStreamDone, raw);
       if (e == cudaSuccess) return;
-      failure = "cudaLaunchHostFunc: " + CudaErrorText(e);
+      failure = "cudaEventRecord: " + CudaErrorText(e);
     }
     cudaGetLastError();
     // Work may already be queued on the stream: wait for it before reusing the instance.
@@ -877,8 +890,8 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     return {};
   }
 
-  // CUDA's host-function thread: no CUDA call allowed, only the hand-off to JS.
-  static void CUDART_CB OnStreamDone(void* data) {
+  // The instance's completion thread: the hand-off to JS.
+  static void OnStreamDone(void* data) {
     auto* req = static_cast<Request*>(data);
     // After teardown deleted the function nothing can settle the promise (the request leaks).
     if (req->owner->tsfnGone_->load() ||
@@ -956,7 +969,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
   std::size_t inFlight_ = 0;
 };
 
-// tensorrtLoad(plan: Uint8Array, { devices?: number[], instances?: number, cudaGraphs?: boolean })
+// tensorrtLoad(plan: Uint8Array, { devices?: number[], instances?: number, cudaGraphs?: boolean, spinWaitUs?: number })
 Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const ProviderHost& p = RequireProvider(env);
@@ -992,6 +1005,7 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   worker->devices = std::move(devices);
   worker->instancesPerDevice = std::max(1, IntOption(opts, "instances", 1));
   worker->core->cudaGraphs = opts.Get("cudaGraphs").ToBoolean().Value();
+  worker->core->spinWaitUs = std::max(0, IntOption(opts, "spinWaitUs", worker->core->spinWaitUs));
   worker->Queue();
   return deferred.Promise();
 }

@@ -63,6 +63,9 @@ export interface NativeEngineStats {
   stagedInputs?: number;
   graphLaunches?: number;
   graphFallbacks?: number;
+  /** Runs whose completion the instance's thread saw while polling, and after blocking. */
+  completionsSpun?: number;
+  completionsBlocked?: number;
   instances?: number;
   queued?: number;
   inFlight?: number;
@@ -84,6 +87,7 @@ export interface NativeLoadOptions {
   devices?: number[];
   instances?: number;
   cudaGraphs?: boolean;
+  spinWaitUs?: number;
 }
 
 export interface TensorrtBinding {
