@@ -94,7 +94,16 @@ if [ "$mode" = prepare ]; then
   [ -f "$nodeinc/node_api.h" ] || nodeinc=/usr/include/node
   mkdir -p "$carry/node-include"
   cp "$nodeinc"/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} "$carry/node-include/"
+  # What the bundle cannot hold travels packed beside it: ONNX Runtime (a native addon; Linux x64
+  # files only) and onnx-proto with its protobufjs 6 (loaded through createRequire).
+  if [ ! -f "$carry/node-modules.tar.xz" ] || [ package-lock.json -nt "$carry/node-modules.tar.xz" ]; then
+    say "packing onnxruntime-node (linux x64) and onnx-proto for the device"
+    tar -C node_modules --exclude='onnx-proto/node_modules/protobufjs/dist' --exclude='onnx-proto/node_modules/protobufjs/cli' -cf - \
+      onnxruntime-node/package.json onnxruntime-node/dist onnxruntime-node/bin/napi-v6/linux/x64 onnxruntime-common \
+      onnx-proto @protobufjs | xz -T2 -6 > "$carry/node-modules.tar.xz.tmp" && mv "$carry/node-modules.tar.xz.tmp" "$carry/node-modules.tar.xz"
+  fi
   npx esbuild test/gpu/run.ts --bundle --platform=node --format=esm --target=node20 --outfile="$carry/gpu-run.mjs" \
+    --external:onnxruntime-node --external:onnxruntime-common \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" --log-level=warning || exit 1
   # Optional: TensorRT headers for a device machine that has the libraries but no SDK
   # (TNP_TRT_HEADERS_10=/path/include TNP_TRT_HEADERS_11=/path/include). Never committed.
@@ -175,6 +184,10 @@ build_gpu_check "$arch"
 "$work/bandwidth" $((64 << 20)) 20 7 > "$out/bare-bandwidth.json" || { say "bandwidth probe failed: $(cat "$out/bare-bandwidth.json")"; exit 1; }
 say "bare cudaMemcpyAsync: $(cat "$out/bare-bandwidth.json")"
 
+# Unpacked where gpu-run.mjs resolves its external imports (Python's tarfile: the image may lack xz).
+if [ -f "$carry/node-modules.tar.xz" ] && [ ! -d "$carry/node_modules/onnxruntime-node" ]; then
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$carry/node-modules.tar.xz" "$carry/node_modules"
+fi
 runner=(node --expose-gc "$carry/gpu-run.mjs")
 [ -f "$carry/gpu-run.mjs" ] || { say "missing .gpu-carry/gpu-run.mjs: run --prepare on the CPU machine"; exit 1; }
 

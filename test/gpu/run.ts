@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTensorrtBackend, tensorrtAvailability, type TensorrtBackend } from '../../src/backends/tensorrt/index.js';
+import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
 import { CHECKS, type GpuResults, type Row, failed, formatTable } from './table.js';
 
@@ -40,10 +41,10 @@ const row = (check: string, result: string, status = 'info'): void => {
 const plan = (o: { in: number; out: number; batch?: number; work?: number }): Uint8Array =>
   new TextEncoder().encode(`tnp-loopback in=${o.in} out=${o.out} batch=${o.batch ?? 0} work=${o.work ?? 0}`);
 
-async function loopback(o: { in: number; out: number; batch?: number; work?: number }, instances = 1, cudaGraphs = false): Promise<TensorrtBackend> {
+async function loopback(o: { in: number; out: number; batch?: number; work?: number }, instances = 1, cudaGraphs = false, spinWaitUs?: number): Promise<TensorrtBackend> {
   const p = plan(o);
   // The stand-in provider's "build" passes the plan text through: this runs the build path too.
-  return createTensorrtBackend(p, { instances, cudaGraphs });
+  return createTensorrtBackend(p, { instances, cudaGraphs, ...(spinWaitUs !== undefined ? { spinWaitUs } : {}) });
 }
 
 const now = (): number => performance.now();
@@ -83,7 +84,18 @@ function expectLoopback(x: Float32Array, y: Float32Array, what: string): void {
   }
 }
 
-async function bandwidth(bare: { h2dGBs: number; d2hGBs: number; bytes: number }): Promise<void> {
+/** What native/gpu_check/bandwidth.cu prints: bare CUDA, the floor under the addon's figures. */
+interface BareProbe {
+  bytes: number;
+  h2dGBs: number;
+  d2hGBs: number;
+  rtSyncUs: number;
+  rtHostFuncUs: number;
+  rtEventThreadUs: number;
+  rtBlockingEventThreadUs: number;
+}
+
+async function bandwidth(bare: BareProbe): Promise<void> {
   const elems = bare.bytes / 4;
   for (const dir of ['H2D', 'D2H'] as const) {
     const b = await loopback(dir === 'H2D' ? { in: elems, out: 1 } : { in: 1, out: elems });
@@ -136,7 +148,7 @@ async function overlap(): Promise<void> {
   );
 }
 
-async function latency(calls: number): Promise<void> {
+async function latency(calls: number, bare: BareProbe): Promise<void> {
   const b = await loopback({ in: 1024, out: 1024, batch: 64 }, 4);
   const x = new Float32Array(1024);
   randomFill(x);
@@ -152,9 +164,47 @@ async function latency(calls: number): Promise<void> {
   });
   raw.usPerCall1 = (s1 / n1) * 1e6;
   raw.usPerCall64 = (s64 / calls) * 1e6;
-  row(CHECKS[4], `${((s1 / n1) * 1e6).toFixed(1)} us/call (${n1} calls, staged 4 KiB in and out, 4 instances)`, 'info');
+  row(
+    CHECKS[4],
+    `${((s1 / n1) * 1e6).toFixed(1)} us/call (${n1} calls, staged 4 KiB in and out, 4 instances); bare CUDA round trip ${bare.rtSyncUs.toFixed(1)} us by stream sync, ${bare.rtHostFuncUs.toFixed(1)} us by host function, ${bare.rtEventThreadUs.toFixed(1)} / ${bare.rtBlockingEventThreadUs.toFixed(1)} us by an event thread (spin / blocking)`,
+    'info',
+  );
   row(CHECKS[5], `${((s64 / calls) * 1e6).toFixed(2)} us/call, ${(calls / s64).toFixed(0)} calls/s (${calls} calls)`, 'info');
   await b.dispose();
+}
+
+/**
+ * The completion thread: polling the event first (the default, 200 us) against blocking on
+ * it at once, on a kernel made slow enough (work=20000, tens of us) that a thread woken
+ * for the run still finds it unfinished.
+ */
+async function completion(): Promise<void> {
+  const x = new Float32Array(1024);
+  randomFill(x);
+  const feeds = { x: { data: x, dims: [1, 1024] } };
+  const parts: string[] = [];
+  const result: Record<string, { us: number; spun: number; blocked: number }> = {};
+  const n = 5000;
+  for (const spin of [undefined, 0]) {
+    const b = await loopback({ in: 1024, out: 1024, work: 20000 }, 1, false, spin);
+    expectLoopback(x, (await b.run(feeds)).y!.data as Float32Array, 'completion warm-up');
+    const before = b.stats();
+    const s = await drive(n, 1, async () => {
+      const r = await b.run(feeds);
+      if ((r.y!.data as Float32Array)[5] !== Math.fround(x[5]! * 2 + 1)) throw new Error('completion: wrong output');
+    });
+    const after = b.stats();
+    const spun = (after.completionsSpun ?? 0) - (before.completionsSpun ?? 0);
+    const blocked = (after.completionsBlocked ?? 0) - (before.completionsBlocked ?? 0);
+    const name = spin === undefined ? 'poll 200 us' : 'block at once';
+    result[name] = { us: (s / n) * 1e6, spun, blocked };
+    parts.push(`${name}: ${((s / n) * 1e6).toFixed(1)} us/call (polled ${spun}, blocked ${blocked})`);
+    await b.dispose();
+  }
+  raw.completion = result;
+  const polled = result['poll 200 us']!, block = result['block at once']!;
+  const counted = polled.spun + polled.blocked === n && block.spun + block.blocked === n;
+  row(CHECKS[13], parts.join('; '), counted && polled.spun > polled.blocked && block.blocked > block.spun ? 'ok' : 'FAIL');
 }
 
 async function graphs(): Promise<void> {
@@ -203,32 +253,91 @@ async function zeroCopy(): Promise<void> {
   await b.dispose();
 }
 
+/**
+ * Memory over 2 x `calls` calls in four segments, settled after each: a leak grows
+ * with the calls, a heap that sizes itself once does not. The verdict is the growth
+ * over the second half (`calls` calls), in bytes a call.
+ */
 async function leak(calls: number): Promise<void> {
   const b = await loopback({ in: 256, out: 256, batch: 64 }, 4);
   const x = new Float32Array(256);
   randomFill(x);
   const feeds = { x: { data: x, dims: [1, 256] } };
   const gc = (globalThis as { gc?: () => void }).gc;
-  const warm = Math.min(10000, Math.floor(calls / 10));
-  await drive(warm, 64, async () => {
+  // Earlier steps leave pinned buffers for the collector; their finalizers run after gc(), so settle first.
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 3; i++) {
+      gc?.();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const segment = Math.max(1, Math.floor(calls / 2));
+  const points: { calls: number; rss: number; heapUsed: number; external: number; device: number }[] = [];
+  const mark = async (done: number): Promise<void> => {
+    await settle();
+    const m = process.memoryUsage();
+    points.push({ calls: done, rss: m.rss, heapUsed: m.heapUsed, external: m.external, device: b.stats().deviceMemoryUsed ?? 0 });
+  };
+  await drive(Math.min(10000, segment), 64, async () => {
     await b.run(feeds);
   });
-  gc?.();
-  const rss0 = process.memoryUsage().rss;
-  const dev0 = b.stats().deviceMemoryUsed ?? 0;
-  await drive(calls, 64, async () => {
-    await b.run(feeds);
-  });
-  gc?.();
-  await new Promise((r) => setTimeout(r, 100));
-  gc?.();
-  const rss1 = process.memoryUsage().rss;
-  const dev1 = b.stats().deviceMemoryUsed ?? 0;
-  const rssMb = (rss1 - rss0) / 2 ** 20;
-  const devMb = (dev1 - dev0) / 2 ** 20;
-  raw.leak = { calls, rss0, rss1, dev0, dev1 };
-  row(CHECKS[9], `RSS ${(rss0 / 2 ** 20).toFixed(0)} -> ${(rss1 / 2 ** 20).toFixed(0)} MiB (${rssMb >= 0 ? '+' : ''}${rssMb.toFixed(1)}), device ${devMb >= 0 ? '+' : ''}${devMb.toFixed(1)} MiB over ${calls} calls`, rssMb < 32 && Math.abs(devMb) < 1 ? 'ok' : 'FAIL');
+  await mark(0);
+  for (let k = 1; k <= 4; k++) {
+    await drive(segment, 64, async () => {
+      await b.run(feeds);
+    });
+    await mark(k * segment);
+  }
+  raw.leak = { segment, points };
+  const mib = (v: number): string => (v / 2 ** 20).toFixed(0);
+  const [p0, , p2, , p4] = points as [typeof points[0], unknown, typeof points[0], unknown, typeof points[0]];
+  const perCall = (p4.rss - p2.rss) / (p4.calls - p2.calls);
+  const devMb = (p4.device - p0.device) / 2 ** 20;
+  row(
+    CHECKS[9],
+    `RSS ${points.map((p) => mib(p.rss)).join(' -> ')} MiB every ${segment} calls (second half ${perCall >= 0 ? '+' : ''}${perCall.toFixed(1)} B/call; heap ${mib(p0.heapUsed)} -> ${mib(p4.heapUsed)}, external ${mib(p0.external)} -> ${mib(p4.external)} MiB), device ${devMb >= 0 ? '+' : ''}${devMb.toFixed(1)} MiB`,
+    perCall < 64 && devMb < 1 ? 'ok' : 'FAIL', // growth is the leak; memory given back is not
+  );
   await b.dispose();
+}
+
+/**
+ * The whole product path over the GPU: Engine.build with backend 'tensorrt' (the stand-in's
+ * "plan" in place of an ONNX model), then Engine.infer - input checks, the dynamic batcher,
+ * the split of each batch's outputs - against the backend's own run() on the same instance.
+ * Every result of the concurrent part is checked row by row (each request its own data).
+ */
+async function engineOverGpu(calls: number): Promise<void> {
+  const width = 1024;
+  const engine = await Engine.build(plan({ in: width, out: width, batch: 64 }), { backend: 'tensorrt', instances: 4 });
+  try {
+    const x = new Float32Array(width);
+    randomFill(x);
+    expectLoopback(x, (await engine.infer(x)).y!.data as Float32Array, 'engine warm-up');
+    const n1 = Math.min(calls, 20000);
+    const s1 = await drive(n1, 1, async () => {
+      await engine.infer(x);
+    });
+    const rows = Array.from({ length: 256 }, () => {
+      const r = new Float32Array(width);
+      randomFill(r);
+      return r;
+    });
+    const before = engine.stats();
+    const s64 = await drive(calls, 64, async (i) => {
+      const r = rows[i % rows.length]!;
+      const y = (await engine.infer(r)).y!;
+      if (y.dims[0] !== 1) throw new Error(`request ${i}: dims [${y.dims.join(',')}], expected [1,${width}]`);
+      expectLoopback(r, y.data as Float32Array, `engine request ${i}`);
+    });
+    const after = engine.stats();
+    const batches = after.batches - before.batches;
+    raw.engine = { usPerCall1: (s1 / n1) * 1e6, usPerCall64: (s64 / calls) * 1e6, batches, meanBatch: calls / batches, backend: engine.backend, batching: engine.stats().batching };
+    row(CHECKS[10], `${((s1 / n1) * 1e6).toFixed(1)} us/call (${n1} calls, 4 KiB in and out)`, 'info');
+    row(CHECKS[11], `${(calls / s64).toFixed(0)} req/s, ${calls} requests in ${batches} batches (mean ${(calls / batches).toFixed(1)} rows); every row checked`, 'ok');
+  } finally {
+    await engine.dispose();
+  }
 }
 
 /** The TensorRT part: MNIST FP32 and the quantizer's Q/DQ INT8 vs ONNX Runtime references made on the CPU. */
@@ -262,7 +371,7 @@ async function tensorrtPart(dir: string): Promise<void> {
     parts.push(`${m.name}: build ${buildS.toFixed(1)} s, top-1 ${((correct / meta.count) * 100).toFixed(2)}%, agrees with ORT ${((agree / meta.count) * 100).toFixed(2)}%, max |diff| ${maxDiff.toFixed(3)}`);
     ok = ok && agree / meta.count >= 0.99;
   }
-  row(CHECKS[10], parts.join('; '), ok ? 'ok' : 'FAIL');
+  row(CHECKS[12], parts.join('; '), ok ? 'ok' : 'FAIL');
 }
 
 async function main(): Promise<void> {
@@ -283,7 +392,7 @@ async function main(): Promise<void> {
       if (!a.usable) throw new Error(`${a.code}: ${a.reason}`);
       await tensorrtPart(args.tensorrt);
     } catch (e) {
-      row(CHECKS[10], `threw: ${(e as Error).message}`, 'FAIL');
+      row(CHECKS[12], `threw: ${(e as Error).message}`, 'FAIL');
     }
     writeFileSync(join(args.out!, 'trt-rows.json'), JSON.stringify(rows));
     return;
@@ -299,13 +408,16 @@ async function main(): Promise<void> {
     finish({ mode: 'gpu', rows, raw });
     return;
   }
+  const bare = JSON.parse(readFileSync(args.bandwidth!, 'utf8')) as BareProbe;
   const steps: [string, () => Promise<void>][] = [
-    ['bandwidth', () => bandwidth(JSON.parse(readFileSync(args.bandwidth!, 'utf8')) as { h2dGBs: number; d2hGBs: number; bytes: number })],
+    ['bandwidth', () => bandwidth(bare)],
     ['overlap', overlap],
-    ['latency', () => latency(Math.min(calls, 100000))],
+    ['latency', () => latency(Math.min(calls, 100000), bare)],
+    ['completion', completion],
     ['graphs', graphs],
     ['zero-copy', zeroCopy],
     ['leak', () => leak(calls)],
+    ['engine', () => engineOverGpu(Math.min(calls, 100000))],
   ];
   for (const [name, step] of steps) {
     try {
@@ -317,7 +429,7 @@ async function main(): Promise<void> {
   if (args['extra-rows']) {
     rows.push(...(JSON.parse(readFileSync(args['extra-rows'], 'utf8')) as Row[]));
   } else {
-    row(CHECKS[10], `skipped: ${args['tensorrt-skipped'] ?? 'no TensorRT part was run'}`, 'skipped');
+    row(CHECKS[12], `skipped: ${args['tensorrt-skipped'] ?? 'no TensorRT part was run'}`, 'skipped');
   }
   finish({ mode: 'gpu', rows, raw });
 }

@@ -36,8 +36,11 @@ export const CHECKS = [
   'CUDA graphs (static shapes)',
   'zero-copy Buffers round trip',
   'staged (non-pinned) input round trip',
-  'RSS and device memory over 100000 calls',
+  'RSS and device memory over 2 x 100000 calls',
+  'Engine.infer us/call, 1 in flight',
+  'Engine.infer at 64 in flight (dynamic batching)',
   'TensorRT: MNIST FP32 and INT8 (Q/DQ) vs ONNX Runtime',
+  'completion: poll the event, then block (1 instance, a slow kernel)',
 ] as const;
 
 export function failed(r: GpuResults): boolean {
