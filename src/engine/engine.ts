@@ -427,12 +427,17 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
     ...(options.shapes ? { shapes: options.shapes } : {}),
     ...(options.instances !== undefined ? { instances: options.instances } : {}),
     ...(options.maxBatchSize !== undefined ? { maxBatchSize: options.maxBatchSize } : {}),
+    ...(options.device !== undefined ? { device: options.device } : {}),
+    ...(options.cudaGraphs !== undefined ? { cudaGraphs: options.cudaGraphs } : {}),
+    ...(options.spinWaitUs !== undefined ? { spinWaitUs: options.spinWaitUs } : {}),
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
     ...(progress ? { onProgress: (e: TensorrtBuildProgress) => progress({ stage: `tensorrt:${e.phase}`, done: e.step, total: e.steps }) } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
   if (!options.cacheDir) return createTensorrtBackend(onnx, trtOptions);
-  const parts = tensorrtCacheKeyParts(0);
+  // The plan is built for the first device's GPU (the others load it).
+  const firstDevice = typeof options.device === 'number' ? options.device : options.device?.[0] ?? 0;
+  const parts = tensorrtCacheKeyParts(firstDevice);
   const key = cacheKey({
     modelHash: await hashBytes(onnx),
     options: { precision, shapes: options.shapes ?? null, instances: options.instances ?? 1, maxBatchSize: options.maxBatchSize ?? null },
@@ -635,6 +640,16 @@ async function checkOptions(o: EngineOptions): Promise<void> {
     const v = o[name];
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw inputError(name, 'a positive integer', String(v), 'option');
   };
+  if (o.cudaGraphs !== undefined && typeof o.cudaGraphs !== 'boolean') throw inputError('cudaGraphs', 'a boolean', kindOf(o.cudaGraphs), 'option');
+  if (o.spinWaitUs !== undefined && (!Number.isInteger(o.spinWaitUs) || o.spinWaitUs < 0 || o.spinWaitUs > 1_000_000)) {
+    throw inputError('spinWaitUs', 'an integer number of microseconds from 0 to 1000000', String(o.spinWaitUs), 'option');
+  }
+  if (o.device !== undefined) {
+    const list = typeof o.device === 'number' ? [o.device] : Array.isArray(o.device) ? o.device : undefined;
+    if (!list || list.length === 0 || !list.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw inputError('device', 'a GPU index (integer >= 0) or a non-empty list of them', Array.isArray(o.device) ? `[${o.device.join(',')}]` : String(o.device), 'option');
+    }
+  }
   posInt('instances');
   posInt('threadsPerInstance');
   posInt('maxBatchSize');

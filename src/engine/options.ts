@@ -53,6 +53,16 @@ export interface EngineOptions {
    * thread preempts them at once (default true; see docs/engine.md for the trade-off).
    */
   backgroundThreads?: boolean;
+  /** TensorRT: the GPU index, or several, each serving `instances` contexts (default 0). */
+  device?: number | readonly number[];
+  /** TensorRT: replay a CUDA graph captured after the first run, where every input is static (default false). */
+  cudaGraphs?: boolean;
+  /**
+   * TensorRT: how long each instance's completion thread polls a run's event, and for the
+   * next run, before it sleeps, in microseconds (default 200; 0 always sleeps: less CPU,
+   * more latency; docs/tensorrt.md).
+   */
+  spinWaitUs?: number;
   /**
    * Whether the engine rewrites the graph before ONNX Runtime optimizes it (default true):
    * hard-swish written out as x · clip(x + 3, 0, 6) / 6 becomes x · HardSigmoid(x), and a
@@ -111,7 +121,7 @@ export interface EngineOptions {
 export const ENGINE_OPTION_NAMES: readonly string[] = Object.keys({
   precision: true, calibration: true, validation: true, maxAccuracyDrop: true, quantization: true, backend: true,
   cacheDir: true, cacheKey: true, shapes: true, instances: true, threadsPerInstance: true, spinning: true,
-  backgroundThreads: true, graphRewrites: true, wideLoneRuns: true, maxBatchSize: true, maxQueueDelayMs: true,
+  backgroundThreads: true, device: true, cudaGraphs: true, spinWaitUs: true, graphRewrites: true, wideLoneRuns: true, maxBatchSize: true, maxQueueDelayMs: true,
   preferredBatchSizes: true, maxQueueSize: true, defaultTimeoutMs: true, priorityLevels: true, defaultPriority: true,
   name: true, onProgress: true, signal: true,
 } satisfies Record<keyof EngineOptions, true>);

@@ -61,6 +61,20 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     }
   });
 
+  it("TensorRT's options: mistyped ones are refused on any backend; valid ones leave ONNX Runtime's results alone", async () => {
+    expect((await refused({ cudaGraphs: 'yes' })).details).toMatchObject({ tensor: 'cudaGraphs', expected: 'a boolean', received: 'string' });
+    expect((await refused({ spinWaitUs: -1 })).details).toMatchObject({ tensor: 'spinWaitUs', received: '-1' });
+    expect((await refused({ spinWaitUs: 2.5 })).details).toMatchObject({ tensor: 'spinWaitUs', received: '2.5' });
+    expect((await refused({ device: [0, -1] })).details).toMatchObject({ tensor: 'device', received: '[0,-1]' });
+    expect((await refused({ device: [] })).details).toMatchObject({ tensor: 'device', received: '[]' });
+    const plain = await Engine.build(CLS_MODEL, base);
+    const tuned = await Engine.build(CLS_MODEL, { ...base, device: [0], cudaGraphs: true, spinWaitUs: 0 });
+    const feeds = { x: { data: clsInput(7, 2), dims: [2, 3, 48, 192] } };
+    expect((await tuned.infer(feeds))['softmax_0.tmp_0']!.data).toEqual((await plain.infer(feeds))['softmax_0.tmp_0']!.data);
+    await plain.dispose();
+    await tuned.dispose();
+  });
+
   it('valid shapes still build: a fixed batch-open shape and a range', async () => {
     const fixed = await Engine.build(CLS_MODEL, { ...base, shapes: { x: [-1, 3, 48, 192] } });
     const range = await Engine.build(CLS_MODEL, { ...base, shapes: { x: { min: [1, 3, 48, 192], opt: [2, 3, 48, 192], max: [2, 3, 48, 192] } } });
