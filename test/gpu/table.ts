@@ -41,6 +41,7 @@ export const CHECKS = [
   'Engine.infer at 64 in flight (dynamic batching)',
   'TensorRT: MNIST FP32 and INT8 (Q/DQ) vs ONNX Runtime',
   'completion: poll the event, then block (1 instance, a slow kernel)',
+  'Engine.build with cudaGraphs and spinWaitUs 0',
 ] as const;
 
 export function failed(r: GpuResults): boolean {
