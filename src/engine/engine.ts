@@ -11,7 +11,7 @@ import { selectBackend } from '../backends/select.js';
 import { OnnxruntimeBackend, createOnnxruntimeBackend, onnxruntimeVersion } from '../backends/onnxruntime/index.js';
 import { chooseLoneRuns, parseLoneRuns, type LoneRuns } from './lone-runs.js';
 import {
-  createTensorrtBackend, tensorrtCacheKeyParts, type TensorrtBackendOptions, type TensorrtBuildProgress,
+  checkSpinWaitUs, createTensorrtBackend, deviceList, tensorrtCacheKeyParts, type TensorrtBackendOptions, type TensorrtBuildProgress,
 } from '../backends/tensorrt/index.js';
 import { DynamicBatcher, type RequestOptions } from '../batching/batcher.js';
 import type { BatchTensor } from '../batching/merge.js';
@@ -436,8 +436,7 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   };
   if (!options.cacheDir) return createTensorrtBackend(onnx, trtOptions);
   // The plan is built for the first device's GPU (the others load it).
-  const firstDevice = typeof options.device === 'number' ? options.device : options.device?.[0] ?? 0;
-  const parts = tensorrtCacheKeyParts(firstDevice);
+  const parts = tensorrtCacheKeyParts(deviceList(options.device)[0]);
   const key = cacheKey({
     modelHash: await hashBytes(onnx),
     options: { precision, shapes: options.shapes ?? null, instances: options.instances ?? 1, maxBatchSize: options.maxBatchSize ?? null },
@@ -641,15 +640,8 @@ async function checkOptions(o: EngineOptions): Promise<void> {
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw inputError(name, 'a positive integer', String(v), 'option');
   };
   if (o.cudaGraphs !== undefined && typeof o.cudaGraphs !== 'boolean') throw inputError('cudaGraphs', 'a boolean', kindOf(o.cudaGraphs), 'option');
-  if (o.spinWaitUs !== undefined && (!Number.isInteger(o.spinWaitUs) || o.spinWaitUs < 0 || o.spinWaitUs > 1_000_000)) {
-    throw inputError('spinWaitUs', 'an integer number of microseconds from 0 to 1000000', String(o.spinWaitUs), 'option');
-  }
-  if (o.device !== undefined) {
-    const list = typeof o.device === 'number' ? [o.device] : Array.isArray(o.device) ? o.device : undefined;
-    if (!list || list.length === 0 || !list.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw inputError('device', 'a GPU index (integer >= 0) or a non-empty list of them', Array.isArray(o.device) ? `[${o.device.join(',')}]` : String(o.device), 'option');
-    }
-  }
+  checkSpinWaitUs(o.spinWaitUs);
+  deviceList(o.device);
   posInt('instances');
   posInt('threadsPerInstance');
   posInt('maxBatchSize');

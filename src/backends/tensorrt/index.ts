@@ -286,12 +286,20 @@ function maxBatch(options: TensorrtBackendOptions): number {
   return m;
 }
 
-function deviceList(device: TensorrtBackendOptions['device']): number[] {
+/** The GPU indices of the `device` option; EINPUT for anything but integers >= 0. */
+export function deviceList(device: TensorrtBackendOptions['device']): number[] {
   const list = device === undefined ? [0] : typeof device === 'number' ? [device] : [...device];
   for (const d of list) {
     if (!Number.isInteger(d) || d < 0) throw inputError('device', 'a GPU index (integer >= 0)', String(d), 'option');
   }
   return list.length > 0 ? list : [0];
+}
+
+/** EINPUT unless `v` is undefined or a whole number of microseconds from 0 to 1 s. */
+export function checkSpinWaitUs(v: unknown): void {
+  if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 1_000_000)) {
+    throw inputError('spinWaitUs', 'an integer number of microseconds from 0 to 1000000', String(v), 'option');
+  }
 }
 
 // ---- build -----------------------------------------------------------------------------
@@ -516,9 +524,7 @@ export async function createTensorrtBackend(model: Uint8Array, options: Tensorrt
   const instances = options.instances ?? 1;
   if (!Number.isInteger(instances) || instances < 1) throw inputError('instances', 'an integer >= 1', String(instances), 'option');
   const spin = options.spinWaitUs;
-  if (spin !== undefined && (!Number.isInteger(spin) || spin < 0 || spin > 1_000_000)) {
-    throw inputError('spinWaitUs', 'an integer number of microseconds from 0 to 1000000', String(spin), 'option');
-  }
+  checkSpinWaitUs(spin);
   if (!p.binding.tensorrtLoad) throw new TensorrtNodeError('ENODEVICE', 'the loaded addon was built without CUDA');
   const plan = options.plan ?? (await buildTensorrtPlan(model, options));
   let engine: NativeTensorrtEngine;
