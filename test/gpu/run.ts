@@ -314,8 +314,8 @@ async function leak(calls: number): Promise<void> {
 /**
  * The whole product path over the GPU: Engine.build with backend 'tensorrt' (the stand-in's
  * "plan" in place of an ONNX model), then Engine.infer - input checks, the dynamic batcher,
- * the split of each batch's outputs - against the backend's own run() on the same instance.
- * Every result of the concurrent part is checked row by row (each request its own data).
+ * the split of each batch's outputs - to set beside the backend's own run() (the infer path
+ * rows). Every result of the concurrent part is checked row by row (each request its own data).
  */
 async function engineOverGpu(calls: number): Promise<void> {
   const width = 1024;
