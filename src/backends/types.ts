@@ -29,6 +29,8 @@ export interface Backend {
   readonly threadPolicy?: string;
   /** Instances started in place of ones that ended unexpectedly (an ONNX Runtime worker that exited). */
   readonly restarts?: number;
+  /** The backend's own counters, where it keeps any (TensorRT: zero-copy and staged inputs, graph replays, completions). */
+  stats?(): Readonly<Record<string, number>>;
   /**
    * Runs one batch. The engine passes buffers it owns: a backend may transfer them
    * (e.g. to a worker thread) and, when it settles, may put the same memory back

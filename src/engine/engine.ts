@@ -101,6 +101,13 @@ export interface BuildThreads {
 export interface FullStats extends EngineStats {
   /** Instances started in place of ones that ended unexpectedly (ONNX Runtime workers that exited). */
   instanceRestarts: number;
+  /**
+   * On TensorRT, the backend's own counters: `calls`, `zeroCopyInputs` and `stagedInputs`
+   * (inputs read by DMA from pinned Buffers, or copied once into pinned staging),
+   * `graphLaunches`, `graphFallbacks`, `completionsSpun` and `completionsBlocked` (see
+   * `spinWaitUs`), `deviceMemoryUsed` (bytes, the whole device's). Absent on ONNX Runtime.
+   */
+  backendCounters?: Readonly<Record<string, number>>;
   backend: BackendInfo;
   batching: BatchingInfo;
   cache: CacheInfo;
@@ -392,7 +399,15 @@ export class Engine {
 
   stats(): FullStats {
     this.batcher.flush();
-    return { ...this.collector.snapshot(this.batcher.pending), instanceRestarts: this.impl.restarts ?? 0, backend: this.backend, batching: this.batching, cache: this.cache };
+    const backendCounters = this.impl.stats?.();
+    return {
+      ...this.collector.snapshot(this.batcher.pending),
+      instanceRestarts: this.impl.restarts ?? 0,
+      ...(backendCounters ? { backendCounters } : {}),
+      backend: this.backend,
+      batching: this.batching,
+      cache: this.cache,
+    };
   }
 
   /** Prometheus text format, Triton's metric names. */

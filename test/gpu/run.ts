@@ -369,8 +369,8 @@ async function engineOptions(): Promise<void> {
       randomFill(x);
       expectLoopback(x, (await engine.infer(x)).y!.data as Float32Array, `engine with graphs, request ${i}`);
     }
-    // The backend's own counters (test code may look inside): graph replays, and completions waited for asleep.
-    const s = (engine as unknown as { impl: TensorrtBackend }).impl.stats();
+    // The backend's own counters, through the Engine's stats: graph replays, and completions.
+    const s = engine.stats().backendCounters ?? {};
     const ok = (s.graphLaunches ?? 0) >= 999 && (s.completionsSpun ?? 0) + (s.completionsBlocked ?? 0) >= 1000;
     row(CHECKS[14], `1000 requests exact; graph launches ${s.graphLaunches}, completions polled ${s.completionsSpun}, blocked ${s.completionsBlocked}`, ok ? 'ok' : 'FAIL');
   } finally {
