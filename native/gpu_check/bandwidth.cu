@@ -96,9 +96,9 @@ class EventWaiter {
   std::thread thread_;
 };
 
-double MedianUs(std::vector<double>& us) {
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
+double Median(std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 int main(int argc, char** argv) {
@@ -116,27 +116,24 @@ int main(int argc, char** argv) {
   cudaEvent_t a, b;
   CHECK(cudaEventCreate(&a));
   CHECK(cudaEventCreate(&b));
+  // dir 0: host to device, 1: device to host.
+  auto copy = [&](int dir) {
+    return dir == 0 ? cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, s)
+                    : cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, s);
+  };
   double gbs[2];
   for (int dir = 0; dir < 2; ++dir) {
-    std::vector<float> ms;
+    std::vector<double> seconds;
     for (int r = 0; r < repeats + 1; ++r) {  // first repeat is warm-up
       CHECK(cudaEventRecord(a, s));
-      for (int c = 0; c < copies; ++c) {
-        if (dir == 0) {
-          CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, s));
-        } else {
-          CHECK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, s));
-        }
-      }
+      for (int c = 0; c < copies; ++c) CHECK(copy(dir));
       CHECK(cudaEventRecord(b, s));
       CHECK(cudaEventSynchronize(b));
-      float t = 0;
-      CHECK(cudaEventElapsedTime(&t, a, b));
-      if (r > 0) ms.push_back(t);
+      float ms = 0;
+      CHECK(cudaEventElapsedTime(&ms, a, b));
+      if (r > 0) seconds.push_back(ms * 1e-3);
     }
-    std::sort(ms.begin(), ms.end());
-    const double median = ms[ms.size() / 2];
-    gbs[dir] = static_cast<double>(bytes) * copies / (median * 1e-3) / 1e9;
+    gbs[dir] = static_cast<double>(bytes) * copies / Median(seconds) / 1e9;
   }
   // The same copies one at a time, each waited for, by the host's clock: how the addon's
   // calls run (a call, then its completion, then the next), without the addon.
@@ -146,18 +143,13 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeats + 1; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int c = 0; c < copies; ++c) {
-        if (dir == 0) {
-          CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, s));
-        } else {
-          CHECK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, s));
-        }
+        CHECK(copy(dir));
         CHECK(cudaStreamSynchronize(s));
       }
       const auto t1 = std::chrono::steady_clock::now();
       if (r > 0) seconds.push_back(std::chrono::duration<double>(t1 - t0).count());
     }
-    std::sort(seconds.begin(), seconds.end());
-    seqGbs[dir] = static_cast<double>(bytes) * copies / seconds[seconds.size() / 2] / 1e9;
+    seqGbs[dir] = static_cast<double>(bytes) * copies / Median(seconds) / 1e9;
   }
 
   // Round trips of rtBytes each way, one at a time, host wall clock (as a caller sees it).
@@ -207,7 +199,7 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    rtUs[mode] = MedianUs(us);
+    rtUs[mode] = Median(us);
   }
   cudaFree(rtDev);
   cudaEventDestroy(spinEvent);

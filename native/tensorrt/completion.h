@@ -5,7 +5,7 @@
 // for the next one for up to `spinUs` before it sleeps.
 //
 // Why not cudaLaunchHostFunc: on H200 machines a bare 4 KiB round trip completed
-// by a host function took 34-68 us, by a thread polling an event 25-29 us, by a
+// by a host function took 31-68 us, by a thread polling an event 25-29 us, by a
 // thread blocked on a cudaEventBlockingSync event 26-61 us (gpu_check/bandwidth.cu);
 // the addon's infer path went from 56 to 39-43 us a call (docs/tensorrt.md).
 // Polling first and blocking after keeps short runs fast and long runs from

@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createTensorrtBackend, tensorrtAvailability, type TensorrtBackend } from '../../src/backends/tensorrt/index.js';
+import { createTensorrtBackend, tensorrtAvailability, type TensorrtBackend, type TensorrtBackendOptions } from '../../src/backends/tensorrt/index.js';
 import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
 import { CHECKS, type GpuResults, type Row, failed, formatTable } from './table.js';
@@ -41,10 +41,9 @@ const row = (check: string, result: string, status = 'info'): void => {
 const plan = (o: { in: number; out: number; batch?: number; work?: number }): Uint8Array =>
   new TextEncoder().encode(`tnp-loopback in=${o.in} out=${o.out} batch=${o.batch ?? 0} work=${o.work ?? 0}`);
 
-async function loopback(o: { in: number; out: number; batch?: number; work?: number }, instances = 1, cudaGraphs = false, spinWaitUs?: number): Promise<TensorrtBackend> {
-  const p = plan(o);
+async function loopback(o: { in: number; out: number; batch?: number; work?: number }, options: TensorrtBackendOptions = {}): Promise<TensorrtBackend> {
   // The stand-in provider's "build" passes the plan text through: this runs the build path too.
-  return createTensorrtBackend(p, { instances, cudaGraphs, ...(spinWaitUs !== undefined ? { spinWaitUs } : {}) });
+  return createTensorrtBackend(plan(o), options);
 }
 
 const now = (): number => performance.now();
@@ -103,7 +102,7 @@ async function bandwidth(bare: BareProbe): Promise<void> {
   const copies = 20;
   /** GB/s of `copies` calls one after another (median of 5), and the zero-copy inputs among them. */
   const timed = async (dir: 'H2D' | 'D2H', spinWaitUs?: number): Promise<{ gbs: number; zeroCopy: number }> => {
-    const b = await loopback(dir === 'H2D' ? { in: elems, out: 1 } : { in: 1, out: elems }, 1, false, spinWaitUs);
+    const b = await loopback(dir === 'H2D' ? { in: elems, out: 1 } : { in: 1, out: elems }, spinWaitUs === undefined ? {} : { spinWaitUs });
     try {
       const io = b.allocate();
       const x = new Float32Array(io.inputs.x!.buffer, io.inputs.x!.byteOffset, dir === 'H2D' ? elems : 1);
@@ -145,7 +144,7 @@ async function overlap(): Promise<void> {
   const result: Record<string, number> = {};
   for (const work of [0, 2500]) {
     for (const instances of [1, 2]) {
-      const b = await loopback({ in: elems, out: elems, work }, instances);
+      const b = await loopback({ in: elems, out: elems, work }, { instances });
       const bufs = Array.from({ length: 8 }, () => b.allocate());
       bufs.forEach((io) => new Float32Array(io.inputs.x!.buffer, io.inputs.x!.byteOffset, elems).set(x));
       const run = (i: number): Promise<void> => {
@@ -169,7 +168,7 @@ async function overlap(): Promise<void> {
 }
 
 async function latency(calls: number, bare: BareProbe): Promise<void> {
-  const b = await loopback({ in: 1024, out: 1024, batch: 64 }, 4);
+  const b = await loopback({ in: 1024, out: 1024, batch: 64 }, { instances: 4 });
   const x = new Float32Array(1024);
   randomFill(x);
   const feeds = { x: { data: x, dims: [1, 1024] } };
@@ -206,7 +205,7 @@ async function completion(): Promise<void> {
   const result: Record<string, { us: number; spun: number; blocked: number }> = {};
   const n = 5000;
   for (const spin of [undefined, 0]) {
-    const b = await loopback({ in: 1024, out: 1024, work: 20000 }, 1, false, spin);
+    const b = await loopback({ in: 1024, out: 1024, work: 20000 }, spin === undefined ? {} : { spinWaitUs: spin });
     expectLoopback(x, (await b.run(feeds)).y!.data as Float32Array, 'completion warm-up');
     const before = b.stats();
     const s = await drive(n, 1, async () => {
@@ -234,7 +233,7 @@ async function graphs(): Promise<void> {
   const t: Record<string, number> = {};
   let stats: Record<string, number> = {};
   for (const cudaGraphs of [false, true]) {
-    const b = await loopback({ in: 1024, out: 1024 }, 1, cudaGraphs);
+    const b = await loopback({ in: 1024, out: 1024 }, { cudaGraphs });
     const r = await b.run(feeds);
     expectLoopback(x, r.y!.data as Float32Array, 'graphs warm-up');
     const r2 = await b.run(feeds);
@@ -251,7 +250,7 @@ async function graphs(): Promise<void> {
 }
 
 async function zeroCopy(): Promise<void> {
-  const b = await loopback({ in: 4096, out: 4096, batch: 8 }, 2);
+  const b = await loopback({ in: 4096, out: 4096, batch: 8 }, { instances: 2 });
   const io = b.allocate();
   const x = new Float32Array(io.inputs.x!.buffer, io.inputs.x!.byteOffset, 3 * 4096);
   randomFill(x);
@@ -279,7 +278,7 @@ async function zeroCopy(): Promise<void> {
  * over the second half (`calls` calls), in bytes a call.
  */
 async function leak(calls: number): Promise<void> {
-  const b = await loopback({ in: 256, out: 256, batch: 64 }, 4);
+  const b = await loopback({ in: 256, out: 256, batch: 64 }, { instances: 4 });
   const x = new Float32Array(256);
   randomFill(x);
   const feeds = { x: { data: x, dims: [1, 256] } };
@@ -352,9 +351,11 @@ async function engineOverGpu(calls: number): Promise<void> {
     });
     const after = engine.stats();
     const batches = after.batches - before.batches;
-    raw.engine = { usPerCall1: (s1 / n1) * 1e6, usPerCall64: (s64 / calls) * 1e6, batches, meanBatch: calls / batches, backend: engine.backend, batching: engine.stats().batching };
-    row(CHECKS[10], `${((s1 / n1) * 1e6).toFixed(1)} us/call (${n1} calls, 4 KiB in and out)`, 'info');
-    row(CHECKS[11], `${(calls / s64).toFixed(0)} req/s, ${calls} requests in ${batches} batches (mean ${(calls / batches).toFixed(1)} rows); every row checked`, 'ok');
+    const usPerCall1 = (s1 / n1) * 1e6;
+    const meanBatch = calls / batches;
+    raw.engine = { usPerCall1, usPerCall64: (s64 / calls) * 1e6, batches, meanBatch, backend: engine.backend, batching: after.batching };
+    row(CHECKS[10], `${usPerCall1.toFixed(1)} us/call (${n1} calls, 4 KiB in and out)`, 'info');
+    row(CHECKS[11], `${(calls / s64).toFixed(0)} req/s, ${calls} requests in ${batches} batches (mean ${meanBatch.toFixed(1)} rows); every row checked`, 'ok');
   } finally {
     await engine.dispose();
   }

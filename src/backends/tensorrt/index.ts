@@ -67,8 +67,9 @@ export interface TensorrtBackendOptions {
   /** Capture a CUDA graph after the first run of an engine with static shapes (default false). */
   cudaGraphs?: boolean;
   /**
-   * How long each instance's completion thread polls a run's event before it blocks on
-   * it, in microseconds (default 200): polling answers sooner, blocking frees the core.
+   * How long each instance's completion thread polls a run's event, and for the next run,
+   * before it sleeps, in microseconds (default 200): polling answers sooner, sleeping frees
+   * the core.
    */
   spinWaitUs?: number;
   /** Where the timing cache persists (tensorrt-timing-<gpu>-<version>.cache). */
