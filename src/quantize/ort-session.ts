@@ -12,6 +12,9 @@
 import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
 
+/** The failure is the caller's error (EMODEL); onnxruntime need not also write it to stderr. */
+const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
+
 export const QDQ_SESSION_CONFIG: Readonly<Record<string, string>> = { disable_quant_qdq: '1' };
 
 /** An onnxruntime session for the quantizer's `what`; a model onnxruntime refuses is EMODEL with its message. */
@@ -31,7 +34,7 @@ export async function quantizerRun(
   fetches?: readonly string[],
 ): Promise<ort.InferenceSession.OnnxValueMapType> {
   try {
-    return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
+    return await (fetches ? session.run(feeds, fetches, RUN_OPTIONS) : session.run(feeds, RUN_OPTIONS));
   } catch (e) {
     throw new TensorrtNodeError('EMODEL', `onnxruntime failed running the model for ${what}: ${(e as Error).message}`, {}, { cause: e });
   }

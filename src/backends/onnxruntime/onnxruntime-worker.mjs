@@ -10,6 +10,10 @@ import { readlinkSync } from 'node:fs';
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
 
+// A failed run comes back to the caller as EMODEL with onnxruntime's message; at its
+// default severity onnxruntime also wrote that message to stderr, once per failed request.
+const RUN_OPTIONS = { logSeverityLevel: 4 };
+
 const CTORS = {
   float32: Float32Array,
   float16: Uint16Array,
@@ -133,7 +137,7 @@ async function run(msg) {
       transfer.push(t.buffer);
     }
     const started = performance.now();
-    const result = await (msg.wide && wide ? wide : session).run(feeds);
+    const result = await (msg.wide && wide ? wide : session).run(feeds, RUN_OPTIONS);
     const computeMs = performance.now() - started;
     const outputs = {};
     const spare = msg.spare ?? [];
