@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -124,7 +125,10 @@ TnpDataType toTnp(nvinfer1::DataType t) {
     case DataType::kBF16: return TNP_DT_BF16;
     case DataType::kINT64: return TNP_DT_INT64;
     case DataType::kINT4: return TNP_DT_INT4;
-    default: return TNP_DT_UNKNOWN;  // kFP4, kE8M0 and later additions
+#if TNP_HEADERS_AT_LEAST(10, 8)
+    case DataType::kFP4: return TNP_DT_FP4;  // declared since 10.8
+#endif
+    default: return TNP_DT_UNKNOWN;  // kE8M0 and later additions
   }
 }
 
@@ -240,6 +244,7 @@ int32_t libraryCanBuild(const TnpLibrary* lib) { return lib != nullptr && lib->c
 // ---- build -------------------------------------------------------------------
 
 // Forwards TensorRT's build phases to the addon; a non-zero answer cancels.
+// TensorRT calls it from its own threads, possibly at once: it must be thread-safe.
 class ProgressMonitor final : public nvinfer1::IProgressMonitor {
  public:
   ProgressMonitor(TnpProgressFn fn, void* user) : fn_(fn), user_(user) {}
@@ -257,9 +262,9 @@ class ProgressMonitor final : public nvinfer1::IProgressMonitor {
   bool cancelled() const { return cancelled_; }
 
  private:
-  TnpProgressFn fn_;
-  void* user_;
-  bool cancelled_ = false;
+  const TnpProgressFn fn_;
+  void* const user_;
+  std::atomic<bool> cancelled_{false};
 };
 
 TnpBlob toBlob(std::unique_ptr<nvinfer1::IHostMemory> mem) {
@@ -315,6 +320,10 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     if (cacheOut != nullptr) *cacheOut = TnpBlob{};
     lib->logger.clearErrors();
 
+    // Declared before the builder so they are destroyed after it (and its
+    // config) on every return: TensorRT requires both to outlive their users.
+    std::unique_ptr<nvinfer1::ITimingCache> cache;
+    std::unique_ptr<ProgressMonitor> monitor;
     std::unique_ptr<nvinfer1::IBuilder> builder(
         static_cast<nvinfer1::IBuilder*>(lib->createBuilder(lib->iLogger(), lib->factoryVersion())));
     if (!builder) return fail(err, TNP_E_LIBRARY, "createInferBuilder failed: " + lib->logger.errors());
@@ -339,8 +348,8 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     std::unique_ptr<nvinfer1::IBuilderConfig> config(builder->createBuilderConfig());
     if (!config) return fail(err, TNP_E_BUILD, "createBuilderConfig failed: " + lib->logger.errors());
 
-    // Optimization profile: every dynamic input needs a range; ranges for
-    // static inputs are checked against the model and otherwise ignored.
+    // Optimization profile: every dynamic input needs a range; a range must
+    // name a model input, and ranges for static inputs are ignored.
     for (int32_t s = 0; s < o->nb_shapes; ++s) {
       const char* name = o->shapes[s].name;
       bool found = false;
@@ -394,10 +403,19 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     if (o->workspace_bytes > 0) config->setMemoryPoolLimit(nvinfer1::MemoryPoolType::kWORKSPACE, o->workspace_bytes);
     if (o->optimization_level >= 0) config->setBuilderOptimizationLevel(o->optimization_level);
     if (o->tiling_level >= 0) {
+      // TilingOptimizationLevel kNONE (0) .. kFULL (3): another value would be an invalid enum.
+      if (o->tiling_level > 3) {
+        return fail(err, TNP_E_INVALID,
+                    "tilingLevel must be 0 (none), 1 (fast), 2 (moderate) or 3 (full), not " +
+                        std::to_string(o->tiling_level));
+      }
 #if TNP_HEADERS_AT_LEAST(10, 8)
       // Declared since 10.8: call only where the loaded library has it.
       if (lib->atLeast(10, 8)) {
-        config->setTilingOptimizationLevel(static_cast<nvinfer1::TilingOptimizationLevel>(o->tiling_level));
+        if (!config->setTilingOptimizationLevel(static_cast<nvinfer1::TilingOptimizationLevel>(o->tiling_level))) {
+          return fail(err, TNP_E_INVALID, "TensorRT rejected tilingLevel " + std::to_string(o->tiling_level) + ": " +
+                                              lib->logger.errors());
+        }
       } else {
         lib->logger.log(ILogger::Severity::kWARNING, "tilingLevel ignored: it needs TensorRT >= 10.8");
       }
@@ -406,8 +424,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
 #endif
     }
 
-    std::unique_ptr<nvinfer1::ITimingCache> cache(
-        config->createTimingCache(o->timing_cache, o->timing_cache != nullptr ? o->timing_cache_size : 0));
+    cache.reset(config->createTimingCache(o->timing_cache, o->timing_cache != nullptr ? o->timing_cache_size : 0));
     if (!cache || !config->setTimingCache(*cache, /*ignoreMismatch=*/false)) {
       // A corrupt blob (no cache made), or a cache from another device or
       // version: start from an empty one, so the file is replaced after the build.
@@ -415,7 +432,6 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
       if (cache) config->setTimingCache(*cache, false);
     }
 
-    std::unique_ptr<ProgressMonitor> monitor;
     if (o->progress != nullptr) {
       monitor = std::make_unique<ProgressMonitor>(o->progress, o->progress_user);
       config->setProgressMonitor(monitor.get());

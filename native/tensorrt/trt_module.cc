@@ -9,16 +9,18 @@
 // infer() picks a free instance, copies inputs host->device asynchronously
 // (straight from pinned Buffers; other Buffers once through pinned staging),
 // sets shapes and addresses, enqueues (or replays a captured CUDA graph),
-// copies outputs device->host into pinned pool blocks handed to JS as Buffers,
-// and records an event that the instance's completion thread (completion.h)
-// waits on before it posts the request back to the JS thread through a
-// thread-safe function. No cudaMalloc, cudaHostAlloc or synchronizing call
+// copies outputs device->host into pinned pool blocks handed to JS as Buffers
+// (or into the caller's pinned Buffers; other caller Buffers through a pinned
+// block copied over on the JS thread at completion), and records an event that
+// the instance's completion thread (completion.h) waits on before it posts the
+// request back to the JS thread through a thread-safe function. No cudaMalloc, cudaHostAlloc or synchronizing call
 // happens on the JS thread.
 #include <napi.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -195,8 +197,22 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   }
 
   void Execute(const ExecutionProgress& progress) override {
+    std::string deviceNote;
 #ifdef TNP_WITH_CUDA
-    cudaSetDevice(device_);
+    if (const cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) {
+      cudaGetLastError();
+      int count = 0;
+      const bool anyDevice = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+      cudaGetLastError();
+      deviceNote = "cudaSetDevice(" + std::to_string(device_) + ") failed: " + CudaErrorText(e);
+      // Devices exist but not this one: TensorRT would build on whichever this
+      // pool thread last selected. With none at all there is no wrong device:
+      // TensorRT fails on its own, and its error gets the CUDA text below.
+      if (anyDevice) {
+        cudaError_ = "TensorRT build: " + deviceNote;
+        return;
+      }
+    }
 #endif
     for (std::size_t i = 0; i < shapes_.size(); ++i) shapes_[i].name = shapeNames_[i].c_str();
     options_.struct_size = sizeof options_;
@@ -207,12 +223,16 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
     options_.timing_cache = timingCache_.empty() ? nullptr : timingCache_.data();
     options_.timing_cache_size = timingCache_.size();
     if (!onProgress_.IsEmpty() || cancel_ != nullptr) {
-      progress_ = onProgress_.IsEmpty() ? nullptr : &progress;
+      progress_.store(onProgress_.IsEmpty() ? nullptr : &progress, std::memory_order_release);
       options_.progress = &BuildWorker::OnBuilderProgress;
       options_.progress_user = this;
     }
     status_ = provider_.api->build(provider_.lib, &options_, &plan_, &cache_, &err_);
-    progress_ = nullptr;
+    progress_.store(nullptr, std::memory_order_release);
+    if (status_ != TNP_OK && !deviceNote.empty()) {
+      const std::string message = std::string(err_.message) + " (" + deviceNote + ")";
+      std::snprintf(err_.message, sizeof err_.message, "%s", message.c_str());
+    }
   }
 
   void OnProgress(const ProgressEvent* events, size_t count) override {
@@ -233,6 +253,10 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
 
   void OnOK() override {
     Napi::Env env = Env();
+    if (!cudaError_.empty()) {
+      deferred_.Reject(Coded(env, "ENODEVICE", cudaError_).Value());
+      return;
+    }
     if (status_ != TNP_OK) {
       deferred_.Reject(FromStatus(env, status_, err_, "TensorRT build failed").Value());
       return;
@@ -248,16 +272,17 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  // TensorRT's builder thread: copy the event into the worker's queue. Called
-  // through the provider's C ABI from noexcept TensorRT callbacks, so no
-  // exception (bad_alloc from the copies) may leave it: that would terminate.
+  // TensorRT's builder threads (possibly several at once): copy the event into
+  // the worker's queue, which is thread-safe. Called through the provider's C
+  // ABI from noexcept TensorRT callbacks, so no exception (bad_alloc from the
+  // copies) may leave it: that would terminate.
   static int32_t OnBuilderProgress(void* user, TnpProgressEvent event, const char* phase, const char* parent,
                                    int32_t step, int32_t nbSteps) noexcept {
     auto* self = static_cast<BuildWorker*>(user);
     try {
-      if (self->progress_ != nullptr) {
+      if (const ExecutionProgress* progress = self->progress_.load(std::memory_order_acquire)) {
         ProgressEvent e{event, phase != nullptr ? phase : "", parent != nullptr ? parent : "", step, nbSteps};
-        self->progress_->Send(&e, 1);
+        progress->Send(&e, 1);
       }
     } catch (...) {
       // A lost progress event is better than a lost process.
@@ -275,11 +300,13 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   Napi::FunctionReference onProgress_;
   Napi::Reference<Napi::Int32Array> cancelRef_;
   int32_t* cancel_ = nullptr;
-  const ExecutionProgress* progress_ = nullptr;
+  // Written by the worker thread, read by TensorRT's threads.
+  std::atomic<const ExecutionProgress*> progress_{nullptr};
   const ProviderHost& provider_;
   Napi::Promise::Deferred deferred_;
   TnpStatus status_ = TNP_OK;
   TnpError err_{};
+  std::string cudaError_;
   TnpBlob plan_{};
   TnpBlob cache_{};
 };
@@ -353,21 +380,34 @@ struct IoTensor {
   bool dynamic = false;
 };
 
+// TensorRT frees on the device current on the calling thread (provider_abi.h):
+// select the one the object was made on, whichever thread drops it.
 struct EngineDeleter {
   const TnpProviderApi* api;
-  void operator()(TnpEngine* e) const { if (e != nullptr) api->engine_free(e); }
+  int device;
+  void operator()(TnpEngine* e) const {
+    if (e == nullptr) return;
+    DeviceScope scope(device);
+    api->engine_free(e);
+  }
 };
 struct ContextDeleter {
   const TnpProviderApi* api;
-  void operator()(TnpContext* c) const { if (c != nullptr) api->context_free(c); }
+  int device;
+  void operator()(TnpContext* c) const {
+    if (c == nullptr) return;
+    DeviceScope scope(device);
+    api->context_free(c);
+  }
 };
 using EnginePtr = std::unique_ptr<TnpEngine, EngineDeleter>;
 using ContextPtr = std::unique_ptr<TnpContext, ContextDeleter>;
 
 struct Instance {
+  DeviceScopeUntilDestroyed teardown;  // first: the members below are destroyed on `device`
   int device = 0;
   Stream stream;
-  ContextPtr context{nullptr, ContextDeleter{nullptr}};
+  ContextPtr context{nullptr, ContextDeleter{nullptr, 0}};
   std::vector<DeviceBuffer> device_buffers;  // one per IO tensor, sized for the max shapes
   std::vector<HostBlock> staging;            // pinned staging per input (for non-pinned Buffers)
   Graph graph;
@@ -380,10 +420,8 @@ struct Instance {
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
   ~Instance() {
-    if (stream.get() != nullptr) {
-      DeviceScope scope(device);
-      cudaStreamSynchronize(stream.get());  // nothing may still read the staging blocks
-    }
+    teardown.Enter(device);
+    if (stream.get() != nullptr) cudaStreamSynchronize(stream.get());  // nothing may still read the staging blocks
     for (HostBlock& b : staging) HostPool::Instance().Release(b.data, b.id);
   }
 };
@@ -448,7 +486,7 @@ class LoadWorker : public Napi::AsyncWorker {
       TnpEngine* raw = nullptr;
       status_ = api->engine_load(p.lib, plan.data(), plan.size(), &raw, &err_);
       if (status_ != TNP_OK) return;
-      core->engines.emplace_back(raw, EngineDeleter{api});
+      core->engines.emplace_back(raw, EngineDeleter{api, device});
       core->devices.push_back(device);
     }
     TnpEngine* first = core->engines.front().get();
@@ -517,7 +555,7 @@ class LoadWorker : public Napi::AsyncWorker {
     if ((status_ = api->context_create(core->engines[engineIndex].get(), inst->stream.get(), &ctx, &err_)) != TNP_OK) {
       return false;
     }
-    inst->context = ContextPtr(ctx, ContextDeleter{api});
+    inst->context = ContextPtr(ctx, ContextDeleter{api, inst->device});
     // Output sizes at the largest input shapes.
     for (const IoTensor& t : core->io) {
       if (t.input && (status_ = api->context_set_input_shape(ctx, t.name.c_str(), &t.max, &err_)) != TNP_OK) {
@@ -585,8 +623,23 @@ struct Request {
   std::vector<TnpDims> outShapes;
   std::vector<std::size_t> outBytes;
   std::vector<HostBlock> outBlocks;  // pool blocks handed to JS as results (data == nullptr: caller's buffer)
+  // Pinned pool blocks the device writes a caller's non-pinned output into
+  // (data == nullptr: none); copied into the caller's buffer on the JS thread.
+  std::vector<HostBlock> outStaging;
   std::vector<void*> outPointers;
   explicit Request(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  // Blocks still held go back to the pool on every path (failure, teardown).
+  // A request is dropped only once its stream has passed its copies.
+  ~Request() {
+    for (const HostBlock& b : outBlocks) {
+      if (b.data != nullptr) HostPool::Instance().Release(b.data, b.id);
+    }
+    for (const HostBlock& b : outStaging) {
+      if (b.data != nullptr) HostPool::Instance().Release(b.data, b.id);
+    }
+  }
 };
 
 class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
@@ -753,11 +806,32 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     return promise;
   }
 
+  const std::string& OutputName(std::size_t output) const {
+    for (const IoTensor& t : core_->io) {
+      if (!t.input && output-- == 0) return t.name;
+    }
+    static const std::string unknown = "?";
+    return unknown;
+  }
+
   Instance* FreeInstance() {
     for (auto& inst : core_->instances) {
       if (!inst->busy) return inst.get();
     }
     return nullptr;
+  }
+
+  // Starts queued requests, oldest first, while an instance is free. A loop:
+  // Start() settles a request that fails synchronously without starting the
+  // next, so a long queue of such failures does not deepen the stack.
+  void StartQueued(Napi::Env env) {
+    while (core_ && !queue_.empty()) {
+      Instance* inst = FreeInstance();
+      if (inst == nullptr) return;
+      std::unique_ptr<Request> req = std::move(queue_.front());
+      queue_.pop_front();
+      Start(env, inst, std::move(req));
+    }
   }
 
   // Enqueues copies, the engine and the completion on the instance's stream.
@@ -819,7 +893,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
       }
       req->outShapes.push_back(d);
       req->outBytes.push_back(bytes);
-      HostBlock block{};
+      HostBlock block{}, staged{};
       void* dst = nullptr;
       if (!req->outputs[out].IsEmpty()) {
         Napi::TypedArray g = req->outputs[out].Value().As<Napi::TypedArray>();
@@ -828,17 +902,28 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
                     std::to_string(bytes) + " needed";
           break;
         }
-        dst = static_cast<uint8_t*>(g.ArrayBuffer().Data()) + g.ByteOffset();
+        void* base = g.ArrayBuffer().Data();
+        if (!pinnedPool || HostPool::Instance().LiveId(base) != 0) {
+          // A pinned Buffer from allocate()/allocHost() (any view into it): DMA
+          // straight into it. Without pinned memory staging would gain nothing.
+          dst = static_cast<uint8_t*>(base) + g.ByteOffset();
+        } else {
+          // A copy into pageable memory may block the host until the GPU is
+          // done: land in a pinned block, copied over in Settle() instead.
+          staged = HostPool::Instance().Acquire(std::max<std::size_t>(bytes, 1), true);
+          dst = staged.data;
+        }
       } else {
         block = HostPool::Instance().Acquire(std::max<std::size_t>(bytes, 1), true);
-        if (block.data == nullptr) {
-          failure = "out of pinned host memory";
-          break;
-        }
         dst = block.data;
       }
       req->outBlocks.push_back(block);
+      req->outStaging.push_back(staged);
       req->outPointers.push_back(dst);
+      if (dst == nullptr && bytes > 0) {
+        failure = "out of pinned host memory";
+        break;
+      }
       ++out;
     }
     if (failure.empty()) failure = Enqueue(inst, ctx, stream);
@@ -861,7 +946,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     cudaGetLastError();
     // Work may already be queued on the stream: wait for it before reusing the instance.
     cudaStreamSynchronize(stream);
-    Finish(env, std::unique_ptr<Request>(raw), failure);
+    Settle(env, std::unique_ptr<Request>(raw), failure);
   }
 
   // The engine itself: a plain enqueueV3, or, for static shapes with cudaGraphs,
@@ -916,40 +1001,54 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     self->Finish(env, std::move(req), failure);
   }
 
+  // A request's run is over: settle it, then start what waits.
   void Finish(Napi::Env env, std::unique_ptr<Request> req, const std::string& failure) {
+    Settle(env, std::move(req), failure);
+    StartQueued(env);
+  }
+
+  // Resolves or rejects the request and frees its instance; starts nothing.
+  void Settle(Napi::Env env, std::unique_ptr<Request> req, std::string failure) {
     Napi::HandleScope scope(env);
     Instance* inst = req->instance;
+    // Outputs staged for the caller's non-pinned buffers: the stream is past
+    // the copies, so this is a host memcpy.
+    for (std::size_t i = 0; i < req->outStaging.size() && failure.empty(); ++i) {
+      const HostBlock& b = req->outStaging[i];
+      if (b.data == nullptr) continue;
+      Napi::TypedArray g = req->outputs[i].Value().As<Napi::TypedArray>();
+      // The caller may have detached or shrunk the buffer since Start().
+      if (g.ByteLength() < req->outBytes[i]) {
+        failure = "output '" + OutputName(i) + "': the given buffer holds " + std::to_string(g.ByteLength()) +
+                  " bytes now, not the " + std::to_string(req->outBytes[i]) + " needed (detached or resized?)";
+        break;
+      }
+      if (req->outBytes[i] > 0) {
+        std::memcpy(static_cast<uint8_t*>(g.ArrayBuffer().Data()) + g.ByteOffset(), b.data, req->outBytes[i]);
+      }
+    }
     if (failure.empty()) {
       Napi::Array results = Napi::Array::New(env, req->outShapes.size());
       for (std::size_t i = 0; i < req->outShapes.size(); ++i) {
         Napi::Object r = Napi::Object::New(env);
-        const HostBlock& b = req->outBlocks[i];
+        const HostBlock b = req->outBlocks[i];
         if (b.data != nullptr) {
-          r.Set("data", BlockBuffer(env, b, req->outBytes[i]));
+          Napi::Buffer<uint8_t> data = BlockBuffer(env, b, req->outBytes[i]);
+          req->outBlocks[i] = HostBlock{};  // the Buffer's finalizer owns it now, even if a later step throws
+          r.Set("data", data);
         } else {
           r.Set("data", req->outputs[i].Value());  // written into the caller's buffer
         }
         r.Set("dims", DimsToJs(env, req->outShapes[i]));
         results.Set(i, r);
       }
-      req->outBlocks.clear();
       req->deferred.Resolve(results);
     } else {
-      for (const HostBlock& b : req->outBlocks) {
-        if (b.data != nullptr) HostPool::Instance().Release(b.data, b.id);
-      }
       req->deferred.Reject(Coded(env, "ENODEVICE", "TensorRT inference failed: " + failure).Value());
     }
-    req.reset();
+    req.reset();  // returns the remaining pool blocks
     if (inst != nullptr) inst->busy = false;
     if (--inFlight_ == 0 && tsfn_) tsfn_.Unref(env);
-    if (core_ && !queue_.empty()) {
-      if (Instance* next = FreeInstance()) {
-        std::unique_ptr<Request> queued = std::move(queue_.front());
-        queue_.pop_front();
-        Start(env, next, std::move(queued));
-      }
-    }
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

@@ -265,10 +265,14 @@ async function zeroCopy(): Promise<void> {
   row(CHECKS[7], `batch 3 x 4096 exact (2x+1); output in the given Buffer: ${sameMemory}; zero-copy inputs ${zc}, staged ${staged}`, sameMemory && zc === 1 && staged === 0 ? 'ok' : 'FAIL');
   const plain = new Float32Array(2 * 4096);
   randomFill(plain);
-  const r2 = await b.run({ x: { data: plain, dims: [2, 4096] } });
+  // A plain (pageable) output buffer: the device writes a pinned block, copied into it on the JS thread.
+  const plainOut = new Float32Array(2 * 4096);
+  const r2 = await b.run({ x: { data: plain, dims: [2, 4096] } }, { y: new Uint8Array(plainOut.buffer) });
   expectLoopback(plain, r2.y!.data as Float32Array, 'staged');
+  expectLoopback(plain, plainOut, 'staged output');
   const s2 = b.stats();
-  row(CHECKS[8], `batch 2 x 4096 exact; staged inputs +${(s2.stagedInputs ?? 0) - (after.stagedInputs ?? 0)}`, (s2.stagedInputs ?? 0) - (after.stagedInputs ?? 0) === 1 ? 'ok' : 'FAIL');
+  const stagedIn = (s2.stagedInputs ?? 0) - (after.stagedInputs ?? 0);
+  row(CHECKS[8], `batch 2 x 4096 exact, into the given plain output buffer; staged inputs +${stagedIn}`, stagedIn === 1 ? 'ok' : 'FAIL');
   await b.dispose();
 }
 

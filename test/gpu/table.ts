@@ -35,7 +35,7 @@ export const CHECKS = [
   'infer path us/call, 64 in flight',
   'CUDA graphs (static shapes)',
   'zero-copy Buffers round trip',
-  'staged (non-pinned) input round trip',
+  'staged (non-pinned) input and output round trip',
   'RSS and device memory over 2 x 100000 calls',
   'Engine.infer us/call, 1 in flight',
   'Engine.infer at 64 in flight (dynamic batching)',
