@@ -27,6 +27,12 @@ export interface BatcherOptions {
   defaultPriority: number;
   /** Batches running at the same time (the backend's instances). */
   maxInFlight: number;
+  /**
+   * Where no two requests can merge (no batch axis, or `maxBatchSize` 1) and runs have
+   * lately taken less than this (ms), each instance gets its next batch before its run
+   * ends, so it does not wait on the JS thread between short runs. 0: never.
+   */
+  pipelineUnderMs?: number;
   /** Whether the model has a batch axis; without one every request runs alone. */
   batchAxis: boolean;
 }
@@ -143,6 +149,8 @@ export class DynamicBatcher {
   private queuedParts = 0;
   private queued = 0;
   private inFlight = 0;
+  /** Recent batches' time from dispatch to result, per batch ahead of them (an exponential mean). */
+  private recentRunMs = Number.POSITIVE_INFINITY;
   private finishedBatches = 0;
   private readonly running = new Set<Promise<void>>();
   private scheduled = false;
@@ -338,7 +346,8 @@ export class DynamicBatcher {
     let group: { head: Part; share: number } | undefined;
     // Idle instances whose first batch of a burst is its oldest request alone (see below).
     let opening = 0;
-    while (!this.closed && this.inFlight < o.maxInFlight && this.queuedParts > 0) {
+    const capacity = this.capacity();
+    while (!this.closed && this.inFlight < capacity && this.queuedParts > 0) {
       const { batch, size, head, available } = this.form();
       if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
       const waited = performance.now() - head.req.enqueuedAt;
@@ -358,7 +367,7 @@ export class DynamicBatcher {
       // Several idle instances share a ready group evenly rather than one taking it all
       // and the others idling (without preferred sizes, which fix the sizes to run). A
       // request with more rows than its share is split by rows.
-      const idle = o.maxInFlight - this.inFlight;
+      const idle = Math.max(0, o.maxInFlight - this.inFlight);
       if (o.batchAxis && !largestPreferred && idle > 1 && !group) {
         group = { head, share: Math.ceil(Math.min(available, idle * o.maxBatchSize) / idle) };
       }
@@ -420,9 +429,21 @@ export class DynamicBatcher {
     return { batch, size, head: head!, available };
   }
 
+  /**
+   * Batches that may be in flight: one per instance, or two where runs are short and no
+   * requests can merge (so dispatching early costs no batch its size).
+   */
+  private capacity(): number {
+    const o = this.options;
+    const merges = o.batchAxis && o.maxBatchSize > 1;
+    return !merges && this.recentRunMs < (o.pipelineUnderMs ?? 0) ? 2 * o.maxInFlight : o.maxInFlight;
+  }
+
   private run(parts: Part[], alone: boolean): void {
+    // A batch dispatched behind others waits for them on its instance: its time counts per batch.
+    const rounds = Math.ceil((this.inFlight + 1) / this.options.maxInFlight);
     this.inFlight++;
-    const task = this.runBatch(parts, alone).finally(() => {
+    const task = this.runBatch(parts, alone, rounds).finally(() => {
       this.inFlight--;
       this.finishedBatches++;
       this.running.delete(task);
@@ -431,7 +452,7 @@ export class DynamicBatcher {
     this.running.add(task);
   }
 
-  private async runBatch(parts: Part[], alone: boolean): Promise<void> {
+  private async runBatch(parts: Part[], alone: boolean, rounds: number): Promise<void> {
     // A request aborted or timed out since dispatch is dropped before the batch starts.
     const live = parts.filter((p) => p.req.state === 'running');
     if (live.length === 0) return;
@@ -454,6 +475,8 @@ export class DynamicBatcher {
       return;
     }
     const done = performance.now();
+    const ms = (done - started) / rounds;
+    this.recentRunMs = Number.isFinite(this.recentRunMs) ? 0.9 * this.recentRunMs + 0.1 * ms : ms;
     const free = this.settleBatch(live, outputs, done);
     this.defer(() => {
       recycle(feeds, this.pool);

@@ -32,6 +32,13 @@ import { allocHost } from '../runtime.js';
 import { REWRITES_VERSION, isGraphRewrites, type GraphRewrites } from './rewrite.js';
 import { rewriteOffThread, type BuildThread } from './build-thread.js';
 
+/**
+ * With `pipelineShortRuns`, runs shorter than this (ms) that cannot merge get each instance's
+ * next one queued behind them (the batcher's `pipelineUnderMs`). Longer runs gain little
+ * (the hop is ~0.1-0.2 ms) and a request queued behind one could wait while another frees.
+ */
+const PIPELINE_UNDER_MS = 2;
+
 /** A result tensor: its own dtype and dims, data a view over the batch's output. */
 export interface OutputTensor {
   data: TypedArray;
@@ -171,6 +178,7 @@ export class Engine {
         priorityLevels: levels,
         defaultPriority: options.defaultPriority ?? levels,
         maxInFlight: impl.instances,
+        pipelineUnderMs: options.pipelineShortRuns === true ? PIPELINE_UNDER_MS : 0,
         // With maxBatchSize 1 a request of several rows still runs split, a row a run.
         batchAxis: init.batching.batchAxis,
       },
@@ -401,7 +409,7 @@ export class Engine {
     this.batcher.flush();
     const backendCounters = this.impl.stats?.();
     return {
-      ...this.collector.snapshot(this.batcher.pending),
+      ...this.collector.snapshot(this.batcher.pending, this.batcher.executing),
       instanceRestarts: this.impl.restarts ?? 0,
       ...(backendCounters ? { backendCounters } : {}),
       backend: this.backend,
@@ -655,6 +663,7 @@ async function checkOptions(o: EngineOptions): Promise<void> {
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw inputError(name, 'a positive integer', String(v), 'option');
   };
   if (o.cudaGraphs !== undefined && typeof o.cudaGraphs !== 'boolean') throw inputError('cudaGraphs', 'a boolean', kindOf(o.cudaGraphs), 'option');
+  if (o.pipelineShortRuns !== undefined && typeof o.pipelineShortRuns !== 'boolean') throw inputError('pipelineShortRuns', 'a boolean', kindOf(o.pipelineShortRuns), 'option');
   checkSpinWaitUs(o.spinWaitUs);
   deviceList(o.device);
   posInt('instances');

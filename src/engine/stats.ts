@@ -33,6 +33,8 @@ export interface EngineStats {
   meanBatchSize: number;
   /** Requests waiting for a batch now. */
   pending: number;
+  /** Batches dispatched and not yet finished: up to one per instance, two where short runs that cannot merge are pipelined. */
+  executing: number;
   /** Mean time a successful request waited in the queue, ms. */
   meanQueueMs: number;
   /** Mean time of one execution in the backend (worker round trip included), ms. */
@@ -165,7 +167,7 @@ export class StatsCollector implements BatcherObserver {
     this.retriedBatches++;
   }
 
-  snapshot(pending: number): EngineStats {
+  snapshot(pending: number, executing: number): EngineStats {
     const n = Math.min(this.latencyCount, WINDOW);
     return {
       requests: this.requests,
@@ -176,6 +178,7 @@ export class StatsCollector implements BatcherObserver {
       retriedBatches: this.retriedBatches,
       meanBatchSize: this.batches ? this.batchItems / this.batches : 0,
       pending,
+      executing,
       meanQueueMs: this.succeeded ? this.queueMsTotal / this.succeeded : 0,
       meanComputeMs: this.batches ? this.computeMsTotal / this.batches : 0,
       totalQueueMs: this.queueMsTotal,

@@ -121,9 +121,14 @@ function intoSpare(data, spare) {
   return buffer;
 }
 
+// Runs received and not yet answered. The engine may send a worker its next run before the
+// current one ends (short runs that cannot merge); a worker with runs waiting does not spin.
+let queuedRuns = 0;
+
 // Per run: no Object.entries arrays, no descriptor copies beyond what the wire needs
 // (this handler sits on the latency of every batch-1 request).
 async function run(msg) {
+  queuedRuns++;
   try {
     const wire = msg.feeds;
     const feeds = {};
@@ -156,5 +161,5 @@ async function run(msg) {
   } catch (err) {
     parentPort.postMessage({ type: 'error', id: msg.id, message: String(err?.message ?? err) });
   }
-  if (spinMs > 0) spin();
+  if (--queuedRuns === 0 && spinMs > 0) spin();
 }
