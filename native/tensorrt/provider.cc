@@ -12,11 +12,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <NvInfer.h>
@@ -74,6 +76,10 @@ TnpStatus guarded(TnpError* err, Body&& body) noexcept {
 
 // TensorRT keeps one logger per process in practice; ours forwards to the
 // addon and remembers recent errors so failures can say what TensorRT said.
+// Errors are kept with a sequence number, and a call reads those logged since it
+// began (mark() at its start, errorsSince() when it fails): builds, loads and runs
+// on several threads at once neither wipe each other's errors nor report stale ones.
+// (A concurrent call's errors logged meanwhile may still appear beside its own.)
 class Logger final : public ILogger {
  public:
   Logger(TnpLogFn fn, void* user) : fn_(fn), user_(user) {}
@@ -83,9 +89,8 @@ class Logger final : public ILogger {
     if (severity <= Severity::kERROR) {
       try {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!errors_.empty()) errors_ += "; ";
-        errors_ += msg;
-        if (errors_.size() > 4000) errors_.erase(0, errors_.size() - 4000);
+        errors_.emplace_back(++seq_, std::string(msg).substr(0, 1000));
+        if (errors_.size() > 32) errors_.pop_front();
       } catch (...) {
         // Losing a log line must not take TensorRT down with it.
       }
@@ -93,21 +98,28 @@ class Logger final : public ILogger {
     if (fn_ != nullptr) fn_(user_, static_cast<int32_t>(severity), msg);
   }
 
-  void clearErrors() {
+  uint64_t mark() {
     std::lock_guard<std::mutex> lock(mutex_);
-    errors_.clear();
+    return seq_;
   }
 
-  std::string errors() {
+  std::string errorsSince(uint64_t mark) {
     std::lock_guard<std::mutex> lock(mutex_);
-    return errors_;
+    std::string out;
+    for (const auto& [seq, msg] : errors_) {
+      if (seq <= mark) continue;
+      if (!out.empty()) out += "; ";
+      out += msg;
+    }
+    return out;
   }
 
  private:
   TnpLogFn fn_;
   void* user_;
   std::mutex mutex_;
-  std::string errors_;
+  uint64_t seq_ = 0;
+  std::deque<std::pair<uint64_t, std::string>> errors_;
 };
 
 // ---- conversions -------------------------------------------------------------
@@ -290,10 +302,10 @@ bool isDynamic(const nvinfer1::Dims& d) {
 }
 
 // Reports the first parser error with its ONNX node, operator and message.
-TnpStatus parseFailure(nvonnxparser::IParser& parser, Logger& logger, TnpError* err) {
+TnpStatus parseFailure(nvonnxparser::IParser& parser, Logger& logger, uint64_t since, TnpError* err) {
   const int n = parser.getNbErrors();
   if (n <= 0) {
-    return fail(err, TNP_E_PARSE, "the ONNX parser rejected the model: " + logger.errors());
+    return fail(err, TNP_E_PARSE, "the ONNX parser rejected the model: " + logger.errorsSince(since));
   }
   const nvonnxparser::IParserError* e = parser.getError(0);
   std::string message = "ONNX parser: ";
@@ -318,7 +330,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     }
     *planOut = TnpBlob{};
     if (cacheOut != nullptr) *cacheOut = TnpBlob{};
-    lib->logger.clearErrors();
+    const uint64_t since = lib->logger.mark();
 
     // Declared before the builder so they are destroyed after it (and its
     // config) on every return: TensorRT requires both to outlive their users.
@@ -326,7 +338,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     std::unique_ptr<ProgressMonitor> monitor;
     std::unique_ptr<nvinfer1::IBuilder> builder(
         static_cast<nvinfer1::IBuilder*>(lib->createBuilder(lib->iLogger(), lib->factoryVersion())));
-    if (!builder) return fail(err, TNP_E_LIBRARY, "createInferBuilder failed: " + lib->logger.errors());
+    if (!builder) return fail(err, TNP_E_LIBRARY, "createInferBuilder failed: " + lib->logger.errorsSince(since));
 
     // INT8 comes from Q/DQ nodes (explicit quantization), so the network is
     // strongly typed: in 10.x that is creation flag bit 1; 11.x networks
@@ -338,15 +350,15 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
         1U << static_cast<uint32_t>(nvinfer1::NetworkDefinitionCreationFlag::kSTRONGLY_TYPED);
 #endif
     std::unique_ptr<nvinfer1::INetworkDefinition> network(builder->createNetworkV2(flags));
-    if (!network) return fail(err, TNP_E_BUILD, "createNetworkV2 failed: " + lib->logger.errors());
+    if (!network) return fail(err, TNP_E_BUILD, "createNetworkV2 failed: " + lib->logger.errorsSince(since));
 
     std::unique_ptr<nvonnxparser::IParser> parser(static_cast<nvonnxparser::IParser*>(
         lib->createParser(static_cast<nvinfer1::INetworkDefinition*>(network.get()), lib->iLogger(), NV_ONNX_PARSER_VERSION)));
-    if (!parser) return fail(err, TNP_E_LIBRARY, "createNvOnnxParser failed: " + lib->logger.errors());
-    if (!parser->parse(o->onnx, o->onnx_size)) return parseFailure(*parser, lib->logger, err);
+    if (!parser) return fail(err, TNP_E_LIBRARY, "createNvOnnxParser failed: " + lib->logger.errorsSince(since));
+    if (!parser->parse(o->onnx, o->onnx_size)) return parseFailure(*parser, lib->logger, since, err);
 
     std::unique_ptr<nvinfer1::IBuilderConfig> config(builder->createBuilderConfig());
-    if (!config) return fail(err, TNP_E_BUILD, "createBuilderConfig failed: " + lib->logger.errors());
+    if (!config) return fail(err, TNP_E_BUILD, "createBuilderConfig failed: " + lib->logger.errorsSince(since));
 
     // Optimization profile: every dynamic input needs a range; a range must
     // name a model input, and ranges for static inputs are ignored.
@@ -393,11 +405,11 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
           !profile->setDimensions(input->getName(), OptProfileSelector::kMAX, mx)) {
         return fail(err, TNP_E_INVALID, std::string("TensorRT rejected the shapes of '") + input->getName() +
                                             "' (min " + dimsText(mn) + ", opt " + dimsText(op) + ", max " +
-                                            dimsText(mx) + "): " + lib->logger.errors());
+                                            dimsText(mx) + "): " + lib->logger.errorsSince(since));
       }
     }
     if (profile != nullptr && config->addOptimizationProfile(profile) < 0) {
-      return fail(err, TNP_E_INVALID, "invalid optimization profile: " + lib->logger.errors());
+      return fail(err, TNP_E_INVALID, "invalid optimization profile: " + lib->logger.errorsSince(since));
     }
 
     if (o->workspace_bytes > 0) config->setMemoryPoolLimit(nvinfer1::MemoryPoolType::kWORKSPACE, o->workspace_bytes);
@@ -414,7 +426,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
       if (lib->atLeast(10, 8)) {
         if (!config->setTilingOptimizationLevel(static_cast<nvinfer1::TilingOptimizationLevel>(o->tiling_level))) {
           return fail(err, TNP_E_INVALID, "TensorRT rejected tilingLevel " + std::to_string(o->tiling_level) + ": " +
-                                              lib->logger.errors());
+                                              lib->logger.errorsSince(since));
         }
       } else {
         lib->logger.log(ILogger::Severity::kWARNING, "tilingLevel ignored: it needs TensorRT >= 10.8");
@@ -440,7 +452,7 @@ TnpStatus build(TnpLibrary* lib, const TnpBuildOptions* o, TnpBlob* planOut, Tnp
     std::unique_ptr<nvinfer1::IHostMemory> plan(builder->buildSerializedNetwork(*network, *config));
     if (monitor && monitor->cancelled()) return fail(err, TNP_E_CANCELLED, "build cancelled");
     if (!plan || plan->size() == 0) {
-      const std::string why = lib->logger.errors();
+      const std::string why = lib->logger.errorsSince(since);
       return fail(err, TNP_E_BUILD, "TensorRT could not build the engine: " + (why.empty() ? "no message" : why));
     }
     if (cacheOut != nullptr) {
@@ -460,14 +472,14 @@ TnpStatus engineLoad(TnpLibrary* lib, const void* plan, size_t size, TnpEngine**
       return fail(err, TNP_E_INVALID, "engine_load: empty plan");
     }
     *out = nullptr;
-    lib->logger.clearErrors();
+    const uint64_t since = lib->logger.mark();
     auto engine = std::make_unique<TnpEngine>();
     engine->lib = lib;
     engine->runtime.reset(static_cast<nvinfer1::IRuntime*>(lib->createRuntime(lib->iLogger(), lib->factoryVersion())));
-    if (!engine->runtime) return fail(err, TNP_E_LIBRARY, "createInferRuntime failed: " + lib->logger.errors());
+    if (!engine->runtime) return fail(err, TNP_E_LIBRARY, "createInferRuntime failed: " + lib->logger.errorsSince(since));
     engine->engine.reset(engine->runtime->deserializeCudaEngine(plan, size));
     if (!engine->engine) {
-      return fail(err, TNP_E_RUNTIME, "TensorRT could not deserialize the plan: " + lib->logger.errors());
+      return fail(err, TNP_E_RUNTIME, "TensorRT could not deserialize the plan: " + lib->logger.errorsSince(since));
     }
     const int32_t n = engine->engine->getNbIOTensors();
     for (int32_t i = 0; i < n; ++i) engine->names.emplace_back(engine->engine->getIOTensorName(i));
@@ -522,16 +534,16 @@ TnpStatus contextCreate(TnpEngine* engine, void* stream, TnpContext** out, TnpEr
   return guarded(err, [&]() -> TnpStatus {
     if (engine == nullptr || out == nullptr) return fail(err, TNP_E_INVALID, "context_create: NULL argument");
     *out = nullptr;
-    engine->lib->logger.clearErrors();
+    const uint64_t since = engine->lib->logger.mark();
     auto ctx = std::make_unique<TnpContext>();
     ctx->engine = engine;
     ctx->context.reset(engine->engine->createExecutionContext());
     if (!ctx->context) {
-      return fail(err, TNP_E_RUNTIME, "createExecutionContext failed: " + engine->lib->logger.errors());
+      return fail(err, TNP_E_RUNTIME, "createExecutionContext failed: " + engine->lib->logger.errorsSince(since));
     }
     if (engine->engine->getNbOptimizationProfiles() > 1 &&
         !ctx->context->setOptimizationProfileAsync(0, static_cast<cudaStream_t>(stream))) {
-      return fail(err, TNP_E_RUNTIME, "setOptimizationProfileAsync failed: " + engine->lib->logger.errors());
+      return fail(err, TNP_E_RUNTIME, "setOptimizationProfileAsync failed: " + engine->lib->logger.errorsSince(since));
     }
     *out = ctx.release();
     return TNP_OK;
@@ -546,9 +558,10 @@ TnpStatus contextSetInputShape(TnpContext* ctx, const char* name, const TnpDims*
     if (ctx == nullptr || name == nullptr || dims == nullptr || !toTrt(*dims, &d)) {
       return fail(err, TNP_E_INVALID, "context_set_input_shape: bad argument");
     }
+    const uint64_t since = ctx->engine->lib->logger.mark();
     if (!ctx->context->setInputShape(name, d)) {
       return fail(err, TNP_E_INVALID, std::string("TensorRT rejected shape ") + dimsText(d) + " for input '" + name +
-                                          "': " + ctx->engine->lib->logger.errors());
+                                          "': " + ctx->engine->lib->logger.errorsSince(since));
     }
     return TNP_OK;
   });
@@ -578,8 +591,9 @@ TnpStatus contextTensorShape(const TnpContext* ctx, const char* name, TnpDims* o
 TnpStatus contextEnqueue(TnpContext* ctx, void* stream, TnpError* err) {
   return guarded(err, [&]() -> TnpStatus {
     if (ctx == nullptr) return fail(err, TNP_E_INVALID, "context_enqueue: NULL context");
+    const uint64_t since = ctx->engine->lib->logger.mark();
     if (!ctx->context->enqueueV3(static_cast<cudaStream_t>(stream))) {
-      return fail(err, TNP_E_RUNTIME, "enqueueV3 failed: " + ctx->engine->lib->logger.errors());
+      return fail(err, TNP_E_RUNTIME, "enqueueV3 failed: " + ctx->engine->lib->logger.errorsSince(since));
     }
     return TNP_OK;
   });
