@@ -2,9 +2,11 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace tnp::trt {
 namespace {
@@ -54,7 +56,18 @@ bool OpenInfer(LoaderReport& r, Handles& h) {
     h.infer = Open(forced, RTLD_NOW | RTLD_LOCAL, r);
     if (h.infer != nullptr) r.libraryPath = forced;
   } else {
+    // Newest first, but a major this addon has a provider for before one it has none for:
+    // with TensorRT 10 and 11 both installed and only the 10 provider built, 10 runs.
+    std::vector<int> order;
     for (int major : kSupportedMajors) {
+      if (std::find(r.providersCompiled.begin(), r.providersCompiled.end(), major) != r.providersCompiled.end()) {
+        order.push_back(major);
+      }
+    }
+    for (int major : kSupportedMajors) {
+      if (std::find(order.begin(), order.end(), major) == order.end()) order.push_back(major);
+    }
+    for (int major : order) {
       const std::string name = "libnvinfer.so." + std::to_string(major);
       h.infer = Open(name, RTLD_NOW | RTLD_LOCAL, r);
       if (h.infer != nullptr) {

@@ -70,6 +70,14 @@ beforeAll(() => {
   mkdirSync(join(dir, 'providers'));
   mkdirSync(join(dir, 'empty'));
   cc('providers/tensorrt_node_provider_trt11.so', 'stub_provider.c');
+  // Both majors installed on the library path (found by name, not forced), a provider for 10 only.
+  mkdirSync(join(dir, 'both'));
+  mkdirSync(join(dir, 'providers10'));
+  for (const [major, version] of [[11, 110003], [10, 100300]] as const) {
+    cc(`both/libnvinfer.so.${major}`, 'fake_nvinfer.c', `FAKE_VERSION=${version}`);
+    cc(`both/libnvonnxparser.so.${major}`, 'fake_nvinfer.c', `FAKE_VERSION=${version}`, 'WITH_PARSER');
+  }
+  cc('providers10/tensorrt_node_provider_trt10.so', 'stub_provider.c');
 });
 
 afterAll(() => {
@@ -124,6 +132,23 @@ describe('TensorRT loader decisions (child processes, stand-in libraries)', () =
     });
     expect(p.loader.code).toBe('provider_not_compiled');
     expect(p.availability.reason).toContain('tensorrt_node_provider_trt11.so');
+    expectUnusable(p);
+  });
+
+  it('TensorRT 10 and 11 both installed, a provider for 10 only: 10 is loaded, not 11 refused', () => {
+    const p = probe({
+      LD_LIBRARY_PATH: [join(dir, 'both'), process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+      TENSORRT_NODE_PROVIDER_DIR: join(dir, 'providers10'),
+    });
+    expect(p.loader.code).toBe('ok');
+    expect(p.loader.libraryVersion).toBe(100300);
+    expect(p.loader.providerLoaded).toBe(true);
+  });
+
+  it('both installed, a provider for neither: 11 is the one reported (newest first)', () => {
+    const p = probe({ LD_LIBRARY_PATH: join(dir, 'both'), TENSORRT_NODE_PROVIDER_DIR: join(dir, 'empty') });
+    expect(p.loader.code).toBe('provider_not_compiled');
+    expect(p.loader.libraryVersion).toBe(110003);
     expectUnusable(p);
   });
 
