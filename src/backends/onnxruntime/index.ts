@@ -13,6 +13,7 @@ import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../
 import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
+import { exitGuard } from './exit-guard.js';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -233,7 +234,9 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
   // copied and transferred (two runs each).
   const bytes = typeof init.model === 'string' ? init.model : new Uint8Array(init.model); // a copy (Buffer#slice would share)
   const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
-  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs }, transfer);
+  const guard = exitGuard();
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data }, transfer);
+  worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
     let policy = 'normal';
     const onStart = (msg: WorkerMessage): void => {

@@ -1,0 +1,55 @@
+/**
+ * process.exit() while requests run: the process ends with the code asked for. Before,
+ * onnxruntime-node aborted it ("terminate called after throwing an instance of
+ * 'Napi::Error'", exit code 134) whenever a worker was inside a run as Node tore it down:
+ * 6 of 6 tries with the detector below (src/backends/onnxruntime/exit-guard.ts). In child
+ * processes: the PP-OCRv4 detector at 320 × 320 (tens of ms a run, so a run is in progress
+ * when the exit comes), and the classifier under a burst of 64.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CLS_MODEL } from './helpers.js';
+
+const src = (path: string): string => JSON.stringify(pathToFileURL(join(process.cwd(), path)).href);
+const DET = join(CLS_MODEL, '..', 'ch_PP-OCRv4_det_infer.onnx');
+
+const script = (model: string, item: number[], requests: number, afterMs: number): string => `
+import { Engine } from ${src('src/index.ts')};
+const engine = await Engine.build(${JSON.stringify(model)}, { backend: 'onnxruntime', shapes: { x: [-1, ...${JSON.stringify(item)}] }, maxBatchSize: ${item[1] === 320 ? 1 : 8} });
+const x = new Float32Array(${item.reduce((a, b) => a * b, 1)}).fill(0.5);
+for (let i = 0; i < ${requests}; i++) engine.infer(x).catch(() => {});
+setTimeout(() => { console.log('executing', engine.stats().executing); process.exit(3); }, ${afterMs});
+`;
+
+function exitWhileRunning(model: string, item: number[], requests: number, afterMs: number): { status: number | null; signal: string | null; stderr: string; stdout: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tnp-exit-'));
+  try {
+    const file = join(dir, 'run.mts');
+    writeFileSync(file, script(model, item, requests, afterMs));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, signal: r.signal, stderr: r.stderr, stdout: r.stdout };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('process.exit() with requests running', () => {
+  it('ends with the exit code asked for, not an abort, while a worker is inside a run', () => {
+    for (let i = 0; i < 3; i++) {
+      const r = exitWhileRunning(DET, [3, 320, 320], 8, 15);
+      expect(r.stdout).toMatch(/executing [1-9]/);
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 3, signal: null, stderr: '' });
+    }
+  });
+
+  it('the same under a burst of 64 small requests', () => {
+    for (const afterMs of [2, 6, 10]) {
+      const r = exitWhileRunning(CLS_MODEL, [3, 48, 192], 64, afterMs);
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 3, signal: null, stderr: '' });
+    }
+  });
+});
