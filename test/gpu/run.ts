@@ -10,6 +10,7 @@
  *   node gpu-run.mjs --tensorrt <mnist dir> --out <dir>     (the TensorRT part alone, with the real SDK:
  *                    a separate process, since the loader decides once per process)
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +29,7 @@ const args = parseArgs({
     'extra-rows': { type: 'string' },
     'tensorrt-skipped': { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
+    'exit-child': { type: 'boolean', default: false },
   },
 }).values;
 
@@ -417,7 +419,32 @@ async function tensorrtPart(dir: string): Promise<void> {
   row(CHECKS[12], parts.join('; '), ok ? 'ok' : 'FAIL');
 }
 
+/**
+ * The child of `exitInFlight`: 4 instances each running a slow kernel, 64 runs queued, and
+ * process.exit(3) while they run. Teardown meets the completion threads inside CUDA calls.
+ */
+async function exitChild(): Promise<void> {
+  const b = await loopback({ in: 1024, out: 1024, work: 200000 }, { instances: 4 });
+  const x = new Float32Array(1024);
+  for (let i = 0; i < 64; i++) b.run({ x: { data: x, dims: [1, 1024] } }).catch(() => undefined);
+  setTimeout(() => {
+    console.log(`in flight ${b.stats().inFlight}`);
+    process.exit(3);
+  }, 5);
+}
+
+async function exitInFlight(): Promise<void> {
+  const started = now();
+  const r = spawnSync(process.execPath, [process.argv[1]!, '--exit-child'], { encoding: 'utf8', timeout: 60_000 });
+  const ms = now() - started;
+  const inFlight = /in flight (\d+)/.exec(r.stdout)?.[1] ?? '?';
+  const stderr = r.stderr.trim().split('\n').slice(-2).join(' | ');
+  raw.exitInFlight = { status: r.status, signal: r.signal, inFlight, ms, stderr: r.stderr };
+  row(CHECKS[15], `exit code ${r.status ?? r.signal} (asked 3) with ${inFlight} in flight, ${ms.toFixed(0)} ms${stderr ? `; stderr: ${stderr}` : ''}`, r.status === 3 && Number(inFlight) > 0 ? 'ok' : 'FAIL');
+}
+
 async function main(): Promise<void> {
+  if (args['exit-child']) return exitChild();
   const calls = Number(args.calls);
   if (args['dry-run']) {
     // Exercises argument parsing, the addon load and the table on a machine without a GPU.
@@ -462,6 +489,7 @@ async function main(): Promise<void> {
     ['leak', () => leak(calls)],
     ['engine', () => engineOverGpu(Math.min(calls, 100000))],
     ['engine options', engineOptions],
+    ['exit in flight', exitInFlight],
   ];
   for (const [name, step] of steps) {
     try {

@@ -42,6 +42,7 @@ export const CHECKS = [
   'TensorRT: MNIST FP32 and INT8 (Q/DQ) vs ONNX Runtime',
   'completion: poll the event, then block (1 instance, a slow kernel)',
   'Engine.build with cudaGraphs and spinWaitUs 0',
+  'process.exit() with runs in flight (child process)',
 ] as const;
 
 export function failed(r: GpuResults): boolean {
