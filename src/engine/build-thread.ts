@@ -20,6 +20,7 @@ import { quantize, type QuantizeOptions, type QuantizeResult } from '../quantize
 import { rewriteGraph, type GraphRewrites } from './rewrite.js';
 import type { BuildMessage, BuildTask } from './build-worker.js';
 import { workerExecArgv } from '../backends/onnxruntime/index.js';
+import { exitGuard } from '../backends/onnxruntime/exit-guard.js';
 
 /** Models below this size are rewritten on the JS thread: ~10 ms a MB there, against the worker's start. */
 export const REWRITE_INLINE_BYTES = 2 * 1024 * 1024;
@@ -42,8 +43,15 @@ interface Waiting {
  */
 function startWorker(): Worker {
   const execArgv = workerExecArgv(process.execArgv);
+  const guard = exitGuard();
+  const worker = startScript(execArgv, { exitGuard: guard.data });
+  worker.once('exit', guard.release);
+  return worker;
+}
+
+function startScript(execArgv: string[], workerData: unknown): Worker {
   const built = new URL('./build-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return new Worker(built, { execArgv });
+  if (existsSync(fileURLToPath(built))) return new Worker(built, { execArgv, workerData });
   const source = new URL('./build-worker.ts', import.meta.url);
   if (!existsSync(fileURLToPath(source))) throw new Error(`the build worker script is missing beside ${fileURLToPath(import.meta.url)}`);
   const require = createRequire(import.meta.url);
@@ -51,7 +59,7 @@ function startWorker(): Worker {
   const api = (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default;
   const loader = new URL(api, pathToFileURL(manifest)).href;
   const boot = `import(${JSON.stringify(loader)}).then((m) => m.register()).then(() => import(${JSON.stringify(source.href)}));`;
-  return new Worker(boot, { eval: true, execArgv });
+  return new Worker(boot, { eval: true, execArgv, workerData });
 }
 
 class BuildWorker {

@@ -3,10 +3,11 @@
  * CPU-heavy steps of Engine.build, away from the JS thread. Each message is one task;
  * results and errors go back with its id, the model's bytes transferred.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import type { QuantizeOptions } from '../quantize/index.js';
 import { rewriteGraph } from './rewrite.js';
 import { TensorrtNodeError } from '../errors.js';
+import { markNativeCalls, type ExitGuardData } from '../backends/onnxruntime/exit-guard.js';
 
 export type BuildTask =
   | { kind: 'rewrite'; bytes: Uint8Array }
@@ -19,6 +20,9 @@ export type BuildMessage =
 
 const port = parentPort;
 if (!port) throw new Error('build-worker.ts runs as a worker thread');
+// Quantization runs onnxruntime here: its native calls are marked for process exit (exit-guard.ts).
+const guard = (workerData as { exitGuard?: ExitGuardData } | null)?.exitGuard;
+if (guard) markNativeCalls(guard);
 
 /** Each running quantization's abort, by task id: the JS thread sends { id, cancel: true }. */
 const aborts = new Map<number, AbortController>();

@@ -11,7 +11,7 @@ import type { Feeds } from '../tensor.js';
 import { checkFeeds, iterate, stackFeeds, toOrtFeeds, type ModelInput, type SampleShapes } from './feeds.js';
 import { AbsHistogram } from './histogram.js';
 import { cloneModel } from './prepare.js';
-import { quantizerRun, quantizerSession } from './ort-session.js';
+import { quantizerRelease, quantizerRun, quantizerSession } from './ort-session.js';
 
 export interface CalibrationStats {
   histograms: Map<string, AbsHistogram>;
@@ -84,7 +84,7 @@ export async function calibrate(
     }
     if (pending.length > 0) await run(pending);
   } finally {
-    await session.release();
+    await quantizerRelease(session);
   }
   if (samples === 0) throw new TensorrtNodeError('ECALIBRATION', 'calibration set is empty: give at least one sample');
   return { histograms, samples, batches };

@@ -11,6 +11,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
+import { nativeCall } from '../backends/onnxruntime/exit-guard.js';
 
 /** The failure is the caller's error (EMODEL); onnxruntime need not also write it to stderr. */
 const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
@@ -20,7 +21,7 @@ export const QDQ_SESSION_CONFIG: Readonly<Record<string, string>> = { disable_qu
 /** An onnxruntime session for the quantizer's `what`; a model onnxruntime refuses is EMODEL with its message. */
 export async function quantizerSession(model: Uint8Array, options: ort.InferenceSession.SessionOptions, what: string): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(model, options);
+    return await nativeCall(() => ort.InferenceSession.create(model, options));
   } catch (e) {
     throw new TensorrtNodeError('EMODEL', `onnxruntime could not load the model for ${what}: ${(e as Error).message}`, {}, { cause: e });
   }
@@ -34,8 +35,13 @@ export async function quantizerRun(
   fetches?: readonly string[],
 ): Promise<ort.InferenceSession.OnnxValueMapType> {
   try {
-    return await (fetches ? session.run(feeds, fetches, RUN_OPTIONS) : session.run(feeds, RUN_OPTIONS));
+    return await nativeCall(() => (fetches ? session.run(feeds, fetches, RUN_OPTIONS) : session.run(feeds, RUN_OPTIONS)));
   } catch (e) {
     throw new TensorrtNodeError('EMODEL', `onnxruntime failed running the model for ${what}: ${(e as Error).message}`, {}, { cause: e });
   }
+}
+
+/** Releases a quantizer's session (a native call, marked like the others). */
+export function quantizerRelease(session: ort.InferenceSession): Promise<void> {
+  return nativeCall(() => session.release());
 }

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
 import type { Feeds, TensorLike } from '../tensor.js';
 import { toOrtFeeds } from './feeds.js';
-import { QDQ_SESSION_CONFIG, quantizerRun, quantizerSession } from './ort-session.js';
+import { QDQ_SESSION_CONFIG, quantizerRelease, quantizerRun, quantizerSession } from './ort-session.js';
 
 export type Outputs = Record<string, TensorLike>;
 
@@ -79,7 +79,7 @@ export async function runModel(model: Uint8Array, samples: readonly ValidationSa
     }
     return { outputs, firstOutput: session.outputNames[0]! };
   } finally {
-    await session.release();
+    await quantizerRelease(session);
   }
 }
 
