@@ -7,7 +7,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -32,17 +31,6 @@ class DeviceScope {
 
  private:
   int previous_ = -1;
-};
-
-// A DeviceScope entered late: made the first member of an object and entered
-// in its destructor's body, it keeps the device current while every other
-// member is destroyed (members go in reverse order, so it goes last).
-class DeviceScopeUntilDestroyed {
- public:
-  void Enter(int device) { scope_.emplace(device); }
-
- private:
-  std::optional<DeviceScope> scope_;
 };
 
 class Stream {

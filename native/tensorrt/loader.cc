@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -58,15 +59,10 @@ bool OpenInfer(LoaderReport& r, Handles& h) {
   } else {
     // Newest first, but a major this addon has a provider for before one it has none for:
     // with TensorRT 10 and 11 both installed and only the 10 provider built, 10 runs.
-    std::vector<int> order;
-    for (int major : kSupportedMajors) {
-      if (std::find(r.providersCompiled.begin(), r.providersCompiled.end(), major) != r.providersCompiled.end()) {
-        order.push_back(major);
-      }
-    }
-    for (int major : kSupportedMajors) {
-      if (std::find(order.begin(), order.end(), major) == order.end()) order.push_back(major);
-    }
+    std::vector<int> order(std::begin(kSupportedMajors), std::end(kSupportedMajors));
+    std::stable_partition(order.begin(), order.end(), [&r](int major) {
+      return std::find(r.providersCompiled.begin(), r.providersCompiled.end(), major) != r.providersCompiled.end();
+    });
     for (int major : order) {
       const std::string name = "libnvinfer.so." + std::to_string(major);
       h.infer = Open(name, RTLD_NOW | RTLD_LOCAL, r);

@@ -89,7 +89,8 @@ class Logger final : public ILogger {
     if (severity <= Severity::kERROR) {
       try {
         std::lock_guard<std::mutex> lock(mutex_);
-        errors_.emplace_back(++seq_, std::string(msg).substr(0, 1000));
+        errors_.emplace_back(seq_.load(std::memory_order_relaxed) + 1, std::string(msg).substr(0, 1000));
+        seq_.store(errors_.back().first, std::memory_order_release);
         if (errors_.size() > 32) errors_.pop_front();
       } catch (...) {
         // Losing a log line must not take TensorRT down with it.
@@ -98,10 +99,8 @@ class Logger final : public ILogger {
     if (fn_ != nullptr) fn_(user_, static_cast<int32_t>(severity), msg);
   }
 
-  uint64_t mark() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return seq_;
-  }
+  // No lock: enqueueV3 and setInputShape take a mark on every run.
+  uint64_t mark() const { return seq_.load(std::memory_order_acquire); }
 
   std::string errorsSince(uint64_t mark) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -118,7 +117,7 @@ class Logger final : public ILogger {
   TnpLogFn fn_;
   void* user_;
   std::mutex mutex_;
-  uint64_t seq_ = 0;
+  std::atomic<uint64_t> seq_{0};  // written under mutex_
   std::deque<std::pair<uint64_t, std::string>> errors_;
 };
 

@@ -13,8 +13,8 @@
 // (or into the caller's pinned Buffers; other caller Buffers through a pinned
 // block copied over on the JS thread at completion), and records an event that
 // the instance's completion thread (completion.h) waits on before it posts the
-// request back to the JS thread through a thread-safe function. No cudaMalloc, cudaHostAlloc or synchronizing call
-// happens on the JS thread.
+// request back to the JS thread through a thread-safe function. No cudaMalloc,
+// cudaHostAlloc or synchronizing call happens on the JS thread.
 #include <napi.h>
 
 #include <algorithm>
@@ -403,8 +403,8 @@ struct ContextDeleter {
 using EnginePtr = std::unique_ptr<TnpEngine, EngineDeleter>;
 using ContextPtr = std::unique_ptr<TnpContext, ContextDeleter>;
 
+// Each member frees on its own device (cuda_raii.h, the deleters above).
 struct Instance {
-  DeviceScopeUntilDestroyed teardown;  // first: the members below are destroyed on `device`
   int device = 0;
   Stream stream;
   ContextPtr context{nullptr, ContextDeleter{nullptr, 0}};
@@ -420,8 +420,10 @@ struct Instance {
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
   ~Instance() {
-    teardown.Enter(device);
-    if (stream.get() != nullptr) cudaStreamSynchronize(stream.get());  // nothing may still read the staging blocks
+    if (stream.get() != nullptr) {
+      DeviceScope scope(device);
+      cudaStreamSynchronize(stream.get());  // nothing may still read the staging blocks
+    }
     for (HostBlock& b : staging) HostPool::Instance().Release(b.data, b.id);
   }
 };
@@ -622,10 +624,10 @@ struct Request {
   std::vector<Napi::Reference<Napi::Value>> outputs;   // caller's output views (empty ref: none given)
   std::vector<TnpDims> outShapes;
   std::vector<std::size_t> outBytes;
-  std::vector<HostBlock> outBlocks;  // pool blocks handed to JS as results (data == nullptr: caller's buffer)
-  // Pinned pool blocks the device writes a caller's non-pinned output into
-  // (data == nullptr: none); copied into the caller's buffer on the JS thread.
-  std::vector<HostBlock> outStaging;
+  // Per output, the pinned pool block the device writes: handed to JS as the result, or,
+  // where the caller gave a non-pinned buffer, copied into it on the JS thread
+  // (data == nullptr: the device writes the caller's pinned buffer itself).
+  std::vector<HostBlock> outBlocks;
   std::vector<void*> outPointers;
   explicit Request(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
   Request(const Request&) = delete;
@@ -634,9 +636,6 @@ struct Request {
   // A request is dropped only once its stream has passed its copies.
   ~Request() {
     for (const HostBlock& b : outBlocks) {
-      if (b.data != nullptr) HostPool::Instance().Release(b.data, b.id);
-    }
-    for (const HostBlock& b : outStaging) {
       if (b.data != nullptr) HostPool::Instance().Release(b.data, b.id);
     }
   }
@@ -893,7 +892,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
       }
       req->outShapes.push_back(d);
       req->outBytes.push_back(bytes);
-      HostBlock block{}, staged{};
+      HostBlock block{};
       void* dst = nullptr;
       if (!req->outputs[out].IsEmpty()) {
         Napi::TypedArray g = req->outputs[out].Value().As<Napi::TypedArray>();
@@ -910,15 +909,14 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
         } else {
           // A copy into pageable memory may block the host until the GPU is
           // done: land in a pinned block, copied over in Settle() instead.
-          staged = HostPool::Instance().Acquire(std::max<std::size_t>(bytes, 1), true);
-          dst = staged.data;
+          block = HostPool::Instance().Acquire(std::max<std::size_t>(bytes, 1), true);
+          dst = block.data;
         }
       } else {
         block = HostPool::Instance().Acquire(std::max<std::size_t>(bytes, 1), true);
         dst = block.data;
       }
       req->outBlocks.push_back(block);
-      req->outStaging.push_back(staged);
       req->outPointers.push_back(dst);
       if (dst == nullptr && bytes > 0) {
         failure = "out of pinned host memory";
@@ -1013,9 +1011,9 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
     Instance* inst = req->instance;
     // Outputs staged for the caller's non-pinned buffers: the stream is past
     // the copies, so this is a host memcpy.
-    for (std::size_t i = 0; i < req->outStaging.size() && failure.empty(); ++i) {
-      const HostBlock& b = req->outStaging[i];
-      if (b.data == nullptr) continue;
+    for (std::size_t i = 0; i < req->outBlocks.size() && failure.empty(); ++i) {
+      const HostBlock& b = req->outBlocks[i];
+      if (b.data == nullptr || req->outputs[i].IsEmpty()) continue;
       Napi::TypedArray g = req->outputs[i].Value().As<Napi::TypedArray>();
       // The caller may have detached or shrunk the buffer since Start().
       if (g.ByteLength() < req->outBytes[i]) {
@@ -1032,7 +1030,7 @@ class TensorrtEngine : public Napi::ObjectWrap<TensorrtEngine> {
       for (std::size_t i = 0; i < req->outShapes.size(); ++i) {
         Napi::Object r = Napi::Object::New(env);
         const HostBlock b = req->outBlocks[i];
-        if (b.data != nullptr) {
+        if (req->outputs[i].IsEmpty()) {
           Napi::Buffer<uint8_t> data = BlockBuffer(env, b, req->outBytes[i]);
           req->outBlocks[i] = HostBlock{};  // the Buffer's finalizer owns it now, even if a later step throws
           r.Set("data", data);
