@@ -15,8 +15,10 @@ export default defineConfig({
   shims: true,
   // Dependencies load from node_modules at run time (native ones cannot be bundled).
   skipNodeModulesBundle: true,
-  // The ONNX Runtime worker is plain JS loaded by path at run time: it sits beside the bundles.
+  // The ONNX Runtime worker is plain JS loaded by path at run time: it sits beside the bundles,
+  // with the module it imports.
   onSuccess: async () => {
     copyFileSync('src/backends/onnxruntime/onnxruntime-worker.mjs', 'dist/onnxruntime-worker.mjs');
+    copyFileSync('src/backends/onnxruntime/native-calls.mjs', 'dist/native-calls.mjs');
   },
 });

@@ -7,7 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { QuantizeOptions } from '../quantize/index.js';
 import { rewriteGraph } from './rewrite.js';
 import { TensorrtNodeError } from '../errors.js';
-import { markNativeCalls, type ExitGuardData } from '../backends/onnxruntime/exit-guard.js';
+import type { ExitGuardData } from '../backends/onnxruntime/exit-guard.js';
+import { markNativeCalls } from '../backends/onnxruntime/native-calls.mjs';
 
 export type BuildTask =
   | { kind: 'rewrite'; bytes: Uint8Array }

@@ -11,7 +11,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
-import { nativeCall } from '../backends/onnxruntime/exit-guard.js';
+import { nativeCall } from '../backends/onnxruntime/native-calls.mjs';
 
 /** The failure is the caller's error (EMODEL); onnxruntime need not also write it to stderr. */
 const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };

@@ -2,15 +2,16 @@
  * process.exit() while a worker thread was inside one of onnxruntime-node's native calls
  * aborted the whole process: "terminate called after throwing an instance of
  * 'Napi::Error'", exit code 134 instead of the one asked for (6 of 6 tries with the
- * PP-OCRv4 detector running, 5 of 12 with the classifier under a burst of 64). Node tears the worker's environment down while the native run goes
- * on, and the binding's calls back into JS then fail with a C++ exception nothing catches.
+ * PP-OCRv4 detector running, 5 of 12 with the classifier under a burst of 64; 8 of 18
+ * exits during INT8 builds, from the build worker). Node tears the worker's environment
+ * down while the native run goes on, and the binding's calls back into JS then fail with a
+ * C++ exception nothing catches.
  *
  * So each worker marks, in memory shared with this thread, when it is inside a native call
- * (onnxruntime-worker.mjs, `native()`), and checks a shared "exiting" flag before it enters
- * one. An 'exit' listener raises the flag, then waits (Atomics.wait: the event loop is over
- * by then) for every worker inside a call to come out, up to EXIT_WAIT_MS. The exit is
- * delayed by at most the runs in progress. The build worker's quantization runs are marked
- * the same way (`nativeCall`): exits during INT8 builds aborted 8 of 18 times without it.
+ * (native-calls.mjs: the inference workers and the build worker), and checks a shared
+ * "exiting" flag before it enters one. An 'exit' listener raises the flag, then waits
+ * (Atomics.wait: the event loop is over by then) for every worker inside a call to come
+ * out, up to EXIT_WAIT_MS. The exit is delayed by at most the runs in progress.
  */
 
 /** How long the exit waits for runs in progress, ms: past it, the exit goes on as before. */
@@ -33,7 +34,7 @@ function waitForNativeCalls(): void {
   }
 }
 
-/** What a worker gets in its workerData: the shared flag and its own slot (see `native()` there). */
+/** What a worker gets in its workerData: the shared flag and its own slot (see native-calls.mjs). */
 export interface ExitGuardData {
   exiting: SharedArrayBuffer;
   busy: SharedArrayBuffer;
@@ -53,34 +54,3 @@ export function exitGuard(): { data: ExitGuardData; release(): void } {
   };
 }
 
-
-// ---- a worker's side in TypeScript (the build worker; onnxruntime-worker.mjs has its own
-// copy, `native()`, being plain JS shipped as is) ----
-
-let marks: { exiting: Int32Array; busy: Int32Array } | undefined;
-
-/** In a worker thread started with `exitGuard()`'s data: mark its native onnxruntime calls from now on. */
-export function markNativeCalls(data: ExitGuardData): void {
-  marks = { exiting: new Int32Array(data.exiting), busy: new Int32Array(data.busy) };
-}
-
-/**
- * Runs a native onnxruntime call, marked for the exit guard where this thread was given one
- * (elsewhere it just runs it). Once the process is exiting none starts: it never settles.
- */
-export async function nativeCall<T>(call: () => Promise<T>): Promise<T> {
-  if (!marks) return call();
-  const { exiting, busy } = marks;
-  Atomics.store(busy, 0, 1);
-  if (Atomics.load(exiting, 0) === 1) {
-    Atomics.store(busy, 0, 0);
-    Atomics.notify(busy, 0);
-    return new Promise<T>(() => undefined);
-  }
-  try {
-    return await call();
-  } finally {
-    Atomics.store(busy, 0, 0);
-    Atomics.notify(busy, 0);
-  }
-}

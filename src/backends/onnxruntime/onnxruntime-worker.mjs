@@ -6,6 +6,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
+import { markNativeCalls, nativeCall } from './native-calls.mjs';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -43,27 +44,8 @@ function threadId() {
   }
 }
 
-// Each native onnxruntime call is marked in memory shared with the engine's thread, which
-// waits at process exit for calls in progress to end, and none starts once it is exiting:
-// torn down inside one, onnxruntime-node aborted the process (exit-guard.ts).
-const guard = workerData.exitGuard;
-const exiting = guard ? new Int32Array(guard.exiting) : undefined;
-const busy = guard ? new Int32Array(guard.busy) : undefined;
-async function native(call) {
-  if (!busy) return call();
-  Atomics.store(busy, 0, 1);
-  if (Atomics.load(exiting, 0) === 1) {
-    Atomics.store(busy, 0, 0);
-    Atomics.notify(busy, 0);
-    return new Promise(() => {}); // the process is ending: never settles
-  }
-  try {
-    return await call();
-  } finally {
-    Atomics.store(busy, 0, 0);
-    Atomics.notify(busy, 0);
-  }
-}
+// Native onnxruntime calls are marked for process exit (native-calls.mjs, exit-guard.ts).
+if (workerData.exitGuard) markNativeCalls(workerData.exitGuard);
 
 // The engine sets this thread's scheduling policy before the session exists, so that
 // ORT's intra-op threads, created by it, inherit the policy.
@@ -73,7 +55,7 @@ await new Promise((resolve) => parentPort.once('message', resolve));
 let session;
 try {
   const { model, sessionOptions } = workerData;
-  session = await native(() => ort.InferenceSession.create(model, sessionOptions));
+  session = await nativeCall(() => ort.InferenceSession.create(model, sessionOptions));
   parentPort.postMessage({
     type: 'ready',
     inputs: describe(session.inputMetadata),
@@ -97,8 +79,8 @@ async function makeWide(msg) {
     const { model, sessionOptions } = workerData;
     const old = wide;
     wide = undefined;
-    await native(async () => old?.release?.());
-    wide = await native(() => ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: msg.threads }));
+    await nativeCall(async () => old?.release?.());
+    wide = await nativeCall(() => ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: msg.threads }));
     parentPort.postMessage({ type: 'wide', id: msg.id });
   } catch (err) {
     parentPort.postMessage({ type: 'error', id: msg.id, message: String(err?.message ?? err) });
@@ -108,7 +90,7 @@ async function makeWide(msg) {
 async function dropWide(msg) {
   const w = wide;
   wide = undefined;
-  await native(async () => w?.release?.());
+  await nativeCall(async () => w?.release?.());
   parentPort.postMessage({ type: 'wide', id: msg.id });
 }
 
@@ -164,7 +146,7 @@ async function run(msg) {
       transfer.push(t.buffer);
     }
     const started = performance.now();
-    const result = await native(() => (msg.wide && wide ? wide : session).run(feeds, RUN_OPTIONS));
+    const result = await nativeCall(() => (msg.wide && wide ? wide : session).run(feeds, RUN_OPTIONS));
     const computeMs = performance.now() - started;
     const outputs = {};
     const spare = msg.spare ?? [];
