@@ -6,43 +6,23 @@
  * processes: the PP-OCRv4 detector at 320 × 320 (tens of ms a run, so a run is in progress
  * when the exit comes), the classifier under a burst of 64, and exits during an INT8 build.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLS_MODEL } from './helpers.js';
-
-const src = (path: string): string => JSON.stringify(pathToFileURL(join(process.cwd(), path)).href);
-const DET = join(CLS_MODEL, '..', 'ch_PP-OCRv4_det_infer.onnx');
+import { CLS_MODEL, DET_MODEL, runScript, srcUrl } from './helpers.js';
 
 const script = (model: string, item: number[], requests: number, afterMs: number): string => `
-import { Engine } from ${src('src/index.ts')};
+import { Engine } from ${srcUrl('src/index.ts')};
 const engine = await Engine.build(${JSON.stringify(model)}, { backend: 'onnxruntime', shapes: { x: [-1, ...${JSON.stringify(item)}] }, maxBatchSize: ${item[1] === 320 ? 1 : 8} });
 const x = new Float32Array(${item.reduce((a, b) => a * b, 1)}).fill(0.5);
 for (let i = 0; i < ${requests}; i++) engine.infer(x).catch(() => {});
 setTimeout(() => { console.log('executing', engine.stats().executing); process.exit(3); }, ${afterMs});
 `;
 
-function exitWhileRunning(model: string, item: number[], requests: number, afterMs: number): { status: number | null; signal: string | null; stderr: string; stdout: string } {
-  return runChild(script(model, item, requests, afterMs));
-}
-
-function runChild(code: string): { status: number | null; signal: string | null; stderr: string; stdout: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'tnp-exit-'));
-  try {
-    const file = join(dir, 'run.mts');
-    writeFileSync(file, code);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
-    return { status: r.status, signal: r.signal, stderr: r.stderr, stdout: r.stdout };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function exitWhileRunning(model: string, item: number[], requests: number, afterMs: number): ReturnType<typeof runScript> {
+  return runScript(() => script(model, item, requests, afterMs));
 }
 
 const buildScript = (afterMs: number): string => `
-import { Engine } from ${src('src/index.ts')};
+import { Engine } from ${srcUrl('src/index.ts')};
 const calibration = Array.from({ length: 16 }, (_, k) => new Float32Array(3 * 48 * 192).map((_, i) => Math.sin(i * 0.01 + k)));
 Engine.build(${JSON.stringify(CLS_MODEL)}, { backend: 'onnxruntime', shapes: { x: [-1, 3, 48, 192] }, precision: 'int8', calibration }).catch(() => {});
 setTimeout(() => process.exit(3), ${afterMs});
@@ -51,7 +31,7 @@ setTimeout(() => process.exit(3), ${afterMs});
 describe('process.exit() with requests running', () => {
   it('ends with the exit code asked for, not an abort, while a worker is inside a run', () => {
     for (let i = 0; i < 3; i++) {
-      const r = exitWhileRunning(DET, [3, 320, 320], 8, 15);
+      const r = exitWhileRunning(DET_MODEL, [3, 320, 320], 8, 15);
       expect(r.stdout).toMatch(/executing [1-9]/);
       expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 3, signal: null, stderr: '' });
     }
@@ -69,7 +49,7 @@ describe('process.exit() with requests running', () => {
     // inference workers' start): aborts came where the build worker was inside onnxruntime,
     // 2 of 10 such exits here, 8 of 18 on a loaded machine.
     for (let afterMs = 400; afterMs <= 1300; afterMs += 100) {
-      const r = runChild(buildScript(afterMs));
+      const r = runScript(() => buildScript(afterMs));
       expect({ afterMs, status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ afterMs, status: 3, signal: null, stderr: '' });
     }
   });

@@ -1,8 +1,10 @@
 /** Real models and an independent reference: plain onnxruntime-node on the main thread. */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
 import { expect } from 'vitest';
 import { rewriteGraph } from '../../src/engine/rewrite.js';
@@ -24,6 +26,34 @@ export const MNIST_DIR = resolve(root, '../shared/data/mnist');
 export const MNIST_MODEL = resolve(MNIST_DIR, 'mnist-12.onnx');
 export const HAVE_MNIST = existsSync(MNIST_MODEL);
 export const MNIST_SKIP_REASON = '../shared/data/mnist is absent: MNIST tests skipped';
+
+/** This repository's file `path` as the JSON string of its URL: an import for a script run by `runScript`. */
+export const srcUrl = (path: string): string => JSON.stringify(pathToFileURL(resolve(root, path)).href);
+
+/**
+ * Runs `script` (TypeScript, through tsx) in a child Node process, for what a process does
+ * as a whole: its exit code, its stderr, the threads it leaves. It runs from a temporary
+ * folder that holds `files` first; `script` gets that folder's path.
+ */
+export function runScript(
+  script: (dir: string) => string,
+  options: { files?: Record<string, Uint8Array>; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): SpawnSyncReturns<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'tnp-child-'));
+  try {
+    for (const [name, bytes] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), bytes);
+    const file = join(dir, 'run.mts');
+    writeFileSync(file, script(dir));
+    return spawnSync(process.execPath, ['--import', 'tsx', file], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: options.timeoutMs ?? 60_000,
+      env: { ...process.env, ...options.env },
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Deterministic pseudo-random images in [-1, 1) (a small LCG), distinct per seed. */
 export function clsInput(seed: number, batch = 1): Float32Array {

@@ -5,21 +5,16 @@
  * saying why. A child process whose TENSORRT_NODE_ADDON_PATH names no file has no addon,
  * as there.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLS_MODEL } from './helpers.js';
-
-const src = (path: string): string => JSON.stringify(pathToFileURL(join(process.cwd(), path)).href);
+import { CLS_MODEL, runScript, srcUrl } from './helpers.js';
 
 const SCRIPT = `
 import { createRequire } from 'node:module';
-import { Engine, runtimeInfo } from ${src('src/index.ts')};
+import { Engine, runtimeInfo } from ${srcUrl('src/index.ts')};
 // The script lies outside the repository: onnxruntime-node as the repository resolves it.
-const ort = createRequire(${src('package.json')})('onnxruntime-node');
+const ort = createRequire(${srcUrl('package.json')})('onnxruntime-node');
 const model = ${JSON.stringify(CLS_MODEL)};
 const info = runtimeInfo();
 const engine = await Engine.build(model, { shapes: { x: [-1, 3, 48, 192] }, graphRewrites: false });
@@ -47,31 +42,20 @@ await Promise.all([engine.dispose(), int8.dispose(), session.release()]);
 
 describe('without the native addon', () => {
   it('runs the CPU path: onnxruntime-node bits, host memory, INT8, and says why the addon is missing', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tnp-no-addon-'));
-    try {
-      const script = join(dir, 'run.mts');
-      writeFileSync(script, SCRIPT);
-      const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
-        cwd: process.cwd(),
-        encoding: 'utf8',
-        timeout: 120_000,
-        env: { ...process.env, TENSORRT_NODE_ADDON_PATH: join(dir, 'no-such-addon.node') },
-      });
-      expect({ status: r.status, stderr: r.stderr.split('\n').slice(-6).join('\n') }).toMatchObject({ status: 0 });
-      const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-      expect(out.addonLoaded).toBe(false);
-      expect(out.problem).toMatchObject({ component: 'addon', code: 'ENOBINARY' });
-      expect(out.problem.message).toMatch(/no-such-addon\.node does not exist/);
-      expect(out.usable).toEqual(['onnxruntime']);
-      expect(out.backend).toBe('onnxruntime');
-      expect(out.reason).toMatch(/^auto: TensorRT is not usable \(the native addon is not loaded: /);
-      expect(out.threadPolicy).toMatch(/^normal \(the native addon is not loaded: /);
-      expect(out.same).toBe(3);
-      expect(out.fromPool).toEqual([2, 2]);
-      expect(out.int8Dims).toEqual([1, 2]);
-      expect(out.quantized).toBeGreaterThan(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // A path that names no file.
+    const r = runScript(() => SCRIPT, { timeoutMs: 120_000, env: { TENSORRT_NODE_ADDON_PATH: join(tmpdir(), 'tnp-absent', 'no-such-addon.node') } });
+    expect({ status: r.status, stderr: r.stderr.split('\n').slice(-6).join('\n') }).toMatchObject({ status: 0 });
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(out.addonLoaded).toBe(false);
+    expect(out.problem).toMatchObject({ component: 'addon', code: 'ENOBINARY' });
+    expect(out.problem.message).toMatch(/no-such-addon\.node does not exist/);
+    expect(out.usable).toEqual(['onnxruntime']);
+    expect(out.backend).toBe('onnxruntime');
+    expect(out.reason).toMatch(/^auto: TensorRT is not usable \(the native addon is not loaded: /);
+    expect(out.threadPolicy).toMatch(/^normal \(the native addon is not loaded: /);
+    expect(out.same).toBe(3);
+    expect(out.fromPool).toEqual([2, 2]);
+    expect(out.int8Dims).toEqual([1, 2]);
+    expect(out.quantized).toBeGreaterThan(0);
   });
 });

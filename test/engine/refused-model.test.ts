@@ -5,19 +5,14 @@
  * service that retried such a build leaked a thread per worker per try and never exited.
  * In a child process, which must end on its own.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildModel, node } from '../quantize/graphs.js';
-
-const src = (path: string): string => JSON.stringify(pathToFileURL(join(process.cwd(), path)).href);
+import { runScript, srcUrl } from './helpers.js';
 
 const script = (model: string): string => `
 import { readdirSync } from 'node:fs';
-import { Engine } from ${src('src/index.ts')};
+import { Engine } from ${srcUrl('src/index.ts')};
 const threads = () => readdirSync('/proc/self/task').length;
 const before = threads();
 const codes = [];
@@ -35,22 +30,14 @@ console.log(JSON.stringify({ codes, before, after: threads() }));
 
 describe('a model ONNX Runtime refuses', () => {
   it('fails the build with EMODEL, ends its workers, and lets the process exit', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tnp-refused-'));
-    try {
-      const model = join(dir, 'unknown-op.onnx');
-      writeFileSync(model, buildModel({ nodes: [node('NoSuchOp', ['x'], ['y'], 'bad')], initializers: [], inputs: [{ name: 'x', dims: [1, 4] }], outputs: [{ name: 'y', dims: [1, 4] }] }));
-      const file = join(dir, 'run.mts');
-      writeFileSync(file, script(model));
-      const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
-      // A hang is killed at the timeout: status null, signal SIGTERM.
-      expect({ status: r.status, signal: r.signal, stderr: r.stderr.split('\n').slice(-4).join('\n') }).toMatchObject({ status: 0, signal: null });
-      const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { codes: string[]; before: number; after: number };
-      expect(out.codes).toHaveLength(3);
-      for (const c of out.codes) expect(c).toMatch(/^EMODEL: onnxruntime could not load the model: .*NoSuchOp/);
-      // Three failed builds of two workers each leave no thread of theirs.
-      expect(out.after).toBeLessThanOrEqual(out.before + 1);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const model = buildModel({ nodes: [node('NoSuchOp', ['x'], ['y'], 'bad')], initializers: [], inputs: [{ name: 'x', dims: [1, 4] }], outputs: [{ name: 'y', dims: [1, 4] }] });
+    const r = runScript((dir) => script(join(dir, 'unknown-op.onnx')), { files: { 'unknown-op.onnx': model } });
+    // A hang is killed at the timeout: status null, signal SIGTERM.
+    expect({ status: r.status, signal: r.signal, stderr: r.stderr.split('\n').slice(-4).join('\n') }).toMatchObject({ status: 0, signal: null });
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { codes: string[]; before: number; after: number };
+    expect(out.codes).toHaveLength(3);
+    for (const c of out.codes) expect(c).toMatch(/^EMODEL: onnxruntime could not load the model: .*NoSuchOp/);
+    // Three failed builds of two workers each leave no thread of theirs.
+    expect(out.after).toBeLessThanOrEqual(out.before + 1);
   });
 });
