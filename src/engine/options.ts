@@ -92,11 +92,11 @@ export interface EngineOptions {
   /**
    * Where requests cannot merge (no batch axis, or `maxBatchSize` 1) and runs have lately
    * taken under 2 ms, each instance holds its next batch queued behind the one it runs, so it
-   * does not wait on the JS thread between runs (default false). MNIST (0.07 ms a run, fixed
-   * batch 1) on 2 × 1 at 4–64 in flight, two runs of bench/engine-short-runs.ts: 1.2–1.6× the
-   * requests a second and a lower p50, but p99 up to 3.7 ms and the event loop's longest stall
-   * up to 7 ms higher (results arrive in bursts; a request waits behind a worker that waits
-   * for a core).
+   * does not wait on the JS thread between runs (default false). MNIST (0.08 ms a request on
+   * the JS thread, fixed batch 1) on 2 × 1 at 4–64 in flight, two runs of
+   * bench/engine-short-runs.ts: 1.2–1.6× the requests a second and a lower p50, but p99 up to
+   * 3.7 ms and the event loop's longest stall up to 7 ms higher (results arrive in bursts; a
+   * request waits behind a worker that waits for a core).
    */
   pipelineShortRuns?: boolean;
   /** How long a request may wait for others to form a batch (default 0, as Triton). */
