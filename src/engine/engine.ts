@@ -112,7 +112,9 @@ export interface FullStats extends EngineStats {
    * On TensorRT, the backend's own counters: `calls`, `zeroCopyInputs` and `stagedInputs`
    * (inputs read by DMA from pinned Buffers, or copied once into pinned staging),
    * `graphLaunches`, `graphFallbacks`, `completionsSpun` and `completionsBlocked` (see
-   * `spinWaitUs`), `deviceMemoryUsed` (bytes, the whole device's). Absent on ONNX Runtime.
+   * `spinWaitUs`), `deviceMemoryUsed` (bytes, the whole device's). On ONNX Runtime: `runs`
+   * (batches sent to the workers) and `mailboxRuns` (those that reached a worker polling for
+   * its next run through shared memory rather than a message).
    */
   backendCounters?: Readonly<Record<string, number>>;
   backend: BackendInfo;

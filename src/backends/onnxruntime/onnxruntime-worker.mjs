@@ -2,11 +2,13 @@
 // blocks the main event loop (DESIGN.md decision 5). Plain JS on purpose: it is
 // loaded as-is from src/ under vitest and copied next to the bundles in dist/.
 // Tensors arrive and leave as transferred ArrayBuffers: no copy on either side, except a
-// large result copied into memory the engine sent back for it (intoSpare, below).
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+// large result copied into memory the engine sent back for it (intoSpare, below), and a
+// run that finds this thread polling, copied in through its mailbox (mailbox.mjs).
+import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
 import { markNativeCalls, nativeCall } from './native-calls.mjs';
+import { poll, readRequest, willPoll } from './mailbox.mjs';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -67,8 +69,15 @@ try {
 
 // After a result, poll for the next request for up to spinMs before sleeping: waking a
 // sleeping thread through the event loop cost ~0.1 ms per request on the development VM,
-// 4-5 % of a 2.2 ms batch-1 run. 0 turns it off (the engine's `spinning: false`).
+// 4-5 % of a 2.2 ms batch-1 run. 0 turns it off (the engine's `spinning: false`). A request
+// may come by postMessage or through the mailbox (mailbox.mjs), whose memory the engine
+// sends with a run message when it needs a larger one.
 const spinMs = workerData.spinMs ?? 0;
+const state = workerData.state;
+let mailbox;
+const inputNames = session?.inputNames ?? [];
+// This thread's copies of mailbox inputs, reused run to run.
+const scratch = new Map();
 
 // A second session of the same model with more intra-op threads, for a batch that runs
 // while every other worker is idle (the engine decides; docs/engine.md).
@@ -95,21 +104,18 @@ async function dropWide(msg) {
 }
 
 function handle(msg) {
-  if (msg.type === 'run') run(msg);
-  else if (msg.type === 'wide') makeWide(msg);
+  if (msg.type === 'run') {
+    if (msg.mailbox) mailbox = msg.mailbox;
+    run(msg);
+  } else if (msg.type === 'wide') makeWide(msg);
   else if (msg.type === 'dropWide') dropWide(msg);
 }
 parentPort.on('message', handle);
 
 function spin() {
-  const until = performance.now() + spinMs;
-  while (performance.now() < until) {
-    const next = receiveMessageOnPort(parentPort);
-    if (next) {
-      handle(next.message);
-      return;
-    }
-  }
+  const got = poll(state, parentPort, spinMs, () => readRequest(mailbox, inputNames, scratch));
+  if (got?.message) handle(got.message);
+  if (got?.request) run({ type: 'run', id: got.request.id, wide: got.request.wide, local: got.request.feeds });
 }
 
 // Memory the engine sent back for results (spares: earlier results no caller kept): a
@@ -133,17 +139,26 @@ let queuedRuns = 0;
 // (this handler sits on the latency of every batch-1 request).
 async function run(msg) {
   queuedRuns++;
+  let message;
+  // The input buffers go back too, for the engine to reuse (the engine sends each in its
+  // own buffer); a mailbox request's inputs (`local`) are this thread's and stay.
+  let transfer = [];
   try {
-    const wire = msg.feeds;
     const feeds = {};
-    // The input buffers go back too, for the engine to reuse (the engine sends each in its own buffer).
     const inputs = {};
-    const transfer = [];
-    for (const name in wire) {
-      const t = wire[name];
-      feeds[name] = new ort.Tensor(t.type, new CTORS[t.type](t.buffer, t.byteOffset, t.length), t.dims);
-      inputs[name] = t.buffer;
-      transfer.push(t.buffer);
+    if (msg.local) {
+      for (const name in msg.local) {
+        const t = msg.local[name];
+        feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+      }
+    } else {
+      const wire = msg.feeds;
+      for (const name in wire) {
+        const t = wire[name];
+        feeds[name] = new ort.Tensor(t.type, new CTORS[t.type](t.buffer, t.byteOffset, t.length), t.dims);
+        inputs[name] = t.buffer;
+        transfer.push(t.buffer);
+      }
     }
     const started = performance.now();
     const result = await nativeCall(() => (msg.wide && wide ? wide : session).run(feeds, RUN_OPTIONS));
@@ -161,9 +176,22 @@ async function run(msg) {
     }
     // Spare memory this run did not need goes back too.
     for (const b of spare) transfer.push(b);
-    parentPort.postMessage({ type: 'result', id: msg.id, outputs, inputs, spare, computeMs }, transfer);
+    message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs };
   } catch (err) {
-    parentPort.postMessage({ type: 'error', id: msg.id, message: String(err?.message ?? err) });
+    message = { type: 'error', id: msg.id, message: String(err?.message ?? err) };
+    transfer = undefined;
   }
-  if (--queuedRuns === 0 && spinMs > 0) spin();
+  answer(message, transfer);
+}
+
+// A run's answer; the last queued one is followed by polling for the next run.
+function answer(message, transfer) {
+  const last = --queuedRuns === 0 && spinMs > 0;
+  if (last) willPoll(state);
+  try {
+    parentPort.postMessage(message, transfer);
+  } catch (err) {
+    parentPort.postMessage({ type: 'error', id: message.id, message: String(err?.message ?? err) });
+  }
+  if (last) spin();
 }

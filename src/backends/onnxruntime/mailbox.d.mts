@@ -1,0 +1,24 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { TensorDtype, TypedArray } from '../../tensor.js';
+
+export declare const AWAY: 0;
+export declare const POLLING: 1;
+export declare const CLAIMED: 2;
+export declare const POSTED: 3;
+
+export interface MailboxTensor {
+  type: string;
+  dims: readonly number[];
+  data: TypedArray;
+}
+
+export interface MailboxPlan {
+  entries: { index: number; type: number; data: TypedArray; dims: readonly number[]; offset: number }[];
+  bytes: number;
+}
+
+export declare function stateWord(): Int32Array;
+export declare function layout(feeds: Readonly<Record<string, MailboxTensor>>, inputIndex: ReadonlyMap<string, number>): MailboxPlan | undefined;
+export declare function postRequest(state: Int32Array, mailbox: SharedArrayBuffer, id: number, wide: boolean, plan: MailboxPlan): boolean;
+export declare function poll<R>(state: Int32Array, port: MessagePort, ms: number, read: () => R): { message?: unknown; request?: R } | undefined;
+export declare function readRequest(mailbox: SharedArrayBuffer, names: readonly string[], scratch: Map<string, ArrayBuffer>): { id: number; wide: boolean; feeds: Record<string, MailboxTensor & { type: TensorDtype }> };

@@ -1,0 +1,146 @@
+// A shared-memory path for a run to reach a worker that is polling for its next request,
+// both sides in one module: the engine's thread writes the request into a SharedArrayBuffer
+// and flips a word the worker polls, instead of a postMessage that goes through the
+// worker's event loop. At batch 1, 1 in flight on PaddleOCR cls (2 threads), a postMessage
+// took 69 us from post to the worker's run against 23 us this way (.exp experiments,
+// docs/engine.md). Results still come back by postMessage: the engine's thread sleeps in its
+// event loop, and only a message wakes it.
+//
+// The worker's state word: AWAY (in its event loop: requests come by postMessage), POLLING
+// (spinning after a result, idle), CLAIMED (the engine took the mailbox and is writing a
+// request), POSTED (the request is complete). Only the engine moves POLLING -> CLAIMED ->
+// POSTED; only the worker moves POSTED -> AWAY and POLLING -> AWAY, each by compare-exchange,
+// so that a request is taken exactly once.
+
+import { receiveMessageOnPort } from 'node:worker_threads';
+
+export const AWAY = 0;
+export const POLLING = 1;
+export const CLAIMED = 2;
+export const POSTED = 3;
+
+const TYPES = ['float32', 'float16', 'int8', 'uint8', 'int32', 'int64', 'bool'];
+const BYTES = { float32: 4, float16: 2, int8: 1, uint8: 1, int32: 4, int64: 8, bool: 1 };
+const CTORS = { float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array };
+
+/** Float64 slots of the header: id, wide, input count, then per input index, type, rank, length, byte offset, dims. */
+const HEADER_SLOTS = 256;
+const HEADER_BYTES = HEADER_SLOTS * 8;
+
+/** The state word's memory, one per worker for its lifetime. */
+export function stateWord() {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+/**
+ * Where each input goes in a mailbox, and the bytes the request needs; undefined when its
+ * header does not fit (many inputs of high rank), so that it goes by postMessage.
+ */
+export function layout(feeds, inputIndex) {
+  const entries = [];
+  let slots = 3;
+  let bytes = HEADER_BYTES;
+  for (const name in feeds) {
+    const t = feeds[name];
+    const index = inputIndex.get(name);
+    const type = TYPES.indexOf(t.type);
+    if (index === undefined || type < 0) return undefined;
+    slots += 5 + t.dims.length;
+    if (slots > HEADER_SLOTS) return undefined;
+    entries.push({ index, type, data: t.data, dims: t.dims, offset: bytes });
+    bytes += Math.ceil(t.data.byteLength / 8) * 8;
+  }
+  return { entries, bytes };
+}
+
+/**
+ * The engine's side: claims a polling worker's mailbox, writes the request and posts it.
+ * False, with nothing written, where the worker is not polling (it left, or is busy).
+ */
+export function postRequest(state, mailbox, id, wide, plan) {
+  if (Atomics.compareExchange(state, 0, POLLING, CLAIMED) !== POLLING) return false;
+  const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
+  header[0] = id;
+  header[1] = wide ? 1 : 0;
+  header[2] = plan.entries.length;
+  let s = 3;
+  for (const e of plan.entries) {
+    header[s++] = e.index;
+    header[s++] = e.type;
+    header[s++] = e.dims.length;
+    header[s++] = e.data.length;
+    header[s++] = e.offset;
+    for (const d of e.dims) header[s++] = d;
+    new Uint8Array(mailbox, e.offset, e.data.byteLength).set(new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength));
+  }
+  Atomics.store(state, 0, POSTED);
+  return true;
+}
+
+/**
+ * The worker's side, just before it sends a result it will poll after: from here the
+ * engine may claim the mailbox. Announced before the result goes, not after: the engine's
+ * thread, woken by the result, sent its next request before the sending call had returned.
+ */
+export function willPoll(state) {
+  Atomics.store(state, 0, POLLING);
+}
+
+/**
+ * The worker's side, after a result: polls for up to `ms` for a mailbox request or a
+ * message on `port`. Returns { request } (what `read()` made of the mailbox), { message },
+ * or undefined when nothing came and the worker is back to AWAY.
+ */
+export function poll(state, port, ms, read) {
+  Atomics.compareExchange(state, 0, AWAY, POLLING); // where willPoll() was not called
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    if (Atomics.load(state, 0) !== POLLING) break; // claimed: the request follows
+    const next = receiveMessageOnPort(port);
+    if (next) {
+      // The engine sends a message only while it has a run or control request out, and
+      // claims only while it has none, so nothing is claimed now; by compare-exchange anyway.
+      if (Atomics.compareExchange(state, 0, POLLING, AWAY) === POLLING) return { message: next.message };
+      return { message: next.message, request: take(state, read) };
+    }
+  }
+  if (Atomics.compareExchange(state, 0, POLLING, AWAY) === POLLING) return undefined;
+  return { request: take(state, read) };
+}
+
+function take(state, read) {
+  // The engine's thread writes it synchronously after claiming: a short wait.
+  while (Atomics.load(state, 0) !== POSTED);
+  const request = read();
+  Atomics.store(state, 0, AWAY);
+  return request;
+}
+
+/**
+ * A request out of `mailbox`: its id, wide flag and feeds (by input name), each copied
+ * into memory of this thread's (onnxruntime-node refuses tensors over shared memory),
+ * reused from `scratch` (by input name) where the size matches.
+ */
+export function readRequest(mailbox, names, scratch) {
+  const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
+  const id = header[0];
+  const wide = header[1] === 1;
+  const n = header[2];
+  const feeds = {};
+  let s = 3;
+  for (let i = 0; i < n; i++) {
+    const name = names[header[s++]];
+    const type = TYPES[header[s++]];
+    const rank = header[s++];
+    const length = header[s++];
+    const offset = header[s++];
+    const dims = [];
+    for (let r = 0; r < rank; r++) dims.push(header[s++]);
+    const byteLength = length * BYTES[type];
+    let buffer = scratch.get(name);
+    if (!buffer || buffer.byteLength !== byteLength) scratch.set(name, (buffer = new ArrayBuffer(byteLength)));
+    new Uint8Array(buffer).set(new Uint8Array(mailbox, offset, byteLength));
+    feeds[name] = { type, dims, data: new CTORS[type](buffer, 0, length) };
+  }
+  return { id, wide, feeds };
+}

@@ -1,0 +1,133 @@
+/**
+ * The mailbox (src/backends/onnxruntime/mailbox.mjs): a run that finds its worker polling
+ * for the next one is written into shared memory instead of sent as a message. Each case
+ * checks the results against plain onnxruntime-node, and `stats()` for which path ran.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
+import { layout } from '../../src/backends/onnxruntime/mailbox.mjs';
+import type { TensorLike } from '../../src/tensor.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
+import { embeddingModel, embeddingRequest } from '../engine/multi-input.js';
+
+const backends: OnnxruntimeBackend[] = [];
+afterEach(async () => {
+  await Promise.all(backends.splice(0).map((b) => b.dispose()));
+});
+
+async function backend(model: string | Uint8Array, options: { spinning?: boolean } = {}): Promise<OnnxruntimeBackend> {
+  const b = await OnnxruntimeBackend.create(model, { instances: 1, threadsPerInstance: 1, ...options });
+  backends.push(b);
+  return b;
+}
+
+const clsFeeds = (seed: number, rows = 1) => ({ x: { data: clsInput(seed, rows), dims: [rows, ...CLS_ITEM], type: 'float32' as const } });
+
+function bitsOf(t: TensorLike): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+describe('the mailbox', () => {
+  it('takes the runs that find the worker polling; results equal onnxruntime-node bit for bit, and the inputs stay the caller’s', async () => {
+    const b = await backend(CLS_MODEL);
+    const reference = await referenceSession(CLS_MODEL);
+    const name = reference.outputNames[0]!;
+    // Back to back (the reference runs after: a run here takes longer than the worker polls).
+    const got: { seed: number; data: Float32Array; out: TensorLike }[] = [];
+    let untouched = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const feeds = clsFeeds(seed);
+      const data = feeds.x.data;
+      const { outputs } = await b.runTimed(feeds);
+      // A message transfers the input and hands it back in a new view; the mailbox copies
+      // it and leaves the caller's array as it was.
+      if (feeds.x.data === data) untouched++;
+      got.push({ seed, data: feeds.x.data, out: outputs[name]! });
+    }
+    try {
+      for (const { seed, data, out } of got) {
+        const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(seed), [1, ...CLS_ITEM]) }))[name]!.data as Float32Array;
+        expect(sameBits(out.data as Float32Array, want), `seed ${seed}`).toBe(true);
+        expect(sameBits(data, clsInput(seed)), `input of seed ${seed}`).toBe(true);
+      }
+    } finally {
+      await reference.release();
+    }
+    const { runs, mailboxRuns } = b.stats();
+    expect(runs).toBe(20);
+    // The first run goes by message (it brings the mailbox); later ones find the worker
+    // polling for 1 ms after each result, unless this thread was held up longer than that.
+    expect(mailboxRuns).toBeGreaterThan(0);
+    expect(mailboxRuns).toBeLessThan(20);
+    expect(untouched).toBe(mailboxRuns);
+  });
+
+  it('carries several inputs of other dtypes and new shapes, growing where a request needs more memory', async () => {
+    const model = embeddingModel();
+    const b = await backend(model);
+    const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+    // Growing requests: each larger one goes by message with a larger mailbox, the next of its size by the mailbox.
+    const shapes: [number, number][] = [[1, 5], [1, 5], [2, 7], [2, 7], [8, 64], [8, 64], [1, 3], [3, 200], [3, 200]];
+    const requests = shapes.map(([rows, length], k) => embeddingRequest(k, rows, length, k % 2));
+    const results: Record<string, TensorLike>[] = [];
+    for (const req of requests) {
+      // Copies: a run by message transfers its inputs' memory.
+      const feeds = {
+        input_ids: { data: req.input_ids.data.slice(), dims: req.input_ids.dims, type: 'int64' as const },
+        attention_mask: { data: req.attention_mask.data.slice(), dims: req.attention_mask.dims, type: 'int64' as const },
+        scale: { data: req.scale.data.slice(), dims: req.scale.dims, type: 'float32' as const },
+      };
+      results.push((await b.runTimed(feeds)).outputs);
+    }
+    try {
+      for (const [k, req] of requests.entries()) {
+        const want = await session.run({
+          input_ids: new ort.Tensor('int64', req.input_ids.data as BigInt64Array, req.input_ids.dims),
+          attention_mask: new ort.Tensor('int64', req.attention_mask.data as BigInt64Array, req.attention_mask.dims),
+          scale: new ort.Tensor('float32', req.scale.data as Float32Array, req.scale.dims),
+        });
+        for (const out of ['embedding', 'top']) {
+          expect(results[k]![out]!.dims, `${out} of request ${k}`).toEqual(want[out]!.dims);
+          expect(bitsOf(results[k]![out]!), `${out} of request ${k}`).toEqual(new Uint8Array(want[out]!.data.buffer as ArrayBuffer, want[out]!.data.byteOffset, want[out]!.data.byteLength));
+        }
+      }
+    } finally {
+      await session.release();
+    }
+    expect(b.stats().mailboxRuns).toBeGreaterThan(0);
+  });
+
+  it('is not used without spinning (the worker never polls), nor for a request over 4 MiB', async () => {
+    const quiet = await backend(CLS_MODEL, { spinning: false });
+    for (let seed = 1; seed <= 5; seed++) await quiet.runTimed(clsFeeds(seed));
+    expect(quiet.stats()).toEqual({ runs: 5, mailboxRuns: 0 });
+
+    const b = await backend(CLS_MODEL);
+    const reference = await referenceSession(CLS_MODEL);
+    try {
+      const name = reference.outputNames[0]!;
+      // 40 rows: 4.4 MB of input.
+      for (let k = 0; k < 3; k++) {
+        const { outputs } = await b.runTimed(clsFeeds(50 + k, 40));
+        const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(50 + k, 40), [40, ...CLS_ITEM]) }))[name]!.data as Float32Array;
+        expect(sameBits(outputs[name]!.data as Float32Array, want)).toBe(true);
+      }
+    } finally {
+      await reference.release();
+    }
+    expect(b.stats()).toEqual({ runs: 3, mailboxRuns: 0 });
+  });
+
+  it('leaves a request whose header would not fit to a message', () => {
+    const index = new Map([['a', 0]]);
+    const small = { a: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } };
+    expect(layout(small, index)?.bytes).toBe(2048 + 16);
+    // 3 + 5 + rank slots of 256: rank 248 is the most that fits.
+    const dims = (rank: number): number[] => Array.from({ length: rank }, () => 1);
+    expect(layout({ a: { type: 'float32', dims: dims(248), data: new Float32Array(1) } }, index)).toBeDefined();
+    expect(layout({ a: { type: 'float32', dims: dims(249), data: new Float32Array(1) } }, index)).toBeUndefined();
+    // An input the session does not have, or a dtype the mailbox cannot name.
+    expect(layout({ b: small.a }, index)).toBeUndefined();
+    expect(layout({ a: { ...small.a, type: 'float64' } }, index)).toBeUndefined();
+  });
+});
