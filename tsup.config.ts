@@ -16,9 +16,8 @@ export default defineConfig({
   // Dependencies load from node_modules at run time (native ones cannot be bundled).
   skipNodeModulesBundle: true,
   // The ONNX Runtime worker is plain JS loaded by path at run time: it sits beside the bundles,
-  // with the module it imports.
+  // with the modules it imports.
   onSuccess: async () => {
-    copyFileSync('src/backends/onnxruntime/onnxruntime-worker.mjs', 'dist/onnxruntime-worker.mjs');
-    copyFileSync('src/backends/onnxruntime/native-calls.mjs', 'dist/native-calls.mjs');
+    for (const file of ['onnxruntime-worker.mjs', 'native-calls.mjs', 'mailbox.mjs']) copyFileSync(`src/backends/onnxruntime/${file}`, `dist/${file}`);
   },
 });
