@@ -1,17 +1,16 @@
 /**
  * Where the engine's time goes at batch 1, 1 in flight, on the PaddleOCR classifier (1 worker
- * × 2 threads, the bench's overhead configuration). Five contenders interleaved request by
- * request, their order turning: a raw `run()` on the JS thread; a bare worker hop (the same
- * session on a plain worker thread, src/bench/bare-worker.ts); the engine's ONNX Runtime
- * backend called directly (its worker protocol without the batcher); the engine; the engine
- * with `backgroundThreads: false`. Then the engine and its backend alone, split at the
- * worker's postMessage and at the result's message: time before the hop, the round trip,
- * time after it. Prints tables, writes bench/results/engine-overhead.json.
+ * × 2 threads, the bench's overhead configuration). Five contenders, each called back to back
+ * in blocks that take turns (src/bench/load.ts, interleavedAtOne): a raw `run()` on the JS
+ * thread; a bare worker hop (the same session on a plain worker thread,
+ * src/bench/bare-worker.ts); the engine's ONNX Runtime backend called directly (its worker protocol without the batcher); the engine; the engine
+ * with `backgroundThreads: false`; the engine with every run sent by message (no mailbox,
+ * src/backends/onnxruntime/mailbox.mjs). Then how many of the engine's and the backend's runs went
+ * through the mailbox. Prints a table, writes bench/results/engine-overhead.json.
  *
  *   npx tsx bench/engine-overhead.ts [seconds per round] [rounds]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.js';
 import { OnnxruntimeBackend, workerSessionOptions } from '../src/backends/onnxruntime/index.js';
@@ -20,7 +19,6 @@ import { startBareWorker } from '../src/bench/bare-worker.js';
 import { interleavedAtOne, median } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
-import { percentiles } from '../src/engine/stats.js';
 
 const seconds = Number(process.argv[2] ?? 3);
 const rounds = Number(process.argv[3] ?? 5);
@@ -35,6 +33,10 @@ const bare = await startBareWorker(graph, 'x', workerSessionOptions(2));
 const backend = await OnnxruntimeBackend.create(graph, { instances: 1, threadsPerInstance: 2 });
 const engine = await Engine.build(model, { instances: 1, threadsPerInstance: 2, shapes });
 const normal = await Engine.build(model, { instances: 1, threadsPerInstance: 2, backgroundThreads: false, shapes });
+// The engine as it was before the mailbox: every run by message (its workers never get mailbox memory).
+const byMessage = await Engine.build(model, { instances: 1, threadsPerInstance: 2, shapes });
+type WithWorkers = { workers: { mailbox?: SharedArrayBuffer }[] };
+for (const w of (byMessage as unknown as { impl: WithWorkers }).impl.workers) Object.defineProperty(w, 'mailbox', { get: () => undefined, set: () => {} });
 const contenders: [string, (i: number) => Promise<unknown>][] = [
   ['raw run()', (i) => raw.run({ x: new ort.Tensor('float32', inputs[i]!, dims) })],
   ['bare worker hop', (i) => bare.infer(inputs[i]!, dims)],
@@ -42,6 +44,7 @@ const contenders: [string, (i: number) => Promise<unknown>][] = [
   ['engine backend alone', (i) => backend.runTimed({ x: { data: inputs[i]!.slice(), dims } })],
   ['engine', (i) => engine.infer(inputs[i]!)],
   ['engine, normal thread policy', (i) => normal.infer(inputs[i]!)],
+  ['engine, runs by message', (i) => byMessage.infer(inputs[i]!)],
 ];
 
 const p50s = await interleavedAtOne(contenders.map(([, infer]) => infer), inputs.length, rounds, seconds);
@@ -53,45 +56,14 @@ console.log('|---|---:|---:|');
 const table = contenders.map(([name], c) => ({ name, p50Ms: median(p50s[c]!), overRaw: median(p50s[c]!) / rawMs - 1 }));
 for (const row of table) console.log(`| ${row.name} | ${row.p50Ms.toFixed(3)} | ${(row.overRaw * 100).toFixed(1)} % |`);
 
-// The split: the worker's postMessage and its 'message' event, watched from outside.
-let posted = 0;
-let arrived = 0;
-const watch = (w: Worker): void => {
-  const post = w.postMessage.bind(w);
-  w.postMessage = ((...args: Parameters<Worker['postMessage']>) => {
-    posted = performance.now();
-    post(...args);
-  }) as Worker['postMessage'];
-  w.on('message', () => (arrived = performance.now()));
-};
-type WithWorkers = { workers: { worker: Worker }[] };
-watch((backend as unknown as WithWorkers).workers[0]!.worker);
-watch((engine as unknown as { impl: WithWorkers }).impl.workers[0]!.worker);
-const split: Record<string, { before: number[]; trip: number[]; after: number[] }> = {
-  'engine backend alone': { before: [], trip: [], after: [] },
-  engine: { before: [], trip: [], after: [] },
-};
-for (let k = 0; k < Math.max(400, rounds * seconds * 200); k++) {
-  for (const name of k % 2 ? ['engine', 'engine backend alone'] : ['engine backend alone', 'engine']) {
-    const t0 = performance.now();
-    await contenders.find(([n]) => n === name)![1](k % inputs.length);
-    const t3 = performance.now();
-    if (k >= 100) {
-      split[name]!.before.push(posted - t0);
-      split[name]!.trip.push(arrived - posted);
-      split[name]!.after.push(t3 - arrived);
-    }
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-console.log('\n| alternating, p50 µs | before postMessage | round trip | after the message |');
-console.log('|---|---:|---:|---:|');
-const us = (xs: number[]): number => percentiles(xs).p50 * 1000;
-for (const [name, s] of Object.entries(split)) console.log(`| ${name} | ${us(s.before).toFixed(0)} | ${us(s.trip).toFixed(0)} | ${us(s.after).toFixed(0)} |`);
+// How the engine's and the backend's runs reached their workers (mailbox.mjs: a worker
+// polling after a result takes the next run from shared memory).
+const paths = { 'engine backend alone': backend.stats(), engine: engine.stats().backendCounters ?? {}, 'engine, runs by message': byMessage.stats().backendCounters ?? {} };
+for (const [name, c] of Object.entries(paths)) console.log(`${name}: ${c.mailboxRuns} of ${c.runs} runs through the mailbox`);
 
-await Promise.all([engine.dispose(), normal.dispose(), backend.dispose(), bare.close(), raw.release()]);
+await Promise.all([engine.dispose(), normal.dispose(), byMessage.dispose(), backend.dispose(), bare.close(), raw.release()]);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/engine-overhead.json', JSON.stringify({
   seconds, rounds, table, p50sByRound: Object.fromEntries(contenders.map(([n], c) => [n, p50s[c]])),
-  splitP50Us: Object.fromEntries(Object.entries(split).map(([n, s]) => [n, { before: us(s.before), trip: us(s.trip), after: us(s.after) }])),
+  paths,
 }, null, 2));

@@ -171,10 +171,15 @@ export interface OverheadResult {
 }
 
 /**
- * One request in flight, `contenders` interleaved request by request, their order turning
- * each time, so that all of them see the same machine at the same moment and none always
- * follows another: on a noisy machine, alternating whole rounds of each swung the overhead
- * between 10 % and 45 % from run to run. Returns each contender's p50 latency per round, ms.
+ * One request in flight: each contender's calls come back to back, as a caller awaiting
+ * each result makes them, in blocks of BLOCK_CALLS, the contenders taking turns block by
+ * block and their order turning, so that all of them see the same machine within a fraction
+ * of a second and none always follows another (on a noisy machine, alternating whole rounds
+ * of each swung the overhead between 10 % and 45 % from run to run). The first WARM_CALLS of
+ * each block are not timed: they pay for the switch (another session's threads just ran).
+ * Calls interleaved one by one instead measured something no caller meets: the engine's
+ * worker, which polls for its next request for 1 ms after a result, always asleep again.
+ * Returns each contender's p50 latency per round, ms.
  */
 export async function interleavedAtOne(contenders: readonly Infer[], inputs: number, rounds: number, secondsPerRound: number): Promise<number[][]> {
   const p50s: number[][] = contenders.map(() => []);
@@ -183,7 +188,7 @@ export async function interleavedAtOne(contenders: readonly Infer[], inputs: num
     await infer(i);
     into?.push(performance.now() - t0);
     // Untimed: let work either side left for later (the engine's deferred bookkeeping runs
-    // from setImmediate) finish here, not inside the next contender's call.
+    // from setImmediate) finish here, not inside the next call.
     await new Promise((r) => setImmediate(r));
   };
   for (let i = 0; i < 20; i++) for (const c of contenders) await timed(c, i % inputs, undefined);
@@ -195,13 +200,16 @@ export async function interleavedAtOne(contenders: readonly Infer[], inputs: num
       const turn = next++;
       for (let j = 0; j < contenders.length; j++) {
         const c = (turn + j) % contenders.length;
-        await timed(contenders[c]!, turn % inputs, latencies[c]);
+        for (let b = 0; b < BLOCK_CALLS; b++) await timed(contenders[c]!, (turn * BLOCK_CALLS + b) % inputs, b < WARM_CALLS ? undefined : latencies[c]);
       }
     }
     latencies.forEach((l, c) => p50s[c]!.push(percentiles(l).p50));
   }
   return p50s;
 }
+
+const BLOCK_CALLS = 50;
+const WARM_CALLS = 5;
 
 /** The engine against the raw call (and, where given, a bare worker hop) at 1 in flight: medians of the rounds' p50s. */
 export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number, hop?: Infer): Promise<OverheadResult> {

@@ -336,7 +336,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   // Beside them, the same session on a plain worker thread: what leaving the JS thread costs here.
   const bare = await startBareWorker(engineGraph, inputName, workerSessionOptions(peerThreads));
   const rowDims = [1, ...shape.slice(1)];
-  log('API overhead at 1 in flight (engine, raw run() and a bare worker hop interleaved request by request) ...');
+  log('API overhead at 1 in flight (engine, raw run() and a bare worker hop, taking turns in blocks of back-to-back calls) ...');
   const overheadResult = await overheadAtOne(
     (i) => overheadEngine.infer(loadInputs[i]!),
     (i) => raw.run({ [inputName]: new ort.Tensor('float32', loadInputs[i]!, rowDims) }),
