@@ -119,6 +119,26 @@ describe('the mailbox', () => {
     expect(b.stats()).toEqual({ runs: 3, mailboxRuns: 0 });
   });
 
+  it('refuses an input it cannot read before claiming the mailbox, so the polling worker is not left waiting', async () => {
+    const b = await backend(CLS_MODEL);
+    const reference = await referenceSession(CLS_MODEL);
+    const name = reference.outputNames[0]!;
+    await b.runTimed(clsFeeds(1)); // by message: brings the mailbox
+    await b.runTimed(clsFeeds(2)); // the worker polls after each result
+    const detached = clsFeeds(3);
+    structuredClone(detached.x.data.buffer, { transfer: [detached.x.data.buffer as ArrayBuffer] });
+    expect(() => b.runTimed(detached)).toThrow(/detached/);
+    // Within the worker's polling window: a claim left unposted would leave it waiting for good.
+    const { outputs } = await b.runTimed(clsFeeds(4));
+    try {
+      const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(4), [1, ...CLS_ITEM]) }))[name]!.data as Float32Array;
+      expect(sameBits(outputs[name]!.data as Float32Array, want)).toBe(true);
+    } finally {
+      await reference.release();
+    }
+    expect(b.stats().mailboxRuns).toBeGreaterThan(0);
+  });
+
   it('leaves a request whose header would not fit to a message', () => {
     const index = new Map([['a', 0]]);
     const small = { a: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } };

@@ -58,8 +58,11 @@ export function layout(feeds, inputIndex) {
  * False, with nothing written, where the worker is not polling (it left, or is busy).
  */
 export function postRequest(state, mailbox, id, wide, plan) {
-  if (Atomics.compareExchange(state, 0, POLLING, CLAIMED) !== POLLING) return false;
+  // Everything that can throw (a detached input, memory too small) before the claim: once
+  // claimed, the worker waits for POSTED.
   const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
+  const copies = plan.entries.map((e) => [new Uint8Array(mailbox, e.offset, e.data.byteLength), new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength)]);
+  if (Atomics.compareExchange(state, 0, POLLING, CLAIMED) !== POLLING) return false;
   header[0] = id;
   header[1] = wide ? 1 : 0;
   header[2] = plan.entries.length;
@@ -71,8 +74,8 @@ export function postRequest(state, mailbox, id, wide, plan) {
     header[s++] = e.data.length;
     header[s++] = e.offset;
     for (const d of e.dims) header[s++] = d;
-    new Uint8Array(mailbox, e.offset, e.data.byteLength).set(new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength));
   }
+  for (const [to, from] of copies) to.set(from);
   Atomics.store(state, 0, POSTED);
   return true;
 }
