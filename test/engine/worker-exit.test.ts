@@ -19,8 +19,12 @@ afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.dispose()));
 });
 
-async function build(instances: number): Promise<Engine> {
-  const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
+// Without spinning, every run reaches its worker by message, ahead of the message that ends
+// the worker on the same port, so each case below meets a worker that dies with the batch
+// it holds. A polling worker may take a run from its mailbox (mailbox.mjs) and finish it
+// before that message arrives: that case has its own test, the last one.
+async function build(instances: number, spinning = false): Promise<Engine> {
+  const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] }, spinning });
   engines.push(e);
   return e;
 }
@@ -143,6 +147,24 @@ describe('a worker that exits', () => {
     } finally {
       await backend.dispose();
     }
+  });
+
+  it('while it polls: a run it took from its mailbox still gets its own result, once, and the worker is replaced', async () => {
+    const engine = await build(1, true);
+    await engine.infer(clsInput(1)); // by message, bringing the mailbox; the worker polls after it
+    const { value: results } = await withWarnings('EBACKEND', async () => {
+      const r = engine.infer(clsInput(2));
+      await Promise.resolve();
+      crash(workers(engine)[0]!); // the run may finish first, or run again on the replacement
+      const first = await r;
+      await vi.waitFor(() => expect(engine.stats().instanceRestarts).toBe(1), { timeout: 20_000, interval: 20 });
+      return [first, await engine.infer(clsInput(3))];
+    });
+    await expectOwnResults(results, [2, 3]);
+    const stats = engine.stats();
+    expect(stats.backendCounters?.mailboxRuns).toBeGreaterThan(0);
+    expect(stats.succeeded).toBe(3);
+    expect(stats.failed).toEqual({});
   });
 
   it('while the engine is disposed: dispose waits for the replacement and ends it', async () => {

@@ -621,10 +621,17 @@ export class OnnxruntimeBackend implements Backend {
       rows = feeds[name]!.dims[0] ?? 1;
       break;
     }
+    // Memory of released results to copy this run's large results into (see `spares`).
+    const spare: ArrayBuffer[] = [];
+    for (const bytes of this.resultBytes.get(rows)?.values() ?? []) {
+      const b = this.spares.reuse(bytes);
+      if (b) spare.push(b);
+    }
     // A worker polling for its next run (idle, nothing else asked of it) takes this one
-    // through its mailbox: a copy here instead of a message through its event loop.
+    // through its mailbox: a copy here instead of a message through its event loop. Not
+    // with spares, which only a message can carry.
     const plan = layout(mailboxTensors(feeds), this.inputIndex);
-    if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && w.pending.size + w.control.size === 0 && postRequest(w.state, w.mailbox, id, wide, plan)) {
+    if (plan && spare.length === 0 && w.mailbox && plan.bytes <= w.mailbox.byteLength && w.pending.size + w.control.size === 0 && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds, lengths: {}, rows, wide, resolve, reject }));
     }
@@ -647,11 +654,6 @@ export class OnnxruntimeBackend implements Backend {
       const type = t.type ?? dtypeOf(data);
       wire[name] = { type, dims: [...t.dims], buffer: data.buffer as ArrayBuffer, byteOffset: 0, length: data.length };
       lengths[name] = data.length;
-    }
-    const spare: ArrayBuffer[] = [];
-    for (const bytes of this.resultBytes.get(rows)?.values() ?? []) {
-      const b = this.spares.reuse(bytes);
-      if (b) spare.push(b);
     }
     transfer.push(...spare);
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
