@@ -98,6 +98,28 @@ describe('the mailbox', () => {
     expect(b.stats().mailboxRuns).toBeGreaterThan(0);
   });
 
+  it('carries which session a run asked for: the wide one runs what asked for it, as the worker reports', async () => {
+    const b = await backend(CLS_MODEL);
+    await b.addWide(2);
+    const reference = await referenceSession(CLS_MODEL);
+    const name = reference.outputNames[0]!;
+    const got: { seed: number; wide: boolean; out: TensorLike }[] = [];
+    for (let seed = 1; seed <= 12; seed++) {
+      const r = await b.runTimed(clsFeeds(seed), { wide: seed % 2 === 0 });
+      got.push({ seed, wide: r.wide, out: r.outputs[name]! });
+    }
+    try {
+      for (const { seed, wide, out } of got) {
+        expect(wide, `seed ${seed}`).toBe(seed % 2 === 0);
+        const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(seed), [1, ...CLS_ITEM]) }))[name]!.data as Float32Array;
+        expect(sameBits(out.data as Float32Array, want), `seed ${seed}`).toBe(true);
+      }
+    } finally {
+      await reference.release();
+    }
+    expect(b.stats().mailboxRuns).toBeGreaterThan(0);
+  });
+
   it('is not used without spinning (the worker never polls), nor for a request over 1 MiB', async () => {
     const quiet = await backend(CLS_MODEL, { spinning: false });
     for (let seed = 1; seed <= 5; seed++) await quiet.runTimed(clsFeeds(seed));

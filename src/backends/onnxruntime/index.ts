@@ -63,7 +63,7 @@ interface WireTensor {
 type WorkerMessage =
   | { type: 'thread'; tid: number | undefined }
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
-  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; wide: boolean }
   | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
 
@@ -81,7 +81,6 @@ interface Pending {
   lengths: Record<string, number>;
   /** The batch's rows (axis 0 of the first input), to learn its results' sizes by. */
   rows: number;
-  wide: boolean;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -456,7 +455,8 @@ export class OnnxruntimeBackend implements Backend {
           sizes.set(name, t.buffer.byteLength);
         }
       }
-      p.resolve({ outputs, computeMs: msg.computeMs, wide: p.wide });
+      // Which session ran it, as the worker says (a run asked for the wide one meets the single-threaded one where the worker has none).
+      p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide });
     });
     // An uncaught error ends the thread: 'exit' follows, and says what it was.
     w.worker.on('error', (err) => (w.cause ??= err));
@@ -633,7 +633,7 @@ export class OnnxruntimeBackend implements Backend {
     const plan = layout(mailboxTensors(feeds), this.inputIndex);
     if (plan && spare.length === 0 && w.mailbox && plan.bytes <= w.mailbox.byteLength && w.pending.size + w.control.size === 0 && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
-      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds, lengths: {}, rows, wide, resolve, reject }));
+      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds, lengths: {}, rows, resolve, reject }));
     }
     // Memory for later mailbox requests goes with this run, where it needs more than the worker has.
     let mailbox: SharedArrayBuffer | undefined;
@@ -657,7 +657,7 @@ export class OnnxruntimeBackend implements Backend {
     }
     transfer.push(...spare);
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.track(id, { feeds, lengths, rows, wide, resolve, reject });
+      w.track(id, { feeds, lengths, rows, resolve, reject });
       w.worker.postMessage({ type: 'run', id, feeds: wire, spare, wide, mailbox }, transfer);
     });
   }

@@ -160,8 +160,9 @@ async function run(msg) {
         transfer.push(t.buffer);
       }
     }
+    const onWide = Boolean(msg.wide && wide);
     const started = performance.now();
-    const result = await nativeCall(() => (msg.wide && wide ? wide : session).run(feeds, RUN_OPTIONS));
+    const result = await nativeCall(() => (onWide ? wide : session).run(feeds, RUN_OPTIONS));
     const computeMs = performance.now() - started;
     const outputs = {};
     const spare = msg.spare ?? [];
@@ -176,7 +177,7 @@ async function run(msg) {
     }
     // Spare memory this run did not need goes back too.
     for (const b of spare) transfer.push(b);
-    message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs };
+    message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs, wide: onWide };
   } catch (err) {
     message = { type: 'error', id: msg.id, message: String(err?.message ?? err) };
     transfer = undefined;
