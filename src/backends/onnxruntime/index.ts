@@ -455,7 +455,8 @@ export class OnnxruntimeBackend implements Backend {
           sizes.set(name, t.buffer.byteLength);
         }
       }
-      // Which session ran it, as the worker says (a run asked for the wide one meets the single-threaded one where the worker has none).
+      // Which session ran it, as the worker says: a run asked for the wide session runs on
+      // the single-threaded one where the worker has none.
       p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide });
     });
     // An uncaught error ends the thread: 'exit' follows, and says what it was.
@@ -602,7 +603,8 @@ export class OnnxruntimeBackend implements Backend {
    * Runs one (batched) request. The feeds' buffers are transferred to the worker
    * (the engine's batch buffers: views from offset 0 of an ArrayBuffer of their
    * own) and come back into `feeds` when the run settles; any other view is
-   * copied once. `wide`: on the wide session (true), never (false, the default), or
+   * copied once. A run through a worker's mailbox copies them and leaves `feeds` as
+   * they are. `wide`: on the wide session (true), never (false, the default), or
    * where every worker is idle ('auto').
    */
   runTimed(feeds: Feeds, options: { wide?: boolean | 'auto' } = {}): Promise<OnnxruntimeRunResult> {
