@@ -124,6 +124,8 @@ describe('the mailbox', () => {
     const quiet = await backend(CLS_MODEL, { spinning: false });
     for (let seed = 1; seed <= 5; seed++) await quiet.runTimed(clsFeeds(seed));
     expect(quiet.stats()).toEqual({ runs: 5, mailboxRuns: 0 });
+    // Nor is its memory made.
+    expect((quiet as unknown as { workers: { mailbox?: SharedArrayBuffer }[] }).workers[0]!.mailbox).toBeUndefined();
 
     const b = await backend(CLS_MODEL);
     const reference = await referenceSession(CLS_MODEL);
