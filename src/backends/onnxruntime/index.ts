@@ -631,8 +631,8 @@ export class OnnxruntimeBackend implements Backend {
     }
     // A worker polling for its next run (idle, nothing else asked of it) takes this one
     // through its mailbox: a copy here instead of a message through its event loop. Not
-    // with spares, which only a message can carry.
-    const plan = this.init.spinMs > 0 ? layout(mailboxTensors(feeds), this.inputIndex) : undefined; // a worker that never polls has no mailbox
+    // with spares, which only a message can carry. A worker that never polls has none.
+    const plan = this.init.spinMs > 0 ? layout(mailboxTensors(feeds), this.inputIndex) : undefined;
     if (plan && spare.length === 0 && w.mailbox && plan.bytes <= w.mailbox.byteLength && w.pending.size + w.control.size === 0 && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds, lengths: {}, rows, resolve, reject }));
