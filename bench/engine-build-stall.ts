@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.js';
-import { median } from '../src/bench/load.js';
+import { medianRange } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 import type { EngineOptions } from '../src/engine/options.js';
@@ -70,7 +70,7 @@ for (let round = 0; round < rounds; round++) {
 console.log(`\n${rounds} rounds, medians (lowest – highest):`);
 console.log('| model | step | time ms | longest stall ms | where quantization / rewrites ran; lone runs (last round) |');
 console.log('|---|---|---:|---:|---|');
-const span = (xs: number[]): string => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
+const span = (xs: number[]): string => medianRange(xs, 0);
 for (const r of rows.values()) {
   const t = r.threads as { quantization?: string; graphRewrites?: string; loneRunThreads?: number } | undefined;
   const where = t

@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine, type EngineOptions } from '../src/index.js';
-import { closedLoop, median } from '../src/bench/load.js';
+import { closedLoop, medianRange } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 
 const seconds = Number(process.argv[2] ?? 2);
@@ -87,11 +87,10 @@ await Promise.all(sessions.map((s) => s.release()));
 console.log(`\ndet ${side}×${side} + cls and rec on ${lines} lines a pipeline, ${rounds} rounds of ${seconds} s, medians (range):`);
 console.log('| contender | pipelines in flight | pipelines/s | p99 ms | stall ms |');
 console.log('|---|---:|---:|---:|---:|');
-const range = (xs: number[], d: number): string => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
 for (const c of levels) {
   for (const [name] of contenders) {
     const v = results[`${name}|${c}`]!;
-    console.log(`| ${name} | ${c} | ${range(v.throughput, 1)} | ${range(v.p99, 1)} | ${range(v.stall, 1)} |`);
+    console.log(`| ${name} | ${c} | ${medianRange(v.throughput, 1)} | ${medianRange(v.p99, 1)} | ${medianRange(v.stall, 1)} |`);
   }
 }
 mkdirSync('bench/results', { recursive: true });

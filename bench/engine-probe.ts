@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.js';
-import { closedLoop, median } from '../src/bench/load.js';
+import { closedLoop, median, medianRange } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 
@@ -58,7 +58,7 @@ for (const name of models) {
   }
   for (const c of levels) {
     const got = (who: string): number[] => samples.get(`${who}|${c}`)!;
-    const cell = (xs: number[]): string => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
+    const cell = (xs: number[]): string => medianRange(xs, 1);
     const row = {
       model: name, item: spec.item, concurrency: c, probedMaxBatchSize: probed.batching.maxBatchSize, probe: probed.batching.probe,
       probed: got('probed'), fixed: got('fixed'), peer: got('peer'),

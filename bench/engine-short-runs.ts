@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../src/index.js';
-import { closedLoop, median } from '../src/bench/load.js';
+import { closedLoop, medianRange } from '../src/bench/load.js';
 
 const seconds = Number(process.argv[2] ?? 1.5);
 const rounds = Number(process.argv[3] ?? 3);
@@ -63,11 +63,10 @@ await Promise.all([pipelined.dispose(), unpipelined.dispose(), peer.release()]);
 console.log(`\n${model}, ${rounds} rounds of ${seconds} s, medians (range):`);
 console.log('| contender | in flight | req/s | p50 ms | p99 ms | stall ms |');
 console.log('|---|---:|---:|---:|---:|---:|');
-const range = (xs: number[], d: number): string => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
 for (const c of levels) {
   for (const [name] of contenders) {
     const v = results[`${name}|${c}`]!;
-    console.log(`| ${name} | ${c} | ${range(v.throughput, 0)} | ${range(v.p50, 2)} | ${range(v.p99, 2)} | ${range(v.stall, 1)} |`);
+    console.log(`| ${name} | ${c} | ${medianRange(v.throughput, 0)} | ${medianRange(v.p50, 2)} | ${medianRange(v.p99, 2)} | ${medianRange(v.stall, 1)} |`);
   }
 }
 mkdirSync('bench/results', { recursive: true });

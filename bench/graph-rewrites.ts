@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { rewriteGraph } from '../src/engine/rewrite.js';
-import { median } from '../src/bench/load.js';
+import { median, medianRange } from '../src/bench/load.js';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines } from '../src/bench/text-lines.js';
 
@@ -70,7 +70,7 @@ for (const name of models) {
         times[who].push(median(ts) / batch);
       }
     }
-    const cell = (xs: number[]): string => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+    const cell = (xs: number[]): string => medianRange(xs, 2);
     const speedup = median(times.given) / median(times.rewritten);
     rows.push({ model: name, item: spec.item, batch, rewrites: rewritten.rewrites, msPerRow: times, speedup, maxAbsDiff: diff });
     console.log(`${name.padEnd(5)} ${String(batch).padStart(5)}  ${cell(times.given).padEnd(22)} ${cell(times.rewritten).padEnd(22)} ${speedup.toFixed(2).padStart(7)}×  ${diff.toExponential(1).padStart(18)}  ${JSON.stringify(rewritten.rewrites)}`);

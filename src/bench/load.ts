@@ -156,6 +156,11 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** "median (min–max)" of a figure over rounds, to `digits` decimals, as the bench scripts' tables print it. */
+export function medianRange(xs: readonly number[], digits: number): string {
+  return `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+}
+
 export interface OverheadResult {
   rounds: number;
   /** Median over rounds of the engine's p50 latency, ms. */

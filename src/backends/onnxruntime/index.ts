@@ -14,7 +14,7 @@ import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { exitGuard } from './exit-guard.js';
-import { layout, postRequest, stateWord, type MailboxTensor } from './mailbox.mjs';
+import { CTORS, layout, postRequest, stateWord, type MailboxTensor } from './mailbox.mjs';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -85,15 +85,6 @@ interface Pending {
   reject(e: Error): void;
 }
 
-const CTORS: Record<TensorDtype, new (b: ArrayBuffer, o: number, l: number) => TypedArray> = {
-  float32: Float32Array,
-  float16: Uint16Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  bool: Uint8Array,
-};
 
 /** The onnxruntime-node version, read from its package.json. */
 export function onnxruntimeVersion(): string {
@@ -632,8 +623,9 @@ export class OnnxruntimeBackend implements Backend {
     // A worker polling for its next run (idle, nothing else asked of it) takes this one
     // through its mailbox: a copy here instead of a message through its event loop. Not
     // with spares, which only a message can carry. A worker that never polls has none.
-    const plan = this.init.spinMs > 0 ? layout(mailboxTensors(feeds), this.inputIndex) : undefined;
-    if (plan && spare.length === 0 && w.mailbox && plan.bytes <= w.mailbox.byteLength && w.pending.size + w.control.size === 0 && postRequest(w.state, w.mailbox, id, wide, plan)) {
+    const mayPoll = this.init.spinMs > 0 && spare.length === 0 && w.pending.size + w.control.size === 0;
+    const plan = mayPoll ? layout(mailboxTensors(feeds), this.inputIndex) : undefined;
+    if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds, lengths: {}, rows, resolve, reject }));
     }

@@ -5,6 +5,7 @@ export declare const AWAY: 0;
 export declare const POLLING: 1;
 export declare const CLAIMED: 2;
 export declare const POSTED: 3;
+export declare const CTORS: Record<TensorDtype, new (buffer: ArrayBuffer, byteOffset: number, length: number) => TypedArray>;
 
 export interface MailboxTensor {
   type: string;

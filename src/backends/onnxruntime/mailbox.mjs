@@ -20,8 +20,8 @@ export const CLAIMED = 2;
 export const POSTED = 3;
 
 const TYPES = ['float32', 'float16', 'int8', 'uint8', 'int32', 'int64', 'bool'];
-const BYTES = { float32: 4, float16: 2, int8: 1, uint8: 1, int32: 4, int64: 8, bool: 1 };
-const CTORS = { float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array };
+/** Each dtype's typed array (float16 as its raw bits), as onnxruntime-node takes it. */
+export const CTORS = { float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array };
 
 /** Float64 slots of the header: id, wide, input count, then per input index, type, rank, length, byte offset, dims. */
 const HEADER_SLOTS = 256;
@@ -90,12 +90,11 @@ export function willPoll(state) {
 }
 
 /**
- * The worker's side, after a result: polls for up to `ms` for a mailbox request or a
- * message on `port`. Returns { request } (what `read()` made of the mailbox), { message },
- * or undefined when nothing came and the worker is back to AWAY.
+ * The worker's side, after willPoll() and the result: polls for up to `ms` for a mailbox
+ * request or a message on `port`. Returns { request } (what `read()` made of the mailbox),
+ * { message }, or undefined when nothing came and the worker is back to AWAY.
  */
 export function poll(state, port, ms, read) {
-  Atomics.compareExchange(state, 0, AWAY, POLLING); // where willPoll() was not called
   const until = performance.now() + ms;
   while (performance.now() < until) {
     if (Atomics.load(state, 0) !== POLLING) break; // claimed: the request follows
@@ -139,7 +138,7 @@ export function readRequest(mailbox, names, scratch) {
     const offset = header[s++];
     const dims = [];
     for (let r = 0; r < rank; r++) dims.push(header[s++]);
-    const byteLength = length * BYTES[type];
+    const byteLength = length * CTORS[type].BYTES_PER_ELEMENT;
     let buffer = scratch.get(name);
     if (!buffer || buffer.byteLength !== byteLength) scratch.set(name, (buffer = new ArrayBuffer(byteLength)));
     new Uint8Array(buffer).set(new Uint8Array(mailbox, offset, byteLength));

@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
 import { markNativeCalls, nativeCall } from './native-calls.mjs';
-import { poll, readRequest, willPoll } from './mailbox.mjs';
+import { CTORS, poll, readRequest, willPoll } from './mailbox.mjs';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -16,16 +16,6 @@ const ort = require('onnxruntime-node');
 // A failed run comes back to the caller as EMODEL with onnxruntime's message; at its
 // default severity onnxruntime also wrote that message to stderr, once per failed request.
 const RUN_OPTIONS = { logSeverityLevel: 4 };
-
-const CTORS = {
-  float32: Float32Array,
-  float16: Uint16Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  bool: Uint8Array,
-};
 
 function describe(meta) {
   return meta.map((m) => ({
