@@ -24,6 +24,7 @@
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "TNP_BUILD_SYSTEM=\"node-gyp\""
       ],
       "conditions": [

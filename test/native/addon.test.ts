@@ -193,4 +193,13 @@ describe.each(suites)('$label', ({ path, buildSystem }) => {
     // A leaked block per cycle would be ≥ 100 000 × 4 KiB; allocator noise stays far below this.
     expect(report.rssGrowth as number).toBeLessThan(32 * 2 ** 20);
   });
+
+  test('a worker thread terminated while it loads the addon does not abort the process', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'test/native/fixtures/terminate-during-load-child.mjs'), path, '40'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect({ status: r.status, signal: r.signal, stderr: r.stderr.slice(-300) }).toEqual({ status: 0, signal: null, stderr: '' });
+    expect(r.stdout).toBe('survived');
+  });
 });
