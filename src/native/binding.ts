@@ -90,4 +90,6 @@ export interface NativeBinding {
   trimHostPool(): void;
   /** Puts a thread (a Linux tid) under SCHED_IDLE; '' when done, else why not. */
   setThreadIdle(tid: number): string;
+  /** A plain ArrayBuffer over the view's bytes of a SharedArrayBuffer, no copy (native/src/shared_memory.cc). */
+  sharedMemoryAlias?(view: Uint8Array): ArrayBuffer;
 }

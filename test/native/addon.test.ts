@@ -202,4 +202,37 @@ describe.each(suites)('$label', ({ path, buildSystem }) => {
     expect({ status: r.status, signal: r.signal, stderr: r.stderr.slice(-300) }).toEqual({ status: 0, signal: null, stderr: '' });
     expect(r.stdout).toBe('survived');
   });
+
+  test('sharedMemoryAlias: a plain ArrayBuffer over the same bytes of a SharedArrayBuffer, both ways; bad arguments throw', () => {
+    const alias = addon.binding.sharedMemoryAlias!;
+    const sab = new SharedArrayBuffer(4096);
+    const a = alias(new Uint8Array(sab, 1024, 2048));
+    expect(a).toBeInstanceOf(ArrayBuffer);
+    expect(a.byteLength).toBe(2048);
+    new Uint8Array(sab, 1024)[0] = 7;
+    new Uint8Array(sab)[1024 + 2047] = 9;
+    expect([new Uint8Array(a)[0], new Uint8Array(a)[2047]]).toEqual([7, 9]);
+    new Float32Array(a)[1] = 1.5; // bytes 4..7 of the range
+    expect(new Float32Array(sab, 1024, 2)[1]).toBe(1.5);
+    expect(() => alias(new Float32Array(sab) as unknown as Uint8Array)).toThrow(TypeError);
+    expect(() => alias(new Uint8Array(sab, 0, 0))).toThrow(/empty/);
+    expect(() => alias({} as Uint8Array)).toThrow(TypeError);
+    expect(() => (alias as unknown as () => ArrayBuffer)()).toThrow(TypeError);
+  });
+
+  test('sharedMemoryAlias: the alias keeps its memory alive, and lets it go once collected', () => {
+    const r = spawnSync(process.execPath, ['--expose-gc', join(repoRoot, 'test/native/fixtures/shared-alias-child.mjs'), path], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as Record<string, number | boolean>;
+    expect(report.keptCollected).toBe(0);
+    expect(report.keptIntact).toBe(true);
+    expect(report.cycles).toBe(2200);
+    // A build without the release of its owner (tried) collected none of them.
+    expect(report.droppedCollected as number).toBeGreaterThanOrEqual(2000);
+    // Leaked, 2000 aliases of 1 MiB each would hold 2 GiB.
+    expect(report.rssGrowth as number).toBeLessThan(128 * 2 ** 20);
+  });
 });
