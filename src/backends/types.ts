@@ -9,6 +9,20 @@ export interface RunHint {
 }
 
 /**
+ * A batch as the batcher dispatches it: its requests' tensors in order along axis 0, not
+ * yet concatenated. A backend that places them itself (the ONNX Runtime mailbox copies
+ * them into shared memory) saves the batcher's copy; any other takes `merged()`. Either
+ * happens before the backend's first await: the parts are the callers' memory.
+ */
+export interface BatchParts {
+  readonly parts: readonly Feeds[];
+  /** Rows on axis 0 in all (the one request's tensors as they are, for a model without a batch axis). */
+  readonly rows: number;
+  /** The parts concatenated into buffers of the batch's own, made on the first call; the backend may transfer them. */
+  merged(): Feeds;
+}
+
+/**
  * What the Engine needs of a backend. The dynamic batcher hands `run` one merged
  * batch at a time (or one request, for a model without a batch axis); the backend
  * may run several calls at once, up to its instance count.
@@ -39,6 +53,8 @@ export interface Backend {
   run(feeds: Feeds): Promise<Record<string, TensorLike>>;
   /** As `run`, with what the batcher knows of the batch (a CPU backend may give a lone one every core). */
   runHinted?(feeds: Feeds, hint: RunHint): Promise<Record<string, TensorLike>>;
+  /** As `runHinted`, given the batch's parts unmerged (see BatchParts). */
+  runBatch?(batch: BatchParts, hint: RunHint): Promise<Record<string, TensorLike>>;
   /** As `run`, with the time the backend itself computed, without thread hops (ms). */
   runTimed?(feeds: Feeds): Promise<{ outputs: Record<string, TensorLike>; computeMs: number }>;
   /**

@@ -7,6 +7,7 @@
  */
 import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
 import type { TensorLike, TypedArray } from '../tensor.js';
+import type { BatchParts } from '../backends/types.js';
 import { joinParts, mergeBatch, ownFeeds, recycle, rowViews, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
 import { BufferPool } from './pool.js';
 
@@ -53,7 +54,7 @@ export interface RequestOptions {
 }
 
 /** Runs a batch; `alone`: no other batch runs or waits as it starts. */
-export type Execute = (feeds: Record<string, BatchTensor>, hint: { alone: boolean }) => Promise<Record<string, TensorLike>>;
+export type Execute = (batch: BatchParts, hint: { alone: boolean }) => Promise<Record<string, TensorLike>>;
 
 /** Told of a batch's outputs that no caller references (each got a copy), for reuse. */
 export type Release = (outputs: Record<string, TensorLike>) => void;
@@ -459,12 +460,17 @@ export class DynamicBatcher {
     const total = live.reduce((a, p) => a + p.rows, 0);
     const started = performance.now();
     let outputs: Record<string, TensorLike>;
-    let feeds: Record<string, BatchTensor>;
+    // Merged, where the backend asks, always into buffers of the batch's own: the backend may
+    // transfer them to a worker (and hands them back in `merged` when done, for reuse).
+    let merged: Record<string, BatchTensor> | undefined;
+    const tensors = live.map((p) => p.feeds);
+    const batch: BatchParts = {
+      parts: tensors,
+      rows: total,
+      merged: () => (merged ??= this.options.batchAxis ? mergeBatch(tensors, total, this.pool) : ownFeeds(tensors[0]!, this.pool)),
+    };
     try {
-      // Always into buffers of the batch's own: the backend may transfer them to a worker
-      // (and hands them back in `feeds` when done, for reuse).
-      feeds = this.options.batchAxis ? mergeBatch(live.map((p) => p.feeds), total, this.pool) : ownFeeds(live[0]!.feeds, this.pool);
-      outputs = await this.execute(feeds, { alone });
+      outputs = await this.execute(batch, { alone });
     } catch (err) {
       let e = err instanceof Error ? err : new Error(String(err));
       if (e instanceof TensorrtNodeError && e.details.retry === true) {
@@ -479,7 +485,7 @@ export class DynamicBatcher {
     this.recentRunMs = Number.isFinite(this.recentRunMs) ? 0.9 * this.recentRunMs + 0.1 * ms : ms;
     const free = this.settleBatch(live, outputs, done);
     this.defer(() => {
-      recycle(feeds, this.pool);
+      if (merged) recycle(merged, this.pool);
       for (const o of free) this.release?.(o);
       this.observer?.executed(total, live.length, done - started);
     });

@@ -14,7 +14,6 @@ import {
   checkSpinWaitUs, createTensorrtBackend, deviceList, tensorrtCacheKeyParts, type TensorrtBackendOptions, type TensorrtBuildProgress,
 } from '../backends/tensorrt/index.js';
 import { DynamicBatcher, type RequestOptions } from '../batching/batcher.js';
-import type { BatchTensor } from '../batching/merge.js';
 import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { TritonMetrics } from '../metrics/triton.js';
@@ -184,7 +183,7 @@ export class Engine {
         // With maxBatchSize 1 a request of several rows still runs split, a row a run.
         batchAxis: init.batching.batchAxis,
       },
-      (feeds: Record<string, BatchTensor>, hint) => (impl.runHinted ? impl.runHinted(feeds, hint) : impl.run(feeds)),
+      (batch, hint) => (impl.runBatch ? impl.runBatch(batch, hint) : impl.runHinted ? impl.runHinted(batch.merged(), hint) : impl.run(batch.merged())),
       this.collector,
       (outputs) => impl.release?.(outputs),
     );

@@ -40,7 +40,7 @@ describe('the mailbox', () => {
       const data = feeds.x.data;
       const { outputs } = await b.runTimed(feeds);
       // A message transfers the input and hands it back in a new view; the mailbox copies
-      // it and leaves the caller's array as it was.
+      // it into shared memory and leaves the caller's array as it was.
       if (feeds.x.data === data) untouched++;
       got.push({ seed, data: feeds.x.data, out: outputs[name]! });
     }
@@ -53,8 +53,10 @@ describe('the mailbox', () => {
     } finally {
       await reference.release();
     }
-    const { runs, mailboxRuns } = b.stats();
+    const { runs, mailboxRuns, mailboxRunsInPlace } = b.stats();
     expect(runs).toBe(20);
+    // The addon is built here: the worker hands onnxruntime the mailbox's bytes, no copy.
+    expect(mailboxRunsInPlace).toBe(mailboxRuns);
     // The first run goes by message (it brings the mailbox); later ones find the worker
     // polling for 1 ms after each result, unless this thread was held up longer than that.
     expect(mailboxRuns).toBeGreaterThan(0);
@@ -95,7 +97,59 @@ describe('the mailbox', () => {
     } finally {
       await session.release();
     }
-    expect(b.stats().mailboxRuns).toBeGreaterThan(0);
+    const { mailboxRuns, mailboxRunsInPlace } = b.stats();
+    expect(mailboxRuns).toBeGreaterThan(0);
+    expect(mailboxRunsInPlace).toBe(mailboxRuns);
+  });
+
+  it('merges a batch’s parts in the mailbox itself: no merge on the JS thread, results as onnxruntime-node on the concatenation', async () => {
+    const b = await backend(CLS_MODEL);
+    const reference = await referenceSession(CLS_MODEL);
+    const name = reference.outputNames[0]!;
+    const item = CLS_ITEM.reduce((x, y) => x * y, 1);
+    // Parts of 1, 3 and 2 rows; views at an offset into a larger buffer, as callers' slices are.
+    const partsOf = (seed: number) => [1, 3, 2].map((rows, k) => {
+      const backing = new Float32Array(item * (rows + 1));
+      backing.set(clsInput(seed + k, rows), item);
+      return { x: { data: backing.subarray(item), dims: [rows, ...CLS_ITEM], type: 'float32' as const } };
+    });
+    let merges = 0;
+    const got: { seed: number; out: TensorLike }[] = [];
+    for (let seed = 1; seed <= 40; seed += 4) {
+      const parts = partsOf(seed);
+      const merged = () => {
+        merges++;
+        const data = new Float32Array(6 * item);
+        let at = 0;
+        for (const p of parts) {
+          data.set(p.x.data, at);
+          at += p.x.data.length;
+        }
+        return { x: { data, dims: [6, ...CLS_ITEM], type: 'float32' as const } };
+      };
+      const outputs = await b.runBatch({ parts, rows: 6, merged }, { alone: false });
+      got.push({ seed, out: outputs[name]! });
+    }
+    try {
+      for (const { seed, out } of got) {
+        const want = new Float32Array(6 * item);
+        let at = 0;
+        partsOf(seed).forEach((p) => {
+          want.set(p.x.data, at);
+          at += p.x.data.length;
+        });
+        const ref = (await reference.run({ x: new ort.Tensor('float32', want, [6, ...CLS_ITEM]) }))[name]!.data as Float32Array;
+        expect(out.dims).toEqual([6, 2]);
+        expect(sameBits(out.data as Float32Array, ref), `seed ${seed}`).toBe(true);
+      }
+    } finally {
+      await reference.release();
+    }
+    const { runs, mailboxRuns } = b.stats();
+    expect(runs).toBe(10);
+    expect(mailboxRuns).toBeGreaterThan(0);
+    // Only the runs that went by message merged their parts.
+    expect(merges).toBe(runs - mailboxRuns);
   });
 
   it('carries which session a run asked for: the wide one runs what asked for it, as the worker reports', async () => {
@@ -123,7 +177,7 @@ describe('the mailbox', () => {
   it('is not used without spinning (the worker never polls), nor for a request over 1 MiB', async () => {
     const quiet = await backend(CLS_MODEL, { spinning: false });
     for (let seed = 1; seed <= 5; seed++) await quiet.runTimed(clsFeeds(seed));
-    expect(quiet.stats()).toEqual({ runs: 5, mailboxRuns: 0 });
+    expect(quiet.stats()).toEqual({ runs: 5, mailboxRuns: 0, mailboxRunsInPlace: 0 });
     // Nor is its memory made.
     expect((quiet as unknown as { workers: { mailbox?: SharedArrayBuffer }[] }).workers[0]!.mailbox).toBeUndefined();
 
@@ -140,7 +194,7 @@ describe('the mailbox', () => {
     } finally {
       await reference.release();
     }
-    expect(b.stats()).toEqual({ runs: 3, mailboxRuns: 0 });
+    expect(b.stats()).toEqual({ runs: 3, mailboxRuns: 0, mailboxRunsInPlace: 0 });
   });
 
   it('refuses an input it cannot read before claiming the mailbox, so the polling worker is not left waiting', async () => {
@@ -172,13 +226,13 @@ describe('the mailbox', () => {
   it('leaves a request whose header would not fit to a message', () => {
     const index = new Map([['a', 0]]);
     const small = { a: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } };
-    expect(layout(small, index)?.bytes).toBe(2048 + 16);
+    expect(layout([small], 1, index)?.bytes).toBe(2048 + 16);
     // 3 + 5 + rank slots of 256: rank 248 is the most that fits.
     const dims = (rank: number): number[] => Array.from({ length: rank }, () => 1);
-    expect(layout({ a: { type: 'float32', dims: dims(248), data: new Float32Array(1) } }, index)).toBeDefined();
-    expect(layout({ a: { type: 'float32', dims: dims(249), data: new Float32Array(1) } }, index)).toBeUndefined();
+    expect(layout([{ a: { type: 'float32', dims: dims(248), data: new Float32Array(1) } }], 1, index)).toBeDefined();
+    expect(layout([{ a: { type: 'float32', dims: dims(249), data: new Float32Array(1) } }], 1, index)).toBeUndefined();
     // An input the session does not have, or a dtype the mailbox cannot name.
-    expect(layout({ b: small.a }, index)).toBeUndefined();
-    expect(layout({ a: { ...small.a, type: 'float64' } }, index)).toBeUndefined();
+    expect(layout([{ b: small.a }], 1, index)).toBeUndefined();
+    expect(layout([{ a: { ...small.a, type: 'float64' } }], 1, index)).toBeUndefined();
   });
 });

@@ -8,13 +8,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import type { Backend, RunHint } from '../types.js';
+import type { Backend, BatchParts, RunHint } from '../types.js';
 import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
 import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { exitGuard } from './exit-guard.js';
-import { CTORS, layout, postRequest, stateWord, type MailboxTensor } from './mailbox.mjs';
+import { CTORS, dtypeOf, layout, postRequest, stateWord } from './mailbox.mjs';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -63,7 +63,7 @@ interface WireTensor {
 type WorkerMessage =
   | { type: 'thread'; tid: number | undefined }
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
-  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; wide: boolean }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; wide: boolean; inPlace?: boolean }
   | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
 
@@ -200,6 +200,12 @@ function backgroundThread(tid: number | undefined): string {
   }
 }
 
+/** The addon's path where it can alias a worker's mailbox (inputs read in place there). */
+function aliasAddonPath(): string | undefined {
+  const s = addonState();
+  return s.loaded && typeof s.addon.binding.sharedMemoryAlias === 'function' ? s.addon.path : undefined;
+}
+
 function toDtype(type: string, where: string): TensorDtype {
   if (type in CTORS) return type as TensorDtype;
   throw new TensorrtNodeError('EMODEL', `${where}: tensor type '${type}' is not supported by the engine`);
@@ -227,7 +233,8 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
   const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
   const guard = exitGuard();
   const state = stateWord();
-  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state }, transfer);
+  const addonPath = init.spinMs > 0 ? aliasAddonPath() : undefined;
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, addonPath }, transfer);
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
     let policy = 'normal';
@@ -357,9 +364,13 @@ export class OnnxruntimeBackend implements Backend {
   /** Set once workers exited too often to start more: runs that find no live worker fail with it. */
   private gaveUp: TensorrtNodeError | undefined;
   private restartCount = 0;
-  /** Runs sent, and those of them that reached a polling worker through its mailbox. */
+  /**
+   * Runs sent; those of them that reached a polling worker through its mailbox; and those
+   * whose inputs onnxruntime read in place there (as the workers report).
+   */
   private runCount = 0;
   private mailboxRunCount = 0;
+  private inPlaceRunCount = 0;
 
   private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], dimParams: Record<string, (string | null)[]>, threads: number, threadPolicy: string) {
     this.init = init;
@@ -448,6 +459,7 @@ export class OnnxruntimeBackend implements Backend {
       }
       // Which session ran it, as the worker says: a run asked for the wide session runs on
       // the single-threaded one where the worker has none.
+      if (msg.inPlace) this.inPlaceRunCount++;
       p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide });
     });
     // An uncaught error ends the thread: 'exit' follows, and says what it was.
@@ -525,9 +537,12 @@ export class OnnxruntimeBackend implements Backend {
    */
   private wide: { worker: OnnxruntimeWorker; threads: number } | undefined;
 
-  /** Runs sent to the workers, and how many of them went through a mailbox (mailbox.mjs). */
-  stats(): { runs: number; mailboxRuns: number } {
-    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount };
+  /**
+   * Runs sent to the workers, how many of them went through a mailbox (mailbox.mjs), and
+   * how many of those onnxruntime read in place, without a copy in the worker.
+   */
+  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number } {
+    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount };
   }
 
   /** Workers started in place of ones that exited. */
@@ -584,6 +599,11 @@ export class OnnxruntimeBackend implements Backend {
     return (await this.runTimed(feeds, { wide: hint.alone ? 'auto' : false })).outputs;
   }
 
+  /** As runHinted, with the batch's parts: a run through a mailbox merges them there, the batcher's merge skipped. */
+  async runBatch(batch: BatchParts, hint: RunHint): Promise<Record<string, TensorLike>> {
+    return (await this.send(batch, { wide: hint.alone ? 'auto' : false })).outputs;
+  }
+
   /** Whether a batch goes to the wide session: as told, or for 'auto' where every worker is idle. */
   private goesWide(wide: boolean | 'auto'): boolean {
     if (!this.wide || this.wide.worker.dead || wide === false) return false;
@@ -594,26 +614,33 @@ export class OnnxruntimeBackend implements Backend {
    * Runs one (batched) request. The feeds' buffers are transferred to the worker
    * (the engine's batch buffers: views from offset 0 of an ArrayBuffer of their
    * own) and come back into `feeds` when the run settles; any other view is
-   * copied once. A run through a worker's mailbox copies them and leaves `feeds` as
+   * copied once. A run through a worker's mailbox copies them into it and leaves `feeds` as
    * they are. `wide`: on the wide session (true), never (false, the default), or
    * where every worker is idle ('auto').
    */
   runTimed(feeds: Feeds, options: { wide?: boolean | 'auto' } = {}): Promise<OnnxruntimeRunResult> {
+    return this.send({ parts: [feeds], rows: firstDim(feeds), merged: () => feeds }, options);
+  }
+
+  /**
+   * A batch to a worker: through its mailbox, where the worker polls, with the parts
+   * written there one after another; else by message, merged (`batch.merged()`) and
+   * transferred as runTimed says.
+   */
+  private send(batch: BatchParts, options: { wide?: boolean | 'auto' }): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
     const wide = this.goesWide(options.wide ?? false);
     const w = wide ? this.wide!.worker : this.pick();
     if (!w) {
-      // Every worker exited: wait for a replacement, where one is starting.
+      // Every worker exited: wait for a replacement, where one is starting (merged now: the
+      // parts are the callers' memory).
+      const feeds = batch.merged();
       if (this.starting.size > 0) return Promise.race(this.starting).then(() => this.runTimed(feeds, options));
       return Promise.reject(this.gaveUp ?? new TensorrtNodeError('EBACKEND', 'no onnxruntime worker is alive', { backend: 'onnxruntime' }));
     }
     const id = this.nextId++;
     this.runCount++;
-    let rows = 1;
-    for (const name in feeds) {
-      rows = feeds[name]!.dims[0] ?? 1;
-      break;
-    }
+    const rows = batch.parts.length === 1 ? firstDim(batch.parts[0]!) : batch.rows;
     // Memory of released results to copy this run's large results into (see `spares`).
     const spare: ArrayBuffer[] = [];
     for (const bytes of this.resultBytes.get(rows)?.values() ?? []) {
@@ -624,16 +651,17 @@ export class OnnxruntimeBackend implements Backend {
     // through its mailbox: a copy here instead of a message through its event loop. Not
     // with spares, which only a message can carry. A worker that never polls has none.
     const mayPoll = this.init.spinMs > 0 && spare.length === 0 && w.pending.size + w.control.size === 0;
-    const plan = mayPoll ? layout(mailboxTensors(feeds), this.inputIndex) : undefined;
+    const plan = mayPoll ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
     if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
-      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds, lengths: {}, rows, resolve, reject }));
+      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds: {}, lengths: {}, rows, resolve, reject }));
     }
     // Memory for later mailbox requests goes with this run, where it needs more than the worker has.
     let mailbox: SharedArrayBuffer | undefined;
     if (plan && plan.bytes > (w.mailbox?.byteLength ?? 0) && plan.bytes <= MAILBOX_MAX_BYTES) {
       mailbox = w.mailbox = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(plan.bytes, 2 * (w.mailbox?.byteLength ?? 0))));
     }
+    const feeds = batch.merged();
     const wire: Record<string, WireTensor> = {};
     const lengths: Record<string, number> = {};
     const transfer: ArrayBuffer[] = [];
@@ -691,23 +719,10 @@ function recyclable(buffer: ArrayBufferLike): buffer is ArrayBuffer {
   return buffer instanceof ArrayBuffer && buffer.byteLength >= RECYCLE_MIN_BYTES;
 }
 
-/** The feeds as the mailbox writes them: each with its dtype named. */
-function mailboxTensors(feeds: Feeds): Record<string, MailboxTensor> {
-  const out: Record<string, MailboxTensor> = {};
-  for (const name in feeds) {
-    const t = feeds[name]!;
-    out[name] = { type: t.type ?? dtypeOf(t.data), dims: t.dims, data: t.data };
-  }
-  return out;
-}
-
-function dtypeOf(data: TypedArray): TensorDtype {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Int8Array) return 'int8';
-  if (data instanceof Uint8Array) return 'uint8';
-  if (data instanceof Int32Array) return 'int32';
-  if (data instanceof BigInt64Array) return 'int64';
-  return 'float16';
+/** Axis 0 of the first input (1 for a scalar input). */
+function firstDim(feeds: Feeds): number {
+  for (const name in feeds) return feeds[name]!.dims[0] ?? 1;
+  return 1;
 }
 
 export function createOnnxruntimeBackend(model: string | Uint8Array, options?: OnnxruntimeBackendOptions): Promise<OnnxruntimeBackend> {

@@ -8,18 +8,19 @@ export declare const POSTED: 3;
 export declare const CTORS: Record<TensorDtype, new (buffer: ArrayBuffer, byteOffset: number, length: number) => TypedArray>;
 
 export interface MailboxTensor {
-  type: string;
+  type?: string;
   dims: readonly number[];
   data: TypedArray;
 }
 
 export interface MailboxPlan {
-  entries: { index: number; type: number; data: TypedArray; dims: readonly number[]; offset: number }[];
+  entries: { index: number; type: number; dims: readonly number[]; length: number; chunks: TypedArray[]; offset: number }[];
   bytes: number;
 }
 
+export declare function dtypeOf(data: TypedArray): TensorDtype;
 export declare function stateWord(): Int32Array;
-export declare function layout(feeds: Readonly<Record<string, MailboxTensor>>, inputIndex: ReadonlyMap<string, number>): MailboxPlan | undefined;
+export declare function layout(parts: readonly Readonly<Record<string, MailboxTensor>>[], rows: number, inputIndex: ReadonlyMap<string, number>): MailboxPlan | undefined;
 export declare function postRequest(state: Int32Array, mailbox: SharedArrayBuffer, id: number, wide: boolean, plan: MailboxPlan): boolean;
 export declare function poll<R>(state: Int32Array, port: MessagePort, ms: number, read: () => R): { message?: unknown; request?: R } | undefined;
-export declare function readRequest(mailbox: SharedArrayBuffer, names: readonly string[], scratch: Map<string, ArrayBuffer>): { id: number; wide: boolean; feeds: Record<string, MailboxTensor & { type: TensorDtype }> };
+export declare function readRequest(mailbox: SharedArrayBuffer, names: readonly string[], scratch: Map<string, ArrayBuffer>, alias?: ArrayBuffer): { id: number; wide: boolean; inPlace: boolean; feeds: Record<string, MailboxTensor & { type: TensorDtype }> };

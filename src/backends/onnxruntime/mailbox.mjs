@@ -32,23 +32,44 @@ export function stateWord() {
   return new Int32Array(new SharedArrayBuffer(4));
 }
 
+/** A typed array's dtype, for a tensor that does not name it. */
+export function dtypeOf(data) {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof BigInt64Array) return 'int64';
+  return 'float16';
+}
+
 /**
- * Where each input goes in a mailbox, and the bytes the request needs; undefined when its
- * header does not fit (many inputs of high rank), so that it goes by postMessage.
+ * Where each input of a batch goes in a mailbox, and the bytes the request needs: `parts`
+ * are the batch's requests in order along axis 0 (`rows` in all), written one after
+ * another, so that the batch is merged in the mailbox itself. Undefined when its header
+ * does not fit (many inputs of high rank), so that it goes by postMessage.
  */
-export function layout(feeds, inputIndex) {
+export function layout(parts, rows, inputIndex) {
+  const first = parts[0];
   const entries = [];
   let slots = 3;
   let bytes = HEADER_BYTES;
-  for (const name in feeds) {
-    const t = feeds[name];
+  for (const name in first) {
+    const t = first[name];
     const index = inputIndex.get(name);
-    const type = TYPES.indexOf(t.type);
+    const type = TYPES.indexOf(t.type ?? dtypeOf(t.data));
     if (index === undefined || type < 0) return undefined;
-    slots += 5 + t.dims.length;
+    const dims = parts.length === 1 ? t.dims : [rows, ...t.dims.slice(1)];
+    slots += 5 + dims.length;
     if (slots > HEADER_SLOTS) return undefined;
-    entries.push({ index, type, data: t.data, dims: t.dims, offset: bytes });
-    bytes += Math.ceil(t.data.byteLength / 8) * 8;
+    const chunks = parts.length === 1 ? [t.data] : parts.map((p) => p[name].data);
+    let length = 0;
+    let byteLength = 0;
+    for (const c of chunks) {
+      length += c.length;
+      byteLength += c.byteLength;
+    }
+    entries.push({ index, type, dims, length, chunks, offset: bytes });
+    bytes += Math.ceil(byteLength / 8) * 8;
   }
   return { entries, bytes };
 }
@@ -61,7 +82,14 @@ export function postRequest(state, mailbox, id, wide, plan) {
   // Everything that can throw (a detached input, memory too small) before the claim: once
   // claimed, the worker waits for POSTED.
   const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
-  const copies = plan.entries.map((e) => [new Uint8Array(mailbox, e.offset, e.data.byteLength), new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength)]);
+  const copies = [];
+  for (const e of plan.entries) {
+    let at = e.offset;
+    for (const c of e.chunks) {
+      copies.push([new Uint8Array(mailbox, at, c.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength)]);
+      at += c.byteLength;
+    }
+  }
   if (Atomics.compareExchange(state, 0, POLLING, CLAIMED) !== POLLING) return false;
   header[0] = id;
   header[1] = wide ? 1 : 0;
@@ -71,7 +99,7 @@ export function postRequest(state, mailbox, id, wide, plan) {
     header[s++] = e.index;
     header[s++] = e.type;
     header[s++] = e.dims.length;
-    header[s++] = e.data.length;
+    header[s++] = e.length;
     header[s++] = e.offset;
     for (const d of e.dims) header[s++] = d;
   }
@@ -119,11 +147,14 @@ function take(state, read) {
 }
 
 /**
- * A request out of `mailbox`: its id, wide flag and feeds (by input name), each copied
- * into memory of this thread's (onnxruntime-node refuses tensors over shared memory),
- * reused from `scratch` (by input name) where the size matches.
+ * A request out of `mailbox`: its id, wide flag, feeds (by input name) and whether they
+ * are read in place. onnxruntime-node
+ * refuses tensors over shared memory, so each input is read through `alias` (a plain
+ * ArrayBuffer over the mailbox's bytes, from the addon's sharedMemoryAlias(): no copy)
+ * where there is one, else copied into memory of this thread's, reused from `scratch`
+ * (by input name) where the size matches.
  */
-export function readRequest(mailbox, names, scratch) {
+export function readRequest(mailbox, names, scratch, alias) {
   const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
   const id = header[0];
   const wide = header[1] === 1;
@@ -138,11 +169,15 @@ export function readRequest(mailbox, names, scratch) {
     const offset = header[s++];
     const dims = [];
     for (let r = 0; r < rank; r++) dims.push(header[s++]);
+    if (alias) {
+      feeds[name] = { type, dims, data: new CTORS[type](alias, offset, length) };
+      continue;
+    }
     const byteLength = length * CTORS[type].BYTES_PER_ELEMENT;
     let buffer = scratch.get(name);
     if (!buffer || buffer.byteLength !== byteLength) scratch.set(name, (buffer = new ArrayBuffer(byteLength)));
     new Uint8Array(buffer).set(new Uint8Array(mailbox, offset, byteLength));
     feeds[name] = { type, dims, data: new CTORS[type](buffer, 0, length) };
   }
-  return { id, wide, feeds };
+  return { id, wide, feeds, inPlace: Boolean(alias) };
 }

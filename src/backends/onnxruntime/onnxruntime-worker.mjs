@@ -2,8 +2,9 @@
 // blocks the main event loop (DESIGN.md decision 5). Plain JS on purpose: it is
 // loaded as-is from src/ under vitest and copied next to the bundles in dist/.
 // Tensors arrive and leave as transferred ArrayBuffers: no copy on either side, except a
-// large result copied into memory the engine sent back for it (intoSpare, below), and a
-// run that finds this thread polling, copied in through its mailbox (mailbox.mjs).
+// large result copied into memory the engine sent back for it (intoSpare, below). A run
+// that finds this thread polling comes through its mailbox (mailbox.mjs), read in place
+// where the addon is at hand, else copied once.
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
@@ -65,9 +66,24 @@ try {
 const spinMs = workerData.spinMs ?? 0;
 const state = workerData.state;
 let mailbox;
+// A plain ArrayBuffer over the mailbox, for onnxruntime to read inputs in place.
+let mailboxAlias;
+const aliasOf = sharedMemoryAlias(workerData.addonPath);
 const inputNames = session?.inputNames ?? [];
 // This thread's copies of mailbox inputs, reused run to run.
 const scratch = new Map();
+
+// The addon's sharedMemoryAlias(), where the engine passed the addon's path and it loads
+// here (else mailbox inputs are copied).
+function sharedMemoryAlias(path) {
+  if (!path) return undefined;
+  try {
+    const fn = require(path).sharedMemoryAlias;
+    return typeof fn === 'function' ? fn : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 // A second session of the same model with more intra-op threads, for a batch that runs
 // while every other worker is idle (the engine decides; docs/engine.md).
@@ -95,7 +111,14 @@ async function dropWide(msg) {
 
 function handle(msg) {
   if (msg.type === 'run') {
-    if (msg.mailbox) mailbox = msg.mailbox;
+    if (msg.mailbox) {
+      mailbox = msg.mailbox;
+      try {
+        mailboxAlias = aliasOf?.(new Uint8Array(mailbox));
+      } catch {
+        mailboxAlias = undefined; // inputs are copied instead
+      }
+    }
     run(msg);
   } else if (msg.type === 'wide') makeWide(msg);
   else if (msg.type === 'dropWide') dropWide(msg);
@@ -103,9 +126,9 @@ function handle(msg) {
 parentPort.on('message', handle);
 
 function spin() {
-  const got = poll(state, parentPort, spinMs, () => readRequest(mailbox, inputNames, scratch));
+  const got = poll(state, parentPort, spinMs, () => readRequest(mailbox, inputNames, scratch, mailboxAlias));
   if (got?.message) handle(got.message);
-  if (got?.request) run({ type: 'run', id: got.request.id, wide: got.request.wide, local: got.request.feeds });
+  if (got?.request) run({ type: 'run', id: got.request.id, wide: got.request.wide, local: got.request.feeds, inPlace: got.request.inPlace });
 }
 
 // Memory the engine sent back for results (spares: earlier results no caller kept): a
@@ -168,6 +191,7 @@ async function run(msg) {
     // Spare memory this run did not need goes back too.
     for (const b of spare) transfer.push(b);
     message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs, wide: onWide };
+    if (msg.inPlace) message.inPlace = true;
   } catch (err) {
     message = { type: 'error', id: msg.id, message: String(err?.message ?? err) };
     transfer = undefined;
