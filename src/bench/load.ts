@@ -169,6 +169,8 @@ export interface OverheadResult {
   rawP50Ms: number;
   /** engineP50Ms / rawP50Ms − 1. */
   overhead: number;
+  /** Each round's engine p50 over the same round's raw p50, − 1: the spread behind the median. */
+  overheadByRound: number[];
   /** Median over rounds of the p50 latency of a bare worker hop (src/bench/bare-worker.ts), ms, where one was timed. */
   hopP50Ms?: number;
   /** hopP50Ms / rawP50Ms − 1: what leaving the JS thread alone costs on this machine. */
@@ -221,7 +223,8 @@ export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, r
   const p50s = await interleavedAtOne(hop ? [engine, raw, hop] : [engine, raw], inputs, rounds, secondsPerRound);
   const engineP50Ms = median(p50s[0]!);
   const rawP50Ms = median(p50s[1]!);
-  const result: OverheadResult = { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1 };
+  const overheadByRound = p50s[0]!.map((e, k) => e / p50s[1]![k]! - 1);
+  const result: OverheadResult = { rounds, engineP50Ms, rawP50Ms, overhead: engineP50Ms / rawP50Ms - 1, overheadByRound };
   if (hop) {
     result.hopP50Ms = median(p50s[2]!);
     result.hopOverhead = result.hopP50Ms / rawP50Ms - 1;

@@ -192,6 +192,12 @@ describe('bench', () => {
     // The bare worker hop is timed beside the engine and the raw call, against the same raw p50.
     expect(r.overhead.hopP50Ms).toBeGreaterThan(0);
     expect(r.overhead.hopOverhead).toBeCloseTo(r.overhead.hopP50Ms! / r.overhead.rawP50Ms - 1, 12);
+    // Each round's overhead beside the median, as the summary prints them.
+    expect(r.overhead.overheadByRound).toHaveLength(r.overhead.rounds);
+    const sorted = [...r.overhead.overheadByRound].sort((a, b) => a - b);
+    expect(r.overhead.overhead).toBeGreaterThanOrEqual(sorted[0]! - 1e-9);
+    expect(r.overhead.overhead).toBeLessThanOrEqual(sorted.at(-1)! + 1e-9);
+    expect(executiveSummary(r).join('\n')).toMatch(/= -?\d+\.\d % \(rounds: (-?\d+\.\d %, ){4}-?\d+\.\d %\)/);
     expect(executiveSummary(r).join('\n')).toMatch(/plain worker thread, one postMessage each way and nothing else: p50 \d+\.\d\d ms/);
     expect(r.engine.loneRuns).toEqual({ threads: 1, reason: 'each instance runs on its own threads' });
     expect(executiveSummary(r).join('\n')).toContain('a lone batch on 1 thread(s) (each instance runs on its own threads)');
