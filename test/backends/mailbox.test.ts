@@ -9,6 +9,9 @@ import { POLLING, layout } from '../../src/backends/onnxruntime/mailbox.mjs';
 import type { TensorLike } from '../../src/tensor.js';
 import { CLS_ITEM, CLS_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
 import { embeddingModel, embeddingRequest } from '../engine/multi-input.js';
+import { makeNode, makeValueInfo } from '../../src/onnx/graph.js';
+import { writeModel } from '../../src/onnx/model.js';
+import { DataType, onnx } from '../../src/onnx/proto.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -150,6 +153,33 @@ describe('the mailbox', () => {
     expect(mailboxRuns).toBeGreaterThan(0);
     // Only the runs that went by message merged their parts.
     expect(merges).toBe(runs - mailboxRuns);
+  });
+
+  it('gives results memory of their own even where an output is an input read in place (Identity, a graph input as output)', async () => {
+    const model = writeModel(onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'passthrough',
+        node: [makeNode('Identity', ['x'], ['y'], 'identity'), makeNode('Reshape', ['x', 'shape'], ['r'], 'reshape')],
+        initializer: [onnx.TensorProto.create({ name: 'shape', dataType: DataType.INT64, dims: [2], int64Data: [-1, 4] })],
+        input: [makeValueInfo('x', DataType.FLOAT, ['N', 4])],
+        output: [makeValueInfo('y', DataType.FLOAT, ['N', 4]), makeValueInfo('x', DataType.FLOAT, ['N', 4]), makeValueInfo('r', DataType.FLOAT, ['N', 4])],
+      },
+    }));
+    const b = await backend(model);
+    const got: Record<string, TensorLike>[] = [];
+    for (let k = 0; k < 30; k++) got.push((await b.runTimed({ x: { data: new Float32Array(4).fill(k), dims: [1, 4], type: 'float32' } })).outputs);
+    // Later requests were written over the same mailbox: each result still holds its own values.
+    got.forEach((outputs, k) => {
+      for (const name of ['y', 'x', 'r']) {
+        expect(Array.from(outputs[name]!.data as Float32Array), `${name} of request ${k}`).toEqual([k, k, k, k]);
+        expect(outputs[name]!.data.buffer).toBeInstanceOf(ArrayBuffer);
+      }
+    });
+    const { mailboxRuns, mailboxRunsInPlace } = b.stats();
+    expect(mailboxRuns).toBeGreaterThan(0);
+    expect(mailboxRunsInPlace).toBe(mailboxRuns);
   });
 
   it('carries which session a run asked for: the wide one runs what asked for it, as the worker reports', async () => {

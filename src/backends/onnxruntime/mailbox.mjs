@@ -148,11 +148,11 @@ function take(state, read) {
 
 /**
  * A request out of `mailbox`: its id, wide flag, feeds (by input name) and whether they
- * are read in place. onnxruntime-node
- * refuses tensors over shared memory, so each input is read through `alias` (a plain
- * ArrayBuffer over the mailbox's bytes, from the addon's sharedMemoryAlias(): no copy)
- * where there is one, else copied into memory of this thread's, reused from `scratch`
- * (by input name) where the size matches.
+ * are read in place. onnxruntime-node refuses tensors over shared memory, so each input is
+ * read through `alias` (a plain ArrayBuffer over the mailbox's bytes, from the addon's
+ * sharedMemoryAlias(): no copy) where there is one, else copied into memory of this
+ * thread's, reused from `scratch` (by input name) where the size matches. (onnxruntime-node
+ * gives every output memory of its own, an output that is an input too: tested.)
  */
 export function readRequest(mailbox, names, scratch, alias) {
   const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
