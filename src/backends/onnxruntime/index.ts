@@ -457,9 +457,9 @@ export class OnnxruntimeBackend implements Backend {
           sizes.set(name, t.buffer.byteLength);
         }
       }
+      if (msg.inPlace) this.inPlaceRunCount++;
       // Which session ran it, as the worker says: a run asked for the wide session runs on
       // the single-threaded one where the worker has none.
-      if (msg.inPlace) this.inPlaceRunCount++;
       p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide });
     });
     // An uncaught error ends the thread: 'exit' follows, and says what it was.
@@ -634,8 +634,10 @@ export class OnnxruntimeBackend implements Backend {
     if (!w) {
       // Every worker exited: wait for a replacement, where one is starting (merged now: the
       // parts are the callers' memory).
-      const feeds = batch.merged();
-      if (this.starting.size > 0) return Promise.race(this.starting).then(() => this.runTimed(feeds, options));
+      if (this.starting.size > 0) {
+        const feeds = batch.merged();
+        return Promise.race(this.starting).then(() => this.runTimed(feeds, options));
+      }
       return Promise.reject(this.gaveUp ?? new TensorrtNodeError('EBACKEND', 'no onnxruntime worker is alive', { backend: 'onnxruntime' }));
     }
     const id = this.nextId++;
