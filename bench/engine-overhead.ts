@@ -33,10 +33,12 @@ const bare = await startBareWorker(graph, 'x', workerSessionOptions(2));
 const backend = await OnnxruntimeBackend.create(graph, { instances: 1, threadsPerInstance: 2 });
 const engine = await Engine.build(model, { instances: 1, threadsPerInstance: 2, shapes });
 const normal = await Engine.build(model, { instances: 1, threadsPerInstance: 2, backgroundThreads: false, shapes });
-// The engine as it was before the mailbox: every run by message (its workers never get mailbox memory).
+// The engine as it was before the mailbox: every run by message, to a worker that still
+// polls its port. The JS side reads a state word of its own that never says POLLING, so it
+// never claims the mailbox (hiding the mailbox instead made every run send a fresh one).
 const byMessage = await Engine.build(model, { instances: 1, threadsPerInstance: 2, shapes });
-type WithWorkers = { workers: { mailbox?: SharedArrayBuffer }[] };
-for (const w of (byMessage as unknown as { impl: WithWorkers }).impl.workers) Object.defineProperty(w, 'mailbox', { get: () => undefined, set: () => {} });
+type WithWorkers = { workers: { state: Int32Array }[] };
+for (const w of (byMessage as unknown as { impl: WithWorkers }).impl.workers) Object.defineProperty(w, 'state', { value: new Int32Array(new SharedArrayBuffer(4)) });
 const contenders: [string, (i: number) => Promise<unknown>][] = [
   ['raw run()', (i) => raw.run({ x: new ort.Tensor('float32', inputs[i]!, dims) })],
   ['bare worker hop', (i) => bare.infer(inputs[i]!, dims)],

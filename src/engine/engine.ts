@@ -112,8 +112,9 @@ export interface FullStats extends EngineStats {
    * (inputs read by DMA from pinned Buffers, or copied once into pinned staging),
    * `graphLaunches`, `graphFallbacks`, `completionsSpun` and `completionsBlocked` (see
    * `spinWaitUs`), `deviceMemoryUsed` (bytes, the whole device's). On ONNX Runtime: `runs`
-   * (batches sent to the workers) and `mailboxRuns` (those that reached a worker polling for
-   * its next run through shared memory rather than a message).
+   * (batches sent to the workers), `mailboxRuns` (those that reached a worker polling for
+   * its next run through shared memory rather than a message) and `mailboxRunsInPlace`
+   * (those of them onnxruntime read where they lay, without a copy in the worker).
    */
   backendCounters?: Readonly<Record<string, number>>;
   backend: BackendInfo;

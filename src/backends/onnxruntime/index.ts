@@ -263,9 +263,9 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
 }
 
 /**
- * A request larger than this goes by postMessage, transferred: the mailbox costs a copy on
- * the JS thread (885 KB for the classifier's batch of 8, ~0.1 ms), and a run long enough to
- * need that much input gains little from a quicker hop.
+ * A request larger than this goes by postMessage, merged and transferred: each worker keeps
+ * its mailbox for good, and a run long enough to need that much input gains little from a
+ * quicker hop. Either way the callers' memory is copied once.
  */
 const MAILBOX_MAX_BYTES = 1 << 20;
 
