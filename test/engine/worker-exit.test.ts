@@ -188,6 +188,25 @@ describe('a worker that exits', () => {
     expect(stats.failed).toEqual({});
   });
 
+  it('while it polls: a message it cannot read ends it, as from its event loop', async () => {
+    const engine = await build(1, true);
+    await withWarnings('EBACKEND', async () => {
+      // Right after a result the worker polls its port for 1 ms (mailbox.mjs); a message
+      // found there went to the handler only where truthy, so this one was dropped and the
+      // worker lived on (pipeline.test.ts's exit case then found no exit, in CI).
+      await engine.infer(clsInput(1));
+      const w = workers(engine)[0]!;
+      const exited = new Promise<boolean>((r) => {
+        w.worker.once('exit', () => r(true));
+        setTimeout(() => r(false), 10_000).unref();
+      });
+      crash(w);
+      expect(await exited).toBe(true);
+      await vi.waitFor(() => expect(engine.stats().instanceRestarts).toBe(1), { timeout: 20_000, interval: 20 });
+    });
+    await expectOwnResults([await engine.infer(clsInput(2))], [2]);
+  });
+
   it('while the engine is disposed: dispose waits for the replacement and ends it', async () => {
     const engine = await build(1);
     const r = engine.infer(clsInput(1)).then(() => 'ok', (e: unknown) => (e as { code?: string }).code);

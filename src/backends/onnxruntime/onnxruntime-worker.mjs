@@ -127,7 +127,9 @@ parentPort.on('message', handle);
 
 function spin() {
   const got = poll(state, parentPort, spinMs, () => readRequest(mailbox, inputNames, scratch, mailboxAlias));
-  if (got?.message) handle(got.message);
+  // Any message, falsy ones too: one the handler cannot read must end this thread here as
+  // it would from the event loop (test/engine/worker-exit.test.ts ends workers that way).
+  if (got && 'message' in got) handle(got.message);
   if (got?.request) run({ type: 'run', id: got.request.id, wide: got.request.wide, local: got.request.feeds, inPlace: got.request.inPlace });
 }
 
