@@ -55,7 +55,11 @@ export interface BackendInfo {
   instances: number;
   /** ONNX Runtime intra-op threads per instance. */
   threadsPerInstance?: number;
-  /** ONNX Runtime threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. */
+  /**
+   * ONNX Runtime threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. It changes
+   * to 'normal (starved under SCHED_IDLE: ...)' where other work kept the workers off the
+   * cores and the engine replaced them (docs/engine.md).
+   */
   threadPolicy?: string;
   /** ONNX Runtime: the engine's graph rewrites (`graphRewrites`), by kind and count. */
   graphRewrites?: GraphRewrites;
@@ -157,6 +161,8 @@ export class Engine {
     this.inputs = impl.inputs;
     this.outputs = impl.outputs;
     this.backend = init.backend;
+    // Read live: ONNX Runtime's workers leave SCHED_IDLE where they starve under it.
+    if (impl.threadPolicy !== undefined) Object.defineProperty(this.backend, 'threadPolicy', { get: () => impl.threadPolicy, enumerable: true });
     this.batching = init.batching;
     this.cache = init.cache;
     this.quantization = init.quantization;
@@ -319,7 +325,6 @@ export class Engine {
           reason: selection.reason,
           instances: impl.instances,
           ...(impl.threadsPerInstance !== undefined ? { threadsPerInstance: impl.threadsPerInstance } : {}),
-          ...(impl.threadPolicy !== undefined ? { threadPolicy: impl.threadPolicy } : {}),
           ...(graphRewrites ? { graphRewrites } : {}),
           ...(loneRuns ? { loneRuns } : {}),
         },

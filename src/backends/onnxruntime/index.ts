@@ -15,6 +15,7 @@ import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { exitGuard } from './exit-guard.js';
 import { CTORS, dtypeOf, layout, postRequest, stateWord } from './mailbox.mjs';
+import { schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -34,8 +35,9 @@ export interface OnnxruntimeBackendOptions {
    * SCHED_IDLE, so that the JS thread takes a core from them the moment it wakes (default
    * yes). With every core busy in ORT, a plain or niced JS thread waited up to 7 ms for a
    * core; the price is that any other busy thread of the machine (or of the container's
-   * cgroup) runs before inference does (docs/engine.md). Needs the native addon; elsewhere
-   * the threads keep the normal policy and `threadPolicy` says why.
+   * cgroup) runs before inference does (docs/engine.md): where that starves the workers
+   * (starvation.ts), they are replaced by workers of normal priority. Needs the native
+   * addon; elsewhere the threads keep the normal policy and `threadPolicy` says why.
    */
   backgroundThreads?: boolean;
   /** onnxruntime graph optimization level. Default 'all'. */
@@ -215,6 +217,10 @@ function toDtype(type: string, where: string): TensorDtype {
 const MAX_EXITS = 3;
 const RESTART_WINDOW_MS = 60_000;
 
+/** Starvation under SCHED_IDLE is judged over windows this long, and acted on after this many in a row (starvation.ts). */
+const STARVATION_WINDOW_MS = 1000;
+const STARVED_WINDOWS = 2;
+
 /** What starting a worker takes. */
 interface WorkerInit {
   url: URL;
@@ -222,6 +228,8 @@ interface WorkerInit {
   sessionOptions: object;
   spinMs: number;
   background: boolean;
+  /** What threadPolicy says where `background` is false. */
+  normalWhy: string;
 }
 
 /** Starts a worker and its session: resolves once the session is ready, with the thread's scheduling policy. */
@@ -238,16 +246,18 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
     let policy = 'normal';
+    let tid: number | undefined;
     const onStart = (msg: WorkerMessage): void => {
       if (msg.type === 'thread') {
-        policy = init.background ? backgroundThread(msg.tid) : 'normal (backgroundThreads: false)';
+        tid = msg.tid;
+        policy = init.background ? backgroundThread(msg.tid) : init.normalWhy;
         worker.postMessage({ type: 'start' });
         return;
       }
       worker.off('message', onStart);
       worker.off('exit', onExit);
       if (msg.type === 'ready') {
-        resolve({ w: new OnnxruntimeWorker(worker, state), ready: msg, policy });
+        resolve({ w: new OnnxruntimeWorker(worker, state, tid), ready: msg, policy });
         return;
       }
       // Without a session the worker serves nothing, and runs nothing that ending it could
@@ -280,10 +290,15 @@ class OnnxruntimeWorker {
   dead: Error | undefined;
   /** The uncaught error that ended the thread, where one did. */
   cause: Error | undefined;
+  /** The thread's Linux id, where known. */
+  readonly tid: number | undefined;
+  /** Replaced by a worker of normal priority (starved under SCHED_IDLE): ends once its runs settle. */
+  retired = false;
 
-  constructor(worker: Worker, state: Int32Array) {
+  constructor(worker: Worker, state: Int32Array, tid: number | undefined) {
     this.worker = worker;
     this.state = state;
+    this.tid = tid;
   }
 
   fail(err: Error): void {
@@ -340,8 +355,8 @@ export class OnnxruntimeBackend implements Backend {
   readonly inputDimParams: Readonly<Record<string, readonly (string | null)[]>>;
   readonly instances: number;
   readonly threadsPerInstance: number;
-  /** 'SCHED_IDLE', or 'normal' with the reason. */
-  readonly threadPolicy: string;
+  /** 'SCHED_IDLE', or 'normal' with the reason (which may say the workers left SCHED_IDLE, starved). */
+  threadPolicy: string;
   private readonly workers: OnnxruntimeWorker[];
   /**
    * Memory of large results the engine released (`release`), sent back to the workers as
@@ -354,7 +369,7 @@ export class OnnxruntimeBackend implements Backend {
   private nextId = 1;
   private disposed = false;
   /** How a worker is started, kept to start one in place of a worker that exits. */
-  private readonly init: WorkerInit;
+  private init: WorkerInit;
   /** Each input's position in the session's inputs, as the mailbox names them. */
   private readonly inputIndex: Map<string, number>;
   /** When workers exited unexpectedly, within the last RESTART_WINDOW_MS. */
@@ -371,6 +386,12 @@ export class OnnxruntimeBackend implements Backend {
   private runCount = 0;
   private mailboxRunCount = 0;
   private inPlaceRunCount = 0;
+  /** Under SCHED_IDLE: the timer that checks for starvation, the last readings, the starved windows in a row. */
+  private starvationTimer: NodeJS.Timeout | undefined;
+  private lastTimes: { at: number; main: SchedTimes; workers: Map<OnnxruntimeWorker, SchedTimes>; busy: boolean } | undefined;
+  private starvedInRow = 0;
+  /** Workers replaced for starvation, ending once their runs settle. */
+  private readonly retiring = new Set<Promise<void>>();
 
   private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], dimParams: Record<string, (string | null)[]>, threads: number, threadPolicy: string) {
     this.init = init;
@@ -398,7 +419,7 @@ export class OnnxruntimeBackend implements Backend {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
-    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background };
+    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)' };
     const started = Array.from({ length: instances }, () => spawn(init));
     const settled = await Promise.allSettled(started);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -416,6 +437,7 @@ export class OnnxruntimeBackend implements Backend {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
     }
+    if (backend.threadPolicy === 'SCHED_IDLE') backend.watchStarvation();
     return backend;
   }
 
@@ -474,6 +496,11 @@ export class OnnxruntimeBackend implements Backend {
    * place, unless workers exited more than MAX_EXITS times within RESTART_WINDOW_MS.
    */
   private lost(w: OnnxruntimeWorker, code: number): void {
+    if (w.retired) {
+      // Its replacement serves already; a run it still held (it ended early) runs again there.
+      w.fail(new TensorrtNodeError('EBACKEND', `a retired onnxruntime worker exited (code ${code}) while running this batch`, { backend: 'onnxruntime', retry: true, exitCode: code }));
+      return;
+    }
     if (this.disposed) {
       w.fail(new TensorrtNodeError('EDISPOSED', `onnxruntime worker exited (code ${code})`));
       return;
@@ -496,6 +523,112 @@ export class OnnxruntimeBackend implements Backend {
     process.emitWarning(`tensorrt-node: an onnxruntime worker exited (${why}); its batches run again and another worker starts`, { code: 'EBACKEND' });
     const task: Promise<void> = this.replace().finally(() => this.starting.delete(task));
     this.starting.add(task);
+  }
+
+  /**
+   * Under SCHED_IDLE, checks every STARVATION_WINDOW_MS whether other work keeps the
+   * workers off the cores (starvation.ts); after STARVED_WINDOWS such windows in a row the
+   * workers are replaced by ones of normal priority, for the rest of the backend's life.
+   * Each check reads one small /proc file per thread on the JS thread.
+   */
+  private watchStarvation(): void {
+    if (this.workers.some((w) => w.tid === undefined) || !schedTimes('/proc/thread-self/schedstat')) return;
+    this.starvationTimer = setInterval(() => this.checkStarvation(), STARVATION_WINDOW_MS);
+    this.starvationTimer.unref();
+  }
+
+  private checkStarvation(): void {
+    const now = performance.now();
+    const main = schedTimes('/proc/thread-self/schedstat');
+    const workers = new Map<OnnxruntimeWorker, SchedTimes>();
+    for (const w of this.workers) {
+      const t = w.dead ? undefined : schedTimes(`/proc/self/task/${w.tid}/schedstat`);
+      if (t) workers.set(w, t);
+    }
+    const busy = this.workers.some((w) => w.pending.size > 0);
+    const last = this.lastTimes;
+    this.lastTimes = main ? { at: now, main, workers, busy } : undefined;
+    if (!last || !main) {
+      this.starvedInRow = 0;
+      return;
+    }
+    let workersRunMs = 0;
+    let workersWaitMs = 0;
+    for (const [w, t] of workers) {
+      const before = last.workers.get(w);
+      if (!before) continue; // a new worker: from the next window
+      workersRunMs += t.runMs - before.runMs;
+      workersWaitMs += t.waitMs - before.waitMs;
+    }
+    const window = { windowMs: now - last.at, cores: availableParallelism(), runsWaiting: busy && last.busy, workersRunMs, workersWaitMs, mainRunMs: main.runMs - last.main.runMs };
+    this.starvedInRow = starvedWindow(window) ? this.starvedInRow + 1 : 0;
+    if (this.starvedInRow >= STARVED_WINDOWS) this.leaveIdle(window);
+  }
+
+  /** Replaces every worker by one of normal priority (starved under SCHED_IDLE); the old ones end once their runs settle. */
+  private leaveIdle(window: { windowMs: number; workersRunMs: number; workersWaitMs: number }): void {
+    clearInterval(this.starvationTimer);
+    this.starvationTimer = undefined;
+    const share = (100 * window.workersRunMs) / (window.workersRunMs + window.workersWaitMs);
+    const why = `starved under SCHED_IDLE: over ${STARVED_WINDOWS} windows of ${STARVATION_WINDOW_MS} ms the workers ran ${share.toFixed(1)} % of the time they were ready to`;
+    this.init = { ...this.init, background: false, normalWhy: `normal (${why})` };
+    this.threadPolicy = this.init.normalWhy;
+    process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place (backgroundThreads: false starts them so)`, { code: 'EBACKEND' });
+    const task: Promise<void> = this.renew().finally(() => this.starting.delete(task));
+    this.starting.add(task);
+  }
+
+  /** Starts a worker for each live one, with `init` as it is now, and retires the old one once the new one is ready. */
+  private async renew(): Promise<void> {
+    const old = this.workers.filter((w) => !w.dead);
+    const started = await Promise.allSettled(old.map(() => spawn(this.init)));
+    const wide = this.wide;
+    for (const [k, s] of started.entries()) {
+      if (s.status === 'rejected') {
+        process.emitWarning(`tensorrt-node: a worker of normal priority failed to start (${(s.reason as Error).message}); the old one serves on`, { code: 'EBACKEND' });
+        continue;
+      }
+      const fresh = s.value.w;
+      const i = this.workers.indexOf(old[k]!);
+      if (this.disposed || i < 0) {
+        await fresh.worker.terminate();
+        continue;
+      }
+      this.workers[i] = fresh;
+      this.listen(fresh);
+      fresh.worker.unref();
+      this.retire(old[k]!);
+    }
+    // The wide session went with a retired worker: make it again on a new one.
+    if (wide && wide.worker.retired && !this.disposed) {
+      this.wide = undefined;
+      try {
+        await this.addWide(wide.threads);
+      } catch (e) {
+        process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
+      }
+    }
+  }
+
+  /**
+   * Ends a replaced worker. The runs it holds go back to the batcher at once, to run again
+   * on the new workers (starved, it would take seconds to reach them); it is ended once it
+   * has answered them, as ending a thread inside onnxruntime's run() can abort the process.
+   */
+  private retire(w: OnnxruntimeWorker): void {
+    w.retired = true;
+    const again = new TensorrtNodeError('EBACKEND', 'the onnxruntime worker holding this batch was replaced (starved under SCHED_IDLE); it runs again on a new one', { backend: 'onnxruntime', retry: true });
+    for (const p of w.pending.values()) {
+      const { reject } = p;
+      p.resolve = () => {};
+      p.reject = () => {};
+      reject(again);
+    }
+    const task: Promise<void> = settledRuns(w)
+      .then(() => w.worker.terminate())
+      .then(() => undefined, () => undefined)
+      .finally(() => this.retiring.delete(task));
+    this.retiring.add(task);
   }
 
   /** Starts a worker in place of the first dead one (and its wide session, where it had it). */
@@ -606,7 +739,8 @@ export class OnnxruntimeBackend implements Backend {
 
   /** Whether a batch goes to the wide session: as told, or for 'auto' where every worker is idle. */
   private goesWide(wide: boolean | 'auto'): boolean {
-    if (!this.wide || this.wide.worker.dead || wide === false) return false;
+    // Not on a retired worker (renew()): it ends once the runs it held settle.
+    if (!this.wide || this.wide.worker.dead || this.wide.worker.retired || wide === false) return false;
     return wide === true || this.workers.every((w) => w.dead || w.pending.size === 0);
   }
 
@@ -696,22 +830,29 @@ export class OnnxruntimeBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    // A replacement still starting ends itself once started (replace()).
+    clearInterval(this.starvationTimer);
+    // A replacement still starting ends itself once started (replace(), renew()).
     await Promise.allSettled(this.starting);
     await Promise.all(
       this.workers.map(async (w) => {
         // Let runs in progress finish, then end the thread.
-        await Promise.allSettled(
-          [...w.pending.values()].map((p) => new Promise<void>((r) => {
-            const { resolve, reject } = p;
-            p.resolve = (v) => { resolve(v); r(); };
-            p.reject = (e) => { reject(e); r(); };
-          })),
-        );
+        await settledRuns(w);
         await w.worker.terminate();
       }),
     );
+    await Promise.allSettled(this.retiring);
   }
+}
+
+/** Resolves once every run and control request `w` holds now has settled (its callers' handlers called first). */
+function settledRuns(w: OnnxruntimeWorker): Promise<void> {
+  return Promise.allSettled(
+    [...w.pending.values(), ...w.control.values()].map((p) => new Promise<void>((r) => {
+      const { resolve, reject } = p;
+      p.resolve = (v) => { resolve(v); r(); };
+      p.reject = (e) => { reject(e); r(); };
+    })),
+  ).then(() => undefined);
 }
 
 /** Results this large have their memory reused; smaller ones cost V8 little and stay fresh. */

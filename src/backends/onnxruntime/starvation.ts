@@ -1,0 +1,65 @@
+/**
+ * Whether inference threads under SCHED_IDLE are starved: runnable, yet kept off the cores
+ * by other work. SCHED_IDLE lets the JS thread preempt them at once (docs/engine.md), but
+ * any thread of normal priority does too: with two busy processes beside it on 2 cores,
+ * the engine served 6 req/s under SCHED_IDLE against 1085 req/s with the normal policy
+ * (PaddleOCR cls, 16 in flight). Linux keeps an unprivileged thread from leaving SCHED_IDLE,
+ * so the backend answers starvation with new threads of normal priority (index.ts).
+ */
+import { readFileSync } from 'node:fs';
+
+/** Time on a CPU and time runnable but waiting for one, in ms. */
+export interface SchedTimes {
+  runMs: number;
+  waitMs: number;
+}
+
+/**
+ * A thread's times from Linux's schedstat (`/proc/self/task/<tid>/schedstat`, or
+ * `/proc/thread-self/schedstat` for the calling thread): nanoseconds on a CPU, waiting on
+ * a run queue, and timeslices. Undefined where the file cannot be read (not Linux, thread
+ * gone, schedstats off).
+ */
+export function schedTimes(path: string): SchedTimes | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const [run, wait] = text.trim().split(/\s+/).map(Number);
+  if (!Number.isFinite(run) || !Number.isFinite(wait)) return undefined;
+  return { runMs: run! / 1e6, waitMs: wait! / 1e6 };
+}
+
+/** One window of measurement: the inference threads' times summed, and the JS thread's time on a CPU. */
+export interface StarvationWindow {
+  windowMs: number;
+  cores: number;
+  /** Whether runs waited on the workers at the window's start and at its end. */
+  runsWaiting: boolean;
+  workersRunMs: number;
+  workersWaitMs: number;
+  mainRunMs: number;
+}
+
+/** Below this share of the time they could have had, the workers count as starved. */
+export const STARVED_SHARE = 0.25;
+
+/**
+ * Starved: runs waited on the workers from the window's start to its end (an idle worker
+ * that other work caught inside its 1 ms poll stays runnable until it gets a core; that
+ * starved nothing, yet tripped the check while another engine served), the workers were
+ * runnable for at least a quarter of the window, and they ran less
+ * than a quarter of what the cores could have given them. What they could have had is
+ * their runnable time, capped by the cores less the JS thread's own time: yielding to the
+ * JS thread is what SCHED_IDLE is for, and more workers than cores wait on each other.
+ * A single busy process beside them takes about half (one core of two) and does not count.
+ */
+export function starvedWindow(w: StarvationWindow): boolean {
+  if (!w.runsWaiting) return false;
+  const runnable = w.workersRunMs + w.workersWaitMs;
+  if (runnable < 0.25 * w.windowMs) return false;
+  const couldHave = Math.min(runnable, Math.max(0, w.cores * w.windowMs - w.mainRunMs));
+  return w.workersRunMs < STARVED_SHARE * couldHave;
+}

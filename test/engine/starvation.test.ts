@@ -1,0 +1,102 @@
+/**
+ * Workers under SCHED_IDLE starved by other busy processes: the engine replaces them by
+ * workers of normal priority, says so, and loses no request. Real busy processes (two
+ * shell loops, one per core here) beside a real engine; the threads' policies read back
+ * from /proc.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { addonState } from '../../src/native/index.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, withWarnings } from './helpers.js';
+
+const OUT = 'softmax_0.tmp_0';
+const SCHED_IDLE = 5;
+
+/** Threads of this process under SCHED_IDLE (field 41 of /proc/self/task/<tid>/stat). */
+function idleThreads(): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]) === SCHED_IDLE) out.push(Number(tid));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** The engine's worker threads' Linux ids (private: reached into, as test/engine/worker-exit.test.ts does). */
+function workerTids(e: Engine): number[] {
+  return (e as unknown as { impl: { workers: { tid: number }[] } }).impl.workers.map((w) => w.tid);
+}
+
+describe('workers starved under SCHED_IDLE', () => {
+  it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, and every request gets its own result', async () => {
+    const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
+    const hogs: ChildProcess[] = [];
+    const seeds: number[] = [];
+    const results: Float32Array[] = [];
+    try {
+      expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
+      const oldWorkers = workerTids(engine);
+      const idleAtStart = idleThreads();
+      for (const tid of oldWorkers) expect(idleAtStart).toContain(tid);
+      for (let k = 0; k < availableParallelism(); k++) hogs.push(spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+      let after = 0;
+      const { warnings } = await withWarnings('EBACKEND', async () => {
+        // Eight callers in a closed loop until the engine leaves SCHED_IDLE (within ~3 s
+        // here), then a round more on the new workers, the busy processes still running.
+        const deadline = performance.now() + 60_000;
+        let next = 1;
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            while (after < 16 && performance.now() < deadline) {
+              const seed = next++;
+              const r = await engine.infer(clsInput(seed));
+              seeds.push(seed);
+              results.push(r[OUT]!.data as Float32Array);
+              if (engine.backend.threadPolicy !== 'SCHED_IDLE') after++;
+            }
+          }),
+        );
+      });
+      expect(engine.backend.threadPolicy).toMatch(/^normal \(starved under SCHED_IDLE: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
+      expect(warnings.join('\n')).toMatch(/the onnxruntime workers were starved under SCHED_IDLE: .*; new workers of normal priority take their place/);
+      expect(after).toBeGreaterThanOrEqual(16);
+      // The old workers end once their runs settle (and once they get a core to end on: the
+      // busy processes go first); the new ones, and any thread they made, have the normal policy.
+      for (const h of hogs) h.kill('SIGKILL');
+      const gone = (): boolean => oldWorkers.every((tid) => !existsSync(`/proc/self/task/${tid}`));
+      const until = performance.now() + 30_000;
+      while (!gone() && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(gone()).toBe(true);
+      const newWorkers = workerTids(engine);
+      expect(newWorkers).toHaveLength(2);
+      for (const tid of newWorkers) expect(oldWorkers).not.toContain(tid);
+      // Left under SCHED_IDLE: only threads there from the start that outlive the workers
+      // (onnxruntime's first session makes a thread that lasts the process; it waits idle).
+      for (const tid of idleThreads()) expect(idleAtStart).toContain(tid);
+      const stats = engine.stats();
+      expect(stats.failed).toEqual({});
+      expect(stats.succeeded).toBe(seeds.length);
+      expect(stats.instanceRestarts).toBe(0);
+    } finally {
+      for (const h of hogs) h.kill('SIGKILL');
+      await engine.dispose();
+    }
+    // Every result is onnxruntime-node's on the engine's graph, bit for bit (checked once the busy processes are gone).
+    const reference = await engineGraphSession(CLS_MODEL);
+    try {
+      for (const [k, seed] of seeds.entries()) {
+        const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(seed), [1, ...CLS_ITEM]) }))[OUT]!.data as Float32Array;
+        expect(sameBits(results[k]!, want), `request ${seed}`).toBe(true);
+      }
+    } finally {
+      await reference.release();
+    }
+  });
+});
