@@ -22,7 +22,8 @@ afterEach(async () => {
 // Without spinning, every run reaches its worker by message, ahead of the message that ends
 // the worker on the same port, so each case below meets a worker that dies with the batch
 // it holds. A polling worker may take a run from its mailbox (mailbox.mjs) and finish it
-// before that message arrives: that case has its own test, the last one.
+// before that message arrives, and may find that message while it polls: those cases have
+// tests of their own.
 async function build(instances: number, spinning = false): Promise<Engine> {
   const e = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] }, spinning });
   engines.push(e);
@@ -174,8 +175,8 @@ describe('a worker that exits', () => {
         }
         done.push(await r);
       }
-      // Not mailboxRuns() > 0: that held in a CI run where no crash had happened (the wait
-      // for a restart below then timed out).
+      // (In session 13's CI the wait for a restart below timed out: the worker, polling when
+      // the ending message came, dropped it, as the next test shows; fixed in the worker.)
       expect(crashed, 'no request found the worker polling').toBe(true);
       await vi.waitFor(() => expect(engine.stats().instanceRestarts).toBe(1), { timeout: 20_000, interval: 20 });
       seeds.push(100);

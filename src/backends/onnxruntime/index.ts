@@ -573,7 +573,7 @@ export class OnnxruntimeBackend implements Backend {
     const why = `starved under SCHED_IDLE: over ${STARVED_WINDOWS} windows of ${STARVATION_WINDOW_MS} ms the workers ran ${share.toFixed(1)} % of the time they were ready to`;
     this.init = { ...this.init, background: false, normalWhy: `normal (${why})` };
     this.threadPolicy = this.init.normalWhy;
-    process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place (backgroundThreads: false starts them so)`, { code: 'EBACKEND' });
+    process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
     const task: Promise<void> = this.renew().finally(() => this.starting.delete(task));
     this.starting.add(task);
   }
