@@ -83,6 +83,8 @@ interface Pending {
   lengths: Record<string, number>;
   /** The batch's rows (axis 0 of the first input), to learn its results' sizes by. */
   rows: number;
+  /** The batcher's run (runBatch), which runs a batch again where it fails marked `retry`. */
+  batcher?: boolean;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -611,14 +613,16 @@ export class OnnxruntimeBackend implements Backend {
   }
 
   /**
-   * Ends a replaced worker. The runs it holds go back to the batcher at once, to run again
-   * on the new workers (starved, it would take seconds to reach them); it is ended once it
-   * has answered them, as ending a thread inside onnxruntime's run() can abort the process.
+   * Ends a replaced worker. The batcher's runs it holds go back to the batcher at once, to
+   * run again on the new workers (starved, it would take seconds to reach them); other
+   * callers (the build's probes) wait for their answer. It is ended once it has answered
+   * them all, as ending a thread inside onnxruntime's run() can abort the process.
    */
   private retire(w: OnnxruntimeWorker): void {
     w.retired = true;
     const again = new TensorrtNodeError('EBACKEND', 'the onnxruntime worker holding this batch was replaced (starved under SCHED_IDLE); it runs again on a new one', { backend: 'onnxruntime', retry: true });
     for (const p of w.pending.values()) {
+      if (!p.batcher) continue;
       const { reject } = p;
       p.resolve = () => {};
       p.reject = () => {};
@@ -734,7 +738,7 @@ export class OnnxruntimeBackend implements Backend {
 
   /** As runHinted, with the batch's parts: a run through a mailbox merges them there, the batcher's merge skipped. */
   async runBatch(batch: BatchParts, hint: RunHint): Promise<Record<string, TensorLike>> {
-    return (await this.send(batch, { wide: hint.alone ? 'auto' : false })).outputs;
+    return (await this.send(batch, { wide: hint.alone ? 'auto' : false, batcher: true })).outputs;
   }
 
   /** Whether a batch goes to the wide session: as told, or for 'auto' where every worker is idle. */
@@ -761,7 +765,7 @@ export class OnnxruntimeBackend implements Backend {
    * written there one after another; else by message, merged (`batch.merged()`) and
    * transferred as runTimed says.
    */
-  private send(batch: BatchParts, options: { wide?: boolean | 'auto' }): Promise<OnnxruntimeRunResult> {
+  private send(batch: BatchParts, options: { wide?: boolean | 'auto'; batcher?: boolean }): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
     const wide = this.goesWide(options.wide ?? false);
     const w = wide ? this.wide!.worker : this.pick();
@@ -790,7 +794,7 @@ export class OnnxruntimeBackend implements Backend {
     const plan = mayPoll ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
     if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
-      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds: {}, lengths: {}, rows, resolve, reject }));
+      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, resolve, reject }));
     }
     // Memory for later mailbox requests goes with this run, where it needs more than the worker has.
     let mailbox: SharedArrayBuffer | undefined;
@@ -815,7 +819,7 @@ export class OnnxruntimeBackend implements Backend {
     }
     transfer.push(...spare);
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
-      w.track(id, { feeds, lengths, rows, resolve, reject });
+      w.track(id, { feeds, lengths, rows, batcher: options.batcher, resolve, reject });
       w.worker.postMessage({ type: 'run', id, feeds: wire, spare, wide, mailbox }, transfer);
     });
   }
