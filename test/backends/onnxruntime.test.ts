@@ -2,7 +2,7 @@
  * The ONNX Runtime backend on its own: the worker protocol's buffer round trip and
  * the scheduling policy of the inference threads, read back from /proc.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,26 +10,12 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend, defaultThreading, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
 import type { TensorLike } from '../../src/tensor.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, referenceSession, sameBits } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, SCHED_IDLE, clsInput, ort, referenceSession, sameBits, threadPolicies } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
   await Promise.all(backends.splice(0).map((b) => b.dispose()));
 });
-
-const SCHED_IDLE = 5;
-
-/** Scheduling policy of each thread of this process (field 41 of /proc/self/task/<tid>/stat). */
-function threadPolicies(): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    // Fields after the command name, which may hold spaces: ') S ppid ...' is field 3 on.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(Number(tid), Number(fields[38]));
-  }
-  return out;
-}
 
 /** Writes `lines` as a module in a scratch folder, runs node on it once per argument list, cleans up. */
 function runScript(lines: string[], argLists: (script: string) => string[][]): SpawnSyncReturns<string>[] {

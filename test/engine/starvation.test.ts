@@ -5,29 +5,17 @@
  * from /proc.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, withWarnings } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, SCHED_IDLE, clsInput, engineGraphSession, ort, sameBits, threadPolicies, withWarnings } from './helpers.js';
 
 const OUT = 'softmax_0.tmp_0';
-const SCHED_IDLE = 5;
 
-/** Threads of this process under SCHED_IDLE (field 41 of /proc/self/task/<tid>/stat). */
-function idleThreads(): number[] {
-  const out: number[] = [];
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]) === SCHED_IDLE) out.push(Number(tid));
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
+/** Threads of this process under SCHED_IDLE. */
+const idleThreads = (): number[] => [...threadPolicies()].filter(([, policy]) => policy === SCHED_IDLE).map(([tid]) => tid);
 
 /** The engine's worker threads' Linux ids (private: reached into, as test/engine/worker-exit.test.ts does). */
 function workerTids(e: Engine): number[] {

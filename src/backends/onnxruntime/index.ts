@@ -390,7 +390,7 @@ export class OnnxruntimeBackend implements Backend {
   private inPlaceRunCount = 0;
   /** Under SCHED_IDLE: the timer that checks for starvation, the last readings, the starved windows in a row. */
   private starvationTimer: NodeJS.Timeout | undefined;
-  private lastTimes: { at: number; main: SchedTimes; workers: Map<OnnxruntimeWorker, SchedTimes>; busy: boolean } | undefined;
+  private lastTimes: { at: number; main: SchedTimes; workers: Map<OnnxruntimeWorker, SchedTimes> } | undefined;
   private starvedInRow = 0;
   /** Workers replaced for starvation, ending once their runs settle. */
   private readonly retiring = new Set<Promise<void>>();
@@ -540,6 +540,14 @@ export class OnnxruntimeBackend implements Backend {
   }
 
   private checkStarvation(): void {
+    // A window counts only with runs waiting at both ends (starvation.ts): an idle engine
+    // reads nothing, and its next busy check starts a window.
+    const last = this.lastTimes;
+    this.lastTimes = undefined;
+    if (!this.workers.some((w) => w.pending.size > 0)) {
+      this.starvedInRow = 0;
+      return;
+    }
     const now = performance.now();
     const main = schedTimes('/proc/thread-self/schedstat');
     const workers = new Map<OnnxruntimeWorker, SchedTimes>();
@@ -547,9 +555,7 @@ export class OnnxruntimeBackend implements Backend {
       const t = w.dead ? undefined : schedTimes(`/proc/self/task/${w.tid}/schedstat`);
       if (t) workers.set(w, t);
     }
-    const busy = this.workers.some((w) => w.pending.size > 0);
-    const last = this.lastTimes;
-    this.lastTimes = main ? { at: now, main, workers, busy } : undefined;
+    if (main) this.lastTimes = { at: now, main, workers };
     if (!last || !main) {
       this.starvedInRow = 0;
       return;
@@ -562,7 +568,8 @@ export class OnnxruntimeBackend implements Backend {
       workersRunMs += t.runMs - before.runMs;
       workersWaitMs += t.waitMs - before.waitMs;
     }
-    const window = { windowMs: now - last.at, cores: availableParallelism(), runsWaiting: busy && last.busy, workersRunMs, workersWaitMs, mainRunMs: main.runMs - last.main.runMs };
+    // Runs waited at both ends: this check and the last read only while they did.
+    const window = { windowMs: now - last.at, cores: availableParallelism(), runsWaiting: true, workersRunMs, workersWaitMs, mainRunMs: main.runMs - last.main.runMs };
     this.starvedInRow = starvedWindow(window) ? this.starvedInRow + 1 : 0;
     if (this.starvedInRow >= STARVED_WINDOWS) this.leaveIdle(window);
   }
@@ -584,7 +591,6 @@ export class OnnxruntimeBackend implements Backend {
   private async renew(): Promise<void> {
     const old = this.workers.filter((w) => !w.dead);
     const started = await Promise.allSettled(old.map(() => spawn(this.init)));
-    const wide = this.wide;
     for (const [k, s] of started.entries()) {
       if (s.status === 'rejected') {
         process.emitWarning(`tensorrt-node: a worker of normal priority failed to start (${(s.reason as Error).message}); the old one serves on`, { code: 'EBACKEND' });
@@ -596,20 +602,10 @@ export class OnnxruntimeBackend implements Backend {
         await fresh.worker.terminate();
         continue;
       }
-      this.workers[i] = fresh;
-      this.listen(fresh);
-      fresh.worker.unref();
+      this.install(fresh, i);
       this.retire(old[k]!);
     }
-    // The wide session went with a retired worker: make it again on a new one.
-    if (wide && wide.worker.retired && !this.disposed) {
-      this.wide = undefined;
-      try {
-        await this.addWide(wide.threads);
-      } catch (e) {
-        process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
-      }
-    }
+    await this.remakeWide();
   }
 
   /**
@@ -648,21 +644,27 @@ export class OnnxruntimeBackend implements Backend {
       await started.w.worker.terminate();
       return;
     }
-    const w = started.w;
-    const i = this.workers.findIndex((x) => x.dead);
+    this.install(started.w, this.workers.findIndex((x) => x.dead));
+    this.restartCount++;
+    await this.remakeWide();
+  }
+
+  /** Serves from a started worker, in slot `i` (a new one where -1). */
+  private install(w: OnnxruntimeWorker, i: number): void {
     this.workers[i < 0 ? this.workers.length : i] = w;
     this.listen(w);
-    w.worker.unref();
-    this.restartCount++;
-    // The wide session went with its worker: make it again on the new one.
+    w.worker.unref(); // until a run is in flight (track)
+  }
+
+  /** Makes the wide session again on a live worker where its worker exited or was retired. */
+  private async remakeWide(): Promise<void> {
     const wide = this.wide;
-    if (wide?.worker.dead) {
-      this.wide = undefined;
-      try {
-        await this.addWide(wide.threads);
-      } catch (e) {
-        process.emitWarning(`tensorrt-node: the wide session could not be made again on the new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
-      }
+    if (!wide || !(wide.worker.dead || wide.worker.retired) || this.disposed) return;
+    this.wide = undefined;
+    try {
+      await this.addWide(wide.threads);
+    } catch (e) {
+      process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
     }
   }
 
