@@ -22,7 +22,7 @@ export function executiveSummary(r: BenchResults): string[] {
   const i8 = r.builds.int8;
   lines.push(`Build: FP32 ${ms(r.builds.fp32Ms)}; INT8 ${i8 && 'firstMs' in i8 ? `${ms(i8.firstMs)}, from the cache ${ms(i8.cachedMs)} (${pct(i8.cachedFraction, 1)} of the first)` : i8 ? `unavailable: ${i8.error}` : 'not run'}`);
   const row = (name: string, l: LevelResult | undefined): string =>
-    l ? `${name}: ${l.throughput.toFixed(1)} req/s, p50 ${ms(l.latencyMs.p50)}, p99 ${ms(l.latencyMs.p99)}, TTFR p99 ${ms(l.burst.firstResultMs.p99)}, stall ${ms(l.stallMaxMs)}` : `${name}: n/a`;
+    l ? `${name}: ${l.throughput.toFixed(1)} req/s, p50 ${ms(l.latencyMs.p50)}, p99 ${ms(l.latencyMs.p99)}, TTFR p99 ${ms(l.burst.firstResultMs.p99)}, stall ${ms(l.stallMaxMs)}${l.workersBusy !== undefined ? `, workers inside onnxruntime's run() ${pct(l.workersBusy, 0)} of the time` : ''}` : `${name}: n/a`;
   lines.push(`At ${s.concurrency} in flight:`);
   lines.push(`  ${row('engine FP32', s.fp32)}`);
   if (s.int8) lines.push(`  ${row('engine INT8', s.int8)}`);
@@ -50,10 +50,10 @@ export function markdown(r: BenchResults): string {
   out.push(`${r.startedAt}, ${r.machine.platform}, ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, onnxruntime-node ${r.machine.onnxruntime}.`, '');
   out.push('## Executive summary', '', '```', ...executiveSummary(r), '```', '');
   out.push('## Load (closed loop, like perf_analyzer)', '');
-  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | loop busy | mean batch | engine queue µs | engine compute µs | req/s by round |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| contender | in flight | req/s | p50 ms | p90 ms | p95 ms | p99 ms | TTFR p50 ms | TTFR p99 ms | stall max ms | loop busy | mean batch | engine queue µs | engine compute µs | workers busy | req/s by round |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const l of r.levels) {
-    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} | ${l.roundThroughputs.map((t) => t.toFixed(0)).join(' / ')} |`);
+    out.push(`| ${l.contender} | ${l.concurrency} | ${l.throughput.toFixed(1)} | ${l.latencyMs.p50.toFixed(2)} | ${l.latencyMs.p90.toFixed(2)} | ${l.latencyMs.p95.toFixed(2)} | ${l.latencyMs.p99.toFixed(2)} | ${l.burst.firstResultMs.p50.toFixed(2)} | ${l.burst.firstResultMs.p99.toFixed(2)} | ${l.stallMaxMs.toFixed(1)} | ${(l.eventLoopUtilization * 100).toFixed(0)} % | ${l.meanBatchSize?.toFixed(1) ?? '-'} | ${l.queueUs?.toFixed(0) ?? '-'} | ${l.computeUs?.toFixed(0) ?? '-'} | ${l.workersBusy === undefined ? '-' : pct(l.workersBusy, 0)} | ${l.roundThroughputs.map((t) => t.toFixed(0)).join(' / ')} |`);
   }
   out.push('');
   if (r.openLoop?.length) {
@@ -65,7 +65,7 @@ export function markdown(r: BenchResults): string {
     }
     out.push('', 'Requests arrive on a schedule whatever is outstanding (the same arrivals for every contender at a rate); latency counts from the arrival time, so a contender that holds the event loop is charged for the arrivals it kept waiting. Send delay is the part of it before the request was sent: the driver\'s timers, whole milliseconds in libuv, and any hold of the event loop.', '');
   }
-  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
+  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization); workers busy is the share of an engine\'s rounds its ONNX Runtime workers spent inside onnxruntime\'s run(), all of them together (near 100 %, more speed must come from the kernels, not the engine). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
   return out.join('\n');
 }
 

@@ -78,6 +78,11 @@ export interface LevelResult extends ClosedLoopResult {
   meanBatchSize?: number;
   queueUs?: number;
   computeUs?: number;
+  /**
+   * Engines on ONNX Runtime: the share of its rounds' wall time its workers spent inside
+   * onnxruntime's run(), over all of them (1 = every worker ran the model all the time).
+   */
+  workersBusy?: number;
 }
 
 export interface OpenLoopLevel extends OpenLoopResult {
@@ -362,13 +367,21 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   ];
   const rounds = Math.max(1, Math.round(o.rounds ?? 3));
   for (const c of o.concurrency) {
-    const pooled = contenders.map(([, , engine]) => ({ loops: [] as ClosedLoopResult[], latencies: [] as number[], before: engine?.stats() }));
+    const pooled = contenders.map(([, , engine]) => ({ loops: [] as ClosedLoopResult[], latencies: [] as number[], before: engine?.stats(), runMs: 0, wallMs: 0 }));
+    const sessionRunMs = (engine: Engine | undefined): number | undefined => engine?.stats().backendCounters?.sessionRunMs;
     for (let round = 0; round < rounds; round++) {
       // Each round starts with the next contender, so that none always follows another.
       for (let j = 0; j < contenders.length; j++) {
         const k = (j + round) % contenders.length;
         const p = pooled[k]!;
+        const engine = contenders[k]![2];
+        const runMs = sessionRunMs(engine);
+        const started = performance.now();
         p.loops.push(await closedLoop(contenders[k]![1], loadInputs.length, c, o.seconds / rounds, round === 0 ? 0.5 : 0.2, p.latencies));
+        if (runMs !== undefined) {
+          p.runMs += sessionRunMs(engine)! - runMs;
+          p.wallMs += performance.now() - started;
+        }
       }
     }
     for (const [k, [name, infer, engine]] of contenders.entries()) {
@@ -385,11 +398,13 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         const requests = after.succeeded - before.succeeded;
         level.queueUs = requests ? ((after.totalQueueMs - before.totalQueueMs) / requests) * 1000 : 0;
         level.computeUs = batches ? ((after.totalComputeMs - before.totalComputeMs) / batches) * 1000 : 0;
+        if (p.wallMs > 0) level.workersBusy = p.runMs / (p.wallMs * engine!.backend.instances);
       }
       levels.push(level);
       log(
         `${name.padEnd(17)} c=${String(c).padStart(2)}  ${loop.throughput.toFixed(1).padStart(8)} req/s  p50 ${loop.latencyMs.p50.toFixed(2)} ms  p99 ${loop.latencyMs.p99.toFixed(2)} ms  ` +
           `TTFR p99 ${burst.firstResultMs.p99.toFixed(2)} ms  stall ${loop.stallMaxMs.toFixed(1)} ms  ELU ${(loop.eventLoopUtilization * 100).toFixed(0)} %${level.meanBatchSize ? `  batch ${level.meanBatchSize.toFixed(1)}` : ''}` +
+          (level.workersBusy !== undefined ? `  workers busy ${(level.workersBusy * 100).toFixed(0)} %` : '') +
           (rounds > 1 ? `  rounds ${level.roundThroughputs.map((t) => t.toFixed(0)).join(' / ')} req/s` : ''),
       );
     }

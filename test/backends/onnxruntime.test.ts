@@ -82,6 +82,27 @@ describe('onnxruntime backend', () => {
     }
   });
 
+  it("counts the workers' time inside run(): the sum of what each run reported, less than the runs' wall time", async () => {
+    const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 1 });
+    backends.push(backend);
+    expect(backend.stats().sessionRunMs).toBe(0);
+    const feeds = (seed: number) => ({ x: { data: clsInput(seed, 2), dims: [2, ...CLS_ITEM], type: 'float32' as const } });
+    let reported = 0;
+    const started = performance.now();
+    for (let k = 0; k < 3; k++) {
+      // Two at once, one on each worker.
+      const runs = await Promise.all([backend.runTimed(feeds(2 * k)), backend.runTimed(feeds(2 * k + 1))]);
+      for (const r of runs) reported += r.computeMs;
+    }
+    const wall = performance.now() - started;
+    const { runs, sessionRunMs } = backend.stats();
+    expect(runs).toBe(6);
+    expect(sessionRunMs).toBeGreaterThan(0);
+    expect(sessionRunMs).toBeCloseTo(reported, 6);
+    // Two workers: at most twice the wall time, however the runs overlapped.
+    expect(sessionRunMs).toBeLessThan(2 * wall);
+  });
+
   it('reuses the memory of a large result once released, for a later result; never without release', async () => {
     // The recognizer at width 64: 8 x 6625 floats, 212 KB a row, over the 64 KiB the worker copies.
     const backend = await OnnxruntimeBackend.create(REC_MODEL, { instances: 1, threadsPerInstance: 1 });

@@ -166,6 +166,14 @@ describe('bench', () => {
       expect(l.throughput).toBeGreaterThanOrEqual(Math.min(...l.roundThroughputs) - 1e-9);
       expect(l.throughput).toBeLessThanOrEqual(Math.max(...l.roundThroughputs) + 1e-9);
     }
+    // The engine's workers' share of its rounds inside run(); the peer has no workers.
+    for (const l of r.levels) {
+      if (l.contender === 'onnxruntime-node') expect(l.workersBusy).toBeUndefined();
+      else {
+        expect(l.workersBusy).toBeGreaterThan(0);
+        expect(l.workersBusy).toBeLessThanOrEqual(1);
+      }
+    }
     const [e4, p4] = [r.levels[2]!, r.levels[3]!];
     expect(r.summary.bestVsPeerByRound).toEqual(e4.roundThroughputs.map((t, i) => t / p4.roundThroughputs[i]!));
     expect(r.summary.targets.length).toBe(4);

@@ -388,6 +388,8 @@ export class OnnxruntimeBackend implements Backend {
   private runCount = 0;
   private mailboxRunCount = 0;
   private inPlaceRunCount = 0;
+  /** Time the workers spent inside onnxruntime's run(), as each measured it: their busy time. */
+  private sessionRunMs = 0;
   /** Under SCHED_IDLE: the timer that checks for starvation, the last readings, the starved windows in a row. */
   private starvationTimer: NodeJS.Timeout | undefined;
   private lastTimes: { at: number; main: SchedTimes; workers: Map<OnnxruntimeWorker, SchedTimes> } | undefined;
@@ -482,6 +484,7 @@ export class OnnxruntimeBackend implements Backend {
         }
       }
       if (msg.inPlace) this.inPlaceRunCount++;
+      this.sessionRunMs += msg.computeMs;
       // Which session ran it, as the worker says: a run asked for the wide session runs on
       // the single-threaded one where the worker has none.
       p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide });
@@ -680,8 +683,8 @@ export class OnnxruntimeBackend implements Backend {
    * Runs sent to the workers, how many of them went through a mailbox (mailbox.mjs), and
    * how many of those onnxruntime read in place, without a copy in the worker.
    */
-  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number } {
-    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount };
+  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number; sessionRunMs: number } {
+    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount, sessionRunMs: this.sessionRunMs };
   }
 
   /** Workers started in place of ones that exited. */
