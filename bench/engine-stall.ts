@@ -64,7 +64,7 @@ const policies = Object.fromEntries(Object.entries(engines).map(([name, e]) => [
 
 // Beside other busy processes (one shell loop per core), 16 in flight: requests served in
 // each second. Under SCHED_IDLE the workers get almost no CPU until the engine replaces
-// them by workers of normal priority (starvation.ts): last, as that is for good.
+// them by workers of normal priority (starvation.ts): last, as they stay so for seconds after.
 const hoggedSeconds = Math.max(8, 3 * seconds);
 async function perSecond(infer: (i: number) => Promise<unknown>): Promise<number[]> {
   const hogs = Array.from({ length: availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));

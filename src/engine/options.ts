@@ -52,7 +52,7 @@ export interface EngineOptions {
    * Whether ONNX Runtime's threads run under Linux SCHED_IDLE, so that the event loop's
    * thread preempts them at once (default true; see docs/engine.md for the trade-off).
    * Where other work starves them there, the engine replaces them by threads of normal
-   * priority for good (`backend.threadPolicy` says so).
+   * priority until the machine is quiet again (`backend.threadPolicy` says which).
    */
   backgroundThreads?: boolean;
   /** TensorRT: the GPU index, or several, each serving `instances` contexts (default 0). */

@@ -1,9 +1,13 @@
 /**
- * starvation.ts's judgement of one window, on figures shaped like those measured here
- * (docs/engine.md), and its reading of Linux's schedstat.
+ * starvation.ts's judgements of one window (starved under SCHED_IDLE; the machine quiet
+ * again), on figures shaped like those measured here (docs/engine.md), and its reading of
+ * Linux's schedstat and /proc/stat.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { schedTimes, starvedWindow } from '../../src/backends/onnxruntime/starvation.js';
+import { machineBusyMs, quietWindow, schedTimes, starvedWindow } from '../../src/backends/onnxruntime/starvation.js';
 
 const W = 1000;
 
@@ -36,5 +40,47 @@ describe('starvation under SCHED_IDLE', () => {
     expect(after!.runMs - before!.runMs).toBeGreaterThan(10);
     expect(after!.waitMs).toBeGreaterThanOrEqual(before!.waitMs);
     expect(schedTimes('/proc/self/task/0/schedstat')).toBeUndefined();
+  });
+
+  it('counts the machine quiet only where other processes used under a quarter of the cores', () => {
+    // Measured in 1 s windows beside an engine of normal priority on 2 cores (.exp/quiet.mts):
+    // idle engine, nothing else running.
+    expect(quietWindow({ windowMs: W, cores: 2, machineBusyMs: 10, processMs: 1 })).toBe(true);
+    // 64 in flight, nothing else running: the process is the machine's load (ticks of 10 ms
+    // make the others' share come out a little below zero too).
+    expect(quietWindow({ windowMs: W, cores: 2, machineBusyMs: 1910, processMs: 1866 })).toBe(true);
+    expect(quietWindow({ windowMs: W, cores: 2, machineBusyMs: 1970, processMs: 1981 })).toBe(true);
+    // 64 in flight beside one busy process, and beside two.
+    expect(quietWindow({ windowMs: W, cores: 2, machineBusyMs: 1990, processMs: 1308 })).toBe(false);
+    expect(quietWindow({ windowMs: W, cores: 2, machineBusyMs: 2010, processMs: 1029 })).toBe(false);
+    // An idle engine beside one busy process.
+    expect(quietWindow({ windowMs: W, cores: 2, machineBusyMs: 1000, processMs: 1 })).toBe(false);
+    // The bound: a quarter of 8 cores is 2000 ms of others' time in a second.
+    expect(quietWindow({ windowMs: W, cores: 8, machineBusyMs: 2500, processMs: 600 })).toBe(true);
+    expect(quietWindow({ windowMs: W, cores: 8, machineBusyMs: 2500, processMs: 400 })).toBe(false);
+  });
+
+  it("reads the machine's busy time from /proc/stat's first line, in ms, and undefined where it cannot", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-stat-'));
+    try {
+      const file = join(dir, 'stat');
+      // user nice system idle iowait irq softirq steal guest guest_nice, in ticks of 10 ms:
+      // idle, iowait and steal are not busy.
+      writeFileSync(file, 'cpu  48726 5 3981 76634 297 7 43 65 0 0\ncpu0 24000 0 2000 38000 150 0 20 30 0 0\nintr 1 2 3\n');
+      expect(machineBusyMs(file)).toBe((48726 + 5 + 3981 + 7 + 43) * 10);
+      writeFileSync(file, 'cpu  1 2\n');
+      expect(machineBusyMs(file)).toBeUndefined();
+      expect(machineBusyMs(join(dir, 'none'))).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(process.platform === 'linux')("counts this process's own busy time on the real /proc/stat", () => {
+    const before = machineBusyMs()!;
+    const until = performance.now() + 200;
+    while (performance.now() < until);
+    // Most of the 200 ms spun (less a tick at each end, and any time the hypervisor stole).
+    expect(machineBusyMs()! - before).toBeGreaterThanOrEqual(100);
   });
 });

@@ -1,8 +1,8 @@
 /**
  * Workers under SCHED_IDLE starved by other busy processes: the engine replaces them by
- * workers of normal priority, says so, and loses no request. Real busy processes (two
- * shell loops, one per core here) beside a real engine; the threads' policies read back
- * from /proc.
+ * workers of normal priority, says so, and loses no request; once the busy processes are
+ * gone it goes back to SCHED_IDLE the same way. Real busy processes (two shell loops, one
+ * per core here) beside a real engine; the threads' policies read back from /proc.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,7 +23,7 @@ function workerTids(e: Engine): number[] {
 }
 
 describe('workers starved under SCHED_IDLE', () => {
-  it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, and every request gets its own result', async () => {
+  it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, then under SCHED_IDLE again once the machine is quiet, and every request gets its own result', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
     const hogs: ChildProcess[] = [];
     const seeds: number[] = [];
@@ -68,6 +68,42 @@ describe('workers starved under SCHED_IDLE', () => {
       // Left under SCHED_IDLE: only threads there from the start that outlive the workers
       // (onnxruntime's first session makes a thread that lasts the process; it waits idle).
       for (const tid of idleThreads()) expect(idleAtStart).toContain(tid);
+
+      // The busy processes gone, the engine goes back to SCHED_IDLE after 5 quiet windows of
+      // 1 s (~6 s here), serving all along: 8 callers until then, and a round more after,
+      // each pausing 20 ms between requests (every result is checked below).
+      let back = 0;
+      const { warnings: returned } = await withWarnings('EBACKEND', async () => {
+        const deadline = performance.now() + 60_000;
+        let next = 10_000;
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            while (back < 16 && performance.now() < deadline) {
+              const seed = next++;
+              const r = await engine.infer(clsInput(seed));
+              seeds.push(seed);
+              results.push(r[OUT]!.data as Float32Array);
+              if (engine.backend.threadPolicy === 'SCHED_IDLE') back++;
+              await new Promise((r) => setTimeout(r, 20));
+            }
+          }),
+        );
+      });
+      expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
+      expect(returned.join('\n')).toMatch(/other processes used under 25 % of the cores over 5 windows of 1000 ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority/);
+      expect(back).toBeGreaterThanOrEqual(16);
+      // The workers of normal priority end once their runs settle; the new ones are under SCHED_IDLE.
+      const normalGone = (): boolean => newWorkers.every((tid) => !existsSync(`/proc/self/task/${tid}`));
+      const until2 = performance.now() + 30_000;
+      while (!normalGone() && performance.now() < until2) await new Promise((r) => setTimeout(r, 50));
+      expect(normalGone()).toBe(true);
+      const idleAgain = workerTids(engine);
+      expect(idleAgain).toHaveLength(2);
+      const idleNow = idleThreads();
+      for (const tid of idleAgain) {
+        expect(newWorkers).not.toContain(tid);
+        expect(idleNow).toContain(tid);
+      }
       const stats = engine.stats();
       expect(stats.failed).toEqual({});
       expect(stats.succeeded).toBe(seeds.length);

@@ -15,7 +15,7 @@ import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { exitGuard } from './exit-guard.js';
 import { CTORS, dtypeOf, layout, postRequest, stateWord } from './mailbox.mjs';
-import { schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+import { QUIET_SHARE, machineBusyMs, quietWindow, schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -222,6 +222,12 @@ const RESTART_WINDOW_MS = 60_000;
 /** Starvation under SCHED_IDLE is judged over windows this long, and acted on after this many in a row (starvation.ts). */
 const STARVATION_WINDOW_MS = 1000;
 const STARVED_WINDOWS = 2;
+/**
+ * Quiet windows in a row (starvation.ts) before workers that left SCHED_IDLE go back to it;
+ * doubled at each return, so that work on the machine that comes and goes settles the
+ * workers at the normal policy rather than replacing them over and over.
+ */
+const QUIET_WINDOWS = 5;
 
 /** What starting a worker takes. */
 interface WorkerInit {
@@ -294,7 +300,7 @@ class OnnxruntimeWorker {
   cause: Error | undefined;
   /** The thread's Linux id, where known. */
   readonly tid: number | undefined;
-  /** Replaced by a worker of normal priority (starved under SCHED_IDLE): ends once its runs settle. */
+  /** Replaced by a worker of another scheduling policy (renew()): ends once its runs settle. */
   retired = false;
 
   constructor(worker: Worker, state: Int32Array, tid: number | undefined) {
@@ -357,7 +363,7 @@ export class OnnxruntimeBackend implements Backend {
   readonly inputDimParams: Readonly<Record<string, readonly (string | null)[]>>;
   readonly instances: number;
   readonly threadsPerInstance: number;
-  /** 'SCHED_IDLE', or 'normal' with the reason (which may say the workers left SCHED_IDLE, starved). */
+  /** 'SCHED_IDLE', or 'normal' with the reason (which may say the workers left SCHED_IDLE, starved, until the machine is quiet again). */
   threadPolicy: string;
   private readonly workers: OnnxruntimeWorker[];
   /**
@@ -394,7 +400,16 @@ export class OnnxruntimeBackend implements Backend {
   private starvationTimer: NodeJS.Timeout | undefined;
   private lastTimes: { at: number; main: SchedTimes; workers: Map<OnnxruntimeWorker, SchedTimes> } | undefined;
   private starvedInRow = 0;
-  /** Workers replaced for starvation, ending once their runs settle. */
+  /**
+   * After leaving SCHED_IDLE: the timer that checks whether the machine is quiet again, the
+   * last reading, the quiet windows in a row, and how many in a row it takes (QUIET_WINDOWS,
+   * doubled at each return).
+   */
+  private quietTimer: NodeJS.Timeout | undefined;
+  private lastMachine: { at: number; busyMs: number; processMs: number } | undefined;
+  private quietInRow = 0;
+  private quietNeeded = QUIET_WINDOWS;
+  /** Workers replaced for another policy, ending once their runs settle. */
   private readonly retiring = new Set<Promise<void>>();
 
   private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], dimParams: Record<string, (string | null)[]>, threads: number, threadPolicy: string) {
@@ -533,7 +548,7 @@ export class OnnxruntimeBackend implements Backend {
   /**
    * Under SCHED_IDLE, checks every STARVATION_WINDOW_MS whether other work keeps the
    * workers off the cores (starvation.ts); after STARVED_WINDOWS such windows in a row the
-   * workers are replaced by ones of normal priority, for the rest of the backend's life.
+   * workers are replaced by ones of normal priority, until the machine is quiet again (watchQuiet()).
    * Each check reads one small /proc file per thread on the JS thread.
    */
   private watchStarvation(): void {
@@ -585,43 +600,101 @@ export class OnnxruntimeBackend implements Backend {
     const why = `starved under SCHED_IDLE: over ${STARVED_WINDOWS} windows of ${STARVATION_WINDOW_MS} ms the workers ran ${share.toFixed(1)} % of the time they were ready to`;
     this.init = { ...this.init, background: false, normalWhy: `normal (${why})` };
     this.threadPolicy = this.init.normalWhy;
-    process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
-    const task: Promise<void> = this.renew().finally(() => this.starting.delete(task));
+    process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place, until the machine is quiet again (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
+    const task: Promise<void> = this.renew()
+      .then(() => this.watchQuiet())
+      .finally(() => this.starting.delete(task));
     this.starting.add(task);
   }
 
-  /** Starts a worker for each live one, with `init` as it is now, and retires the old one once the new one is ready. */
-  private async renew(): Promise<void> {
+  /**
+   * After leaving SCHED_IDLE: checks every STARVATION_WINDOW_MS how much CPU other processes
+   * used (/proc/stat less this process's own time); after `quietNeeded` quiet windows in a
+   * row the workers are replaced by ones under SCHED_IDLE again, which watch for starvation
+   * as before. Starvation itself cannot be seen from the normal policy: the other work can.
+   */
+  private watchQuiet(): void {
+    if (this.disposed || machineBusyMs() === undefined) return;
+    this.lastMachine = undefined;
+    this.quietInRow = 0;
+    this.quietTimer = setInterval(() => this.checkQuiet(), STARVATION_WINDOW_MS);
+    this.quietTimer.unref();
+  }
+
+  private checkQuiet(): void {
+    const now = performance.now();
+    const busyMs = machineBusyMs();
+    const cpu = process.cpuUsage();
+    const processMs = (cpu.user + cpu.system) / 1000;
+    const last = this.lastMachine;
+    this.lastMachine = busyMs === undefined ? undefined : { at: now, busyMs, processMs };
+    if (!last || busyMs === undefined) {
+      this.quietInRow = 0;
+      return;
+    }
+    const window = { windowMs: now - last.at, cores: availableParallelism(), machineBusyMs: busyMs - last.busyMs, processMs: processMs - last.processMs };
+    this.quietInRow = quietWindow(window) ? this.quietInRow + 1 : 0;
+    if (this.quietInRow >= this.quietNeeded) this.returnToIdle();
+  }
+
+  /** Replaces every worker by one under SCHED_IDLE again (the machine is quiet); the old ones end once their runs settle. */
+  private returnToIdle(): void {
+    clearInterval(this.quietTimer);
+    this.quietTimer = undefined;
+    const windows = this.quietNeeded;
+    this.quietNeeded *= 2;
+    this.init = { ...this.init, background: true };
+    process.emitWarning(`tensorrt-node: other processes used under ${QUIET_SHARE * 100} % of the cores over ${windows} windows of ${STARVATION_WINDOW_MS} ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority`, { code: 'EBACKEND' });
+    const task: Promise<void> = this.renew()
+      .then((policy) => {
+        if (policy !== undefined) this.threadPolicy = policy;
+        if (this.threadPolicy === 'SCHED_IDLE') this.watchStarvation();
+      })
+      .finally(() => this.starting.delete(task));
+    this.starting.add(task);
+  }
+
+  /**
+   * Starts a worker for each live one, with `init` as it is now, and retires the old one once
+   * the new one is ready. Resolves with the new workers' scheduling policy (undefined where
+   * none started).
+   */
+  private async renew(): Promise<string | undefined> {
     const old = this.workers.filter((w) => !w.dead);
     const started = await Promise.allSettled(old.map(() => spawn(this.init)));
+    let policy: string | undefined;
     for (const [k, s] of started.entries()) {
       if (s.status === 'rejected') {
-        process.emitWarning(`tensorrt-node: a worker of normal priority failed to start (${(s.reason as Error).message}); the old one serves on`, { code: 'EBACKEND' });
+        process.emitWarning(`tensorrt-node: a worker to take another's place (${this.init.background ? 'SCHED_IDLE' : 'normal priority'}) failed to start (${(s.reason as Error).message}); the old one serves on`, { code: 'EBACKEND' });
         continue;
       }
       const fresh = s.value.w;
+      policy ??= s.value.policy;
       const i = this.workers.indexOf(old[k]!);
       if (this.disposed || i < 0) {
         await fresh.worker.terminate();
         continue;
       }
       this.install(fresh, i);
-      this.retire(old[k]!);
+      // Starved workers hand their batches back; workers of normal priority finish theirs.
+      this.retire(old[k]!, !this.init.background);
     }
     await this.remakeWide();
+    return policy;
   }
 
   /**
-   * Ends a replaced worker. The batcher's runs it holds go back to the batcher at once, to
-   * run again on the new workers (starved, it would take seconds to reach them); other
-   * callers (the build's probes) wait for their answer. It is ended once it has answered
-   * them all, as ending a thread inside onnxruntime's run() can abort the process.
+   * Ends a replaced worker. With `handBack` (a starved worker), the batcher's runs it holds go
+   * back to the batcher at once, to run again on the new workers (starved, it would take
+   * seconds to reach them); other runs, and callers other than the batcher (the build's
+   * probes), wait for their answer. It is ended once it has answered them all, as ending a
+   * thread inside onnxruntime's run() can abort the process.
    */
-  private retire(w: OnnxruntimeWorker): void {
+  private retire(w: OnnxruntimeWorker, handBack: boolean): void {
     w.retired = true;
     const again = new TensorrtNodeError('EBACKEND', 'the onnxruntime worker holding this batch was replaced (starved under SCHED_IDLE); it runs again on a new one', { backend: 'onnxruntime', retry: true });
     for (const p of w.pending.values()) {
-      if (!p.batcher) continue;
+      if (!handBack || !p.batcher) continue;
       const { reject } = p;
       p.resolve = () => {};
       p.reject = () => {};
@@ -840,6 +913,7 @@ export class OnnxruntimeBackend implements Backend {
     if (this.disposed) return;
     this.disposed = true;
     clearInterval(this.starvationTimer);
+    clearInterval(this.quietTimer);
     // A replacement still starting ends itself once started (replace(), renew()).
     await Promise.allSettled(this.starting);
     await Promise.all(
