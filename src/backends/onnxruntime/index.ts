@@ -15,7 +15,7 @@ import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { exitGuard } from './exit-guard.js';
 import { CTORS, dtypeOf, layout, postRequest, stateWord } from './mailbox.mjs';
-import { QUIET_SHARE, machineBusyMs, quietWindow, schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+import { PolicyWatch, type PolicyChange } from './policy-watch.js';
 
 export interface OnnxruntimeBackendOptions {
   /** Worker threads, each with its own session. Default: see `defaultThreading`. */
@@ -219,16 +219,6 @@ function toDtype(type: string, where: string): TensorDtype {
 const MAX_EXITS = 3;
 const RESTART_WINDOW_MS = 60_000;
 
-/** Starvation under SCHED_IDLE is judged over windows this long, and acted on after this many in a row (starvation.ts). */
-const STARVATION_WINDOW_MS = 1000;
-const STARVED_WINDOWS = 2;
-/**
- * Quiet windows in a row (starvation.ts) before workers that left SCHED_IDLE go back to it;
- * doubled at each return, so that work on the machine that comes and goes settles the
- * workers at the normal policy rather than replacing them over and over.
- */
-const QUIET_WINDOWS = 5;
-
 /** What starting a worker takes. */
 interface WorkerInit {
   url: URL;
@@ -396,19 +386,14 @@ export class OnnxruntimeBackend implements Backend {
   private inPlaceRunCount = 0;
   /** Time the workers spent inside onnxruntime's run(), as each measured it: their busy time. */
   private sessionRunMs = 0;
-  /** Under SCHED_IDLE: the timer that checks for starvation, the last readings, the starved windows in a row. */
-  private starvationTimer: NodeJS.Timeout | undefined;
-  private lastTimes: { at: number; main: SchedTimes; workers: Map<OnnxruntimeWorker, SchedTimes> } | undefined;
-  private starvedInRow = 0;
-  /**
-   * After leaving SCHED_IDLE: the timer that checks whether the machine is quiet again, the
-   * last reading, the quiet windows in a row, and how many in a row it takes (QUIET_WINDOWS,
-   * doubled at each return).
-   */
-  private quietTimer: NodeJS.Timeout | undefined;
-  private lastMachine: { at: number; busyMs: number; processMs: number } | undefined;
-  private quietInRow = 0;
-  private quietNeeded = QUIET_WINDOWS;
+  /** Says when the workers should leave SCHED_IDLE (starved) and go back to it (the machine quiet). */
+  private readonly policyWatch = new PolicyWatch(
+    {
+      tids: () => this.workers.filter((w) => !w.dead).map((w) => w.tid),
+      runsWaiting: () => this.workers.some((w) => w.pending.size > 0),
+    },
+    { starved: (c) => this.leaveIdle(c), quiet: (c) => this.returnToIdle(c) },
+  );
   /** Workers replaced for another policy, ending once their runs settle. */
   private readonly retiring = new Set<Promise<void>>();
 
@@ -456,7 +441,7 @@ export class OnnxruntimeBackend implements Backend {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
     }
-    if (backend.threadPolicy === 'SCHED_IDLE') backend.watchStarvation();
+    if (backend.threadPolicy === 'SCHED_IDLE') backend.policyWatch.watchStarvation();
     return backend;
   }
 
@@ -545,110 +530,28 @@ export class OnnxruntimeBackend implements Backend {
     this.starting.add(task);
   }
 
-  /**
-   * Under SCHED_IDLE, checks every STARVATION_WINDOW_MS whether other work keeps the
-   * workers off the cores (starvation.ts); after STARVED_WINDOWS such windows in a row the
-   * workers are replaced by ones of normal priority, until the machine is quiet again (watchQuiet()).
-   * Each check reads one small /proc file per thread on the JS thread.
-   */
-  private watchStarvation(): void {
-    if (this.workers.some((w) => w.tid === undefined) || !schedTimes('/proc/thread-self/schedstat')) return;
-    this.starvationTimer = setInterval(() => this.checkStarvation(), STARVATION_WINDOW_MS);
-    this.starvationTimer.unref();
-  }
-
-  private checkStarvation(): void {
-    // A window counts only with runs waiting at both ends (starvation.ts): an idle engine
-    // reads nothing, and its next busy check starts a window.
-    const last = this.lastTimes;
-    this.lastTimes = undefined;
-    if (!this.workers.some((w) => w.pending.size > 0)) {
-      this.starvedInRow = 0;
-      return;
-    }
-    const now = performance.now();
-    const main = schedTimes('/proc/thread-self/schedstat');
-    const workers = new Map<OnnxruntimeWorker, SchedTimes>();
-    for (const w of this.workers) {
-      const t = w.dead ? undefined : schedTimes(`/proc/self/task/${w.tid}/schedstat`);
-      if (t) workers.set(w, t);
-    }
-    if (main) this.lastTimes = { at: now, main, workers };
-    if (!last || !main) {
-      this.starvedInRow = 0;
-      return;
-    }
-    let workersRunMs = 0;
-    let workersWaitMs = 0;
-    for (const [w, t] of workers) {
-      const before = last.workers.get(w);
-      if (!before) continue; // a new worker: from the next window
-      workersRunMs += t.runMs - before.runMs;
-      workersWaitMs += t.waitMs - before.waitMs;
-    }
-    // Runs waited at both ends: this check and the last read only while they did.
-    const window = { windowMs: now - last.at, cores: availableParallelism(), runsWaiting: true, workersRunMs, workersWaitMs, mainRunMs: main.runMs - last.main.runMs };
-    this.starvedInRow = starvedWindow(window) ? this.starvedInRow + 1 : 0;
-    if (this.starvedInRow >= STARVED_WINDOWS) this.leaveIdle(window);
-  }
-
   /** Replaces every worker by one of normal priority (starved under SCHED_IDLE); the old ones end once their runs settle. */
-  private leaveIdle(window: { windowMs: number; workersRunMs: number; workersWaitMs: number }): void {
-    clearInterval(this.starvationTimer);
-    this.starvationTimer = undefined;
-    const share = (100 * window.workersRunMs) / (window.workersRunMs + window.workersWaitMs);
-    const why = `starved under SCHED_IDLE: over ${STARVED_WINDOWS} windows of ${STARVATION_WINDOW_MS} ms the workers ran ${share.toFixed(1)} % of the time they were ready to`;
+  private leaveIdle(c: PolicyChange): void {
+    const why = `starved under SCHED_IDLE: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
     this.init = { ...this.init, background: false, normalWhy: `normal (${why})` };
     this.threadPolicy = this.init.normalWhy;
     process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place, until the machine is quiet again (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
     const task: Promise<void> = this.renew()
-      .then(() => this.watchQuiet())
+      .then(() => {
+        if (!this.disposed) this.policyWatch.watchQuiet();
+      })
       .finally(() => this.starting.delete(task));
     this.starting.add(task);
   }
 
-  /**
-   * After leaving SCHED_IDLE: checks every STARVATION_WINDOW_MS how much CPU other processes
-   * used (/proc/stat less this process's own time); after `quietNeeded` quiet windows in a
-   * row the workers are replaced by ones under SCHED_IDLE again, which watch for starvation
-   * as before. Starvation itself cannot be seen from the normal policy: the other work can.
-   */
-  private watchQuiet(): void {
-    if (this.disposed || machineBusyMs() === undefined) return;
-    this.lastMachine = undefined;
-    this.quietInRow = 0;
-    this.quietTimer = setInterval(() => this.checkQuiet(), STARVATION_WINDOW_MS);
-    this.quietTimer.unref();
-  }
-
-  private checkQuiet(): void {
-    const now = performance.now();
-    const busyMs = machineBusyMs();
-    const cpu = process.cpuUsage();
-    const processMs = (cpu.user + cpu.system) / 1000;
-    const last = this.lastMachine;
-    this.lastMachine = busyMs === undefined ? undefined : { at: now, busyMs, processMs };
-    if (!last || busyMs === undefined) {
-      this.quietInRow = 0;
-      return;
-    }
-    const window = { windowMs: now - last.at, cores: availableParallelism(), machineBusyMs: busyMs - last.busyMs, processMs: processMs - last.processMs };
-    this.quietInRow = quietWindow(window) ? this.quietInRow + 1 : 0;
-    if (this.quietInRow >= this.quietNeeded) this.returnToIdle();
-  }
-
   /** Replaces every worker by one under SCHED_IDLE again (the machine is quiet); the old ones end once their runs settle. */
-  private returnToIdle(): void {
-    clearInterval(this.quietTimer);
-    this.quietTimer = undefined;
-    const windows = this.quietNeeded;
-    this.quietNeeded *= 2;
+  private returnToIdle(c: PolicyChange): void {
     this.init = { ...this.init, background: true };
-    process.emitWarning(`tensorrt-node: other processes used under ${QUIET_SHARE * 100} % of the cores over ${windows} windows of ${STARVATION_WINDOW_MS} ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority`, { code: 'EBACKEND' });
+    process.emitWarning(`tensorrt-node: other processes used under ${c.othersBelowPercent} % of the cores over ${c.windows} windows of ${c.windowMs} ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority`, { code: 'EBACKEND' });
     const task: Promise<void> = this.renew()
       .then((policy) => {
         if (policy !== undefined) this.threadPolicy = policy;
-        if (this.threadPolicy === 'SCHED_IDLE') this.watchStarvation();
+        if (this.threadPolicy === 'SCHED_IDLE' && !this.disposed) this.policyWatch.watchStarvation();
       })
       .finally(() => this.starting.delete(task));
     this.starting.add(task);
@@ -912,8 +815,7 @@ export class OnnxruntimeBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    clearInterval(this.starvationTimer);
-    clearInterval(this.quietTimer);
+    this.policyWatch.stop();
     // A replacement still starting ends itself once started (replace(), renew()).
     await Promise.allSettled(this.starting);
     await Promise.all(

@@ -1,0 +1,143 @@
+/**
+ * When the workers' scheduling policy should change: a timer that reads, once a window,
+ * whether workers under SCHED_IDLE are starved, or, after they left it, whether the machine
+ * is quiet again (the judgements are starvation.ts's). The backend (index.ts) makes the
+ * change, by new workers; this module only says when.
+ */
+import { availableParallelism } from 'node:os';
+import { QUIET_SHARE, machineBusyMs, quietWindow, schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+
+/** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
+export const WINDOW_MS = 1000;
+export const STARVED_WINDOWS = 2;
+/**
+ * Quiet windows in a row before workers that left SCHED_IDLE go back to it; doubled at each
+ * return, so that work on the machine that comes and goes settles the workers at the normal
+ * policy rather than replacing them over and over.
+ */
+export const QUIET_WINDOWS = 5;
+
+/** The workers as the backend has them now. */
+export interface WatchedWorkers {
+  /** The live workers' Linux thread ids (undefined where not known). */
+  tids(): readonly (number | undefined)[];
+  /** Whether runs wait on the workers. */
+  runsWaiting(): boolean;
+}
+
+export interface PolicyChange {
+  /** The windows in a row that decided it, and their length. */
+  windows: number;
+  windowMs: number;
+  /** Starved: the share of the time they were ready to run that the workers ran, in %. */
+  ranPercent?: number;
+  /** Quiet: under this share of the cores used by other processes, in %. */
+  othersBelowPercent?: number;
+}
+
+export class PolicyWatch {
+  private timer: NodeJS.Timeout | undefined;
+  private inRow = 0;
+  private quietNeeded = QUIET_WINDOWS;
+  private lastTimes: { at: number; main: SchedTimes; workers: Map<number, SchedTimes> } | undefined;
+  private lastMachine: { at: number; busyMs: number; processMs: number } | undefined;
+
+  constructor(
+    private readonly workers: WatchedWorkers,
+    private readonly on: { starved(change: PolicyChange): void; quiet(change: PolicyChange): void },
+  ) {}
+
+  /**
+   * Under SCHED_IDLE: calls `on.starved` once STARVED_WINDOWS windows in a row were starved,
+   * then stops. Each check reads one small /proc file per thread on the JS thread, and only
+   * while runs wait. False where it cannot watch (a thread id unknown, no schedstat).
+   */
+  watchStarvation(): boolean {
+    this.stop();
+    if (this.workers.tids().some((tid) => tid === undefined) || !schedTimes('/proc/thread-self/schedstat')) return false;
+    this.lastTimes = undefined;
+    this.start(() => this.checkStarvation());
+    return true;
+  }
+
+  /**
+   * After leaving SCHED_IDLE: calls `on.quiet` once the machine was quiet for the windows
+   * needed (QUIET_WINDOWS, doubled at each call), then stops. Starvation cannot be seen from
+   * the normal policy; the other work can, in /proc/stat. False where that cannot be read.
+   */
+  watchQuiet(): boolean {
+    this.stop();
+    if (machineBusyMs() === undefined) return false;
+    this.lastMachine = undefined;
+    this.start(() => this.checkQuiet());
+    return true;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.inRow = 0;
+  }
+
+  private start(check: () => void): void {
+    this.timer = setInterval(check, WINDOW_MS);
+    this.timer.unref();
+  }
+
+  private checkStarvation(): void {
+    // A window counts only with runs waiting at both ends (starvation.ts): an idle engine
+    // reads nothing, and its next busy check starts a window.
+    const last = this.lastTimes;
+    this.lastTimes = undefined;
+    if (!this.workers.runsWaiting()) {
+      this.inRow = 0;
+      return;
+    }
+    const now = performance.now();
+    const main = schedTimes('/proc/thread-self/schedstat');
+    const workers = new Map<number, SchedTimes>();
+    for (const tid of this.workers.tids()) {
+      const t = tid === undefined ? undefined : schedTimes(`/proc/self/task/${tid}/schedstat`);
+      if (t) workers.set(tid!, t);
+    }
+    if (main) this.lastTimes = { at: now, main, workers };
+    if (!last || !main) {
+      this.inRow = 0;
+      return;
+    }
+    let workersRunMs = 0;
+    let workersWaitMs = 0;
+    for (const [tid, t] of workers) {
+      const before = last.workers.get(tid);
+      if (!before) continue; // a new worker: from the next window
+      workersRunMs += t.runMs - before.runMs;
+      workersWaitMs += t.waitMs - before.waitMs;
+    }
+    // Runs waited at both ends: this check and the last read only while they did.
+    const window = { windowMs: now - last.at, cores: availableParallelism(), runsWaiting: true, workersRunMs, workersWaitMs, mainRunMs: main.runMs - last.main.runMs };
+    this.inRow = starvedWindow(window) ? this.inRow + 1 : 0;
+    if (this.inRow < STARVED_WINDOWS) return;
+    this.stop();
+    this.on.starved({ windows: STARVED_WINDOWS, windowMs: WINDOW_MS, ranPercent: (100 * workersRunMs) / (workersRunMs + workersWaitMs) });
+  }
+
+  private checkQuiet(): void {
+    const now = performance.now();
+    const busyMs = machineBusyMs();
+    const cpu = process.cpuUsage();
+    const processMs = (cpu.user + cpu.system) / 1000;
+    const last = this.lastMachine;
+    this.lastMachine = busyMs === undefined ? undefined : { at: now, busyMs, processMs };
+    if (!last || busyMs === undefined) {
+      this.inRow = 0;
+      return;
+    }
+    const window = { windowMs: now - last.at, cores: availableParallelism(), machineBusyMs: busyMs - last.busyMs, processMs: processMs - last.processMs };
+    this.inRow = quietWindow(window) ? this.inRow + 1 : 0;
+    if (this.inRow < this.quietNeeded) return;
+    const windows = this.quietNeeded;
+    this.quietNeeded *= 2;
+    this.stop();
+    this.on.quiet({ windows, windowMs: WINDOW_MS, othersBelowPercent: QUIET_SHARE * 100 });
+  }
+}
