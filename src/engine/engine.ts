@@ -170,7 +170,7 @@ export class Engine {
     this.buildThreads = init.buildThreads;
     this.shapes = options.shapes ?? {};
     let batcher: DynamicBatcher | undefined;
-    this.metricsRegistry = new TritonMetrics(init.name, () => batcher?.pending ?? 0);
+    this.metricsRegistry = new TritonMetrics(init.name, () => batcher?.pending ?? 0, () => impl.stats?.());
     this.collector = new StatsCollector(init.buildStartedAt, this.metricsRegistry);
     this.normalizer = new InputNormalizer(
       impl.inputs.map((info) => ({ info, range: this.shapes[info.name], dimParams: impl.inputDimParams?.[info.name] })),

@@ -41,8 +41,11 @@ export class TritonMetrics {
   private readonly queueSummary: WindowSummary;
   private readonly labels: { model: string; version: string };
 
-  /** `pendingNow` reports the requests waiting for execution at collection time. */
-  constructor(model: string, pendingNow: () => number, version = '1') {
+  /**
+   * `pendingNow` reports the requests waiting for execution at collection time;
+   * `backendCounters` the backend's own counters then (engine.stats().backendCounters).
+   */
+  constructor(model: string, pendingNow: () => number, backendCounters: () => Readonly<Record<string, number>> | undefined = () => undefined, version = '1') {
     this.labels = { model, version };
     const r = [this.registry];
     const names = ['model', 'version'];
@@ -64,6 +67,17 @@ export class TritonMetrics {
     this.computeUs = new Counter({ name: 'nv_inference_compute_infer_duration_us', help: 'Cumulative compute inference duration in microseconds', labelNames: names, registers: r });
     this.requestUs = new Counter({ name: 'nv_inference_request_duration_us', help: 'Cumulative inference request duration in microseconds', labelNames: names, registers: r });
     this.requestSummary = new WindowSummary({ name: 'nv_inference_request_summary_us', help: 'Summary of inference request duration in microseconds', labels: this.labels, percentiles: [0.5, 0.9, 0.95, 0.99], maxAgeSeconds: 600, registers: r });
+    // Not Triton's: the backend's own counters, one series each (on ONNX Runtime
+    // sessionRunMs, the workers' busy time, gives their saturation: its rate over instances).
+    new Gauge({
+      name: 'tensorrt_node_backend_counter',
+      help: "The backend's own counters, as engine.stats().backendCounters gives them",
+      labelNames: [...names, 'counter'],
+      registers: r,
+      collect() {
+        for (const [counter, value] of Object.entries(backendCounters() ?? {})) this.set({ ...labels, counter }, value);
+      },
+    });
     this.queueSummary = new WindowSummary({ name: 'nv_inference_queue_summary_us', help: 'Summary of inference queuing duration in microseconds', labels: this.labels, percentiles: [0.5, 0.9, 0.95, 0.99], maxAgeSeconds: 600, registers: r });
     // Make every series visible from the start, as Triton does.
     this.success.inc(this.labels, 0);

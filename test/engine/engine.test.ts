@@ -173,6 +173,17 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     const median = Number(/nv_inference_request_summary_us\{quantile="0.5",model="[^"]+",version="1"\} (\S+)/.exec(text)?.[1]);
     expect(median).toBeCloseTo(s.latencyMs.p50 * 1000, 6);
     expect(text).toMatch(/nv_inference_queue_summary_us\{quantile="0.99",model="[^"]+",version="1"\} \d/);
+    // The backend's own counters, one series each, as stats() gives them.
+    const counters = engine.stats().backendCounters!;
+    expect(text).toContain('# TYPE tensorrt_node_backend_counter gauge');
+    expect(text).toContain(`tensorrt_node_backend_counter{model="ch_ppocr_mobile_v2.0_cls_infer",version="1",counter="runs"} ${counters.runs}`);
+    expect(counters.runs).toBeGreaterThanOrEqual(s.batches); // and any probes at build
+    const busyMs = Number(/tensorrt_node_backend_counter\{model="[^"]+",version="1",counter="sessionRunMs"\} (\S+)/.exec(text)?.[1]);
+    expect(busyMs).toBeCloseTo(counters.sessionRunMs!, 6);
+    // Time inside run() is part of each batch's dispatch-to-result time, which every request of the batch counts.
+    const computeUs = Number(/nv_inference_compute_infer_duration_us\{model="[^"]+",version="1"\} (\S+)/.exec(text)?.[1]);
+    expect(busyMs).toBeGreaterThan(0);
+    expect(busyMs * 1000).toBeLessThanOrEqual(computeUs);
   });
 });
 
