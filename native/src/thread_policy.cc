@@ -2,10 +2,12 @@
 // SCHED_IDLE so that the thread of the JS event loop preempts them the moment it
 // wakes: on a machine whose cores are all busy in inference, a plain (or niced)
 // thread left the loop runnable but waiting 4-7 ms for a core (docs/engine.md).
+// Also a thread's own CPU time, which the engine's batch probe times runs by.
 #include <napi.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #ifdef __linux__
@@ -40,8 +42,23 @@ Napi::Value SetThreadIdle(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// threadCpuTimeMs() -> the calling thread's CPU time so far, in ms, or undefined where the
+// platform has no per-thread clock. Exact to the call, unlike Linux's schedstat, which a
+// running thread sees updated only at scheduler ticks (4 ms at 250 Hz).
+Napi::Value ThreadCpuTimeMs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifdef CLOCK_THREAD_CPUTIME_ID
+  timespec ts{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
+    return Napi::Number::New(env, static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6);
+  }
+#endif
+  return env.Undefined();
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreadIdle", Napi::Function::New(env, SetThreadIdle, "setThreadIdle"));
+  exports.Set("threadCpuTimeMs", Napi::Function::New(env, ThreadCpuTimeMs, "threadCpuTimeMs"));
 }
 
 }  // namespace

@@ -55,8 +55,12 @@ export interface Backend {
   runHinted?(feeds: Feeds, hint: RunHint): Promise<Record<string, TensorLike>>;
   /** As `runHinted`, given the batch's parts unmerged (see BatchParts). */
   runBatch?(batch: BatchParts, hint: RunHint): Promise<Record<string, TensorLike>>;
-  /** As `run`, with the time the backend itself computed, without thread hops (ms). */
-  runTimed?(feeds: Feeds): Promise<{ outputs: Record<string, TensorLike>; computeMs: number }>;
+  /**
+   * As `run`, with the time the backend itself computed, without thread hops (ms); with
+   * `cpuTime`, where it can, also the computing thread's own time on a CPU (`cpuMs`), which
+   * other work on the machine does not lengthen.
+   */
+  runTimed?(feeds: Feeds, options?: { cpuTime?: boolean }): Promise<{ outputs: Record<string, TensorLike>; computeMs: number; cpuMs?: number }>;
   /**
    * The engine no longer references these outputs of a run (every caller got a copy):
    * the backend may reuse their memory for later results.

@@ -95,12 +95,13 @@ export function syntheticFeeds(inputs: readonly TensorInfo[], item: Record<strin
  * machine's caches and memory bandwidth. After one unmeasured round (which also warms the
  * instances), each size's time is the mean of its concurrent runs, and the fastest round
  * is kept: `run` gives the backend's own compute time, which the host's thread wake-ups
- * do not blur. The first pass stops at a costly size slower per row than the best on a
+ * do not blur, or better its CPU time (`cpuMs`), which other work on the machine does not
+ * lengthen either. The first pass stops at a costly size slower per row than the best on a
  * warm round (past the caches, larger batches only get slower); the next rounds take the
  * sizes left in turn, so that the machine's drift falls on all of them.
  */
 export async function probeBatchSize(
-  run: (feeds: Feeds) => Promise<{ computeMs: number }>,
+  run: (feeds: Feeds) => Promise<{ computeMs: number; cpuMs?: number }>,
   inputs: readonly TensorInfo[],
   item: Record<string, number[]>,
   cap: number,
@@ -110,7 +111,10 @@ export async function probeBatchSize(
   const waves = new Map<string, Float32Array>();
   const feedsFor = (rows: number): Feeds[] => Array.from({ length: instances }, () => syntheticFeeds(inputs, item, rows, waves));
   const round = async (all: Feeds[]): Promise<number> => {
-    const times = await Promise.all(all.map(async (f) => (await run(f)).computeMs));
+    const times = await Promise.all(all.map(async (f) => {
+      const r = await run(f);
+      return r.cpuMs ?? r.computeMs;
+    }));
     return times.reduce((a, b) => a + b, 0) / times.length;
   };
   await round(feedsFor(1));

@@ -581,7 +581,11 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
       ext: 'batch.bin',
       parts: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
       parse: parseProbe,
-    }, () => probeBatchSize(runTimed, impl.inputs, item, cap, impl.instances));
+    }, () =>
+      // On single-threaded instances, by the worker's CPU clock: busy processes beside a
+      // build (or workers starved under SCHED_IDLE) lengthened larger batches' wall time
+      // more than small ones' and made the probe choose smaller batches, then cached.
+      probeBatchSize((f) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 }), impl.inputs, item, cap, impl.instances));
     probe = { ...value, source: cached ? 'cache' : 'measured' };
   } catch (e) {
     return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };

@@ -103,6 +103,24 @@ describe('onnxruntime backend', () => {
     expect(sessionRunMs).toBeLessThan(2 * wall);
   });
 
+  it.runIf(process.platform === 'linux')("gives a run's CPU time on the worker's thread where asked, by message, and none otherwise", async () => {
+    const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 1, threadsPerInstance: 1 });
+    backends.push(backend);
+    const feeds = (seed: number) => ({ x: { data: clsInput(seed, 4), dims: [4, ...CLS_ITEM], type: 'float32' as const } });
+    await backend.runTimed(feeds(0));
+    const plain = await backend.runTimed(feeds(1));
+    expect(plain.cpuMs).toBeUndefined();
+    const runsBefore = backend.stats().mailboxRuns;
+    for (let k = 2; k < 6; k++) {
+      const r = await backend.runTimed(feeds(k), { cpuTime: true });
+      // One thread: its CPU time inside run() is at most the run's wall time, and most of it on a quiet machine.
+      expect(r.cpuMs).toBeGreaterThan(0);
+      expect(r.cpuMs!).toBeLessThanOrEqual(r.computeMs + 0.05);
+    }
+    // Runs asking for it go by message, where the worker reads its clock around run().
+    expect(backend.stats().mailboxRuns).toBe(runsBefore);
+  });
+
   it('reuses the memory of a large result once released, for a later result; never without release', async () => {
     // The recognizer at width 64: 8 x 6625 floats, 212 KB a row, over the 64 KiB the worker copies.
     const backend = await OnnxruntimeBackend.create(REC_MODEL, { instances: 1, threadsPerInstance: 1 });

@@ -67,6 +67,19 @@ describe('batch probe: the choice', () => {
     }
   });
 
+  it("times by the run's CPU time where it has one, which busy processes beside it do not lengthen", async () => {
+    // Wall time as measured beside two busy processes (normal policy): the 8-row run
+    // preempted, 1.17 ms a row against 0.75 at 4, so 4 was chosen; the CPU time says 8.
+    const wall: Record<number, number> = { 1: 0.96, 2: 1.54, 4: 3.0, 8: 9.36 };
+    const cpu: Record<number, number> = { 1: 0.94, 2: 1.4, 4: 2.6, 8: 5.0 };
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 4] }];
+    const byWall = await probeBatchSize(async (f) => ({ computeMs: wall[f.x!.dims[0]!]! }), inputs, { x: [4] }, 8);
+    const byCpu = await probeBatchSize(async (f) => ({ computeMs: wall[f.x!.dims[0]!]!, cpuMs: cpu[f.x!.dims[0]!]! }), inputs, { x: [4] }, 8);
+    expect(byWall.chosen).toBe(4);
+    expect(byCpu.chosen).toBe(8);
+    expect(byCpu.perRowMs[8]).toBeCloseTo(0.625, 12);
+  });
+
   it('needs every axis beyond the batch fixed, from the model or from shapes', () => {
     const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3, -1, -1] }];
     expect(probeItemDims(inputs, { x: [-1, ...CLS_ITEM] })).toEqual({ x: [...CLS_ITEM] });

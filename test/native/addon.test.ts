@@ -1,6 +1,7 @@
 // The same tests against every build of the addon: cmake-js and node-gyp (same
 // sources, same settings) and the cpu variant. test/native/global-setup.ts builds them.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { type LoadedAddon, loadAddonFile } from '../../src/native/index.js';
@@ -219,6 +220,29 @@ describe.each(suites)('$label', ({ path, buildSystem }) => {
     expect(() => alias(new Uint8Array(sab, 0, 0))).toThrow(/empty/);
     expect(() => alias({} as Uint8Array)).toThrow(TypeError);
     expect(() => (alias as unknown as () => ArrayBuffer)()).toThrow(TypeError);
+  });
+
+  test("threadCpuTimeMs: the calling thread's CPU time, which a spin adds to and a sleep does not", () => {
+    const cpu = addon.binding.threadCpuTimeMs!;
+    const t0 = cpu()!;
+    const w0 = performance.now();
+    while (performance.now() - w0 < 100);
+    const spun = cpu()! - t0;
+    // Wall time spun is the bound from above; most of it is CPU time unless the host stole it.
+    expect(spun).toBeLessThanOrEqual(performance.now() - w0 + 1);
+    expect(spun).toBeGreaterThan(50);
+    const t1 = cpu()!;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    expect(cpu()! - t1).toBeLessThan(5);
+    if (process.platform === 'linux') {
+      // The same clock Linux keeps in schedstat, which the thread sees updated at ticks only.
+      const sched = (): number => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+      const [c0, s0] = [cpu()!, sched()];
+      const w1 = performance.now();
+      while (performance.now() - w1 < 300);
+      const [c1, s1] = [cpu()!, sched()];
+      expect(Math.abs((c1 - c0) - (s1 - s0))).toBeLessThan(10);
+    }
   });
 
   test('sharedMemoryAlias: the alias keeps its memory alive, and lets it go once collected', () => {

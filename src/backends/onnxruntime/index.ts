@@ -50,6 +50,11 @@ export interface OnnxruntimeBackendOptions {
 export interface OnnxruntimeRunResult {
   outputs: Record<string, TensorLike>;
   computeMs: number;
+  /**
+   * With runTimed's `cpuTime`: the worker thread's own time on a CPU during run(), where
+   * Linux gives it (its intra-op threads' not included).
+   */
+  cpuMs?: number;
   /** Whether the wide session ran it. */
   wide: boolean;
 }
@@ -65,7 +70,7 @@ interface WireTensor {
 type WorkerMessage =
   | { type: 'thread'; tid: number | undefined }
   | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
-  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; wide: boolean; inPlace?: boolean }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; cpuMs?: number; wide: boolean; inPlace?: boolean }
   | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
 
@@ -204,10 +209,10 @@ function backgroundThread(tid: number | undefined): string {
   }
 }
 
-/** The addon's path where it can alias a worker's mailbox (inputs read in place there). */
-function aliasAddonPath(): string | undefined {
+/** The addon's path, for a worker to load: it aliases the mailbox (inputs read in place there) and reads the thread's CPU clock. */
+function workerAddonPath(): string | undefined {
   const s = addonState();
-  return s.loaded && typeof s.addon.binding.sharedMemoryAlias === 'function' ? s.addon.path : undefined;
+  return s.loaded ? s.addon.path : undefined;
 }
 
 function toDtype(type: string, where: string): TensorDtype {
@@ -228,6 +233,13 @@ interface WorkerInit {
   background: boolean;
   /** What threadPolicy says where `background` is false. */
   normalWhy: string;
+  /**
+   * Under SCHED_IDLE from before the session exists, so that its intra-op threads inherit
+   * the policy (several threads a session); else from once it is ready, so that other busy
+   * processes cannot starve the session's creation, which no check watches (beside two,
+   * a build's workers took ~20 s to create the classifier's sessions).
+   */
+  idleBeforeSession: boolean;
 }
 
 /** Starts a worker and its session: resolves once the session is ready, with the thread's scheduling policy. */
@@ -239,7 +251,7 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
   const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
   const guard = exitGuard();
   const state = stateWord();
-  const addonPath = init.spinMs > 0 ? aliasAddonPath() : undefined;
+  const addonPath = workerAddonPath();
   const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, addonPath }, transfer);
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
@@ -248,13 +260,15 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
     const onStart = (msg: WorkerMessage): void => {
       if (msg.type === 'thread') {
         tid = msg.tid;
-        policy = init.background ? backgroundThread(msg.tid) : init.normalWhy;
+        if (!init.background) policy = init.normalWhy;
+        else if (init.idleBeforeSession) policy = backgroundThread(msg.tid);
         worker.postMessage({ type: 'start' });
         return;
       }
       worker.off('message', onStart);
       worker.off('exit', onExit);
       if (msg.type === 'ready') {
+        if (init.background && !init.idleBeforeSession) policy = backgroundThread(tid);
         resolve({ w: new OnnxruntimeWorker(worker, state, tid), ready: msg, policy });
         return;
       }
@@ -423,7 +437,7 @@ export class OnnxruntimeBackend implements Backend {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
-    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)' };
+    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)', idleBeforeSession: threads > 1 };
     const started = Array.from({ length: instances }, () => spawn(init));
     const settled = await Promise.allSettled(started);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -487,7 +501,7 @@ export class OnnxruntimeBackend implements Backend {
       this.sessionRunMs += msg.computeMs;
       // Which session ran it, as the worker says: a run asked for the wide session runs on
       // the single-threaded one where the worker has none.
-      p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide });
+      p.resolve({ outputs, computeMs: msg.computeMs, wide: msg.wide, ...(msg.cpuMs !== undefined ? { cpuMs: msg.cpuMs } : {}) });
     });
     // An uncaught error ends the thread: 'exit' follows, and says what it was.
     w.worker.on('error', (err) => (w.cause ??= err));
@@ -735,9 +749,10 @@ export class OnnxruntimeBackend implements Backend {
    * own) and come back into `feeds` when the run settles; any other view is
    * copied once. A run through a worker's mailbox copies them into it and leaves `feeds` as
    * they are. `wide`: on the wide session (true), never (false, the default), or
-   * where every worker is idle ('auto').
+   * where every worker is idle ('auto'). `cpuTime`: also the worker thread's time on a CPU
+   * (`cpuMs`; the run goes by message, and the worker reads /proc before and after it).
    */
-  runTimed(feeds: Feeds, options: { wide?: boolean | 'auto' } = {}): Promise<OnnxruntimeRunResult> {
+  runTimed(feeds: Feeds, options: { wide?: boolean | 'auto'; cpuTime?: boolean } = {}): Promise<OnnxruntimeRunResult> {
     return this.send({ parts: [feeds], rows: firstDim(feeds), merged: () => feeds }, options);
   }
 
@@ -746,7 +761,7 @@ export class OnnxruntimeBackend implements Backend {
    * written there one after another; else by message, merged (`batch.merged()`) and
    * transferred as runTimed says.
    */
-  private send(batch: BatchParts, options: { wide?: boolean | 'auto'; batcher?: boolean }): Promise<OnnxruntimeRunResult> {
+  private send(batch: BatchParts, options: { wide?: boolean | 'auto'; batcher?: boolean; cpuTime?: boolean }): Promise<OnnxruntimeRunResult> {
     if (this.disposed) return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the onnxruntime backend is disposed'));
     const wide = this.goesWide(options.wide ?? false);
     const w = wide ? this.wide!.worker : this.pick();
@@ -771,7 +786,7 @@ export class OnnxruntimeBackend implements Backend {
     // A worker polling for its next run (idle, nothing else asked of it) takes this one
     // through its mailbox: a copy here instead of a message through its event loop. Not
     // with spares, which only a message can carry. A worker that never polls has none.
-    const mayPoll = this.init.spinMs > 0 && spare.length === 0 && w.pending.size + w.control.size === 0;
+    const mayPoll = this.init.spinMs > 0 && spare.length === 0 && !options.cpuTime && w.pending.size + w.control.size === 0;
     const plan = mayPoll ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
     if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan)) {
       this.mailboxRunCount++;
@@ -801,7 +816,7 @@ export class OnnxruntimeBackend implements Backend {
     transfer.push(...spare);
     return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
       w.track(id, { feeds, lengths, rows, batcher: options.batcher, resolve, reject });
-      w.worker.postMessage({ type: 'run', id, feeds: wire, spare, wide, mailbox }, transfer);
+      w.worker.postMessage({ type: 'run', id, feeds: wire, spare, wide, mailbox, ...(options.cpuTime ? { cpuTime: true } : {}) }, transfer);
     });
   }
 

@@ -40,8 +40,9 @@ function threadId() {
 // Native onnxruntime calls are marked for process exit (native-calls.mjs, exit-guard.ts).
 if (workerData.exitGuard) markNativeCalls(workerData.exitGuard);
 
-// The engine sets this thread's scheduling policy before the session exists, so that
-// ORT's intra-op threads, created by it, inherit the policy.
+// Where a session has several threads, the engine sets this thread's scheduling policy
+// before the session exists, so that ORT's intra-op threads, created by it, inherit it
+// (single-threaded sessions get it once ready: index.ts, WorkerInit.idleBeforeSession).
 parentPort.postMessage({ type: 'thread', tid: threadId() });
 await new Promise((resolve) => parentPort.once('message', resolve));
 
@@ -68,18 +69,21 @@ const state = workerData.state;
 let mailbox;
 // A plain ArrayBuffer over the mailbox, for onnxruntime to read inputs in place.
 let mailboxAlias;
-const aliasOf = sharedMemoryAlias(workerData.addonPath);
+const addon = loadAddon(workerData.addonPath);
+const aliasOf = typeof addon?.sharedMemoryAlias === 'function' ? addon.sharedMemoryAlias : undefined;
+// This thread's CPU time so far, in ms: a run's cost without the time other threads held the
+// core, for the engine's batch probe (undefined without the addon: wall time then).
+const threadCpuMs = typeof addon?.threadCpuTimeMs === 'function' ? addon.threadCpuTimeMs : () => undefined;
 const inputNames = session?.inputNames ?? [];
 // This thread's copies of mailbox inputs, reused run to run.
 const scratch = new Map();
 
-// The addon's sharedMemoryAlias(), where the engine passed the addon's path and it loads
-// here (else mailbox inputs are copied).
-function sharedMemoryAlias(path) {
+// The addon, where the engine passed its path and it loads here (else mailbox inputs are
+// copied, and runs are timed by the wall clock only).
+function loadAddon(path) {
   if (!path) return undefined;
   try {
-    const fn = require(path).sharedMemoryAlias;
-    return typeof fn === 'function' ? fn : undefined;
+    return require(path);
   } catch {
     return undefined;
   }
@@ -176,9 +180,11 @@ async function run(msg) {
       }
     }
     const onWide = Boolean(msg.wide && wide);
+    const cpuBefore = msg.cpuTime ? threadCpuMs() : undefined;
     const started = performance.now();
     const result = await nativeCall(() => (onWide ? wide : session).run(feeds, RUN_OPTIONS));
     const computeMs = performance.now() - started;
+    const cpuAfter = cpuBefore === undefined ? undefined : threadCpuMs();
     const outputs = {};
     const spare = msg.spare ?? [];
     for (const name in result) {
@@ -193,6 +199,7 @@ async function run(msg) {
     // Spare memory this run did not need goes back too.
     for (const b of spare) transfer.push(b);
     message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs, wide: onWide };
+    if (cpuAfter !== undefined) message.cpuMs = cpuAfter - cpuBefore;
     if (msg.inPlace) message.inPlace = true;
   } catch (err) {
     message = { type: 'error', id: msg.id, message: String(err?.message ?? err) };
