@@ -28,6 +28,7 @@ import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 import { parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
+import { machineBusyMs, quietWindow } from '../machine-load.js';
 import { REWRITES_VERSION, isGraphRewrites, type GraphRewrites } from './rewrite.js';
 import { rewriteOffThread, type BuildThread } from './build-thread.js';
 
@@ -575,8 +576,9 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
   const item = probeItemDims(impl.inputs, options.shapes ?? {});
   if (typeof item === 'string') return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: ${item}` };
   let probe: BatchProbe;
+  let notKept = '';
   try {
-    const { value, cached } = await machineMeasurement(impl, options, engineKey, {
+    const { value, cached, busy } = await machineMeasurement(impl, options, engineKey, {
       name: 'batch probe',
       ext: 'batch.bin',
       parts: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
@@ -587,11 +589,12 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
       // more than small ones' and made the probe choose smaller batches, then cached.
       probeBatchSize((f) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 }), impl.inputs, item, cap, impl.instances));
     probe = { ...value, source: cached ? 'cache' : 'measured' };
+    notKept = busy ? ', beside busy processes (not kept in the cache)' : '';
   } catch (e) {
     return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };
   }
   const costs = Object.entries(probe.perRowMs).map(([rows, ms]) => `${rows}: ${ms.toFixed(2)}`).join(', ');
-  const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : 'measured at this build'} (ms a row at ${costs})`;
+  const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : `measured at this build${notKept}`} (ms a row at ${costs})`;
   if (probe.chosen === 1) return { ...batching, enabled: false, maxBatchSize: 1, probe, reason: `maxBatchSize 1, ${why}: requests do not merge, and one of several rows runs a row at a time` };
   return { ...batching, maxBatchSize: probe.chosen, probe, reason: `${batching.reason}, up to ${probe.chosen} rows, ${why}` };
 }
@@ -607,14 +610,14 @@ async function cachedLoneRuns(impl: OnnxruntimeBackend, batching: BatchingInfo, 
   const item = probeItemDims(impl.inputs, options.shapes ?? {});
   // Kept only with a probe to key it by, and only where it was measured.
   const key = batching.probe ? engineKey : undefined;
-  const { value, cached } = await machineMeasurement(impl, options, key, {
+  const { value, cached, busy } = await machineMeasurement(impl, options, key, {
     name: 'lone-run choice',
     ext: 'lone.bin',
     parts: { choice: 'loneRuns', rowMs, item, instances: impl.instances, threads: impl.threadsPerInstance, spinning: options.spinning ?? true },
     parse: parseLoneRuns,
     keep: (v) => v.oneThreadMs !== undefined,
   }, () => chooseLoneRuns(impl, rowMs, item));
-  if (!cached) return value;
+  if (!cached) return busy && value.oneThreadMs !== undefined ? { ...value, reason: `${value.reason} (timed beside busy processes: not kept in the cache)` } : value;
   const reason = `${value.reason} (measured by an earlier build)`;
   if (value.threads === impl.threadsPerInstance) return { ...value, reason };
   try {
@@ -628,8 +631,11 @@ async function cachedLoneRuns(impl: OnnxruntimeBackend, batching: BatchingInfo, 
 /**
  * A measurement of this model on this machine (the batch probe, the lone-run choice), kept
  * in the engine cache under the engine's key, `parts`, the CPU model and the cores: read back
- * where an earlier build stored it, else measured, and stored where `keep` allows. A corrupt
- * entry is reported (ECACHE) and measured again. Without a cache it is measured each time.
+ * where an earlier build stored it, else measured, and stored where `keep` allows and other
+ * processes left the machine quiet meanwhile (starvation.ts's quietWindow over /proc/stat:
+ * a figure taken beside busy processes serves this build, and the next one measures
+ * again). A corrupt entry is reported (ECACHE) and measured again. Without a cache it is
+ * measured each time.
  */
 async function machineMeasurement<T>(
   impl: Backend,
@@ -637,7 +643,7 @@ async function machineMeasurement<T>(
   engineKey: string | undefined,
   entry: { name: string; ext: string; parts: Record<string, unknown>; parse(payload: Uint8Array): T | undefined; keep?(value: T): boolean },
   measure: () => Promise<T>,
-): Promise<{ value: T; cached: boolean }> {
+): Promise<{ value: T; cached: boolean; busy?: true }> {
   const dir = options.cacheDir;
   const key = dir && engineKey
     ? cacheKey({ modelHash: engineKey, options: { ...entry.parts, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() }, backend: impl.name, backendVersion: impl.version })
@@ -651,9 +657,19 @@ async function machineMeasurement<T>(
       await removeEntry(dir, key, entry.ext);
     }
   }
+  const before = { at: performance.now(), busyMs: machineBusyMs(), processMs: processCpuMs() };
   const value = await measure();
-  if (dir && key && (entry.keep?.(value) ?? true)) await storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext);
-  return { value, cached: false };
+  const busyMs = machineBusyMs();
+  const quiet = before.busyMs === undefined || busyMs === undefined ||
+    quietWindow({ windowMs: performance.now() - before.at, cores: availableParallelism(), machineBusyMs: busyMs - before.busyMs, processMs: processCpuMs() - before.processMs });
+  if (dir && key && quiet && (entry.keep?.(value) ?? true)) await storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext);
+  return { value, cached: false, ...(quiet ? {} : { busy: true }) };
+}
+
+/** This process's CPU time so far, ms (all its threads). */
+function processCpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
 }
 
 async function checkOptions(o: EngineOptions): Promise<void> {

@@ -1,13 +1,14 @@
 /**
- * starvation.ts's judgements of one window (starved under SCHED_IDLE; the machine quiet
- * again), on figures shaped like those measured here (docs/engine.md), and its reading of
- * Linux's schedstat and /proc/stat.
+ * The judgements of one window (starvation.ts: starved under SCHED_IDLE; machine-load.ts:
+ * the machine quiet again), on figures shaped like those measured here (docs/engine.md),
+ * and their reading of Linux's schedstat and /proc/stat.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { machineBusyMs, quietWindow, schedTimes, starvedWindow } from '../../src/backends/onnxruntime/starvation.js';
+import { schedTimes, starvedWindow } from '../../src/backends/onnxruntime/starvation.js';
+import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
 
 const W = 1000;
 

@@ -1,5 +1,6 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
@@ -186,6 +187,34 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
       expect(fourth.batching.probe).toEqual({ ...third.batching.probe, source: 'cache' });
       await fourth.dispose();
     } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(process.platform === 'linux')('serves the build but is not kept where busy processes ran beside it; a quiet build keeps it', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-probe-busy-'));
+    // The normal policy: the workers share the cores with the busy processes rather than starve.
+    const options = { backend: 'onnxruntime' as const, cacheDir, instances: 1, threadsPerInstance: 1, backgroundThreads: false, shapes: { x: [-1, ...CLS_ITEM] } };
+    const probes = (): string[] => readdirSync(cacheDir).filter((f) => f.endsWith('.batch.bin'));
+    const hogs = Array.from({ length: availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+    try {
+      const busy = await Engine.build(CLS_MODEL, options);
+      expect(busy.batching.probe!.source).toBe('measured');
+      expect(busy.batching.reason).toContain('measured at this build, beside busy processes (not kept in the cache)');
+      await busy.dispose();
+      expect(probes()).toEqual([]);
+      for (const h of hogs) h.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      const quiet = await Engine.build(CLS_MODEL, options);
+      expect(quiet.batching.probe!.source).toBe('measured');
+      expect(quiet.batching.reason).not.toContain('busy');
+      await quiet.dispose();
+      expect(probes()).toHaveLength(1);
+      const again = await Engine.build(CLS_MODEL, options);
+      expect(again.batching.probe).toEqual({ ...quiet.batching.probe, source: 'cache' });
+      await again.dispose();
+    } finally {
+      for (const h of hogs) h.kill('SIGKILL');
       rmSync(cacheDir, { recursive: true, force: true });
     }
   });

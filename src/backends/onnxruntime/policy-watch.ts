@@ -5,7 +5,8 @@
  * change, by new workers; this module only says when.
  */
 import { availableParallelism } from 'node:os';
-import { QUIET_SHARE, machineBusyMs, quietWindow, schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+import { schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+import { QUIET_SHARE, machineBusyMs, quietWindow } from '../../machine-load.js';
 
 /** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
 export const WINDOW_MS = 1000;
