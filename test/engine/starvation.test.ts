@@ -22,6 +22,14 @@ function workerTids(e: Engine): number[] {
   return (e as unknown as { impl: { workers: { tid: number }[] } }).impl.workers.map((w) => w.tid);
 }
 
+/** Whether every thread of `tids` has ended within 30 s. */
+async function threadsEnd(tids: number[]): Promise<boolean> {
+  const gone = (): boolean => tids.every((tid) => !existsSync(`/proc/self/task/${tid}`));
+  const until = performance.now() + 30_000;
+  while (!gone() && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+  return gone();
+}
+
 describe('workers starved under SCHED_IDLE', () => {
   it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, then under SCHED_IDLE again once the machine is quiet, and every request gets its own result', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
@@ -34,12 +42,14 @@ describe('workers starved under SCHED_IDLE', () => {
       const idleAtStart = idleThreads();
       for (const tid of oldWorkers) expect(idleAtStart).toContain(tid);
       for (let k = 0; k < availableParallelism(); k++) hogs.push(spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
-      let after = 0;
-      const { warnings } = await withWarnings('EBACKEND', async () => {
-        // Eight callers in a closed loop until the engine leaves SCHED_IDLE (within ~3 s
-        // here), then a round more on the new workers, the busy processes still running.
+      /**
+       * Eight callers in a closed loop until 16 requests have settled after the policy read
+       * `changed`, or 60 s; each result kept for the check below, seeds from `first`.
+       */
+      const serveUntil = async (changed: (policy: string | undefined) => boolean, first: number, pauseMs: number): Promise<number> => {
         const deadline = performance.now() + 60_000;
-        let next = 1;
+        let next = first;
+        let after = 0;
         await Promise.all(
           Array.from({ length: 8 }, async () => {
             while (after < 16 && performance.now() < deadline) {
@@ -47,10 +57,18 @@ describe('workers starved under SCHED_IDLE', () => {
               const r = await engine.infer(clsInput(seed));
               seeds.push(seed);
               results.push(r[OUT]!.data as Float32Array);
-              if (engine.backend.threadPolicy !== 'SCHED_IDLE') after++;
+              if (changed(engine.backend.threadPolicy)) after++;
+              if (pauseMs) await new Promise((done) => setTimeout(done, pauseMs));
             }
           }),
         );
+        return after;
+      };
+      // Until the engine leaves SCHED_IDLE (within ~3 s here), then a round more on the new
+      // workers, the busy processes still running.
+      let after = 0;
+      const { warnings } = await withWarnings('EBACKEND', async () => {
+        after = await serveUntil((policy) => policy !== 'SCHED_IDLE', 1, 0);
       });
       expect(engine.backend.threadPolicy).toMatch(/^normal \(starved under SCHED_IDLE: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
       expect(warnings.join('\n')).toMatch(/the onnxruntime workers were starved under SCHED_IDLE: .*; new workers of normal priority take their place/);
@@ -58,10 +76,7 @@ describe('workers starved under SCHED_IDLE', () => {
       // The old workers end once their runs settle (and once they get a core to end on: the
       // busy processes go first); the new ones, and any thread they made, have the normal policy.
       for (const h of hogs) h.kill('SIGKILL');
-      const gone = (): boolean => oldWorkers.every((tid) => !existsSync(`/proc/self/task/${tid}`));
-      const until = performance.now() + 30_000;
-      while (!gone() && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
-      expect(gone()).toBe(true);
+      expect(await threadsEnd(oldWorkers)).toBe(true);
       const newWorkers = workerTids(engine);
       expect(newWorkers).toHaveLength(2);
       for (const tid of newWorkers) expect(oldWorkers).not.toContain(tid);
@@ -74,29 +89,13 @@ describe('workers starved under SCHED_IDLE', () => {
       // each pausing 20 ms between requests (every result is checked below).
       let back = 0;
       const { warnings: returned } = await withWarnings('EBACKEND', async () => {
-        const deadline = performance.now() + 60_000;
-        let next = 10_000;
-        await Promise.all(
-          Array.from({ length: 8 }, async () => {
-            while (back < 16 && performance.now() < deadline) {
-              const seed = next++;
-              const r = await engine.infer(clsInput(seed));
-              seeds.push(seed);
-              results.push(r[OUT]!.data as Float32Array);
-              if (engine.backend.threadPolicy === 'SCHED_IDLE') back++;
-              await new Promise((r) => setTimeout(r, 20));
-            }
-          }),
-        );
+        back = await serveUntil((policy) => policy === 'SCHED_IDLE', 10_000, 20);
       });
       expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
       expect(returned.join('\n')).toMatch(/other processes used under 25 % of the cores over 5 windows of 1000 ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority/);
       expect(back).toBeGreaterThanOrEqual(16);
       // The workers of normal priority end once their runs settle; the new ones are under SCHED_IDLE.
-      const normalGone = (): boolean => newWorkers.every((tid) => !existsSync(`/proc/self/task/${tid}`));
-      const until2 = performance.now() + 30_000;
-      while (!normalGone() && performance.now() < until2) await new Promise((r) => setTimeout(r, 50));
-      expect(normalGone()).toBe(true);
+      expect(await threadsEnd(newWorkers)).toBe(true);
       const idleAgain = workerTids(engine);
       expect(idleAgain).toHaveLength(2);
       const idleNow = idleThreads();
