@@ -122,4 +122,41 @@ describe('workers starved under SCHED_IDLE', () => {
       await reference.release();
     }
   });
+
+  it.runIf(process.platform === 'linux' && addonState().loaded)('starved while creating sessions of several threads, start again at normal priority, and go back to SCHED_IDLE once the machine is quiet', async () => {
+    // Sessions of 2 threads go under SCHED_IDLE before they exist (their threads inherit it),
+    // so busy processes beside the build can starve their creation.
+    const hogs = Array.from({ length: availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+    let engine: Engine | undefined;
+    try {
+      const { value, warnings } = await withWarnings('EBACKEND', () =>
+        Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 2, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } }));
+      engine = value;
+      expect(engine.backend.threadPolicy).toMatch(/^normal \(starved under SCHED_IDLE, creating their sessions: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
+      expect(warnings.join('\n')).toMatch(/starved under SCHED_IDLE, creating their sessions: .*; workers of normal priority start in their place/);
+      const [tid] = workerTids(engine);
+      expect(idleThreads()).not.toContain(tid);
+      for (const h of hogs) h.kill('SIGKILL');
+      // Quiet again: back under SCHED_IDLE after 5 windows of 1 s, serving the same bits all along.
+      const reference = await engineGraphSession(CLS_MODEL);
+      try {
+        const deadline = performance.now() + 60_000;
+        let seed = 0;
+        while (engine.backend.threadPolicy !== 'SCHED_IDLE' && performance.now() < deadline) {
+          const got = (await engine.infer(clsInput(++seed)))[OUT]!.data as Float32Array;
+          const want = (await reference.run({ x: new ort.Tensor('float32', clsInput(seed), [1, ...CLS_ITEM]) }))[OUT]!.data as Float32Array;
+          expect(sameBits(got, want), `request ${seed}`).toBe(true);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        await reference.release();
+      }
+      expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
+      expect(idleThreads()).toContain(workerTids(engine)[0]);
+      expect(engine.stats().failed).toEqual({});
+    } finally {
+      for (const h of hogs) h.kill('SIGKILL');
+      await engine?.dispose();
+    }
+  });
 });

@@ -242,8 +242,13 @@ interface WorkerInit {
   idleBeforeSession: boolean;
 }
 
-/** Starts a worker and its session: resolves once the session is ready, with the thread's scheduling policy. */
-function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string }> {
+type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string };
+
+/**
+ * Starts a worker and its session: resolves once the session is ready, with the thread's
+ * scheduling policy. `onThread` hears the thread's id before the session is made.
+ */
+function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => void): Promise<Started> {
   // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
   // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
   // copied and transferred (two runs each).
@@ -262,6 +267,7 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
         tid = msg.tid;
         if (!init.background) policy = init.normalWhy;
         else if (init.idleBeforeSession) policy = backgroundThread(msg.tid);
+        onThread?.(msg.tid);
         worker.postMessage({ type: 'start' });
         return;
       }
@@ -282,6 +288,33 @@ function spawn(init: WorkerInit): Promise<{ w: OnnxruntimeWorker; ready: Extract
     worker.once('error', reject);
     worker.once('exit', onExit);
   });
+}
+
+/**
+ * Whether workers starting under SCHED_IDLE (sessions of several threads, which must inherit
+ * it) are starved before their sessions are ready: the change that says so, or undefined
+ * once every start settled. Beside two busy processes, a worker with a 2-thread session took
+ * 15 s to get that far.
+ */
+function starvedWhileStarting(starts: Promise<Started>[], tids: readonly (number | undefined)[]): Promise<PolicyChange | undefined> {
+  return new Promise((resolve) => {
+    const watch = new PolicyWatch({ tids: () => tids, runsWaiting: () => true }, { starved: resolve, quiet: () => {} });
+    watch.watchStarvation();
+    void Promise.allSettled(starts).then(() => {
+      watch.stop();
+      resolve(undefined);
+    });
+  });
+}
+
+/** Ends a worker left behind once it has started (ending a thread inside onnxruntime can abort the process). */
+function endWhenStarted(start: Promise<Started>): Promise<void> {
+  return start.then(({ w }) => w.worker.terminate()).then(() => undefined, () => undefined);
+}
+
+/** What threadPolicy says of workers replaced for starvation. */
+function starvedWhy(c: PolicyChange, while_ = ''): string {
+  return `starved under SCHED_IDLE${while_}: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
 }
 
 /**
@@ -437,12 +470,25 @@ export class OnnxruntimeBackend implements Backend {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
-    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)', idleBeforeSession: threads > 1 };
-    const started = Array.from({ length: instances }, () => spawn(init));
-    const settled = await Promise.allSettled(started);
+    let init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)', idleBeforeSession: threads > 1 };
+    const tids: (number | undefined)[] = [];
+    let starts = Array.from({ length: instances }, () => spawn(init, (tid) => tids.push(tid)));
+    // Starved before their sessions are ready, workers of normal priority start in their
+    // place, and the starved ones end once started (no check watches a start otherwise).
+    let leftBehind: Promise<Started>[] = [];
+    const starved = background && init.idleBeforeSession ? await starvedWhileStarting(starts, tids) : undefined;
+    if (starved) {
+      const why = starvedWhy(starved, ', creating their sessions');
+      init = { ...init, background: false, normalWhy: `normal (${why})` };
+      process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; workers of normal priority start in their place, until the machine is quiet again (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
+      leftBehind = starts;
+      starts = Array.from({ length: instances }, () => spawn(init));
+    }
+    const settled = await Promise.allSettled(starts);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
     if (failed) {
+      for (const start of leftBehind) void endWhenStarted(start);
       await Promise.all(ok.map(({ w }) => w.worker.terminate()));
       throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     }
@@ -455,7 +501,10 @@ export class OnnxruntimeBackend implements Backend {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
     }
+    // Not waited for by dispose(): starved, they may take long to start.
+    for (const start of leftBehind) void endWhenStarted(start);
     if (backend.threadPolicy === 'SCHED_IDLE') backend.policyWatch.watchStarvation();
+    else if (starved) backend.policyWatch.watchQuiet();
     return backend;
   }
 
@@ -546,7 +595,7 @@ export class OnnxruntimeBackend implements Backend {
 
   /** Replaces every worker by one of normal priority (starved under SCHED_IDLE); the old ones end once their runs settle. */
   private leaveIdle(c: PolicyChange): void {
-    const why = `starved under SCHED_IDLE: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
+    const why = starvedWhy(c);
     this.init = { ...this.init, background: false, normalWhy: `normal (${why})` };
     this.threadPolicy = this.init.normalWhy;
     process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; new workers of normal priority take their place, until the machine is quiet again (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
