@@ -313,8 +313,8 @@ function endWhenStarted(start: Promise<Started>): Promise<void> {
 }
 
 /** What threadPolicy says of workers replaced for starvation. */
-function starvedWhy(c: PolicyChange, while_ = ''): string {
-  return `starved under SCHED_IDLE${while_}: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
+function starvedWhy(c: PolicyChange, during = ''): string {
+  return `starved under SCHED_IDLE${during}: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
 }
 
 /**
