@@ -613,8 +613,16 @@ export class OnnxruntimeBackend implements Backend {
     process.emitWarning(`tensorrt-node: other processes used under ${c.othersBelowPercent} % of the cores over ${c.windows} windows of ${c.windowMs} ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority`, { code: 'EBACKEND' });
     const task: Promise<void> = this.renew()
       .then((policy) => {
-        if (policy !== undefined) this.threadPolicy = policy;
-        if (this.threadPolicy === 'SCHED_IDLE' && !this.disposed) this.policyWatch.watchStarvation();
+        if (this.disposed) return;
+        if (policy === undefined) {
+          // None started (starved while starting, or failed): the old workers serve on, at
+          // the normal policy, until the machine is quiet again.
+          this.init = { ...this.init, background: false };
+          this.policyWatch.watchQuiet();
+          return;
+        }
+        this.threadPolicy = policy;
+        if (policy === 'SCHED_IDLE') this.policyWatch.watchStarvation();
       })
       .finally(() => this.starting.delete(task));
     this.starting.add(task);
@@ -623,11 +631,23 @@ export class OnnxruntimeBackend implements Backend {
   /**
    * Starts a worker for each live one, with `init` as it is now, and retires the old one once
    * the new one is ready. Resolves with the new workers' scheduling policy (undefined where
-   * none started).
+   * none started, or where they starved while starting under SCHED_IDLE).
    */
   private async renew(): Promise<string | undefined> {
     const old = this.workers.filter((w) => !w.dead);
-    const started = await Promise.allSettled(old.map(() => spawn(this.init)));
+    const tids: (number | undefined)[] = [];
+    const starts = old.map(() => spawn(this.init, (tid) => tids.push(tid)));
+    // Sessions of several threads start under SCHED_IDLE: where other work starves them
+    // there, the return is called off (create() does the same at an engine's start).
+    if (this.init.background && this.init.idleBeforeSession) {
+      const starved = await starvedWhileStarting(starts, tids);
+      if (starved) {
+        for (const start of starts) void endWhenStarted(start);
+        process.emitWarning(`tensorrt-node: new onnxruntime workers under SCHED_IDLE were ${starvedWhy(starved, ', creating their sessions')}; those of normal priority serve on`, { code: 'EBACKEND' });
+        return undefined;
+      }
+    }
+    const started = await Promise.allSettled(starts);
     let policy: string | undefined;
     for (const [k, s] of started.entries()) {
       if (s.status === 'rejected') {
