@@ -43,3 +43,23 @@ export const QUIET_SHARE = 0.25;
 export function quietWindow(w: QuietWindow): boolean {
   return w.machineBusyMs - w.processMs < QUIET_SHARE * w.cores * w.windowMs;
 }
+
+/** A reading of the machine's and this process's CPU time, to judge a window from. */
+export interface MachineSample {
+  at: number;
+  busyMs: number;
+  processMs: number;
+}
+
+/** Now's reading; undefined where /proc/stat cannot be read. */
+export function machineSample(): MachineSample | undefined {
+  const busyMs = machineBusyMs();
+  if (busyMs === undefined) return undefined;
+  const cpu = process.cpuUsage();
+  return { at: performance.now(), busyMs, processMs: (cpu.user + cpu.system) / 1000 };
+}
+
+/** Whether the machine was quiet from `before` to `after` (quietWindow over the cores this process may use). */
+export function quietBetween(before: MachineSample, after: MachineSample, cores: number): boolean {
+  return quietWindow({ windowMs: after.at - before.at, cores, machineBusyMs: after.busyMs - before.busyMs, processMs: after.processMs - before.processMs });
+}

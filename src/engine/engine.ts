@@ -28,7 +28,7 @@ import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
 import { parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
-import { machineBusyMs, quietWindow } from '../machine-load.js';
+import { machineSample, quietBetween } from '../machine-load.js';
 import { REWRITES_VERSION, isGraphRewrites, type GraphRewrites } from './rewrite.js';
 import { rewriteOffThread, type BuildThread } from './build-thread.js';
 
@@ -632,7 +632,7 @@ async function cachedLoneRuns(impl: OnnxruntimeBackend, batching: BatchingInfo, 
  * A measurement of this model on this machine (the batch probe, the lone-run choice), kept
  * in the engine cache under the engine's key, `parts`, the CPU model and the cores: read back
  * where an earlier build stored it, else measured, and stored where `keep` allows and other
- * processes left the machine quiet meanwhile (starvation.ts's quietWindow over /proc/stat:
+ * processes left the machine quiet meanwhile (machine-load.ts, over /proc/stat:
  * a figure taken beside busy processes serves this build, and the next one measures
  * again). A corrupt entry is reported (ECACHE) and measured again. Without a cache it is
  * measured each time.
@@ -657,19 +657,12 @@ async function machineMeasurement<T>(
       await removeEntry(dir, key, entry.ext);
     }
   }
-  const before = { at: performance.now(), busyMs: machineBusyMs(), processMs: processCpuMs() };
+  const before = machineSample();
   const value = await measure();
-  const busyMs = machineBusyMs();
-  const quiet = before.busyMs === undefined || busyMs === undefined ||
-    quietWindow({ windowMs: performance.now() - before.at, cores: availableParallelism(), machineBusyMs: busyMs - before.busyMs, processMs: processCpuMs() - before.processMs });
+  const after = machineSample();
+  const quiet = !before || !after || quietBetween(before, after, availableParallelism());
   if (dir && key && quiet && (entry.keep?.(value) ?? true)) await storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext);
   return { value, cached: false, ...(quiet ? {} : { busy: true }) };
-}
-
-/** This process's CPU time so far, ms (all its threads). */
-function processCpuMs(): number {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
 }
 
 async function checkOptions(o: EngineOptions): Promise<void> {

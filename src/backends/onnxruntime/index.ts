@@ -51,8 +51,8 @@ export interface OnnxruntimeRunResult {
   outputs: Record<string, TensorLike>;
   computeMs: number;
   /**
-   * With runTimed's `cpuTime`: the worker thread's own time on a CPU during run(), where
-   * Linux gives it (its intra-op threads' not included).
+   * With runTimed's `cpuTime`: the worker thread's own CPU time during run(), where the addon
+   * loads in the worker (its intra-op threads' not included).
    */
   cpuMs?: number;
   /** Whether the wide session ran it. */
@@ -291,13 +291,16 @@ function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => void): 
 }
 
 /**
- * Whether workers starting under SCHED_IDLE (sessions of several threads, which must inherit
- * it) are starved before their sessions are ready: the change that says so, or undefined
- * once every start settled. Beside two busy processes, a worker with a 2-thread session took
- * 15 s to get that far.
+ * Starts `count` workers. Where they start under SCHED_IDLE before their sessions exist
+ * (sessions of several threads, which must inherit it), they are watched for starvation
+ * until every start settles: `starved` says where they were (beside two busy processes, a
+ * worker with a 2-thread session took 15 s to get that far), and the caller starts others.
  */
-function starvedWhileStarting(starts: Promise<Started>[], tids: readonly (number | undefined)[]): Promise<PolicyChange | undefined> {
-  return new Promise((resolve) => {
+async function startWorkers(init: WorkerInit, count: number): Promise<{ starts: Promise<Started>[]; starved?: PolicyChange }> {
+  const tids: (number | undefined)[] = [];
+  const starts = Array.from({ length: count }, () => spawn(init, (tid) => tids.push(tid)));
+  if (!init.background || !init.idleBeforeSession) return { starts };
+  const starved = await new Promise<PolicyChange | undefined>((resolve) => {
     const watch = new PolicyWatch({ tids: () => tids, runsWaiting: () => true }, { starved: resolve, quiet: () => {} });
     watch.watchStarvation();
     void Promise.allSettled(starts).then(() => {
@@ -305,6 +308,7 @@ function starvedWhileStarting(starts: Promise<Started>[], tids: readonly (number
       resolve(undefined);
     });
   });
+  return starved ? { starts, starved } : { starts };
 }
 
 /** Ends a worker left behind once it has started (ending a thread inside onnxruntime can abort the process). */
@@ -471,12 +475,12 @@ export class OnnxruntimeBackend implements Backend {
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
     let init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)', idleBeforeSession: threads > 1 };
-    const tids: (number | undefined)[] = [];
-    let starts = Array.from({ length: instances }, () => spawn(init, (tid) => tids.push(tid)));
+    const initial = await startWorkers(init, instances);
+    let starts = initial.starts;
+    const starved = initial.starved;
     // Starved before their sessions are ready, workers of normal priority start in their
-    // place, and the starved ones end once started (no check watches a start otherwise).
+    // place, and the starved ones end once started.
     let leftBehind: Promise<Started>[] = [];
-    const starved = background && init.idleBeforeSession ? await starvedWhileStarting(starts, tids) : undefined;
     if (starved) {
       const why = starvedWhy(starved, ', creating their sessions');
       init = { ...init, background: false, normalWhy: `normal (${why})` };
@@ -635,17 +639,12 @@ export class OnnxruntimeBackend implements Backend {
    */
   private async renew(): Promise<string | undefined> {
     const old = this.workers.filter((w) => !w.dead);
-    const tids: (number | undefined)[] = [];
-    const starts = old.map(() => spawn(this.init, (tid) => tids.push(tid)));
-    // Sessions of several threads start under SCHED_IDLE: where other work starves them
-    // there, the return is called off (create() does the same at an engine's start).
-    if (this.init.background && this.init.idleBeforeSession) {
-      const starved = await starvedWhileStarting(starts, tids);
-      if (starved) {
-        for (const start of starts) void endWhenStarted(start);
-        process.emitWarning(`tensorrt-node: new onnxruntime workers under SCHED_IDLE were ${starvedWhy(starved, ', creating their sessions')}; those of normal priority serve on`, { code: 'EBACKEND' });
-        return undefined;
-      }
+    const { starts, starved } = await startWorkers(this.init, old.length);
+    // Starved while they start under SCHED_IDLE, the return is called off.
+    if (starved) {
+      for (const start of starts) void endWhenStarted(start);
+      process.emitWarning(`tensorrt-node: new onnxruntime workers under SCHED_IDLE were ${starvedWhy(starved, ', creating their sessions')}; those of normal priority serve on`, { code: 'EBACKEND' });
+      return undefined;
     }
     const started = await Promise.allSettled(starts);
     let policy: string | undefined;
@@ -819,7 +818,7 @@ export class OnnxruntimeBackend implements Backend {
    * copied once. A run through a worker's mailbox copies them into it and leaves `feeds` as
    * they are. `wide`: on the wide session (true), never (false, the default), or
    * where every worker is idle ('auto'). `cpuTime`: also the worker thread's time on a CPU
-   * (`cpuMs`; the run goes by message, and the worker reads /proc before and after it).
+   * (`cpuMs`; the run goes by message, and the worker reads its CPU clock around run()).
    */
   runTimed(feeds: Feeds, options: { wide?: boolean | 'auto'; cpuTime?: boolean } = {}): Promise<OnnxruntimeRunResult> {
     return this.send({ parts: [feeds], rows: firstDim(feeds), merged: () => feeds }, options);

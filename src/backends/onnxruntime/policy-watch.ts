@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
-import { QUIET_SHARE, machineBusyMs, quietWindow } from '../../machine-load.js';
+import { QUIET_SHARE, machineSample, quietBetween, type MachineSample } from '../../machine-load.js';
 
 /** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
 export const WINDOW_MS = 1000;
@@ -41,7 +41,7 @@ export class PolicyWatch {
   private inRow = 0;
   private quietNeeded = QUIET_WINDOWS;
   private lastTimes: { at: number; main: SchedTimes; workers: Map<number, SchedTimes> } | undefined;
-  private lastMachine: { at: number; busyMs: number; processMs: number } | undefined;
+  private lastMachine: MachineSample | undefined;
 
   constructor(
     private readonly workers: WatchedWorkers,
@@ -68,7 +68,7 @@ export class PolicyWatch {
    */
   watchQuiet(): boolean {
     this.stop();
-    if (machineBusyMs() === undefined) return false;
+    if (machineSample() === undefined) return false;
     this.lastMachine = undefined;
     this.start(() => this.checkQuiet());
     return true;
@@ -123,18 +123,13 @@ export class PolicyWatch {
   }
 
   private checkQuiet(): void {
-    const now = performance.now();
-    const busyMs = machineBusyMs();
-    const cpu = process.cpuUsage();
-    const processMs = (cpu.user + cpu.system) / 1000;
     const last = this.lastMachine;
-    this.lastMachine = busyMs === undefined ? undefined : { at: now, busyMs, processMs };
-    if (!last || busyMs === undefined) {
+    const now = (this.lastMachine = machineSample());
+    if (!last || !now) {
       this.inRow = 0;
       return;
     }
-    const window = { windowMs: now - last.at, cores: availableParallelism(), machineBusyMs: busyMs - last.busyMs, processMs: processMs - last.processMs };
-    this.inRow = quietWindow(window) ? this.inRow + 1 : 0;
+    this.inRow = quietBetween(last, now, availableParallelism()) ? this.inRow + 1 : 0;
     if (this.inRow < this.quietNeeded) return;
     const windows = this.quietNeeded;
     this.quietNeeded *= 2;
