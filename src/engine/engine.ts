@@ -119,7 +119,8 @@ export interface FullStats extends EngineStats {
    * `spinWaitUs`), `deviceMemoryUsed` (bytes, the whole device's). On ONNX Runtime: `runs`
    * (batches sent to the workers), `mailboxRuns` (those that reached a worker polling for
    * its next run through shared memory rather than a message), `mailboxRunsInPlace`
-   * (those of them onnxruntime read where they lay, without a copy in the worker) and
+   * (those of them onnxruntime read where they lay, without a copy in the worker),
+   * `boxResults` (results that came back through shared memory rather than a message) and
    * `sessionRunMs` (the workers' time inside onnxruntime's run(), summed: their busy time).
    */
   backendCounters?: Readonly<Record<string, number>>;

@@ -56,10 +56,12 @@ describe('the mailbox', () => {
     } finally {
       await reference.release();
     }
-    const { runs, mailboxRuns, mailboxRunsInPlace } = b.stats();
+    const { runs, mailboxRuns, mailboxRunsInPlace, boxResults } = b.stats();
     expect(runs).toBe(20);
     // The addon is built here: the worker hands onnxruntime the mailbox's bytes, no copy.
     expect(mailboxRunsInPlace).toBe(mailboxRuns);
+    // Each mailbox run's result (8 bytes) came back through the result box.
+    expect(boxResults).toBe(mailboxRuns);
     // The first run goes by message (it brings the mailbox); later ones find the worker
     // polling for 1 ms after each result, unless this thread was held up longer than that.
     expect(mailboxRuns).toBeGreaterThan(0);
@@ -100,9 +102,49 @@ describe('the mailbox', () => {
     } finally {
       await session.release();
     }
-    const { mailboxRuns, mailboxRunsInPlace } = b.stats();
+    const { mailboxRuns, mailboxRunsInPlace, boxResults } = b.stats();
     expect(mailboxRuns).toBeGreaterThan(0);
     expect(mailboxRunsInPlace).toBe(mailboxRuns);
+    // Results of two dtypes (float32, int64) through the result box.
+    expect(boxResults).toBe(mailboxRuns);
+  });
+
+  it('brings a mailbox run’s result back through shared memory where it fits, by message where not, each bit for bit', async () => {
+    // Identity: the result is the input, so its size is chosen; a 64 KiB result does not fit the box.
+    const model = writeModel(onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'identity',
+        node: [makeNode('Identity', ['x'], ['y'], 'identity')],
+        input: [makeValueInfo('x', DataType.FLOAT, ['N'])],
+        output: [makeValueInfo('y', DataType.FLOAT, ['N'])],
+      },
+    }));
+    const b = await backend(model);
+    // Back to back, each size until one of its requests found the worker polling.
+    const seen = new Map<number, { mailbox: number; box: number }>();
+    const sent: Float32Array[] = [];
+    const got: TensorLike[] = [];
+    for (const n of [4, 16384, 100]) {
+      for (let k = 0; k < 40 && !(seen.get(n)?.mailbox); k++) {
+        const x = Float32Array.from({ length: n }, (_, i) => Math.sin(got.length * 1000 + i));
+        sent.push(x.slice());
+        const before = b.stats();
+        got.push((await b.runTimed({ x: { data: x, dims: [n], type: 'float32' } })).outputs.y!);
+        const after = b.stats();
+        const s = seen.get(n) ?? { mailbox: 0, box: 0 };
+        s.mailbox += after.mailboxRuns - before.mailboxRuns;
+        s.box += after.boxResults - before.boxResults;
+        seen.set(n, s);
+      }
+    }
+    got.forEach((y, k) => {
+      expect(y.dims, `request ${k}`).toEqual([sent[k]!.length]);
+      expect(sameBits(y.data as Float32Array, sent[k]!), `request ${k}`).toBe(true);
+      expect(y.data.buffer).toBeInstanceOf(ArrayBuffer);
+    });
+    expect(Object.fromEntries(seen)).toEqual({ 4: { mailbox: 1, box: 1 }, 16384: { mailbox: 1, box: 0 }, 100: { mailbox: 1, box: 1 } });
   });
 
   it('merges a batch’s parts in the mailbox itself: no merge on the JS thread, results as onnxruntime-node on the concatenation', async () => {
@@ -180,9 +222,10 @@ describe('the mailbox', () => {
         expect(outputs[name]!.data.buffer).toBeInstanceOf(ArrayBuffer);
       }
     });
-    const { mailboxRuns, mailboxRunsInPlace } = b.stats();
+    const { mailboxRuns, mailboxRunsInPlace, boxResults } = b.stats();
     expect(mailboxRuns).toBeGreaterThan(0);
     expect(mailboxRunsInPlace).toBe(mailboxRuns);
+    expect(boxResults).toBe(mailboxRuns);
   });
 
   it('carries which session a run asked for: the wide one runs what asked for it, as the worker reports', async () => {

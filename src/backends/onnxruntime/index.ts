@@ -14,7 +14,7 @@ import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { exitGuard } from './exit-guard.js';
-import { CTORS, dtypeOf, layout, postRequest, stateWord } from './mailbox.mjs';
+import { CTORS, dtypeOf, layout, postRequest, readResult, resultBox, resultCount, stateWord } from './mailbox.mjs';
 import { PolicyWatch, type PolicyChange } from './policy-watch.js';
 
 export interface OnnxruntimeBackendOptions {
@@ -90,6 +90,8 @@ interface Pending {
   rows: number;
   /** The batcher's run (runBatch), which runs a batch again where it fails marked `retry`. */
   batcher?: boolean;
+  /** Sent through the worker's mailbox: its result may come through the result box. */
+  viaMailbox?: boolean;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -215,6 +217,17 @@ function workerAddonPath(): string | undefined {
   return s.loaded ? s.addon.path : undefined;
 }
 
+/** A plain ArrayBuffer over `memory`'s bytes (the addon's sharedMemoryAlias), where the addon is loaded and has it. */
+function sharedMemoryAlias(memory: SharedArrayBuffer): ArrayBuffer | undefined {
+  const s = addonState();
+  if (!s.loaded || typeof s.addon.binding.sharedMemoryAlias !== 'function') return undefined;
+  try {
+    return s.addon.binding.sharedMemoryAlias(new Uint8Array(memory));
+  } catch {
+    return undefined; // copied into the shared memory itself
+  }
+}
+
 function toDtype(type: string, where: string): TensorDtype {
   if (type in CTORS) return type as TensorDtype;
   throw new TensorrtNodeError('EMODEL', `${where}: tensor type '${type}' is not supported by the engine`);
@@ -256,8 +269,9 @@ function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => void): 
   const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
   const guard = exitGuard();
   const state = stateWord();
+  const box = resultBox();
   const addonPath = workerAddonPath();
-  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, addonPath }, transfer);
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath }, transfer);
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
     let policy = 'normal';
@@ -275,7 +289,7 @@ function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => void): 
       worker.off('exit', onExit);
       if (msg.type === 'ready') {
         if (init.background && !init.idleBeforeSession) policy = backgroundThread(tid);
-        resolve({ w: new OnnxruntimeWorker(worker, state, tid), ready: msg, policy });
+        resolve({ w: new OnnxruntimeWorker(worker, state, box, tid), ready: msg, policy });
         return;
       }
       // Without a session the worker serves nothing, and runs nothing that ending it could
@@ -333,6 +347,15 @@ class OnnxruntimeWorker {
   /** The worker's polling state, and the memory of its mailbox where it has one (mailbox.mjs). */
   readonly state: Int32Array;
   mailbox: SharedArrayBuffer | undefined;
+  /** A plain ArrayBuffer over the mailbox's bytes, where the addon makes one: inputs are copied into it by memcpy. */
+  mailboxAlias: ArrayBuffer | undefined;
+  /** Where the results of mailbox runs come back (mailbox.mjs), the results read from it, and whether a wait for the next is armed. */
+  readonly resultBox: SharedArrayBuffer;
+  readonly resultCount: Int32Array;
+  resultsRead = 0;
+  watchingResults = false;
+  /** Mailbox runs out, whose results may come through the result box. */
+  mailboxRuns = 0;
   readonly pending = new Map<number, Pending>();
   /** Requests other than runs (the wide session's creation and release), by id. */
   readonly control = new Map<number, { resolve(): void; reject(e: Error): void }>();
@@ -344,9 +367,11 @@ class OnnxruntimeWorker {
   /** Replaced by a worker of another scheduling policy (renew()): ends once its runs settle. */
   retired = false;
 
-  constructor(worker: Worker, state: Int32Array, tid: number | undefined) {
+  constructor(worker: Worker, state: Int32Array, resultBox: SharedArrayBuffer, tid: number | undefined) {
     this.worker = worker;
     this.state = state;
+    this.resultBox = resultBox;
+    this.resultCount = resultCount(resultBox);
     this.tid = tid;
   }
 
@@ -354,6 +379,7 @@ class OnnxruntimeWorker {
     this.dead ??= err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    this.mailboxRuns = 0;
     for (const c of this.control.values()) c.reject(err);
     this.control.clear();
     this.referenced();
@@ -370,6 +396,7 @@ class OnnxruntimeWorker {
   }
 
   untrack(id: number): void {
+    if (this.pending.get(id)?.viaMailbox) this.mailboxRuns--;
     this.pending.delete(id);
     this.referenced();
   }
@@ -435,6 +462,10 @@ export class OnnxruntimeBackend implements Backend {
   private runCount = 0;
   private mailboxRunCount = 0;
   private inPlaceRunCount = 0;
+  /** Results that came back through a result box. */
+  private boxResultCount = 0;
+  /** The session's output names by position, as the result box numbers them. */
+  private readonly outputNames: string[];
   /** Time the workers spent inside onnxruntime's run(), as each measured it: their busy time. */
   private sessionRunMs = 0;
   /** Says when the workers should leave SCHED_IDLE (starved) and go back to it (the machine quiet). */
@@ -454,6 +485,7 @@ export class OnnxruntimeBackend implements Backend {
     this.workers = workers;
     this.inputs = inputs;
     this.outputs = outputs;
+    this.outputNames = outputs.map((o) => o.name);
     this.inputDimParams = dimParams;
     this.inputIndex = new Map(inputs.map((t, i) => [t.name, i]));
     this.instances = workers.length;
@@ -559,6 +591,37 @@ export class OnnxruntimeBackend implements Backend {
     // An uncaught error ends the thread: 'exit' follows, and says what it was.
     w.worker.on('error', (err) => (w.cause ??= err));
     w.worker.on('exit', (code) => this.lost(w, code));
+  }
+
+  /** Waits for the next result in `w`'s result box (mailbox.mjs), while a mailbox run of its is out and no wait is armed. */
+  private watchResults(w: OnnxruntimeWorker): void {
+    if (w.watchingResults || w.mailboxRuns === 0 || w.dead) return;
+    w.watchingResults = true;
+    const wait = Atomics.waitAsync(w.resultCount, 0, w.resultsRead);
+    if (wait.async) void wait.value.then(() => this.takeResult(w));
+    else this.takeResult(w);
+  }
+
+  /**
+   * A result the worker wrote into its result box, if a new one is there. Its run may have
+   * settled already (the worker exited, and its runs failed): then it is dropped.
+   */
+  private takeResult(w: OnnxruntimeWorker): void {
+    w.watchingResults = false;
+    const count = Atomics.load(w.resultCount, 0);
+    if (count !== w.resultsRead) {
+      w.resultsRead = count;
+      const r = readResult(w.resultBox, this.outputNames);
+      const p = w.pending.get(r.id);
+      if (p) {
+        w.untrack(r.id);
+        if (r.inPlace) this.inPlaceRunCount++;
+        this.sessionRunMs += r.computeMs;
+        this.boxResultCount++;
+        p.resolve({ outputs: r.outputs, computeMs: r.computeMs, wide: r.wide });
+      }
+    }
+    this.watchResults(w);
   }
 
   /**
@@ -738,11 +801,12 @@ export class OnnxruntimeBackend implements Backend {
   private wide: { worker: OnnxruntimeWorker; threads: number } | undefined;
 
   /**
-   * Runs sent to the workers, how many of them went through a mailbox (mailbox.mjs), and
-   * how many of those onnxruntime read in place, without a copy in the worker.
+   * Runs sent to the workers, how many of them went through a mailbox (mailbox.mjs), how
+   * many of those onnxruntime read in place, without a copy in the worker, and how many
+   * results came back through a result box rather than a message.
    */
-  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number; sessionRunMs: number } {
-    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount, sessionRunMs: this.sessionRunMs };
+  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number; boxResults: number; sessionRunMs: number } {
+    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount, boxResults: this.boxResultCount, sessionRunMs: this.sessionRunMs };
   }
 
   /** Workers started in place of ones that exited. */
@@ -856,14 +920,19 @@ export class OnnxruntimeBackend implements Backend {
     // with spares, which only a message can carry. A worker that never polls has none.
     const mayPoll = this.init.spinMs > 0 && spare.length === 0 && !options.cpuTime && w.pending.size + w.control.size === 0;
     const plan = mayPoll ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
-    if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan)) {
+    if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan, w.mailboxAlias)) {
       this.mailboxRunCount++;
-      return new Promise<OnnxruntimeRunResult>((resolve, reject) => w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, resolve, reject }));
+      w.mailboxRuns++;
+      return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
+        w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, viaMailbox: true, resolve, reject });
+        this.watchResults(w);
+      });
     }
     // Memory for later mailbox requests goes with this run, where it needs more than the worker has.
     let mailbox: SharedArrayBuffer | undefined;
     if (plan && plan.bytes > (w.mailbox?.byteLength ?? 0) && plan.bytes <= MAILBOX_MAX_BYTES) {
       mailbox = w.mailbox = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(plan.bytes, 2 * (w.mailbox?.byteLength ?? 0))));
+      w.mailboxAlias = sharedMemoryAlias(mailbox);
     }
     const feeds = batch.merged();
     const wire: Record<string, WireTensor> = {};

@@ -3,8 +3,10 @@
 // and flips a word the worker polls, instead of a postMessage that goes through the
 // worker's event loop. At batch 1, 1 in flight on PaddleOCR cls (2 threads), a postMessage
 // took 69 us from post to the worker's run against 23 us this way (.exp experiments,
-// docs/engine.md). Results still come back by postMessage: the engine's thread sleeps in its
-// event loop, and only a message wakes it.
+// docs/engine.md). A result of such a run comes back the same way where it fits the worker's
+// result box: written into shared memory, announced by Atomics.notify, which resolves the
+// engine thread's Atomics.waitAsync (a task through its event loop, without a message's
+// serialization and dispatch); larger results and errors come by postMessage.
 //
 // The worker's state word: AWAY (in its event loop: requests come by postMessage), POLLING
 // (spinning after a result, idle), CLAIMED (the engine took the mailbox and is writing a
@@ -77,8 +79,12 @@ export function layout(parts, rows, inputIndex) {
 /**
  * The engine's side: claims a polling worker's mailbox, writes the request and posts it.
  * False, with nothing written, where the worker is not polling (it left, or is busy).
+ * `alias`: a plain ArrayBuffer over the mailbox's bytes (the addon's sharedMemoryAlias()),
+ * to copy the inputs into where there is one: V8 copies into shared memory word by word
+ * (the classifier's 110 KB: 7.2 us in a hot loop here, 3.3 us by memcpy; in the engine at
+ * batch 1, postRequest took 13.4-15.2 us against 14.2-19.8 us, medians of two runs each).
  */
-export function postRequest(state, mailbox, id, wide, plan) {
+export function postRequest(state, mailbox, id, wide, plan, alias) {
   // Everything that can throw (a detached input, memory too small) before the claim: once
   // claimed, the worker waits for POSTED.
   const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
@@ -86,7 +92,7 @@ export function postRequest(state, mailbox, id, wide, plan) {
   for (const e of plan.entries) {
     let at = e.offset;
     for (const c of e.chunks) {
-      copies.push([new Uint8Array(mailbox, at, c.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength)]);
+      copies.push([new Uint8Array(alias ?? mailbox, at, c.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength)]);
       at += c.byteLength;
     }
   }
@@ -180,4 +186,92 @@ export function readRequest(mailbox, names, scratch, alias) {
     feeds[name] = { type, dims, data: new CTORS[type](buffer, 0, length) };
   }
   return { id, wide, feeds, inPlace: Boolean(alias) };
+}
+
+/**
+ * The result box: an Int32 count of results written, then a Float64 header (id, computeMs,
+ * wide, inPlace, output count, then per output index, type, rank, length, byte offset,
+ * dims), then the outputs' bytes. One per worker for its lifetime. Results over its size go
+ * by message: results this large come from runs long enough for a message not to matter.
+ */
+const RESULT_HEADER_SLOTS = 128;
+const RESULT_DATA_OFFSET = 8 + RESULT_HEADER_SLOTS * 8;
+export const RESULT_BOX_BYTES = 65536;
+
+export function resultBox() {
+  return new SharedArrayBuffer(RESULT_BOX_BYTES);
+}
+
+/** Results written into `box` so far: what the engine's thread waits on. */
+export function resultCount(box) {
+  return new Int32Array(box, 0, 1);
+}
+
+/**
+ * The worker's side: writes a run's outputs (onnxruntime tensors by name; `outputIndex`
+ * maps names to the session's output positions) into `box` and wakes the engine's thread.
+ * False, with nothing announced, where they do not fit (the result then goes by message).
+ * Only for a run that came through the mailbox: the engine sends one only to a worker with
+ * nothing outstanding, once it has read the box's last result, so a result never
+ * overwrites one not yet read.
+ */
+export function writeResult(box, id, computeMs, wide, inPlace, outputs, outputIndex) {
+  const header = new Float64Array(box, 8, RESULT_HEADER_SLOTS);
+  let s = 5;
+  let at = RESULT_DATA_OFFSET;
+  const places = [];
+  for (const name in outputs) {
+    const t = outputs[name];
+    const index = outputIndex.get(name);
+    const type = TYPES.indexOf(t.type);
+    const data = t.data;
+    if (index === undefined || type < 0 || ArrayBuffer.isView(data) === false) return false;
+    if (s + 5 + t.dims.length > RESULT_HEADER_SLOTS || at + data.byteLength > box.byteLength) return false;
+    places.push([t, index, type, at]);
+    s += 5 + t.dims.length;
+    at += Math.ceil(data.byteLength / 8) * 8;
+  }
+  header[0] = id;
+  header[1] = computeMs;
+  header[2] = wide ? 1 : 0;
+  header[3] = inPlace ? 1 : 0;
+  header[4] = places.length;
+  s = 5;
+  for (const [t, index, type, offset] of places) {
+    header[s++] = index;
+    header[s++] = type;
+    header[s++] = t.dims.length;
+    header[s++] = t.data.length;
+    header[s++] = offset;
+    for (const d of t.dims) header[s++] = d;
+    new Uint8Array(box, offset, t.data.byteLength).set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  const count = resultCount(box);
+  Atomics.add(count, 0, 1);
+  Atomics.notify(count, 0);
+  return true;
+}
+
+/**
+ * The engine's side: the result in `box`, its outputs copied into memory of their own
+ * (`names`: the session's output names by position).
+ */
+export function readResult(box, names) {
+  const header = new Float64Array(box, 8, RESULT_HEADER_SLOTS);
+  const outputs = {};
+  const n = header[4];
+  let s = 5;
+  for (let i = 0; i < n; i++) {
+    const name = names[header[s++]];
+    const type = TYPES[header[s++]];
+    const rank = header[s++];
+    const length = header[s++];
+    const offset = header[s++];
+    const dims = [];
+    for (let r = 0; r < rank; r++) dims.push(header[s++]);
+    const data = new CTORS[type](length);
+    data.set(new CTORS[type](box, offset, length));
+    outputs[name] = { type, dims, data };
+  }
+  return { id: header[0], computeMs: header[1], wide: header[2] === 1, inPlace: header[3] === 1, outputs };
 }

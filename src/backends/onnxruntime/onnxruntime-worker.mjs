@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
 import { markNativeCalls, nativeCall } from './native-calls.mjs';
-import { CTORS, poll, readRequest, willPoll } from './mailbox.mjs';
+import { CTORS, poll, readRequest, willPoll, writeResult } from './mailbox.mjs';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -75,6 +75,9 @@ const aliasOf = typeof addon?.sharedMemoryAlias === 'function' ? addon.sharedMem
 // core, for the engine's batch probe (undefined without the addon: wall time then).
 const threadCpuMs = typeof addon?.threadCpuTimeMs === 'function' ? addon.threadCpuTimeMs : () => undefined;
 const inputNames = session?.inputNames ?? [];
+// Where a mailbox run's result goes where it fits (mailbox.mjs), and each output's position.
+const box = workerData.resultBox;
+const outputIndex = new Map((session?.outputNames ?? []).map((name, i) => [name, i]));
 // This thread's copies of mailbox inputs, reused run to run.
 const scratch = new Map();
 
@@ -201,6 +204,9 @@ async function run(msg) {
     message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs, wide: onWide };
     if (cpuAfter !== undefined) message.cpuMs = cpuAfter - cpuBefore;
     if (msg.inPlace) message.inPlace = true;
+    // A mailbox run's result through the result box, where it fits: written after willPoll,
+    // as a message would be sent.
+    if (msg.local && box) message.boxed = result;
   } catch (err) {
     message = { type: 'error', id: msg.id, message: String(err?.message ?? err) };
     transfer = undefined;
@@ -212,8 +218,10 @@ async function run(msg) {
 function answer(message, transfer) {
   const last = --queuedRuns === 0 && spinMs > 0;
   if (last) willPoll(state);
+  const boxed = message.boxed;
+  if (boxed) delete message.boxed;
   try {
-    parentPort.postMessage(message, transfer);
+    if (!boxed || !writeResult(box, message.id, message.computeMs, message.wide, message.inPlace === true, boxed, outputIndex)) parentPort.postMessage(message, transfer);
   } catch (err) {
     parentPort.postMessage({ type: 'error', id: message.id, message: String(err?.message ?? err) });
   }
