@@ -356,7 +356,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   if (!sameThreads) await overheadEngine.dispose();
   await bare.close();
   await raw.release();
-  log(`engine p50 ${overhead.engineP50Ms.toFixed(3)} ms, raw run() p50 ${overhead.rawP50Ms.toFixed(3)} ms: overhead ${(overhead.overhead * 100).toFixed(1)} %; bare worker hop p50 ${overhead.hopP50Ms!.toFixed(3)} ms (${(overhead.hopOverhead! * 100).toFixed(1)} %)`);
+  log(`engine p50 ${overhead.engineP50Ms.toFixed(3)} ms, raw run() p50 ${overhead.rawP50Ms.toFixed(3)} ms: overhead ${(overhead.overhead * 100).toFixed(1)} % (the median round); bare worker hop p50 ${overhead.hopP50Ms!.toFixed(3)} ms (${(overhead.hopOverhead! * 100).toFixed(1)} %)`);
 
   // Load: at each concurrency the contenders take turns in rounds of a closed loop, then each runs bursts.
   const levels: LevelResult[] = [];
