@@ -45,6 +45,29 @@ export function dtypeOf(data) {
 }
 
 /**
+ * A tensor's entry in a header (a request's inputs, a result's outputs) from slot `s`: its
+ * position among the session's inputs or outputs, dtype, rank, element count, byte offset,
+ * then its dims. Returns the slot after it.
+ */
+function writeEntry(header, s, index, type, dims, length, offset) {
+  header[s++] = index;
+  header[s++] = type;
+  header[s++] = dims.length;
+  header[s++] = length;
+  header[s++] = offset;
+  for (const d of dims) header[s++] = d;
+  return s;
+}
+
+/** The entry writeEntry wrote at slot `s`, its dtype by name, and the slot after it. */
+function readEntry(header, s) {
+  const rank = header[s + 2];
+  const dims = [];
+  for (let r = 0; r < rank; r++) dims.push(header[s + 5 + r]);
+  return { index: header[s], type: TYPES[header[s + 1]], dims, length: header[s + 3], offset: header[s + 4], next: s + 5 + rank };
+}
+
+/**
  * Where each input of a batch goes in a mailbox, and the bytes the request needs: `parts`
  * are the batch's requests in order along axis 0 (`rows` in all), written one after
  * another, so that the batch is merged in the mailbox itself. Undefined when its header
@@ -101,14 +124,7 @@ export function postRequest(state, mailbox, id, wide, plan, alias) {
   header[1] = wide ? 1 : 0;
   header[2] = plan.entries.length;
   let s = 3;
-  for (const e of plan.entries) {
-    header[s++] = e.index;
-    header[s++] = e.type;
-    header[s++] = e.dims.length;
-    header[s++] = e.length;
-    header[s++] = e.offset;
-    for (const d of e.dims) header[s++] = d;
-  }
+  for (const e of plan.entries) s = writeEntry(header, s, e.index, e.type, e.dims, e.length, e.offset);
   for (const [to, from] of copies) to.set(from);
   Atomics.store(state, 0, POSTED);
   return true;
@@ -168,13 +184,9 @@ export function readRequest(mailbox, names, scratch, alias) {
   const feeds = {};
   let s = 3;
   for (let i = 0; i < n; i++) {
-    const name = names[header[s++]];
-    const type = TYPES[header[s++]];
-    const rank = header[s++];
-    const length = header[s++];
-    const offset = header[s++];
-    const dims = [];
-    for (let r = 0; r < rank; r++) dims.push(header[s++]);
+    const { index, type, dims, length, offset, next } = readEntry(header, s);
+    s = next;
+    const name = names[index];
     if (alias) {
       feeds[name] = { type, dims, data: new CTORS[type](alias, offset, length) };
       continue;
@@ -238,12 +250,7 @@ export function writeResult(box, id, computeMs, wide, inPlace, outputs, outputIn
   header[4] = places.length;
   s = 5;
   for (const [t, index, type, offset] of places) {
-    header[s++] = index;
-    header[s++] = type;
-    header[s++] = t.dims.length;
-    header[s++] = t.data.length;
-    header[s++] = offset;
-    for (const d of t.dims) header[s++] = d;
+    s = writeEntry(header, s, index, type, t.dims, t.data.length, offset);
     new Uint8Array(box, offset, t.data.byteLength).set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
   const count = resultCount(box);
@@ -262,16 +269,11 @@ export function readResult(box, names) {
   const n = header[4];
   let s = 5;
   for (let i = 0; i < n; i++) {
-    const name = names[header[s++]];
-    const type = TYPES[header[s++]];
-    const rank = header[s++];
-    const length = header[s++];
-    const offset = header[s++];
-    const dims = [];
-    for (let r = 0; r < rank; r++) dims.push(header[s++]);
+    const { index, type, dims, length, offset, next } = readEntry(header, s);
+    s = next;
     const data = new CTORS[type](length);
     data.set(new CTORS[type](box, offset, length));
-    outputs[name] = { type, dims, data };
+    outputs[names[index]] = { type, dims, data };
   }
   return { id: header[0], computeMs: header[1], wide: header[2] === 1, inPlace: header[3] === 1, outputs };
 }
