@@ -1,6 +1,6 @@
 /** Real models and an independent reference: plain onnxruntime-node on the main thread. */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -119,22 +119,5 @@ export async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
   return e as TensorrtNodeError;
 }
 
-/** Linux's SCHED_IDLE, as /proc reports a thread's policy. */
-export const SCHED_IDLE = 5;
-
-/** Scheduling policy of each thread of this process (field 41 of /proc/self/task/<tid>/stat); a thread that ends meanwhile is left out. */
-export function threadPolicies(): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // Fields after the command name, which may hold spaces: ') S ppid ...' is field 3 on.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(Number(tid), Number(fields[38]));
-  }
-  return out;
-}
+// Linux's SCHED_IDLE as /proc reports a thread's policy, and each thread's policy (field 41 of /proc/self/task/<tid>/stat).
+export { SCHED_IDLE, threadPolicies } from '../../src/backends/onnxruntime/starvation.js';

@@ -5,7 +5,7 @@
  * change, by new workers; this module only says when.
  */
 import { availableParallelism } from 'node:os';
-import { schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+import { idleThreadIds, schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
 import { QUIET_SHARE, machineSample, quietBetween, type MachineSample } from '../../machine-load.js';
 
 /** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
@@ -50,8 +50,8 @@ export class PolicyWatch {
 
   /**
    * Under SCHED_IDLE: calls `on.starved` once STARVED_WINDOWS windows in a row were starved,
-   * then stops. Each check reads one small /proc file per thread on the JS thread, and only
-   * while runs wait. False where it cannot watch (a thread id unknown, no schedstat).
+   * then stops. Each check reads two small /proc files per thread of the process (which are
+   * under SCHED_IDLE, then their times) on the JS thread, and only while runs wait. False where it cannot watch (a thread id unknown, no schedstat).
    */
   watchStarvation(): boolean {
     this.stop();
@@ -97,7 +97,8 @@ export class PolicyWatch {
     const now = performance.now();
     const main = schedTimes('/proc/thread-self/schedstat');
     const workers = new Map<number, SchedTimes>();
-    for (const tid of this.workers.tids()) {
+    // The workers and every other thread under SCHED_IDLE here: their sessions' intra-op threads.
+    for (const tid of new Set([...this.workers.tids(), ...idleThreadIds()])) {
       const t = tid === undefined ? undefined : schedTimes(`/proc/self/task/${tid}/schedstat`);
       if (t) workers.set(tid!, t);
     }

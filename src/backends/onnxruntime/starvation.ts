@@ -7,7 +7,7 @@
  * so the backend answers starvation with new threads of normal priority, and goes back to
  * SCHED_IDLE by new threads again once the other work has ended (index.ts).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** Time on a CPU and time runnable but waiting for one, in ms. */
 export interface SchedTimes {
@@ -31,6 +31,42 @@ export function schedTimes(path: string): SchedTimes | undefined {
   const [run, wait] = text.trim().split(/\s+/).map(Number);
   if (!Number.isFinite(run) || !Number.isFinite(wait)) return undefined;
   return { runMs: run! / 1e6, waitMs: wait! / 1e6 };
+}
+
+/** Linux's number for the SCHED_IDLE policy. */
+export const SCHED_IDLE = 5;
+
+/** Each thread of this process and its scheduling policy (/proc/self/task/<tid>/stat, field 41); empty where there is no /proc. */
+export function threadPolicies(): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    // Fields after the command name, which may hold spaces: ') S ppid ...' is field 3 on.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), Number(fields[38]));
+  }
+  return out;
+}
+
+/**
+ * The threads of this process under SCHED_IDLE: the workers and the intra-op threads their
+ * sessions made, which inherit the policy and whose ids the backend never learns. A worker
+ * waiting for its starved intra-op threads is not runnable, so its own times alone read as
+ * an idle window (a build beside two busy processes once ended under SCHED_IDLE, unflagged).
+ */
+export function idleThreadIds(): number[] {
+  return [...threadPolicies()].filter(([, policy]) => policy === SCHED_IDLE).map(([tid]) => tid);
 }
 
 /** One window of measurement: the inference threads' times summed, and the JS thread's time on a CPU. */
