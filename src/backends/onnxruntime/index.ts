@@ -598,8 +598,18 @@ export class OnnxruntimeBackend implements Backend {
     if (w.watchingResults || w.mailboxRuns === 0 || w.dead) return;
     w.watchingResults = true;
     const wait = Atomics.waitAsync(w.resultCount, 0, w.resultsRead);
-    if (wait.async) void wait.value.then(() => this.takeResult(w));
+    if (wait.async) void wait.value.then(() => this.takeResult(w)).catch((err: unknown) => this.unreadable(w, err));
     else this.takeResult(w);
+  }
+
+  /** A result box that could not be read fails the worker's mailbox runs (not the process, as an unhandled rejection would). */
+  private unreadable(w: OnnxruntimeWorker, err: unknown): void {
+    w.watchingResults = false;
+    for (const [id, p] of w.pending) {
+      if (!p.viaMailbox) continue;
+      w.untrack(id);
+      p.reject(new TensorrtNodeError('EBACKEND', `onnxruntime: a result could not be read from shared memory: ${(err as Error)?.message ?? String(err)}`, { backend: 'onnxruntime' }));
+    }
   }
 
   /**

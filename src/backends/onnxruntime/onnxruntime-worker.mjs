@@ -165,6 +165,8 @@ async function run(msg) {
   // The input buffers go back too, for the engine to reuse (the engine sends each in its
   // own buffer); a mailbox request's inputs (`local`) are this thread's and stay.
   let transfer = [];
+  // A mailbox run's outputs, for the result box (mailbox.mjs) where they fit.
+  let boxed;
   try {
     const feeds = {};
     const inputs = {};
@@ -204,22 +206,20 @@ async function run(msg) {
     message = { type: 'result', id: msg.id, outputs, inputs, spare, computeMs, wide: onWide };
     if (cpuAfter !== undefined) message.cpuMs = cpuAfter - cpuBefore;
     if (msg.inPlace) message.inPlace = true;
-    // A mailbox run's result through the result box, where it fits: written after willPoll,
-    // as a message would be sent.
-    if (msg.local && box) message.boxed = result;
+    if (msg.local && box) boxed = result;
   } catch (err) {
     message = { type: 'error', id: msg.id, message: String(err?.message ?? err) };
     transfer = undefined;
   }
-  answer(message, transfer);
+  answer(message, transfer, boxed);
 }
 
-// A run's answer; the last queued one is followed by polling for the next run.
-function answer(message, transfer) {
+// A run's answer, through the result box where `boxed` (its outputs) fits it, else by
+// message; the last queued one is followed by polling for the next run. The box is written
+// after willPoll, as a message is sent.
+function answer(message, transfer, boxed) {
   const last = --queuedRuns === 0 && spinMs > 0;
   if (last) willPoll(state);
-  const boxed = message.boxed;
-  if (boxed) delete message.boxed;
   try {
     if (!boxed || !writeResult(box, message.id, message.computeMs, message.wide, message.inPlace === true, boxed, outputIndex)) parentPort.postMessage(message, transfer);
   } catch (err) {
