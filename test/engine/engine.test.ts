@@ -167,6 +167,9 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toMatch(/nv_inference_request_failure\{model="[^"]+",version="1",reason="REJECTED"\} \d+/);
+    // Totals handed to prom-client at each scrape (this engine's second): the queue time is stats()'s, in µs.
+    const queueUs = Number(/nv_inference_queue_duration_us\{model="[^"]+",version="1"\} (\S+)/.exec(text)?.[1]);
+    expect(queueUs / (s.totalQueueMs * 1000)).toBeCloseTo(1, 9);
     // The request summary holds the same requests as stats(): its count, and its median in µs.
     expect(text).toContain('# TYPE nv_inference_request_summary_us summary');
     expect(text).toContain(`nv_inference_request_summary_us_count{model="ch_ppocr_mobile_v2.0_cls_infer",version="1"} ${s.succeeded}`);
