@@ -354,8 +354,6 @@ class OnnxruntimeWorker {
   readonly resultCount: Int32Array;
   resultsRead = 0;
   watchingResults = false;
-  /** Mailbox runs out, whose results may come through the result box. */
-  mailboxRuns = 0;
   readonly pending = new Map<number, Pending>();
   /** Requests other than runs (the wide session's creation and release), by id. */
   readonly control = new Map<number, { resolve(): void; reject(e: Error): void }>();
@@ -379,7 +377,6 @@ class OnnxruntimeWorker {
     this.dead ??= err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    this.mailboxRuns = 0;
     for (const c of this.control.values()) c.reject(err);
     this.control.clear();
     this.referenced();
@@ -396,9 +393,14 @@ class OnnxruntimeWorker {
   }
 
   untrack(id: number): void {
-    if (this.pending.get(id)?.viaMailbox) this.mailboxRuns--;
     this.pending.delete(id);
     this.referenced();
+  }
+
+  /** Whether a run sent through the mailbox is out: its result may come through the result box. */
+  mailboxRunOut(): boolean {
+    for (const p of this.pending.values()) if (p.viaMailbox) return true;
+    return false;
   }
 
   /** As track, for a request other than a run. */
@@ -595,7 +597,7 @@ export class OnnxruntimeBackend implements Backend {
 
   /** Waits for the next result in `w`'s result box (mailbox.mjs), while a mailbox run of its is out and no wait is armed. */
   private watchResults(w: OnnxruntimeWorker): void {
-    if (w.watchingResults || w.mailboxRuns === 0 || w.dead) return;
+    if (w.watchingResults || w.dead || !w.mailboxRunOut()) return;
     w.watchingResults = true;
     const wait = Atomics.waitAsync(w.resultCount, 0, w.resultsRead);
     if (wait.async) void wait.value.then(() => this.takeResult(w)).catch((err: unknown) => this.unreadable(w, err));
@@ -932,7 +934,6 @@ export class OnnxruntimeBackend implements Backend {
     const plan = mayPoll ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
     if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan, w.mailboxAlias)) {
       this.mailboxRunCount++;
-      w.mailboxRuns++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
         w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, viaMailbox: true, resolve, reject });
         this.watchResults(w);

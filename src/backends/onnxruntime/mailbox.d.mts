@@ -24,7 +24,6 @@ export declare function layout(parts: readonly Readonly<Record<string, MailboxTe
 export declare function postRequest(state: Int32Array, mailbox: SharedArrayBuffer, id: number, wide: boolean, plan: MailboxPlan, alias?: ArrayBuffer): boolean;
 export declare function poll<R>(state: Int32Array, port: MessagePort, ms: number, read: () => R): { message?: unknown; request?: R } | undefined;
 export declare function readRequest(mailbox: SharedArrayBuffer, names: readonly string[], scratch: Map<string, ArrayBuffer>, alias?: ArrayBuffer): { id: number; wide: boolean; inPlace: boolean; feeds: Record<string, MailboxTensor & { type: TensorDtype }> };
-export declare const RESULT_BOX_BYTES: number;
 export declare function resultBox(): SharedArrayBuffer;
 export declare function resultCount(box: SharedArrayBuffer): Int32Array;
 export declare function writeResult(box: SharedArrayBuffer, id: number, computeMs: number, wide: boolean, inPlace: boolean, outputs: Readonly<Record<string, { type: string; dims: readonly number[]; data: TypedArray }>>, outputIndex: ReadonlyMap<string, number>): boolean;

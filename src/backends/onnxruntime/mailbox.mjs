@@ -208,7 +208,7 @@ export function readRequest(mailbox, names, scratch, alias) {
  */
 const RESULT_HEADER_SLOTS = 128;
 const RESULT_DATA_OFFSET = 8 + RESULT_HEADER_SLOTS * 8;
-export const RESULT_BOX_BYTES = 65536;
+const RESULT_BOX_BYTES = 65536;
 
 export function resultBox() {
   return new SharedArrayBuffer(RESULT_BOX_BYTES);
@@ -237,7 +237,7 @@ export function writeResult(box, id, computeMs, wide, inPlace, outputs, outputIn
     const index = outputIndex.get(name);
     const type = TYPES.indexOf(t.type);
     const data = t.data;
-    if (index === undefined || type < 0 || ArrayBuffer.isView(data) === false) return false;
+    if (index === undefined || type < 0 || !ArrayBuffer.isView(data)) return false;
     if (s + 5 + t.dims.length > RESULT_HEADER_SLOTS || at + data.byteLength > box.byteLength) return false;
     places.push([t, index, type, at]);
     s += 5 + t.dims.length;
