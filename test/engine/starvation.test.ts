@@ -177,13 +177,18 @@ describe('workers starved under SCHED_IDLE', () => {
       try {
         // Quiet again after 5 windows of 1 s: the engine starts workers under SCHED_IDLE, and
         // busy processes come back at that moment, starving the new sessions' creation. The
-        // return is called off; the workers of normal priority serve on.
+        // return is called off; the workers of normal priority serve on. The busy processes
+        // wait stopped, made beforehand: spawned at the warning, they once started too late
+        // in a run of this file, and the new sessions were made before they ran.
+        const stopped = busyProcesses();
+        for (const h of stopped) h.kill('SIGSTOP');
+        hogs.push(...stopped);
         const seen: string[] = [];
         const onWarning = (w: Error & { code?: string }): void => {
           if (w.code !== 'EBACKEND') return;
           seen.push(w.message);
-          if (/other processes used under 25 %/.test(w.message) && hogs.length === 0) {
-            hogs.push(...busyProcesses());
+          if (/other processes used under 25 %/.test(w.message)) {
+            for (const h of stopped.splice(0)) h.kill('SIGCONT');
           }
         };
         process.on('warning', onWarning);
