@@ -191,7 +191,7 @@ export interface OverheadResult {
  * of a second and none always follows another (on a noisy machine, alternating whole rounds
  * of each swung the overhead between 10 % and 45 % from run to run). The first WARM_CALLS of
  * each block are not timed: they pay for the switch (another session's threads just ran); nor
- * is a first round of warm-up.
+ * are the first WARM_ROUNDS rounds, while V8 still compiles the calls' code.
  * Calls interleaved one by one instead measured something no caller meets: the engine's
  * worker, which polls for its next request for 1 ms after a result, always asleep again.
  * Returns each contender's p50 latency per round, ms.
@@ -208,10 +208,13 @@ export async function interleavedAtOne(contenders: readonly Infer[], inputs: num
   };
   for (let i = 0; i < 20; i++) for (const c of contenders) await timed(c, i % inputs, undefined);
   let next = 0;
-  // One round more than asked, the first not kept: in the bench, just after the engines were
-  // built, the first round read 19.9-32.1 % over raw in seven runs against -6.8-26.3 % for
-  // rounds 3-5, and the bare worker hop likewise (21.7 and 27.6 %, then 5.9-13.2 %).
-  for (let k = -1; k < rounds; k++) {
+  // WARM_ROUNDS more than asked, not kept. In the bench, just after the engines were built,
+  // the first round read 19.9-32.1 % over raw in seven runs against -6.8-26.3 % for rounds
+  // 3-5. Measured apart (engine, raw and hop taking turns, 1.5 s rounds), the engine read
+  // 12.3 and 14.7 % in its first 9.5 s of calls and 7.7-9.3 % after; waiting 10 s before
+  // the calls did not shorten that, and V8 finished optimizing 208 functions in those first
+  // seconds against 14 in the next 9: JIT compiling, on the cores the runs use.
+  for (let k = -WARM_ROUNDS; k < rounds; k++) {
     const latencies: number[][] = contenders.map(() => []);
     const until = performance.now() + secondsPerRound * 1000;
     while (performance.now() < until) {
@@ -228,6 +231,7 @@ export async function interleavedAtOne(contenders: readonly Infer[], inputs: num
 
 const BLOCK_CALLS = 50;
 const WARM_CALLS = 5;
+const WARM_ROUNDS = 6;
 
 /** The engine against the raw call (and, where given, a bare worker hop) at 1 in flight: medians of the rounds' p50s. */
 export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, rounds: number, secondsPerRound: number, hop?: Infer): Promise<OverheadResult> {
