@@ -1,0 +1,316 @@
+/**
+ * The ONNX Runtime backend's worker threads: starting one with its session, under which
+ * scheduling policy (SCHED_IDLE or normal), and the JS thread's record of one (its runs in
+ * flight, its mailbox and result box, whether it keeps the process alive). What runs inside
+ * the thread is onnxruntime-worker.mjs; the backend that uses them, index.ts.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Feeds, TensorLike } from '../../tensor.js';
+import { TensorrtNodeError } from '../../errors.js';
+import { addonState } from '../../native/index.js';
+import { exitGuard } from './exit-guard.js';
+import { resultBox, resultCount, stateWord } from './mailbox.mjs';
+import { PolicyWatch, type PolicyChange } from './policy-watch.js';
+
+/** How a run's result comes back: the outputs plus the time ORT spent in run(). */
+export interface OnnxruntimeRunResult {
+  outputs: Record<string, TensorLike>;
+  computeMs: number;
+  /**
+   * With runTimed's `cpuTime`: the worker thread's own CPU time during run(), where the addon
+   * loads in the worker (its intra-op threads' not included).
+   */
+  cpuMs?: number;
+  /** Whether the wide session ran it. */
+  wide: boolean;
+}
+
+export interface WireTensor {
+  type: string;
+  dims: number[];
+  buffer: ArrayBuffer;
+  byteOffset: number;
+  length: number;
+}
+
+export type WorkerMessage =
+  | { type: 'thread'; tid: number | undefined }
+  | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; cpuMs?: number; wide: boolean; inPlace?: boolean }
+  | { type: 'wide'; id: number }
+  | { type: 'error'; id: number; message: string };
+
+interface WireInfo {
+  name: string;
+  type: string;
+  shape: number[];
+  dimParams: (string | null)[];
+}
+
+interface Pending {
+  /** Where the returned input buffers go back (the caller's feeds). */
+  feeds: Feeds;
+  /** Each input's element count: a transferred view reads length 0 until its buffer returns. */
+  lengths: Record<string, number>;
+  /** The batch's rows (axis 0 of the first input), to learn its results' sizes by. */
+  rows: number;
+  /** The batcher's run (runBatch), which runs a batch again where it fails marked `retry`. */
+  batcher?: boolean;
+  /** Sent through the worker's mailbox: its result may come through the result box. */
+  viaMailbox?: boolean;
+  resolve(r: OnnxruntimeRunResult): void;
+  reject(e: Error): void;
+}
+
+
+// Preloads and module hooks, and what only the main script means (its code, its type).
+// Each takes a value, as `--flag=value` or as the next argument.
+const DROPPED_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '--input-type']);
+
+/**
+ * The parent's Node options without its preloads and module hooks (`--import tsx`,
+ * `--require dd-trace/init`, ...) and without what belongs to the main script only
+ * (`-e <code>`, `--input-type`): the worker is plain JS that only runs a session, and a
+ * worker inherits execArgv, so each would load them again (tsx added ~120 ms to every
+ * worker's start here).
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    const flag = arg.split('=', 1)[0]!;
+    if (!DROPPED_FLAGS.has(flag)) out.push(arg);
+    else if (!arg.includes('=')) i++; // its value is the next argument
+  }
+  return out;
+}
+
+/**
+ * A worker with the parent's options less its preloads. Node refuses V8's process-wide
+ * flags (`--expose-gc`, `--max-old-space-size`, ...) in an explicit execArgv, naming them,
+ * though a worker gets them anyway: those are dropped too, and where Node still refuses,
+ * the worker inherits everything, as by default.
+ */
+function startWorker(url: URL, workerData: unknown, transferList: ArrayBuffer[] = []): Worker {
+  let execArgv = workerExecArgv(process.execArgv);
+  if (execArgv.length === process.execArgv.length) return new Worker(url, { workerData, transferList });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return new Worker(url, { workerData, transferList, execArgv });
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      if (err.code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+      const refused = new Set((err.message ?? '').replace(/^.*flags:\s*/, '').split(/,?\s+/).filter(Boolean));
+      execArgv = execArgv.filter((arg) => !refused.has(arg));
+    }
+  }
+  return new Worker(url, { workerData, transferList });
+}
+
+export function workerUrl(): URL {
+  // Beside this module in src/ (vitest) and beside the bundles in dist/ (tsup copies it).
+  const url = new URL('./onnxruntime-worker.mjs', import.meta.url);
+  if (!existsSync(fileURLToPath(url))) {
+    throw new TensorrtNodeError('EBUILDFAILED', `onnxruntime worker script missing at ${fileURLToPath(url)}`);
+  }
+  return url;
+}
+
+/** Puts a worker thread under SCHED_IDLE through the addon: 'SCHED_IDLE', or 'normal (why not)'. */
+function backgroundThread(tid: number | undefined): string {
+  if (tid === undefined) return 'normal (SCHED_IDLE exists on Linux only)';
+  const s = addonState();
+  if (!s.loaded) return `normal (the native addon is not loaded: ${s.error.message})`;
+  if (typeof s.addon.binding.setThreadIdle !== 'function') return 'normal (this addon build has no setThreadIdle)';
+  try {
+    const problem = s.addon.binding.setThreadIdle(tid);
+    return problem ? `normal (${problem})` : 'SCHED_IDLE';
+  } catch (e) {
+    // Never let a policy failure stop the worker, which waits for this answer to start.
+    return `normal (${(e as Error).message})`;
+  }
+}
+
+/** The addon's path, for a worker to load: it aliases the mailbox (inputs read in place there) and reads the thread's CPU clock. */
+function workerAddonPath(): string | undefined {
+  const s = addonState();
+  return s.loaded ? s.addon.path : undefined;
+}
+
+/** What starting a worker takes. */
+export interface WorkerInit {
+  url: URL;
+  model: string | Uint8Array;
+  sessionOptions: object;
+  spinMs: number;
+  background: boolean;
+  /** What threadPolicy says where `background` is false. */
+  normalWhy: string;
+  /**
+   * Under SCHED_IDLE from before the session exists, so that its intra-op threads inherit
+   * the policy (several threads a session); else from once it is ready, so that other busy
+   * processes cannot starve the session's creation, which no check watches (beside two,
+   * a build's workers took ~20 s to create the classifier's sessions).
+   */
+  idleBeforeSession: boolean;
+}
+
+export type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string };
+
+/**
+ * Starts a worker and its session: resolves once the session is ready, with the thread's
+ * scheduling policy. `onThread` hears the thread's id before the session is made.
+ */
+export function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => void): Promise<Started> {
+  // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
+  // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
+  // copied and transferred (two runs each).
+  const bytes = typeof init.model === 'string' ? init.model : new Uint8Array(init.model); // a copy (Buffer#slice would share)
+  const transfer = typeof bytes === 'string' ? [] : [bytes.buffer as ArrayBuffer];
+  const guard = exitGuard();
+  const state = stateWord();
+  const box = resultBox();
+  const addonPath = workerAddonPath();
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath }, transfer);
+  worker.once('exit', guard.release);
+  return new Promise((resolve, reject) => {
+    let policy = 'normal';
+    let tid: number | undefined;
+    const onStart = (msg: WorkerMessage): void => {
+      if (msg.type === 'thread') {
+        tid = msg.tid;
+        if (!init.background) policy = init.normalWhy;
+        else if (init.idleBeforeSession) policy = backgroundThread(msg.tid);
+        onThread?.(msg.tid);
+        worker.postMessage({ type: 'start' });
+        return;
+      }
+      worker.off('message', onStart);
+      worker.off('exit', onExit);
+      if (msg.type === 'ready') {
+        if (init.background && !init.idleBeforeSession) policy = backgroundThread(tid);
+        resolve({ w: new OnnxruntimeWorker(worker, state, box, tid), ready: msg, policy });
+        return;
+      }
+      // Without a session the worker serves nothing, and runs nothing that ending it could
+      // break; left listening it kept the process alive, a thread per failed build.
+      void worker.terminate();
+      reject(new TensorrtNodeError('EMODEL', `onnxruntime could not load the model: ${msg.type === 'error' ? msg.message : msg.type}`));
+    };
+    const onExit = (code: number): void => reject(new TensorrtNodeError('EBACKEND', `an onnxruntime worker exited (code ${code}) while starting`, { backend: 'onnxruntime', exitCode: code }));
+    worker.on('message', onStart);
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+  });
+}
+
+/**
+ * Starts `count` workers. Where they start under SCHED_IDLE before their sessions exist
+ * (sessions of several threads, which must inherit it), they are watched for starvation
+ * until every start settles: `starved` says where they were (beside two busy processes, a
+ * worker with a 2-thread session took 15 s to get that far), and the caller starts others.
+ */
+export async function startWorkers(init: WorkerInit, count: number): Promise<{ starts: Promise<Started>[]; starved?: PolicyChange }> {
+  const tids: (number | undefined)[] = [];
+  const starts = Array.from({ length: count }, () => spawn(init, (tid) => tids.push(tid)));
+  if (!init.background || !init.idleBeforeSession) return { starts };
+  const starved = await new Promise<PolicyChange | undefined>((resolve) => {
+    const watch = new PolicyWatch({ tids: () => tids, runsWaiting: () => true }, { starved: resolve, quiet: () => {} });
+    watch.watchStarvation();
+    void Promise.allSettled(starts).then(() => {
+      watch.stop();
+      resolve(undefined);
+    });
+  });
+  return starved ? { starts, starved } : { starts };
+}
+
+/** Ends a worker left behind once it has started (ending a thread inside onnxruntime can abort the process). */
+export function endWhenStarted(start: Promise<Started>): Promise<void> {
+  return start.then(({ w }) => w.worker.terminate()).then(() => undefined, () => undefined);
+}
+
+export class OnnxruntimeWorker {
+  readonly worker: Worker;
+  /** The worker's polling state, and the memory of its mailbox where it has one (mailbox.mjs). */
+  readonly state: Int32Array;
+  mailbox: SharedArrayBuffer | undefined;
+  /** A plain ArrayBuffer over the mailbox's bytes, where the addon makes one: inputs are copied into it by memcpy. */
+  mailboxAlias: ArrayBuffer | undefined;
+  /** Where the results of mailbox runs come back (mailbox.mjs), the results read from it, and whether a wait for the next is armed. */
+  readonly resultBox: SharedArrayBuffer;
+  readonly resultCount: Int32Array;
+  resultsRead = 0;
+  watchingResults = false;
+  readonly pending = new Map<number, Pending>();
+  /** Requests other than runs (the wide session's creation and release), by id. */
+  readonly control = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  dead: Error | undefined;
+  /** The uncaught error that ended the thread, where one did. */
+  cause: Error | undefined;
+  /** The thread's Linux id, where known. */
+  readonly tid: number | undefined;
+  /** Replaced by a worker of another scheduling policy (renew()): ends once its runs settle. */
+  retired = false;
+
+  constructor(worker: Worker, state: Int32Array, resultBox: SharedArrayBuffer, tid: number | undefined) {
+    this.worker = worker;
+    this.state = state;
+    this.resultBox = resultBox;
+    this.resultCount = resultCount(resultBox);
+    this.tid = tid;
+  }
+
+  fail(err: Error): void {
+    this.dead ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const c of this.control.values()) c.reject(err);
+    this.control.clear();
+    this.referenced();
+  }
+
+  /**
+   * An idle worker does not keep the process alive (a script that never calls dispose()
+   * still ends, as with a plain session); one with runs or control requests in flight does,
+   * so an awaited answer always arrives. Toggled on the transitions only.
+   */
+  track(id: number, p: Pending): void {
+    this.pending.set(id, p);
+    this.referenced();
+  }
+
+  untrack(id: number): void {
+    this.pending.delete(id);
+    this.referenced();
+  }
+
+  /** Whether a run sent through the mailbox is out: its result may come through the result box. */
+  mailboxRunOut(): boolean {
+    for (const p of this.pending.values()) if (p.viaMailbox) return true;
+    return false;
+  }
+
+  /** As track, for a request other than a run. */
+  trackControl(id: number, c: { resolve(): void; reject(e: Error): void }): void {
+    this.control.set(id, c);
+    this.referenced();
+  }
+
+  untrackControl(id: number): void {
+    this.control.delete(id);
+    this.referenced();
+  }
+
+  private isRef = false;
+
+  private referenced(): void {
+    const busy = this.pending.size + this.control.size > 0;
+    if (busy === this.isRef) return;
+    this.isRef = busy;
+    if (busy) this.worker.ref();
+    else this.worker.unref();
+  }
+}
