@@ -163,6 +163,8 @@ export function medianRange(xs: readonly number[], digits: number): string {
 
 export interface OverheadResult {
   rounds: number;
+  /** Rounds run before those kept, not kept (interleavedAtOne). */
+  warmRounds: number;
   /** Median over rounds of the engine's p50 latency, ms. */
   engineP50Ms: number;
   /** Median over rounds of the raw call's p50 latency, ms. */
@@ -239,7 +241,7 @@ export async function overheadAtOne(engine: Infer, raw: Infer, inputs: number, r
   const engineP50Ms = median(p50s[0]!);
   const rawP50Ms = median(p50s[1]!);
   const overheadByRound = p50s[0]!.map((e, k) => e / p50s[1]![k]! - 1);
-  const result: OverheadResult = { rounds, engineP50Ms, rawP50Ms, overhead: median(overheadByRound), overheadByRound };
+  const result: OverheadResult = { rounds, warmRounds: WARM_ROUNDS, engineP50Ms, rawP50Ms, overhead: median(overheadByRound), overheadByRound };
   if (hop) {
     result.hopP50Ms = median(p50s[2]!);
     result.hopOverheadByRound = p50s[2]!.map((h, k) => h / p50s[1]![k]! - 1);
