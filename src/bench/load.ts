@@ -213,7 +213,7 @@ export async function interleavedAtOne(contenders: readonly Infer[], inputs: num
   // WARM_ROUNDS more than asked, not kept. In the bench, just after the engines were built,
   // the first round read 19.9-32.1 % over raw in seven runs against -6.8-26.3 % for rounds
   // 3-5. Measured apart (engine, raw and hop taking turns, 1.5 s rounds), the engine read
-  // 12.3 and 14.7 % in its first 9.5 s of calls and 7.7-9.3 % after; waiting 10 s before
+  // 12.3 and 14.7 % in its first 9.5 s of calls and 8.0-9.3 % after; waiting 10 s before
   // the calls did not shorten that, and V8 finished optimizing 208 functions in those first
   // seconds against 14 in the next 9: JIT compiling, on the cores the runs use.
   for (let k = -WARM_ROUNDS; k < rounds; k++) {

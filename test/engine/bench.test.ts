@@ -201,6 +201,9 @@ describe('bench', () => {
     const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) / 2]!;
     expect(r.overhead.overheadByRound).toHaveLength(r.overhead.rounds);
     expect(r.overhead.rounds % 2).toBe(1);
+    // Rounds run first while V8 compiles are dropped, and the summary says how many.
+    expect(r.overhead.warmRounds).toBeGreaterThan(0);
+    expect(executiveSummary(r).join('\n')).toContain(`after ${r.overhead.warmRounds} rounds not kept while V8 compiles`);
     expect(r.overhead.overhead).toBe(middle(r.overhead.overheadByRound));
     expect(r.overhead.hopP50Ms).toBeGreaterThan(0);
     expect(r.overhead.hopOverheadByRound).toHaveLength(r.overhead.rounds);

@@ -11,12 +11,10 @@ import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
-import { CLS_ITEM, CLS_MODEL, SCHED_IDLE, clsInput, engineGraphSession, ort, sameBits, threadPolicies, withWarnings } from './helpers.js';
+import { idleThreadIds } from '../../src/backends/onnxruntime/starvation.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, withWarnings } from './helpers.js';
 
 const OUT = 'softmax_0.tmp_0';
-
-/** Threads of this process under SCHED_IDLE. */
-const idleThreads = (): number[] => [...threadPolicies()].filter(([, policy]) => policy === SCHED_IDLE).map(([tid]) => tid);
 
 /** The engine's worker threads' Linux ids (private: reached into, as test/engine/worker-exit.test.ts does). */
 function workerTids(e: Engine): number[] {
@@ -69,7 +67,7 @@ describe('workers starved under SCHED_IDLE', () => {
     try {
       expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
       const oldWorkers = workerTids(engine);
-      const idleAtStart = idleThreads();
+      const idleAtStart = idleThreadIds();
       for (const tid of oldWorkers) expect(idleAtStart).toContain(tid);
       hogs.push(...busyProcesses());
       /**
@@ -112,7 +110,7 @@ describe('workers starved under SCHED_IDLE', () => {
       for (const tid of newWorkers) expect(oldWorkers).not.toContain(tid);
       // Left under SCHED_IDLE: only threads there from the start that outlive the workers
       // (onnxruntime's first session makes a thread that lasts the process; it waits idle).
-      for (const tid of idleThreads()) expect(idleAtStart).toContain(tid);
+      for (const tid of idleThreadIds()) expect(idleAtStart).toContain(tid);
 
       // The busy processes gone, the engine goes back to SCHED_IDLE after 5 quiet windows of
       // 1 s (~6 s here), serving all along: 8 callers until then, and a round more after,
@@ -128,7 +126,7 @@ describe('workers starved under SCHED_IDLE', () => {
       expect(await threadsEnd(newWorkers)).toBe(true);
       const idleAgain = workerTids(engine);
       expect(idleAgain).toHaveLength(2);
-      const idleNow = idleThreads();
+      const idleNow = idleThreadIds();
       for (const tid of idleAgain) {
         expect(newWorkers).not.toContain(tid);
         expect(idleNow).toContain(tid);
@@ -167,7 +165,7 @@ describe('workers starved under SCHED_IDLE', () => {
       expect(engine.backend.threadPolicy, `the busy processes' CPU ticks: ${cpuTicks(hogs).join(', ')}`).toMatch(/^normal \(starved under SCHED_IDLE, creating their sessions: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
       expect(warnings.join('\n')).toMatch(/starved under SCHED_IDLE, creating their sessions: .*; workers of normal priority start in their place/);
       const [tid] = workerTids(engine);
-      expect(idleThreads()).not.toContain(tid);
+      expect(idleThreadIds()).not.toContain(tid);
       const startWhy = engine.backend.threadPolicy;
       for (const h of hogs.splice(0)) h.kill('SIGKILL');
       const reference = await engineGraphSession(CLS_MODEL);
@@ -214,7 +212,7 @@ describe('workers starved under SCHED_IDLE', () => {
         await reference.release();
       }
       expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
-      expect(idleThreads()).toContain(workerTids(engine)[0]);
+      expect(idleThreadIds()).toContain(workerTids(engine)[0]);
       expect(engine.stats().failed).toEqual({});
     } finally {
       for (const h of hogs) h.kill('SIGKILL');

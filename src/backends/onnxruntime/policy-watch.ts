@@ -52,7 +52,8 @@ export class PolicyWatch {
    * Under SCHED_IDLE: calls `on.starved` once STARVED_WINDOWS windows in a row were starved,
    * then stops. Each check reads two small /proc files per thread of the process (which are
    * under SCHED_IDLE, then their times) on the JS thread, and only while runs wait: 0.20-0.24
-   * ms for the 15 threads of a process with a 2 x 1 engine here. False where it cannot watch (a thread id unknown, no schedstat).
+   * ms for the 15 threads of a process with a 2 x 1 engine here. False where it cannot watch
+   * (a thread id unknown, no schedstat).
    */
   watchStarvation(): boolean {
     this.stop();
