@@ -6,6 +6,7 @@
  * a batch to form. Every accepted request settles exactly once.
  */
 import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
+import { kindOf } from '../shapes.js';
 import type { TensorLike, TypedArray } from '../tensor.js';
 import type { BatchParts } from '../backends/types.js';
 import { joinParts, mergeBatch, ownFeeds, recycle, rowViews, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
@@ -87,6 +88,13 @@ export interface BatcherObserver {
  * that loses its instance every time fails rather than taking instance after instance.
  */
 const MAX_DISPATCHES = 3;
+
+/**
+ * The longest delay a Node timer keeps: a longer one fires after 1 ms (with a
+ * TimeoutOverflowWarning). A timeout or queue delay from here on (24.8 days, Infinity
+ * included) sets no timer: no timeout, or a batch that waits until it fills.
+ */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 interface Request {
   feeds: Record<string, BatchTensor>;
@@ -195,6 +203,9 @@ export class DynamicBatcher {
     if (o.batchAxis && batch < 1) {
       return this.refuse(inputError(Object.keys(feeds)[0] ?? 'input', 'a batch of at least 1 on axis 0', `a batch of ${batch}`));
     }
+    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+      return this.refuse(inputError('signal', 'an AbortSignal', kindOf(opts.signal), 'option'));
+    }
     if (opts.signal?.aborted) {
       return this.refuse(new TensorrtNodeError('EABORTED', 'the request was aborted before it was queued', { reason: String(opts.signal.reason) }));
     }
@@ -259,7 +270,7 @@ export class DynamicBatcher {
           signal?.removeEventListener('abort', onAbort);
         },
       };
-      if (timeoutMs !== undefined) {
+      if (timeoutMs !== undefined && timeoutMs < LONGEST_TIMER_MS) {
         timer = setTimeout(() => {
           const state = req.state;
           req.reject(new TensorrtNodeError('ETIMEOUT', `the request timed out after ${timeoutMs} ms (${state === 'queued' ? 'still queued' : 'while its batch ran'})`, { timeoutMs }));
@@ -362,7 +373,8 @@ export class DynamicBatcher {
         take = fits.length ? trim(batch, Math.max(...fits)) : batch;
       } else if (group) take = batch; // the rest of a group judged ready
       if (!take) {
-        this.delayTimer = setTimeout(() => this.dispatch(), Math.max(0, o.maxQueueDelayMs - waited));
+        // Without a timer the batch waits for rows enough to fill it (or preferred sizes).
+        if (o.maxQueueDelayMs < LONGEST_TIMER_MS) this.delayTimer = setTimeout(() => this.dispatch(), Math.max(0, o.maxQueueDelayMs - waited));
         return;
       }
       // Several idle instances share a ready group evenly rather than one taking it all

@@ -2,6 +2,7 @@
  * The Engine: one API over the TensorRT and ONNX Runtime backends, with dynamic
  * batching, an engine cache, statistics and Prometheus metrics.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
@@ -19,7 +20,7 @@ import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
-import { bareDims, checkShapes, kindOf, type ShapeRange } from '../shapes.js';
+import { bareDims, checkShapes, fmtShape, kindOf, type ShapeRange } from '../shapes.js';
 import { ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, QUANTIZATION_OPTION_NAMES, type EngineOptions, type InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
@@ -383,7 +384,7 @@ export class Engine {
    */
   allocate(batch = 1): Record<string, HostTensor> {
     if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
-    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    checkBatchArgument(batch);
     const out: Record<string, HostTensor> = {};
     for (const info of this.inputs) {
       const range = this.shapes[info.name];
@@ -405,7 +406,7 @@ export class Engine {
    */
   allocateOutputs(batch = 1): Record<string, HostTensor> {
     if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
-    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    checkBatchArgument(batch);
     const out: Record<string, HostTensor> = {};
     for (const info of this.outputs) {
       const dims = info.shape.map((d, i) => (i === 0 && this.batching.batchAxis ? batch : d));
@@ -506,9 +507,15 @@ function guardProgress(fn: NonNullable<EngineOptions['onProgress']>): NonNullabl
   };
 }
 
+function checkBatchArgument(batch: unknown): void {
+  if (!Number.isInteger(batch) || (batch as number) < 1) throw inputError('batch', 'a positive integer', String(batch), 'argument');
+}
+
 function hostTensor(name: string, dtype: TensorDtype, dims: number[]): HostTensor {
   const count = dims.reduce((a, b) => a * b, 1);
-  const buffer = hostBuffer(count * elementBytes(dtype));
+  const bytes = count * elementBytes(dtype);
+  if (bytes > bufferConstants.MAX_LENGTH) throw inputError(name, `at most ${bufferConstants.MAX_LENGTH} bytes (the largest Buffer)`, `${bytes} bytes for ${fmtShape(dims)} ${dtype}`, 'tensor');
+  const buffer = hostBuffer(bytes);
   return { name, type: dtype, dims, buffer, data: typedView(dtype, buffer.buffer, buffer.byteOffset, count) };
 }
 
@@ -666,6 +673,16 @@ async function machineMeasurement<T>(
   return { value, cached: false, ...(quiet ? {} : { busy: true }) };
 }
 
+/**
+ * Caps on threads an engine starts: each instance is a thread (a worker with a session of
+ * its own, or a TensorRT context), each of its threads an ONNX Runtime thread. A typo such as
+ * `instances: 1e6` ended the process (V8: "Failed to reserve virtual memory for CodeRange"),
+ * and `threadsPerInstance: 1e6` grew it by ~70 MB a second inside ONNX Runtime's session
+ * creation without finishing; both are EINPUT now.
+ */
+const MAX_INSTANCES = 256;
+const MAX_THREADS_PER_INSTANCE = 256;
+
 async function checkOptions(o: EngineOptions): Promise<void> {
   if (o === null || typeof o !== 'object') throw inputError('options', 'an object', String(o), 'argument');
   checkOptionNames(o, ENGINE_OPTION_NAMES, 'Engine.build');
@@ -680,16 +697,17 @@ async function checkOptions(o: EngineOptions): Promise<void> {
     const s = await stat(o.cacheDir).catch(() => undefined);
     if (s && !s.isDirectory()) throw inputError('cacheDir', 'a folder (or a path to make one at)', `a path to a file: ${o.cacheDir}`, 'option');
   }
-  const posInt = (name: keyof EngineOptions): void => {
+  const posInt = (name: keyof EngineOptions, max = Number.MAX_SAFE_INTEGER): void => {
     const v = o[name];
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw inputError(name, 'a positive integer', String(v), 'option');
+    if (v !== undefined && (v as number) > max) throw inputError(name, `at most ${max}`, String(v), 'option');
   };
   if (o.cudaGraphs !== undefined && typeof o.cudaGraphs !== 'boolean') throw inputError('cudaGraphs', 'a boolean', kindOf(o.cudaGraphs), 'option');
   if (o.pipelineShortRuns !== undefined && typeof o.pipelineShortRuns !== 'boolean') throw inputError('pipelineShortRuns', 'a boolean', kindOf(o.pipelineShortRuns), 'option');
   checkSpinWaitUs(o.spinWaitUs);
   deviceList(o.device);
-  posInt('instances');
-  posInt('threadsPerInstance');
+  posInt('instances', MAX_INSTANCES);
+  posInt('threadsPerInstance', MAX_THREADS_PER_INSTANCE);
   posInt('maxBatchSize');
   posInt('priorityLevels');
 }

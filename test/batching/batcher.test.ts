@@ -68,6 +68,39 @@ describe('dynamic batcher', () => {
     await expect(engine.infer(clsInput(4), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'EABORTED' });
   });
 
+  it("a timeout or queue delay past Node's longest timer (Infinity too) sets none, rather than firing after 1 ms", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w.name); };
+    process.on('warning', onWarning);
+    try {
+      const engine = await build({ maxBatchSize: 4, defaultTimeoutMs: 2 ** 31 });
+      // Behind two full batches, so that a 1 ms timer would fire while they wait.
+      const ahead = [track(engine.infer(clsInput(1, 4))), track(engine.infer(clsInput(2, 4)))];
+      const results = await Promise.all([...ahead, track(engine.infer(clsInput(3), { timeoutMs: Infinity })), track(engine.infer(clsInput(4)))]);
+      expect(results.map((r) => r.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok']);
+
+      // maxQueueDelayMs: Infinity waits until a batch fills.
+      const waiting = await build({ maxBatchSize: 4, maxQueueDelayMs: Infinity });
+      const first = track(waiting.infer(clsInput(5)));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(waiting.stats().batches).toBe(0);
+      const rest = [6, 7, 8].map((k) => track(waiting.infer(clsInput(k))));
+      for (const r of await Promise.all([first, ...rest])) expect(r.ok).toBe(true);
+      expect(waiting.stats()).toMatchObject({ batches: 1, meanBatchSize: 4 });
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('a signal that is not an AbortSignal is EINPUT, and nothing is queued', async () => {
+    const engine = await build();
+    const bad = { aborted: false } as unknown as AbortSignal;
+    await expect(engine.infer(clsInput(1), { signal: bad })).rejects.toMatchObject({ code: 'EINPUT', details: { tensor: 'signal', expected: 'an AbortSignal' } });
+    expect(engine.stats()).toMatchObject({ pending: 0 });
+    expect((await track(engine.infer(clsInput(2)))).ok).toBe(true);
+  });
+
   it('dispose() rejects queued requests with EDISPOSED and lets running ones finish', async () => {
     const engine = await build({ maxBatchSize: 8 });
     const reqs = [1, 2, 3, 4].map((s) => track(engine.infer(clsInput(s, 8))));

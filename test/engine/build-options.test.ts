@@ -46,6 +46,12 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     expect(e.details).toMatchObject({ tensor: 'shapes.x', received: '3 dims [-1,3,48]' });
   });
 
+  it('instances and threadsPerInstance past the caps (a typo such as 1e6 ended the process or never finished)', async () => {
+    expect(await refused({ instances: 1e6 })).toMatchObject({ code: 'EINPUT', details: { tensor: 'instances', expected: 'at most 256', received: '1000000' } });
+    expect(await refused({ instances: 257 })).toMatchObject({ code: 'EINPUT', details: { tensor: 'instances', expected: 'at most 256' } });
+    expect(await refused({ threadsPerInstance: 1e6 })).toMatchObject({ code: 'EINPUT', details: { tensor: 'threadsPerInstance', expected: 'at most 256' } });
+  });
+
   it('cacheDir naming a file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tnp-options-'));
     try {

@@ -117,6 +117,15 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     expect(sameBits(r['softmax_0.tmp_0']!.data as Float32Array, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
   });
 
+  it('allocate() and allocateOutputs() refuse a batch that is not a positive integer, or too large for a Buffer, with EINPUT', () => {
+    for (const batch of [0, -1, 2.5, Number.NaN]) {
+      expect(() => engine.allocate(batch)).toThrow(expect.objectContaining({ code: 'EINPUT', details: expect.objectContaining({ tensor: 'batch', received: String(batch) }) }));
+      expect(() => engine.allocateOutputs(batch)).toThrow(expect.objectContaining({ code: 'EINPUT' }));
+    }
+    // 1e9 rows of 3 x 48 x 192 float32: 1.1e14 bytes.
+    expect(() => engine.allocate(1e9)).toThrow(expect.objectContaining({ code: 'EINPUT', details: expect.objectContaining({ tensor: 'x', received: '110592000000000 bytes for [1000000000,3,48,192] float32' }) }));
+  });
+
   it('writes results into caller memory (allocateOutputs, a Buffer), also from a merged batch', async () => {
     const outs = engine.allocateOutputs(2);
     expect(Object.keys(outs)).toEqual(['softmax_0.tmp_0']);
