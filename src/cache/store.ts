@@ -3,7 +3,7 @@
  * rename) and checked on load (magic, key, length and SHA-256 of the payload).
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hashBytes } from './key.js';
 
@@ -33,7 +33,9 @@ export async function loadEntry(dir: string, key: string, ext?: string): Promise
   try {
     file = await readFile(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'miss', path };
+    // ENOTDIR: a file where a folder of the path should be; storing will say so.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { status: 'miss', path };
     return { status: 'corrupt', path, reason: `unreadable: ${(e as Error).message}` };
   }
   const corrupt = (reason: string): CacheLoad => ({ status: 'corrupt', path, reason });
@@ -57,7 +59,7 @@ export async function loadEntry(dir: string, key: string, ext?: string): Promise
 
 /** Writes an entry atomically: a reader sees the old file, the new one, or none, never half. */
 export async function storeEntry(dir: string, key: string, payload: Uint8Array, meta: Record<string, unknown> = {}, ext?: string): Promise<string> {
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir);
   const path = cachePath(dir, key, ext);
   const header: Header = {
     key,
@@ -82,4 +84,23 @@ export async function storeEntry(dir: string, key: string, payload: Uint8Array, 
 
 export async function removeEntry(dir: string, key: string, ext?: string): Promise<void> {
   await rm(cachePath(dir, key, ext), { force: true });
+}
+
+/**
+ * `mkdir -p`, a level at a time: Node's recursive mkdir (20.x) retries forever where the
+ * kernel answers ENOENT for a folder it will not make under one that exists (/proc/x).
+ */
+async function makeFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw e;
+    await makeFolder(parent);
+    await mkdir(dir).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again;
+    });
+  }
 }

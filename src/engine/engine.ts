@@ -90,6 +90,8 @@ export interface CacheInfo {
   path?: string;
   /** For 'rebuilt' (what was wrong with the entry) and 'uncacheable'. */
   reason?: string;
+  /** Why the build could not be stored (a read-only or full disk, no permission): the engine serves, the next build builds again. */
+  storeError?: string;
 }
 
 /** A tensor over memory the engine hands out for reuse (engine.allocate(), engine.allocateOutputs()). */
@@ -275,7 +277,7 @@ export class Engine {
           cache = { status: 'hit', key, path: found.path };
         } else if (found.status === 'corrupt') {
           process.emitWarning(`tensorrt-node: corrupt engine cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
-          await removeEntry(options.cacheDir, key, 'onnx.bin');
+          await cacheWrite('removing the corrupt entry', () => removeEntry(options.cacheDir!, key!, 'onnx.bin'));
           cache = { status: 'rebuilt', key, path: found.path, reason: found.reason };
         } else {
           cache = { status: 'miss', key, path: found.path };
@@ -296,7 +298,8 @@ export class Engine {
       }
       if (options.cacheDir && key) {
         const meta = { precision, backend: 'onnxruntime', backendVersion: version, ...(graphRewrites ? { graphRewrites } : {}) };
-        await storeEntry(options.cacheDir, key, artifact, meta, 'onnx.bin');
+        const storeError = await cacheWrite('storing the model', () => storeEntry(options.cacheDir!, key!, artifact!, meta, 'onnx.bin'));
+        if (storeError !== undefined) cache = { ...cache, storeError };
       }
     }
     aborted();
@@ -482,10 +485,10 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   if (found.status === 'hit') return createTensorrtBackend(onnx, { ...trtOptions, plan: found.payload });
   if (found.status === 'corrupt') {
     process.emitWarning(`tensorrt-node: corrupt TensorRT plan cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
-    await removeEntry(options.cacheDir, key, 'plan.bin');
+    await cacheWrite('removing the corrupt plan', () => removeEntry(options.cacheDir!, key, 'plan.bin'));
   }
   const backend = await createTensorrtBackend(onnx, trtOptions);
-  await storeEntry(options.cacheDir, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin');
+  await cacheWrite('storing the TensorRT plan', () => storeEntry(options.cacheDir!, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin'));
   return backend;
 }
 
@@ -662,15 +665,33 @@ async function machineMeasurement<T>(
     if (stored !== undefined) return { value: stored, cached: true };
     if (found.status !== 'miss') {
       process.emitWarning(`tensorrt-node: corrupt ${entry.name} cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : `not a ${entry.name}`}); measuring again`, { code: 'ECACHE' });
-      await removeEntry(dir, key, entry.ext);
+      await cacheWrite(`removing the corrupt ${entry.name}`, () => removeEntry(dir, key, entry.ext));
     }
   }
   const before = machineSample();
   const value = await measure();
   const after = machineSample();
   const quiet = !before || !after || quietBetween(before, after, availableParallelism());
-  if (dir && key && quiet && (entry.keep?.(value) ?? true)) await storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext);
+  if (dir && key && quiet && (entry.keep?.(value) ?? true)) {
+    await cacheWrite(`storing the ${entry.name}`, () => storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext));
+  }
   return { value, cached: false, ...(quiet ? {} : { busy: true }) };
+}
+
+/**
+ * A write to the engine cache that fails (a read-only or full disk, no permission) costs
+ * the next build its hit, not this build: reported as an ECACHE warning. Returns the
+ * failure's message, or undefined.
+ */
+async function cacheWrite(what: string, write: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await write();
+    return undefined;
+  } catch (e) {
+    const message = (e as Error).message;
+    process.emitWarning(`tensorrt-node: the engine cache failed ${what} (${message}); the engine serves without it`, { code: 'ECACHE' });
+    return message;
+  }
 }
 
 /**

@@ -161,4 +161,25 @@ describe('engine cache', () => {
     expect(fifth.backend.graphRewrites).toEqual(first.backend.graphRewrites);
     await fifth.dispose();
   });
+
+  it('a cache it cannot write costs no build: the engine serves, warns ECACHE and says why', async () => {
+    const options = { backend: 'onnxruntime' as const, instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } };
+    // A file where a folder of the path should be: unwritable for root too.
+    const file = join(tempDir(), 'file');
+    writeFileSync(file, 'not a folder');
+    const cacheDir = join(file, 'cache');
+    for (let build = 0; build < 2; build++) {
+      const { value: engine, warnings } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, { ...options, cacheDir }));
+      expect(engine.cache).toMatchObject({ status: 'miss', storeError: expect.stringContaining('ENOTDIR') });
+      expect(warnings.join('\n')).toContain('the engine cache failed storing the model (ENOTDIR');
+      expect((await engine.infer(clsInput(1)))['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
+      await engine.dispose();
+    }
+  });
+
+  it.runIf(process.platform === 'linux')("a folder the kernel will not make (/proc/x), where Node's recursive mkdir loops forever", async () => {
+    const { value: engine } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, cacheDir: '/proc/tensorrt-node-cache' }));
+    expect(engine.cache).toMatchObject({ status: 'miss', storeError: expect.stringContaining('ENOENT') });
+    await engine.dispose();
+  });
 });
