@@ -38,6 +38,12 @@ export function typedView(dtype: TensorDtype, buffer: ArrayBufferLike, byteOffse
   return new CTORS[dtype](buffer, byteOffset, length);
 }
 
+/** A dim as written in JS, so that 1n or '1' does not read as the number 1. */
+function dimText(d: unknown): string {
+  if (typeof d === 'bigint') return `${d}n`;
+  return typeof d === 'string' ? JSON.stringify(d) : String(d);
+}
+
 export function arrayKind(data: unknown): string {
   return Buffer.isBuffer(data) ? 'Buffer' : kindOf(data);
 }
@@ -183,7 +189,7 @@ export class InputNormalizer {
       const { data, dims, type } = t as { data?: unknown; dims?: unknown; type?: unknown };
       if (!isTypedArray(data)) throw inputError(name, `${dtype} data in a typed array`, `data of type ${arrayKind(data)}`);
       if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(expectedShape(spec.info, spec.range))}`, `dims ${Array.isArray(dims) ? `[${dims.map(String).join(',')}]` : arrayKind(dims)}`);
+        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(expectedShape(spec.info, spec.range))}`, `dims ${Array.isArray(dims) ? `[${dims.map(dimText).join(',')}]` : arrayKind(dims)}`);
       }
       if (typeof type === 'string' && type !== dtype) throw inputError(name, `dtype ${dtype}`, `dtype ${type}`);
       if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');

@@ -46,6 +46,11 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     const e = await failure(engine.infer({ x: { data: new Float32Array(3 * 48 * 192), dims: [NaN, 3, 48, 192] } }));
     expect(e).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', received: 'dims [NaN,3,48,192]' } });
     expect(e.details.expected).toContain('non-negative integers');
+    // BigInts and strings as written, not as the numbers they print as.
+    const big = await failure(engine.infer({ x: { data: new Float32Array(3 * 48 * 192), dims: [1n, 3n, 48n, 192n] as unknown as number[] } }));
+    expect(big.details.received).toBe('dims [1n,3n,48n,192n]');
+    const text = await failure(engine.infer({ x: { data: new Float32Array(3 * 48 * 192), dims: ['1', 3, 48, 192] as unknown as number[] } }));
+    expect(text.details.received).toBe('dims ["1",3,48,192]');
   });
 
   it('wrong byte length', async () => {
