@@ -4,7 +4,7 @@
  * model, and keep the most sensitive layers in float where accuracy drops too far.
  */
 import { TensorrtNodeError, checkOptionNames, throwIfAborted } from '../errors.js';
-import { checkShapes } from '../shapes.js';
+import { checkShapes, kindOf } from '../shapes.js';
 import { GraphView } from '../onnx/graph.js';
 import { readModel, tensorValues, writeModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/proto.js';
@@ -146,6 +146,15 @@ const VALIDATION_OPTION_NAMES: readonly string[] = Object.keys({
   data: true, metric: true, sensitivitySamples: true, sensitivity: true,
 } satisfies Record<keyof NonNullable<QuantizeOptions['validation']>, true>);
 
+/** Each name in `exclude` must be a node or an op type of the model: a typo would keep nothing in float, silently. */
+function checkExcluded(view: GraphView, excluded: ReadonlySet<string>): void {
+  const names = new Set(view.nodes.flatMap((n) => [n.name ?? '', n.opType ?? '']));
+  for (const x of excluded) {
+    if (names.has(x)) continue;
+    throw new TensorrtNodeError('EINPUT', `quantize: exclude names '${x}', which is neither a node nor an op type of the model (the report's quantizedNodes lists the node names)`, { tensor: 'exclude', expected: 'node names or op types of the model', received: `'${x}'` });
+  }
+}
+
 /** Quantize a float ONNX model to INT8 Q/DQ. */
 export async function quantize(model: string | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
   const started = performance.now();
@@ -162,6 +171,16 @@ export async function quantize(model: string | Uint8Array, options: QuantizeOpti
   }
   if (options.maxAccuracyDrop !== undefined && !(options.maxAccuracyDrop >= 0)) {
     throw new TensorrtNodeError('EINPUT', `quantize: maxAccuracyDrop must be a number ≥ 0, got ${options.maxAccuracyDrop}`, { tensor: 'maxAccuracyDrop', expected: '≥ 0', received: String(options.maxAccuracyDrop) });
+  }
+  if (options.maxAccuracyDrop !== undefined && !options.validation) {
+    // Without validation data the budget could not be checked: it would be ignored.
+    throw new TensorrtNodeError('EINPUT', 'quantize: maxAccuracyDrop needs validation data (validation: { data, metric })', { tensor: 'maxAccuracyDrop', expected: 'validation data to measure the drop on', received: 'no validation' });
+  }
+  if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize >= 1)) {
+    throw new TensorrtNodeError('EINPUT', `quantize: batchSize must be a positive integer, got ${options.batchSize}`, { tensor: 'batchSize', expected: 'a positive integer', received: String(options.batchSize) });
+  }
+  if (options.exclude !== undefined && !(Array.isArray(options.exclude) && options.exclude.every((x) => typeof x === 'string'))) {
+    throw new TensorrtNodeError('EINPUT', 'quantize: exclude must be an array of node names or op types', { tensor: 'exclude', expected: 'an array of node names or op types', received: kindOf(options.exclude) });
   }
   const signal = options.signal;
   throwIfAborted(signal, 'quantize');
@@ -183,6 +202,7 @@ export async function quantize(model: string | Uint8Array, options: QuantizeOpti
   const inputs = modelInputs(view);
   checkShapes(inputs, options.shapes);
   const excluded = new Set(options.exclude ?? []);
+  checkExcluded(view, excluded);
   const plan = planPlacement(view, excluded);
   if (plan.nodes.length === 0) warn('no Conv, ConvTranspose, Gemm or MatMul node to quantize: the model is returned with no Q/DQ');
 

@@ -131,4 +131,19 @@ describe('quantize: bad input gets a coded error', () => {
     expect((await failure(quantize(bytes, { calibration: 42 as unknown as [] }))).code).toBe('EINPUT');
     expect((await failure(quantize(bytes, { calibration: [sample()], validation: { data: [] } }))).code).toBe('EINPUT');
   });
+
+  it('options that used to be ignored: a budget without validation data, a bad batchSize, exclude that names nothing', async () => {
+    const budget = await failure(quantize(bytes, { calibration: [sample()], maxAccuracyDrop: 0.01 }));
+    expect(budget).toMatchObject({ code: 'EINPUT', details: { tensor: 'maxAccuracyDrop', received: 'no validation' } });
+    for (const batchSize of [0, 1.5, Number.NaN]) {
+      expect(await failure(quantize(bytes, { calibration: [sample()], batchSize }))).toMatchObject({ code: 'EINPUT', details: { tensor: 'batchSize', received: String(batchSize) } });
+    }
+    // A string would have excluded its characters' names; a typo, nothing.
+    expect(await failure(quantize(bytes, { calibration: [sample()], exclude: 'conv' as unknown as string[] }))).toMatchObject({ code: 'EINPUT', details: { tensor: 'exclude', received: 'string' } });
+    const typo = await failure(quantize(bytes, { calibration: [sample()], exclude: ['Conv', 'convv'] }));
+    expect(typo).toMatchObject({ code: 'EINPUT', details: { tensor: 'exclude', received: "'convv'" } });
+    // Node names and op types both still work.
+    const { report } = await quantize(bytes, { calibration: [sample()], exclude: ['Conv', 'MatMul'] });
+    expect(report.quantizedNodes).toEqual([]);
+  });
 });
