@@ -201,6 +201,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   if (!existsSync(modelPath)) throw new Error(`bench: no model at ${modelPath}`);
   const probe = await ort.InferenceSession.create(modelPath);
   if (isCls) {
+    // The lines are rendered at the classifier's size; a --shape it would ignore is a mistake.
+    if (o.itemShape && o.itemShape.join(',') !== shape.slice(1).join(',')) {
+      throw new Error(`bench: the PaddleOCR classifier runs on text lines of ${shape.slice(1).join(',')}; --shape ${o.itemShape.join(',')} is for a model you give`);
+    }
     log(`rendering ${o.evalSamples} held-out text lines (seed 1000000) ...`);
     evalLines = renderTextLines(o.evalSamples, 1_000_000);
     loadInputs = evalLines.slice(0, 256).map((l) => l.data);

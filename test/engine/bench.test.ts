@@ -25,6 +25,11 @@ describe('bench', () => {
     expect(() => itemShape('x', det, [3, 480])).toThrow(/give the 3 dims after the batch/);
   });
 
+  it('refuses a --shape the default classifier would ignore (it ran the whole bench at 3,48,192)', async () => {
+    const options = { concurrency: [1], seconds: 0.3, burstSeconds: 0.1, int8: false, calibrationSamples: 10, evalSamples: 64, backend: 'onnxruntime' as const, log: () => {} };
+    await expect(runBench({ ...options, itemShape: [1, 2] })).rejects.toThrow(/runs on text lines of 3,48,192; --shape 1,2 is for a model you give/);
+  });
+
   it('takes the median of rounds: the middle one, or the mean of the two middle ones', () => {
     expect(median([3, 1, 2])).toBe(2);
     // Two rounds: neither the upper nor the lower one alone.
