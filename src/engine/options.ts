@@ -41,10 +41,10 @@ export interface EngineOptions {
   shapes?: Readonly<Record<string, ShapeRange>>;
   /**
    * Parallel executions: ONNX Runtime worker threads (default one per core, up to 8) /
-   * TensorRT execution contexts per GPU (default 1).
+   * TensorRT execution contexts per GPU (default 1). At most 256.
    */
   instances?: number;
-  /** ONNX Runtime intra-op threads per instance (default: the cores left per worker, at least 1). */
+  /** ONNX Runtime intra-op threads per instance (default: the cores left per worker, at least 1; at most 256). */
   threadsPerInstance?: number;
   /** Whether ONNX Runtime's intra-op threads spin while waiting for work (see docs/engine.md). */
   spinning?: boolean;
@@ -101,13 +101,13 @@ export interface EngineOptions {
    * request waits behind a worker that waits for a core).
    */
   pipelineShortRuns?: boolean;
-  /** How long a request may wait for others to form a batch (default 0, as Triton). */
+  /** How long a request may wait for others to form a batch (default 0, as Triton; Infinity: until a batch fills). */
   maxQueueDelayMs?: number;
   /** Batch sizes dispatched as soon as they form. */
   preferredBatchSizes?: readonly number[];
   /** Requests waiting beyond this are refused with EQUEUEFULL (default unlimited). */
   maxQueueSize?: number;
-  /** Timeout of requests that give none (default none). */
+  /** Timeout of requests that give none (default none; from 2^31 - 1 ms on, Infinity included, none). */
   defaultTimeoutMs?: number;
   /** Priority levels, 1 the highest (default 1). */
   priorityLevels?: number;
@@ -149,7 +149,9 @@ export const INFER_OPTION_NAMES: readonly string[] = Object.keys({
 } satisfies Record<keyof InferOptions, true>);
 
 export interface InferOptions {
+  /** Aborts the request: EABORTED, dropped from its batch if that has not started. */
   signal?: AbortSignal;
+  /** ETIMEOUT after this long (from 2^31 - 1 ms on, Infinity included, none). */
   timeoutMs?: number;
   /** 1 is the highest. */
   priority?: number;
