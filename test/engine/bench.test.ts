@@ -217,5 +217,9 @@ describe('bench', () => {
     expect(executiveSummary(r).join('\n')).toMatch(/plain worker thread, one postMessage each way and nothing else: p50 \d+\.\d\d ms/);
     expect(r.engine.loneRuns).toEqual({ threads: 1, reason: 'each instance runs on its own threads' });
     expect(executiveSummary(r).join('\n')).toContain('a lone batch on 1 thread(s) (each instance runs on its own threads)');
+    // An INT8 speedup on ONNX Runtime comes with why it is what it is; without INT8, nothing.
+    expect(executiveSummary(r).join('\n')).not.toContain('float kernels');
+    const withInt8 = executiveSummary({ ...r, summary: { ...r.summary, int8Speedup: 0.74 } }).join('\n');
+    expect(withInt8).toContain("INT8 speedup over FP32 0.74× (ONNX Runtime on the CPU runs the INT8 model's numbers on float kernels: the INT8 speedup is TensorRT's)");
   });
 });
