@@ -15,5 +15,6 @@ export type {
   Outputs, ValidationMetric, ValidationSample,
 } from './quantize/index.js';
 export { readModel, writeModel, decodeModel } from './onnx/model.js';
+export type { ModelSource } from './onnx/source.js';
 export { GraphView } from './onnx/graph.js';
 export type { ModelProto } from './onnx/proto.js';

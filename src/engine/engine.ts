@@ -4,6 +4,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import { readFile, stat } from 'node:fs/promises';
+import { modelSource, type ModelSource } from '../onnx/source.js';
 import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
 import { TensorrtNodeError, checkOptionNames, inputError, throwIfAborted } from '../errors.js';
@@ -204,27 +205,26 @@ export class Engine {
   }
 
   /**
-   * Builds an engine from an ONNX model (a path or its bytes): picks the backend,
+   * Builds an engine from an ONNX model (a path, a file: URL or its bytes): picks the backend,
    * quantizes for 'int8', loads from or stores into the cache, starts the backend.
    */
-  static async build(model: string | Uint8Array, given: EngineOptions = {}): Promise<Engine> {
+  static async build(model: ModelSource, given: EngineOptions = {}): Promise<Engine> {
     const buildStartedAt = performance.now();
     await checkOptions(given);
     // Checked between the build's steps: an abort takes effect at the next one.
     const aborted = (): void => throwIfAborted(given.signal, 'Engine.build');
     aborted();
     const options: EngineOptions = given.onProgress ? { ...given, onProgress: guardProgress(given.onProgress) } : given;
+    const source = modelSource(model);
     let bytes: Uint8Array;
-    if (typeof model === 'string') {
+    if (typeof source === 'string') {
       try {
-        bytes = await readFile(model);
+        bytes = await readFile(source);
       } catch (e) {
-        throw new TensorrtNodeError('EMODEL', `cannot read the model at ${model}: ${(e as Error).message}`, { path: model });
+        throw new TensorrtNodeError('EMODEL', `cannot read the model at ${source}: ${(e as Error).message}`, { path: source });
       }
-    } else if (model instanceof Uint8Array) {
-      bytes = model;
     } else {
-      throw inputError('model', 'a path or the bytes of an ONNX model', typeof model, 'argument');
+      bytes = source;
     }
     const precision = options.precision ?? 'fp32';
     const selection = await selectBackend(options.backend ?? 'auto');

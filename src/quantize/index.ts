@@ -6,6 +6,7 @@
 import { TensorrtNodeError, checkOptionNames, throwIfAborted } from '../errors.js';
 import { checkShapes, kindOf } from '../shapes.js';
 import { GraphView } from '../onnx/graph.js';
+import { modelSource, type ModelSource } from '../onnx/source.js';
 import { readModel, tensorValues, writeModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/proto.js';
 import type { Feeds, TypedArray } from '../tensor.js';
@@ -156,7 +157,7 @@ function checkExcluded(view: GraphView, excluded: ReadonlySet<string>): void {
 }
 
 /** Quantize a float ONNX model to INT8 Q/DQ. */
-export async function quantize(model: string | Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
+export async function quantize(model: ModelSource, options: QuantizeOptions): Promise<QuantizeResult> {
   const started = performance.now();
   if (options && typeof options === 'object') checkOptionNames(options, QUANTIZE_OPTION_NAMES, 'quantize');
   if (options?.validation && typeof options.validation === 'object') checkOptionNames(options.validation, VALIDATION_OPTION_NAMES, "quantize's validation");
@@ -310,8 +311,8 @@ function nodeQuantizationError(view: GraphView, p: PlacementPlan['nodes'][number
   return total;
 }
 
-async function prepareModel(model: string | Uint8Array): Promise<ModelProto> {
-  const read = await readModel(model);
+async function prepareModel(model: ModelSource): Promise<ModelProto> {
+  const read = await readModel(modelSource(model));
   const prepared = cloneModel(read);
   nameNodes(prepared);
   constantsToInitializers(prepared);

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +51,25 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     expect(await refused({ instances: 1e6 })).toMatchObject({ code: 'EINPUT', details: { tensor: 'instances', expected: 'at most 256', received: '1000000' } });
     expect(await refused({ instances: 257 })).toMatchObject({ code: 'EINPUT', details: { tensor: 'instances', expected: 'at most 256' } });
     expect(await refused({ threadsPerInstance: 1e6 })).toMatchObject({ code: 'EINPUT', details: { tensor: 'threadsPerInstance', expected: 'at most 256' } });
+  });
+
+  it('the model as a file: URL or an ArrayBuffer builds as from its path; anything else is EINPUT', async () => {
+    const options = { ...base, shapes: { x: [-1, 3, 48, 192] } };
+    const want = await Engine.build(CLS_MODEL, options);
+    const expected = (await want.infer(clsInput(1)))['softmax_0.tmp_0']!.data;
+    await want.dispose();
+    for (const model of [pathToFileURL(CLS_MODEL), new Uint8Array(readFileSync(CLS_MODEL)).buffer]) {
+      const engine = await Engine.build(model, options);
+      expect((await engine.infer(clsInput(1)))['softmax_0.tmp_0']!.data).toEqual(expected);
+      await engine.dispose();
+    }
+    const web = await failure(Engine.build(new URL('https://example.com/model.onnx'), base));
+    expect(web).toMatchObject({ code: 'EINPUT', details: { tensor: 'model', received: 'a https: URL (models are read from files, never fetched)' } });
+    expect(await failure(Engine.build(42 as unknown as string, base))).toMatchObject({ code: 'EINPUT', details: { tensor: 'model', expected: 'a path, a file: URL or the bytes of an ONNX model', received: 'number' } });
+    const { quantize } = await import('../../src/quantize/index.js');
+    const fromUrl = await quantize(pathToFileURL(CLS_MODEL), { calibration: [clsInput(1)], shapes: { x: [-1, 3, 48, 192] } });
+    const fromPath = await quantize(CLS_MODEL, { calibration: [clsInput(1)], shapes: { x: [-1, 3, 48, 192] } });
+    expect(Buffer.from(fromUrl.model).equals(Buffer.from(fromPath.model))).toBe(true);
   });
 
   it('cacheDir naming a file', async () => {
