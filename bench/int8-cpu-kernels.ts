@@ -25,12 +25,13 @@ import * as ort from 'onnxruntime-node';
 import { paddleClsModelPath } from '../src/bench/models.js';
 import { renderTextLines, CLS_SAMPLE } from '../src/bench/text-lines.js';
 import { rewriteGraph } from '../src/engine/rewrite.js';
-import { GraphView, attribute, makeNode } from '../src/onnx/graph.js';
+import { GraphView, attribute, makeNode, makeValueInfo } from '../src/onnx/graph.js';
 import { decodeModel, makeTensor, tensorValues, writeModel } from '../src/onnx/model.js';
-import { onnx, toNumber, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from '../src/onnx/proto.js';
+import { DataType, toNumber, type NodeProto, type TensorProto } from '../src/onnx/proto.js';
 import { removeUnused } from '../src/onnx/prune.js';
 import { quantize } from '../src/quantize/index.js';
 import { QDQ_SESSION_CONFIG } from '../src/quantize/ort-session.js';
+import { median } from '../src/bench/load.js';
 
 const args = process.argv.slice(2);
 const roundsArg = args.indexOf('--rounds');
@@ -49,24 +50,6 @@ async function foldBatchNorm(model: Uint8Array): Promise<Uint8Array> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-const intAttr = (name: string, i: number): AttributeProto => onnx.AttributeProto.create({ name, i, type: onnx.AttributeProto.AttributeType.INT });
-
-/** Nodes in an order where each input is made before it is read. */
-function sortNodes(model: ModelProto): void {
-  const graph = model.graph!;
-  const made = new Set<string>([...(graph.input ?? []).map((i) => i.name!), ...(graph.initializer ?? []).map((t) => t.name!)]);
-  const left = [...(graph.node ?? [])];
-  const sorted: NodeProto[] = [];
-  while (left.length > 0) {
-    const i = left.findIndex((n) => (n.input ?? []).every((x) => !x || made.has(x)));
-    if (i < 0) throw new Error('the graph has a cycle');
-    const [n] = left.splice(i, 1);
-    sorted.push(n!);
-    for (const o of n!.output ?? []) made.add(o);
-  }
-  graph.node = sorted;
 }
 
 /**
@@ -112,9 +95,7 @@ async function integerPointwise(
       makeTensor(`${name}_scale`, scale, [dims[0]!]),
       makeTensor(`${name}_zero`, new Int32Array(dims[0]!), [dims[0]!]),
     );
-    const dq = makeNode('DequantizeLinear', [`${name}_q`, `${name}_scale`, `${name}_zero`], [`${name}_dq`], `${name}_DQ`);
-    dq.attribute = [intAttr('axis', 0)];
-    nodes.push(dq);
+    nodes.push(makeNode('DequantizeLinear', [`${name}_q`, `${name}_scale`, `${name}_zero`], [`${name}_dq`], `${name}_DQ`, { axis: 0 }));
     conv.input = [x!, w!, `${name}_dq`];
     integer.push(conv);
   }
@@ -134,7 +115,7 @@ async function integerPointwise(
   }
   model.graph!.node = [...(model.graph!.node ?? []), ...nodes];
   model.graph!.initializer = [...(model.graph!.initializer ?? []), ...added];
-  sortNodes(model);
+  model.graph!.node = new GraphView(model.graph!).topologicalOrder();
   removeUnused(model);
   return { model: writeModel(model), convs: integer.length };
 }
@@ -157,7 +138,7 @@ const [engineInt8, foldedInt8] = await Promise.all([quantize(original, quantizeO
 // Each new output Q/DQ's range, from the folded float model with those tensors as outputs.
 const outputRange = async (tensors: string[]): Promise<Map<string, number>> => {
   const m = decodeModel(folded);
-  for (const t of tensors) m.graph!.output!.push(onnx.ValueInfoProto.create({ name: t, type: { tensorType: { elemType: 1 } } }));
+  for (const t of tensors) m.graph!.output!.push(makeValueInfo(t, DataType.FLOAT, undefined));
   const s = await ort.InferenceSession.create(writeModel(m), { graphOptimizationLevel: 'disabled' });
   const maxima = new Map<string, number[]>(tensors.map((t) => [t, []]));
   for (const f of calibrationFeeds) {
@@ -205,7 +186,6 @@ for (let round = 0; round < ROUNDS; round++) {
     perRow[i]!.push((performance.now() - t0) / runs / BATCH);
   }
 }
-const median = (v: number[]): number => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
 const rows = variants.map((v, i) => ({ model: v.name, msPerRow: median(perRow[i]!), rounds: perRow[i]!, accuracy: accuracy[i]! }));
 console.log(`PaddleOCR cls, one thread, batch ${BATCH}, ${ROUNDS} rounds of ${ROUND_MS} ms taking turns; accuracy on ${heldOut.length} held-out lines\n`);

@@ -277,7 +277,7 @@ export class Engine {
           cache = { status: 'hit', key, path: found.path };
         } else if (found.status === 'corrupt') {
           process.emitWarning(`tensorrt-node: corrupt engine cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
-          await cacheWrite('removing the corrupt entry', () => removeEntry(options.cacheDir!, key!, 'onnx.bin'));
+          await cacheWrite('removing the corrupt entry', removeEntry(options.cacheDir, key, 'onnx.bin'));
           cache = { status: 'rebuilt', key, path: found.path, reason: found.reason };
         } else {
           cache = { status: 'miss', key, path: found.path };
@@ -298,7 +298,7 @@ export class Engine {
       }
       if (options.cacheDir && key) {
         const meta = { precision, backend: 'onnxruntime', backendVersion: version, ...(graphRewrites ? { graphRewrites } : {}) };
-        const storeError = await cacheWrite('storing the model', () => storeEntry(options.cacheDir!, key!, artifact!, meta, 'onnx.bin'));
+        const storeError = await cacheWrite('storing the model', storeEntry(options.cacheDir, key, artifact, meta, 'onnx.bin'));
         if (storeError !== undefined) cache = { ...cache, storeError };
       }
     }
@@ -485,10 +485,10 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
   if (found.status === 'hit') return createTensorrtBackend(onnx, { ...trtOptions, plan: found.payload });
   if (found.status === 'corrupt') {
     process.emitWarning(`tensorrt-node: corrupt TensorRT plan cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
-    await cacheWrite('removing the corrupt plan', () => removeEntry(options.cacheDir!, key, 'plan.bin'));
+    await cacheWrite('removing the corrupt plan', removeEntry(options.cacheDir, key, 'plan.bin'));
   }
   const backend = await createTensorrtBackend(onnx, trtOptions);
-  await cacheWrite('storing the TensorRT plan', () => storeEntry(options.cacheDir!, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin'));
+  await cacheWrite('storing the TensorRT plan', storeEntry(options.cacheDir, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin'));
   return backend;
 }
 
@@ -665,7 +665,7 @@ async function machineMeasurement<T>(
     if (stored !== undefined) return { value: stored, cached: true };
     if (found.status !== 'miss') {
       process.emitWarning(`tensorrt-node: corrupt ${entry.name} cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : `not a ${entry.name}`}); measuring again`, { code: 'ECACHE' });
-      await cacheWrite(`removing the corrupt ${entry.name}`, () => removeEntry(dir, key, entry.ext));
+      await cacheWrite(`removing the corrupt ${entry.name}`, removeEntry(dir, key, entry.ext));
     }
   }
   const before = machineSample();
@@ -673,7 +673,7 @@ async function machineMeasurement<T>(
   const after = machineSample();
   const quiet = !before || !after || quietBetween(before, after, availableParallelism());
   if (dir && key && quiet && (entry.keep?.(value) ?? true)) {
-    await cacheWrite(`storing the ${entry.name}`, () => storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext));
+    await cacheWrite(`storing the ${entry.name}`, storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext));
   }
   return { value, cached: false, ...(quiet ? {} : { busy: true }) };
 }
@@ -683,9 +683,9 @@ async function machineMeasurement<T>(
  * the next build its hit, not this build: reported as an ECACHE warning. Returns the
  * failure's message, or undefined.
  */
-async function cacheWrite(what: string, write: () => Promise<unknown>): Promise<string | undefined> {
+async function cacheWrite(what: string, write: Promise<unknown>): Promise<string | undefined> {
   try {
-    await write();
+    await write;
     return undefined;
   } catch (e) {
     const message = (e as Error).message;

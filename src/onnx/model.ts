@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { TensorrtNodeError } from '../errors.js';
 import { DataType, onnx, toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto.js';
+import { modelSource, type ModelSource } from './source.js';
 
 export interface ReadModelOptions {
   /** Folder that external-data paths are relative to (default: the model file's folder). */
@@ -17,10 +18,11 @@ function modelError(message: string, cause?: unknown): TensorrtNodeError {
 }
 
 /**
- * Decode a model from a path or bytes. External tensors are loaded into raw_data so
+ * Decode a model from a path, a file: URL or bytes. External tensors are loaded into raw_data so
  * the returned model is self-contained. Throws EMODEL for bytes that are not a model.
  */
-export async function readModel(source: string | Uint8Array, options: ReadModelOptions = {}): Promise<ModelProto> {
+export async function readModel(given: ModelSource, options: ReadModelOptions = {}): Promise<ModelProto> {
+  const source = modelSource(given);
   let bytes: Uint8Array;
   let baseDir = options.baseDir;
   if (typeof source === 'string') {
@@ -30,14 +32,8 @@ export async function readModel(source: string | Uint8Array, options: ReadModelO
       throw modelError(`cannot read model file '${source}': ${(e as Error).message}`, e);
     }
     baseDir ??= dirname(source);
-  } else if (source instanceof Uint8Array) {
-    bytes = source;
   } else {
-    throw new TensorrtNodeError('EINPUT', 'model: expected a file path or a Uint8Array', {
-      tensor: 'model',
-      expected: 'string | Uint8Array',
-      received: typeof source,
-    });
+    bytes = source;
   }
   const model = decodeModel(bytes);
   await loadExternalData(model, baseDir);

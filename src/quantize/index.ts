@@ -6,7 +6,7 @@
 import { TensorrtNodeError, checkOptionNames, throwIfAborted } from '../errors.js';
 import { checkShapes, kindOf } from '../shapes.js';
 import { GraphView } from '../onnx/graph.js';
-import { modelSource, type ModelSource } from '../onnx/source.js';
+import type { ModelSource } from '../onnx/source.js';
 import { readModel, tensorValues, writeModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/proto.js';
 import type { Feeds, TypedArray } from '../tensor.js';
@@ -312,7 +312,7 @@ function nodeQuantizationError(view: GraphView, p: PlacementPlan['nodes'][number
 }
 
 async function prepareModel(model: ModelSource): Promise<ModelProto> {
-  const read = await readModel(modelSource(model));
+  const read = await readModel(model);
   const prepared = cloneModel(read);
   nameNodes(prepared);
   constantsToInitializers(prepared);
