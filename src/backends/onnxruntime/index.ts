@@ -13,7 +13,7 @@ import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { CTORS, dtypeOf, layout, postRequest, readResult } from './mailbox.mjs';
 import { PolicyWatch, type PolicyChange } from './policy-watch.js';
-import { OnnxruntimeWorker, endWhenStarted, spawn, startWorkers, workerUrl, type OnnxruntimeRunResult, type Started, type WireTensor, type WorkerInit, type WorkerMessage } from './workers.js';
+import { OnnxruntimeWorker, spawn, workerUrl, type OnnxruntimeRunResult, type Started, type WireTensor, type WorkerInit, type WorkerMessage } from './workers.js';
 
 export type { OnnxruntimeRunResult } from './workers.js';
 export { workerExecArgv } from './workers.js';
@@ -114,8 +114,8 @@ const MAX_EXITS = 3;
 const RESTART_WINDOW_MS = 60_000;
 
 /** What threadPolicy says of workers replaced for starvation. */
-function starvedWhy(c: PolicyChange, during = ''): string {
-  return `starved under SCHED_IDLE${during}: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
+function starvedWhy(c: PolicyChange): string {
+  return `starved under SCHED_IDLE: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
 }
 
 /**
@@ -208,25 +208,11 @@ export class OnnxruntimeBackend implements Backend {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
-    let init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)', idleBeforeSession: threads > 1 };
-    const initial = await startWorkers(init, instances);
-    let starts = initial.starts;
-    const starved = initial.starved;
-    // Starved before their sessions are ready, workers of normal priority start in their
-    // place, and the starved ones end once started.
-    let leftBehind: Promise<Started>[] = [];
-    if (starved) {
-      const why = starvedWhy(starved, ', creating their sessions');
-      init = { ...init, background: false, normalWhy: `normal (${why})` };
-      process.emitWarning(`tensorrt-node: the onnxruntime workers were ${why}, other work holding the cores; workers of normal priority start in their place, until the machine is quiet again (backgroundThreads: false starts an engine so)`, { code: 'EBACKEND' });
-      leftBehind = starts;
-      starts = Array.from({ length: instances }, () => spawn(init));
-    }
-    const settled = await Promise.allSettled(starts);
+    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)' };
+    const settled = await Promise.allSettled(Array.from({ length: instances }, () => spawn(init)));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
     if (failed) {
-      for (const start of leftBehind) void endWhenStarted(start);
       await Promise.all(ok.map(({ w }) => w.worker.terminate()));
       throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     }
@@ -239,16 +225,13 @@ export class OnnxruntimeBackend implements Backend {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
     }
-    // Not waited for by dispose(): starved, they may take long to start.
-    for (const start of leftBehind) void endWhenStarted(start);
     if (backend.threadPolicy === 'SCHED_IDLE') backend.policyWatch.watchStarvation();
-    else if (starved) backend.policyWatch.watchQuiet();
     return backend;
   }
 
   private listen(w: OnnxruntimeWorker): void {
     w.worker.on('message', (msg: WorkerMessage) => {
-      if (msg.type === 'ready' || msg.type === 'thread') return;
+      if (msg.type === 'ready') return;
       const c = w.control.get(msg.id);
       if (c) {
         w.untrackControl(msg.id);
@@ -394,7 +377,7 @@ export class OnnxruntimeBackend implements Backend {
       .then((policy) => {
         if (this.disposed) return;
         if (policy === undefined) {
-          // None started (starved while starting, or failed): the old workers serve on, at
+          // None started (each failed): the old workers serve on, at
           // the normal policy, until the machine is quiet again.
           this.init = { ...this.init, background: false };
           this.policyWatch.watchQuiet();
@@ -410,17 +393,11 @@ export class OnnxruntimeBackend implements Backend {
   /**
    * Starts a worker for each live one, with `init` as it is now, and retires the old one once
    * the new one is ready. Resolves with the new workers' scheduling policy (undefined where
-   * none started, or where they starved while starting under SCHED_IDLE).
+   * none started).
    */
   private async renew(): Promise<string | undefined> {
     const old = this.workers.filter((w) => !w.dead);
-    const { starts, starved } = await startWorkers(this.init, old.length);
-    // Starved while they start under SCHED_IDLE, the return is called off.
-    if (starved) {
-      for (const start of starts) void endWhenStarted(start);
-      process.emitWarning(`tensorrt-node: new onnxruntime workers under SCHED_IDLE were ${starvedWhy(starved, ', creating their sessions')}; those of normal priority serve on`, { code: 'EBACKEND' });
-      return undefined;
-    }
+    const starts = old.map(() => spawn(this.init));
     const started = await Promise.allSettled(starts);
     let policy: string | undefined;
     for (const [k, s] of started.entries()) {

@@ -7,7 +7,7 @@
 // where the addon is at hand, else copied once.
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { markNativeCalls, nativeCall } from './native-calls.mjs';
 import { CTORS, poll, readRequest, willPoll, writeResult } from './mailbox.mjs';
 
@@ -40,11 +40,56 @@ function threadId() {
 // Native onnxruntime calls are marked for process exit (native-calls.mjs, exit-guard.ts).
 if (workerData.exitGuard) markNativeCalls(workerData.exitGuard);
 
-// Where a session has several threads, the engine sets this thread's scheduling policy
-// before the session exists, so that ORT's intra-op threads, created by it, inherit it
-// (single-threaded sessions get it once ready: index.ts, WorkerInit.idleBeforeSession).
-parentPort.postMessage({ type: 'thread', tid: threadId() });
-await new Promise((resolve) => parentPort.once('message', resolve));
+// onnxruntime's process-wide setup (its environment, made once under a lock that every
+// worker's first session takes) runs here, at the thread's normal priority. Made under
+// SCHED_IDLE beside busy processes, it held that lock for ~20 s, and the workers of normal
+// priority started in the starved one's place waited on it (gdb, scratch .exp/starve-ci.mts).
+// An internal of onnxruntime-node (dist/binding.js): where it is gone, the session makes it.
+try {
+  require('onnxruntime-node/dist/binding').initOrt?.();
+} catch {
+  // the first session sets it up instead
+}
+
+// The session is made at the thread's normal priority; the engine puts the thread under
+// SCHED_IDLE once it is ready, with the intra-op threads the session made. Those are found
+// by name: a new thread inherits its maker's, so this thread takes a name of its own first.
+const tid = threadId();
+const threadName = nameThread(tid);
+// Loaded before the session too (dlopen takes the process's loader lock): nothing of it
+// waits to run under SCHED_IDLE.
+const addon = loadAddon(workerData.addonPath);
+
+// Names this thread 'trtn-<tid>' (15 bytes at most on Linux): undefined where it cannot.
+function nameThread(id) {
+  if (id === undefined) return undefined;
+  const name = `trtn-${id}`;
+  try {
+    writeFileSync('/proc/thread-self/comm', name);
+    return name;
+  } catch {
+    return undefined;
+  }
+}
+
+// The ids of this process's threads named `name`: this one and those it made.
+function threadsNamed(name) {
+  const out = [];
+  let tids;
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      if (readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === name) out.push(Number(t));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return out;
+}
 
 let session;
 try {
@@ -52,6 +97,8 @@ try {
   session = await nativeCall(() => ort.InferenceSession.create(model, sessionOptions));
   parentPort.postMessage({
     type: 'ready',
+    tid,
+    threads: threadName ? threadsNamed(threadName) : tid === undefined ? [] : [tid],
     inputs: describe(session.inputMetadata),
     outputs: describe(session.outputMetadata),
   });
@@ -69,7 +116,6 @@ const state = workerData.state;
 let mailbox;
 // A plain ArrayBuffer over the mailbox, for onnxruntime to read inputs in place.
 let mailboxAlias;
-const addon = loadAddon(workerData.addonPath);
 const aliasOf = typeof addon?.sharedMemoryAlias === 'function' ? addon.sharedMemoryAlias : undefined;
 // This thread's CPU time so far, in ms: a run's cost without the time other threads held the
 // core, for the engine's batch probe (undefined without the addon: wall time then).

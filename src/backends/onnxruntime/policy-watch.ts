@@ -5,7 +5,7 @@
  * change, by new workers; this module only says when.
  */
 import { availableParallelism } from 'node:os';
-import { idleThreadIds, schedTimes, starvedWindow, type SchedTimes } from './starvation.js';
+import { idleThreadIds, schedTimes, starvedWindow, threadRunnable, waitBetween, type SchedTimes, type ThreadReading } from './starvation.js';
 import { QUIET_SHARE, machineSample, quietBetween, type MachineSample } from '../../machine-load.js';
 
 /** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
@@ -40,7 +40,7 @@ export class PolicyWatch {
   private timer: NodeJS.Timeout | undefined;
   private inRow = 0;
   private quietNeeded = QUIET_WINDOWS;
-  private lastTimes: { at: number; main: SchedTimes; workers: Map<number, SchedTimes> } | undefined;
+  private lastTimes: { at: number; main: SchedTimes; workers: Map<number, ThreadReading> } | undefined;
   private lastMachine: MachineSample | undefined;
 
   constructor(
@@ -50,9 +50,10 @@ export class PolicyWatch {
 
   /**
    * Under SCHED_IDLE: calls `on.starved` once STARVED_WINDOWS windows in a row were starved,
-   * then stops. Each check reads two small /proc files per thread of the process (which are
-   * under SCHED_IDLE, then their times) on the JS thread, and only while runs wait: 0.20-0.24
-   * ms for the 15 threads of a process with a 2 x 1 engine here. False where it cannot watch
+   * then stops. Each check reads small /proc files on the JS thread, and only while runs
+   * wait: each thread's policy, then the times and state of those under SCHED_IDLE: 0.23-0.24
+   * ms for the 15 threads of a process with a 2 x 1 engine here, 0.22-0.23 without the
+   * states (scratch .exp/checkcost.mts, two runs). False where it cannot watch
    * (a thread id unknown, no schedstat).
    */
   watchStarvation(): boolean {
@@ -98,24 +99,29 @@ export class PolicyWatch {
     }
     const now = performance.now();
     const main = schedTimes('/proc/thread-self/schedstat');
-    const workers = new Map<number, SchedTimes>();
+    const workers = new Map<number, ThreadReading>();
+    let workersRunMs = 0;
+    let workersWaitMs = 0;
     // The workers and every other thread under SCHED_IDLE here: their sessions' intra-op threads.
     for (const tid of new Set([...this.workers.tids(), ...idleThreadIds()])) {
       const t = tid === undefined ? undefined : schedTimes(`/proc/self/task/${tid}/schedstat`);
-      if (t) workers.set(tid!, t);
+      if (tid === undefined || !t) continue;
+      const reading = { ...t, runnable: threadRunnable(tid) ?? false };
+      const before = last?.workers.get(tid);
+      if (!last || !before) {
+        // a new thread: from the next window
+        workers.set(tid, { ...reading, countedWaitMs: reading.waitMs });
+        continue;
+      }
+      const between = waitBetween(before, reading, now - last.at);
+      workers.set(tid, between.reading);
+      workersRunMs += reading.runMs - before.runMs;
+      workersWaitMs += between.waitMs;
     }
     if (main) this.lastTimes = { at: now, main, workers };
     if (!last || !main) {
       this.inRow = 0;
       return;
-    }
-    let workersRunMs = 0;
-    let workersWaitMs = 0;
-    for (const [tid, t] of workers) {
-      const before = last.workers.get(tid);
-      if (!before) continue; // a new worker: from the next window
-      workersRunMs += t.runMs - before.runMs;
-      workersWaitMs += t.waitMs - before.waitMs;
     }
     // Runs waited at both ends: this check and the last read only while they did.
     const window = { windowMs: now - last.at, cores: availableParallelism(), runsWaiting: true, workersRunMs, workersWaitMs, mainRunMs: main.runMs - last.main.runMs };

@@ -33,6 +33,42 @@ export function schedTimes(path: string): SchedTimes | undefined {
   return { runMs: run! / 1e6, waitMs: wait! / 1e6 };
 }
 
+/** Whether a thread of this process is runnable, on a core or waiting for one ('R' in /proc/self/task/<tid>/stat); undefined where it cannot be read. */
+export function threadRunnable(tid: number): boolean | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'R';
+  } catch {
+    return undefined;
+  }
+}
+
+/** A thread as one check read it, with the wait counted for it up to then. */
+export interface ThreadReading extends SchedTimes {
+  runnable: boolean;
+  countedWaitMs: number;
+}
+
+/**
+ * A thread's wait between two checks, a wait still going on included, and its reading for
+ * the next. Linux adds a wait to schedstat in lumps (once the thread gets a core, or at some
+ * accounting), so a thread kept off the cores read as not waiting in the windows between:
+ * beside three busy loops a core, a SCHED_IDLE loop's figure stood still for 1.5 s, then
+ * rose by 2.1 s, and in CI a starved session's creation went unflagged for ~20 s. A thread
+ * runnable at both checks that did not run between them waited all along (to sleep it
+ * would have had to run); what schedstat shows later for that time is not counted twice,
+ * and no window counts more wait than it had room for beside the thread's run.
+ */
+export function waitBetween(before: ThreadReading, now: SchedTimes & { runnable: boolean }, elapsedMs: number): { waitMs: number; reading: ThreadReading } {
+  const ranMs = now.runMs - before.runMs;
+  const waitedThrough = before.runnable && now.runnable && ranMs === 0;
+  const countedWaitMs = Math.max(now.waitMs, before.countedWaitMs + (waitedThrough ? elapsedMs : 0));
+  return {
+    waitMs: Math.max(0, Math.min(countedWaitMs - before.countedWaitMs, elapsedMs - ranMs)),
+    reading: { ...now, countedWaitMs },
+  };
+}
+
 /** Linux's number for the SCHED_IDLE policy. */
 export const SCHED_IDLE = 5;
 

@@ -12,7 +12,6 @@ import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { exitGuard } from './exit-guard.js';
 import { resultBox, resultCount, stateWord } from './mailbox.mjs';
-import { PolicyWatch, type PolicyChange } from './policy-watch.js';
 
 /** How a run's result comes back: the outputs plus the time ORT spent in run(). */
 export interface OnnxruntimeRunResult {
@@ -36,8 +35,7 @@ export interface WireTensor {
 }
 
 export type WorkerMessage =
-  | { type: 'thread'; tid: number | undefined }
-  | { type: 'ready'; inputs: WireInfo[]; outputs: WireInfo[] }
+  | { type: 'ready'; tid: number | undefined; threads: number[]; inputs: WireInfo[]; outputs: WireInfo[] }
   | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; cpuMs?: number; wide: boolean; inPlace?: boolean }
   | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
@@ -118,17 +116,24 @@ export function workerUrl(): URL {
   return url;
 }
 
-/** Puts a worker thread under SCHED_IDLE through the addon: 'SCHED_IDLE', or 'normal (why not)'. */
-function backgroundThread(tid: number | undefined): string {
+/**
+ * Puts a worker's thread under SCHED_IDLE through the addon, then the intra-op threads its
+ * session made: 'SCHED_IDLE', or 'normal (why not)' where the worker's own could not be.
+ */
+function backgroundThreads(tid: number | undefined, sessionThreads: readonly number[]): string {
   if (tid === undefined) return 'normal (SCHED_IDLE exists on Linux only)';
   const s = addonState();
   if (!s.loaded) return `normal (the native addon is not loaded: ${s.error.message})`;
   if (typeof s.addon.binding.setThreadIdle !== 'function') return 'normal (this addon build has no setThreadIdle)';
   try {
     const problem = s.addon.binding.setThreadIdle(tid);
-    return problem ? `normal (${problem})` : 'SCHED_IDLE';
+    if (problem) return `normal (${problem})`;
+    // Where the worker's thread could be set, another of the same process fails only
+    // where it has ended meanwhile.
+    for (const t of sessionThreads) if (t !== tid) s.addon.binding.setThreadIdle(t);
+    return 'SCHED_IDLE';
   } catch (e) {
-    // Never let a policy failure stop the worker, which waits for this answer to start.
+    // Never let a policy failure stop the worker, which serves either way.
     return `normal (${(e as Error).message})`;
   }
 }
@@ -145,25 +150,22 @@ export interface WorkerInit {
   model: string | Uint8Array;
   sessionOptions: object;
   spinMs: number;
+  /** Under SCHED_IDLE once its session is ready (else the normal policy, `normalWhy`). */
   background: boolean;
   /** What threadPolicy says where `background` is false. */
   normalWhy: string;
-  /**
-   * Under SCHED_IDLE from before the session exists, so that its intra-op threads inherit
-   * the policy (several threads a session); else from once it is ready, so that other busy
-   * processes cannot starve the session's creation, which no check watches (beside two,
-   * a build's workers took ~20 s to create the classifier's sessions).
-   */
-  idleBeforeSession: boolean;
 }
 
 export type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string };
 
 /**
  * Starts a worker and its session: resolves once the session is ready, with the thread's
- * scheduling policy. `onThread` hears the thread's id before the session is made.
+ * scheduling policy. The session is made at the normal policy, and the worker's thread and
+ * the intra-op threads the session made go under SCHED_IDLE only then (where `background`):
+ * made under it beside busy processes, a 1 x 2 session took ~20 s to create, and held
+ * onnxruntime's locks the while (docs/engine.md).
  */
-export function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => void): Promise<Started> {
+export function spawn(init: WorkerInit): Promise<Started> {
   // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
   // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
   // copied and transferred (two runs each).
@@ -176,22 +178,12 @@ export function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => 
   const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath }, transfer);
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
-    let policy = 'normal';
-    let tid: number | undefined;
     const onStart = (msg: WorkerMessage): void => {
-      if (msg.type === 'thread') {
-        tid = msg.tid;
-        if (!init.background) policy = init.normalWhy;
-        else if (init.idleBeforeSession) policy = backgroundThread(msg.tid);
-        onThread?.(msg.tid);
-        worker.postMessage({ type: 'start' });
-        return;
-      }
       worker.off('message', onStart);
       worker.off('exit', onExit);
       if (msg.type === 'ready') {
-        if (init.background && !init.idleBeforeSession) policy = backgroundThread(tid);
-        resolve({ w: new OnnxruntimeWorker(worker, state, box, tid), ready: msg, policy });
+        const policy = init.background ? backgroundThreads(msg.tid, msg.threads) : init.normalWhy;
+        resolve({ w: new OnnxruntimeWorker(worker, state, box, msg.tid), ready: msg, policy });
         return;
       }
       // Without a session the worker serves nothing, and runs nothing that ending it could
@@ -204,32 +196,6 @@ export function spawn(init: WorkerInit, onThread?: (tid: number | undefined) => 
     worker.once('error', reject);
     worker.once('exit', onExit);
   });
-}
-
-/**
- * Starts `count` workers. Where they start under SCHED_IDLE before their sessions exist
- * (sessions of several threads, which must inherit it), they are watched for starvation
- * until every start settles: `starved` says where they were (beside two busy processes, a
- * worker with a 2-thread session took 15 s to get that far), and the caller starts others.
- */
-export async function startWorkers(init: WorkerInit, count: number): Promise<{ starts: Promise<Started>[]; starved?: PolicyChange }> {
-  const tids: (number | undefined)[] = [];
-  const starts = Array.from({ length: count }, () => spawn(init, (tid) => tids.push(tid)));
-  if (!init.background || !init.idleBeforeSession) return { starts };
-  const starved = await new Promise<PolicyChange | undefined>((resolve) => {
-    const watch = new PolicyWatch({ tids: () => tids, runsWaiting: () => true }, { starved: resolve, quiet: () => {} });
-    watch.watchStarvation();
-    void Promise.allSettled(starts).then(() => {
-      watch.stop();
-      resolve(undefined);
-    });
-  });
-  return starved ? { starts, starved } : { starts };
-}
-
-/** Ends a worker left behind once it has started (ending a thread inside onnxruntime can abort the process). */
-export function endWhenStarted(start: Promise<Started>): Promise<void> {
-  return start.then(({ w }) => w.worker.terminate()).then(() => undefined, () => undefined);
 }
 
 export class OnnxruntimeWorker {
