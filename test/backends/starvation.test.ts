@@ -3,14 +3,14 @@
  * the machine quiet again), on figures shaped like those measured here (docs/engine.md),
  * and their reading of Linux's schedstat and /proc/stat.
  */
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { idleThreadIds, schedTimes, starvedWindow, threadRunnable, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
 import { addonState } from '../../src/native/index.js';
-import { CLS_MODEL } from '../engine/helpers.js';
+import { CLS_MODEL, threadsNamed } from '../engine/helpers.js';
 import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
 
 const W = 1000;
@@ -83,7 +83,7 @@ describe('starvation under SCHED_IDLE', () => {
       const added = idleThreadIds().filter((t) => !before.has(t));
       // The worker's thread and the two intra-op threads of its 3-thread session, each named
       // as the worker named itself (a new thread inherits its maker's name).
-      expect(added.sort()).toEqual(added.filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === `trtn-${tid}`).sort());
+      expect(added.sort()).toEqual(threadsNamed(`trtn-${tid}`).sort());
       expect(added).toHaveLength(3);
       expect(added).toContain(tid);
     } finally {

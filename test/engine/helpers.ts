@@ -1,6 +1,6 @@
 /** Real models and an independent reference: plain onnxruntime-node on the main thread. */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -110,6 +110,17 @@ export async function withWarnings<T>(code: string, fn: () => Promise<T>): Promi
   } finally {
     process.off('warning', onWarning);
   }
+}
+
+/** This process's threads named `name` (a worker names its thread 'trtn-<tid>'; the threads it makes inherit the name). */
+export function threadsNamed(name: string): number[] {
+  return readdirSync('/proc/self/task').filter((t) => {
+    try {
+      return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === name;
+    } catch {
+      return false;
+    }
+  }).map(Number);
 }
 
 /** The TensorrtNodeError `p` rejects with (the test fails if it resolves or rejects with anything else). */

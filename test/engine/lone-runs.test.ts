@@ -5,11 +5,13 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { Engine } from '../../src/engine/engine.js';
+import { SCHED_IDLE, threadPolicies } from '../../src/backends/onnxruntime/starvation.js';
+import { addonState } from '../../src/native/index.js';
 import { WIDE_GAIN, WIDE_MIN_ROW_MS, chooseLoneRuns } from '../../src/engine/lone-runs.js';
-import { CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits, withWarnings } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits, threadsNamed, withWarnings } from './helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -63,6 +65,40 @@ describe('lone runs on every core', () => {
       expect(backend.wideThreads).toBeUndefined();
       expect(lone.reason).toMatch(/not worth a second session$/);
     }
+  });
+
+  it.runIf(process.platform === 'linux' && addonState().loaded)('makes the wide session on a new worker at the normal policy, then puts both sessions\' threads under SCHED_IDLE; a change of policy carries it to the new workers', async () => {
+    const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 1 });
+    backends.push(backend);
+    const tidsOf = (): number[] => (backend as unknown as { workers: { tid: number }[] }).workers.map((w) => w.tid);
+    const [first, second] = tidsOf();
+    await backend.addWide(2);
+    // The first worker was replaced by one with both sessions; the second serves on.
+    const [withWide, other] = tidsOf();
+    expect(withWide).not.toBe(first);
+    expect(other).toBe(second);
+    // Its thread and the wide session's intra-op thread, named after it, both under SCHED_IDLE.
+    const named = threadsNamed(`trtn-${withWide}`);
+    expect(named).toHaveLength(2);
+    const policies = threadPolicies();
+    expect(named.map((t) => policies.get(t))).toEqual([SCHED_IDLE, SCHED_IDLE]);
+    // Starved (as the starvation check would say): the new workers of normal priority keep the wide session.
+    (backend as unknown as { leaveIdle(c: object): void }).leaveIdle({ windows: 2, windowMs: 1000, ranPercent: 1 });
+    await vi.waitFor(() => expect(tidsOf().every((t) => t !== withWide && t !== other)).toBe(true), { timeout: 20_000, interval: 20 });
+    expect(backend.wideThreads).toBe(2);
+    const r = await backend.runTimed(feeds(7), { wide: true });
+    expect(r.wide).toBe(true);
+    const reference = await referenceSession(CLS_MODEL);
+    try {
+      const want = Object.values(await reference.run({ x: new ort.Tensor('float32', clsInput(7), [1, ...CLS_ITEM]) }))[0]!.data as Float32Array;
+      expect(sameBits(Object.values(r.outputs)[0]!.data as Float32Array, want)).toBe(true);
+    } finally {
+      await reference.release();
+    }
+    const normal = threadsNamed(`trtn-${tidsOf()[0]}`);
+    expect(normal).toHaveLength(2);
+    const after = threadPolicies();
+    expect(normal.every((t) => after.get(t) !== SCHED_IDLE)).toBe(true);
   });
 
   it('an engine says why a lone batch runs on one thread: a short row, or wideLoneRuns: false', async () => {

@@ -6,30 +6,19 @@
  * threads' policies read back from /proc.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
 import { SCHED_IDLE, idleThreadIds, threadPolicies } from '../../src/backends/onnxruntime/starvation.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, withWarnings } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, threadsNamed, withWarnings } from './helpers.js';
 
 const OUT = 'softmax_0.tmp_0';
 
 /** The engine's worker threads' Linux ids (private: reached into, as test/engine/worker-exit.test.ts does). */
 function workerTids(e: Engine): number[] {
   return (e as unknown as { impl: { workers: { tid: number }[] } }).impl.workers.map((w) => w.tid);
-}
-
-/** This process's threads named `name` (a worker names its thread 'trtn-<tid>', and the threads it makes inherit the name). */
-function threadsNamed(name: string): number[] {
-  return readdirSync('/proc/self/task').filter((t) => {
-    try {
-      return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === name;
-    } catch {
-      return false;
-    }
-  }).map(Number);
 }
 
 /** The scheduling policies of these threads of this process. */

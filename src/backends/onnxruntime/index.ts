@@ -397,7 +397,8 @@ export class OnnxruntimeBackend implements Backend {
    */
   private async renew(): Promise<string | undefined> {
     const old = this.workers.filter((w) => !w.dead);
-    const starts = old.map(() => spawn(this.init));
+    const wide = this.wide;
+    const starts = old.map((w) => spawn(this.init, w === wide?.worker ? wide.threads : undefined));
     const started = await Promise.allSettled(starts);
     let policy: string | undefined;
     for (const [k, s] of started.entries()) {
@@ -413,10 +414,10 @@ export class OnnxruntimeBackend implements Backend {
         continue;
       }
       this.install(fresh, i);
+      if (wide && old[k] === wide.worker && this.wide === wide) this.wide = { worker: fresh, threads: wide.threads };
       // Starved workers hand their batches back; workers of normal priority finish theirs.
       this.retire(old[k]!, !this.init.background);
     }
-    await this.remakeWide();
     return policy;
   }
 
@@ -444,12 +445,18 @@ export class OnnxruntimeBackend implements Backend {
     this.retiring.add(task);
   }
 
-  /** Starts a worker in place of the first dead one (and its wide session, where it had it). */
+  /** Starts a worker in place of the first dead one (with its wide session, where it had it). */
   private async replace(): Promise<void> {
+    const dead = this.workers.find((x) => x.dead);
+    const wide = this.wide !== undefined && this.wide.worker === dead ? this.wide : undefined;
     let started: Awaited<ReturnType<typeof spawn>>;
     try {
-      started = await spawn(this.init);
+      started = await spawn(this.init, wide?.threads);
     } catch (e) {
+      if (wide && this.wide === wide) {
+        this.wide = undefined;
+        process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
+      }
       if (!this.disposed) this.exited(`a replacement failed to start: ${(e as Error).message}`);
       return;
     }
@@ -458,8 +465,8 @@ export class OnnxruntimeBackend implements Backend {
       return;
     }
     this.install(started.w, this.workers.findIndex((x) => x.dead));
+    if (wide && this.wide === wide) this.wide = { worker: started.w, threads: wide.threads };
     this.restartCount++;
-    await this.remakeWide();
   }
 
   /** Serves from a started worker, in slot `i` (a new one where -1). */
@@ -467,18 +474,6 @@ export class OnnxruntimeBackend implements Backend {
     this.workers[i < 0 ? this.workers.length : i] = w;
     this.listen(w);
     w.worker.unref(); // until a run is in flight (track)
-  }
-
-  /** Makes the wide session again on a live worker where its worker exited or was retired. */
-  private async remakeWide(): Promise<void> {
-    const wide = this.wide;
-    if (!wide || !(wide.worker.dead || wide.worker.retired) || this.disposed) return;
-    this.wide = undefined;
-    try {
-      await this.addWide(wide.threads);
-    } catch (e) {
-      process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
-    }
   }
 
   /**
@@ -517,13 +512,33 @@ export class OnnxruntimeBackend implements Backend {
     });
   }
 
-  /** Creates the wide session (see `wide`) with `threads` intra-op threads on the first live worker. */
+  /**
+   * Makes the wide session (see `wide`) with `threads` intra-op threads: a new worker with
+   * both sessions takes the first live worker's place, which ends once its runs settle. Made
+   * on a worker already under SCHED_IDLE, the session's creation starved beside busy
+   * processes and held the build (29.6 s beside three busy loops a core, session 19), unseen
+   * by the starvation check, which watches runs only; a new worker makes both at the normal
+   * policy (spawn).
+   */
   async addWide(threads: number): Promise<void> {
     if (!Number.isInteger(threads) || threads < 2) throw new RangeError(`a wide session needs 2 or more threads, got ${threads}`);
-    const w = this.workers.find((x) => !x.dead);
-    if (!w) throw new TensorrtNodeError('EDISPOSED', 'no onnxruntime worker is alive');
-    await this.control(w, { type: 'wide', threads });
-    this.wide = { worker: w, threads };
+    // Workers replaced meanwhile (starved, or exited) are replaced again, a few times at most.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const old = this.workers.find((x) => !x.dead);
+      if (!old || this.disposed) throw new TensorrtNodeError('EDISPOSED', 'no onnxruntime worker is alive');
+      const init = this.init;
+      const { w: fresh } = await spawn(init, threads);
+      const i = this.workers.indexOf(old);
+      if (this.disposed || i < 0 || old.dead || init !== this.init) {
+        await fresh.worker.terminate();
+        continue;
+      }
+      this.install(fresh, i);
+      this.retire(old, false);
+      this.wide = { worker: fresh, threads };
+      return;
+    }
+    throw new TensorrtNodeError('EBACKEND', 'the onnxruntime workers were replaced while the wide session was made, three times', { backend: 'onnxruntime' });
   }
 
   /** Releases the wide session; runs go to the single-threaded sessions only. */

@@ -91,10 +91,16 @@ function threadsNamed(name) {
   return out;
 }
 
+// The worker's sessions: one with the engine's intra-op threads, and where the engine asks
+// (wideThreads), a second of the same model with more, for a batch that runs while every
+// other worker is idle (the engine decides; docs/engine.md). Both are made here, before the
+// engine puts the threads under SCHED_IDLE.
 let session;
+let wide;
 try {
-  const { model, sessionOptions } = workerData;
+  const { model, sessionOptions, wideThreads } = workerData;
   session = await nativeCall(() => ort.InferenceSession.create(model, sessionOptions));
+  if (wideThreads) wide = await nativeCall(() => ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: wideThreads }));
   parentPort.postMessage({
     type: 'ready',
     tid,
@@ -138,23 +144,6 @@ function loadAddon(path) {
   }
 }
 
-// A second session of the same model with more intra-op threads, for a batch that runs
-// while every other worker is idle (the engine decides; docs/engine.md).
-let wide;
-
-async function makeWide(msg) {
-  try {
-    const { model, sessionOptions } = workerData;
-    const old = wide;
-    wide = undefined;
-    await nativeCall(async () => old?.release?.());
-    wide = await nativeCall(() => ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: msg.threads }));
-    parentPort.postMessage({ type: 'wide', id: msg.id });
-  } catch (err) {
-    parentPort.postMessage({ type: 'error', id: msg.id, message: String(err?.message ?? err) });
-  }
-}
-
 async function dropWide(msg) {
   const w = wide;
   wide = undefined;
@@ -173,8 +162,7 @@ function handle(msg) {
       }
     }
     run(msg);
-  } else if (msg.type === 'wide') makeWide(msg);
-  else if (msg.type === 'dropWide') dropWide(msg);
+  } else if (msg.type === 'dropWide') dropWide(msg);
 }
 parentPort.on('message', handle);
 

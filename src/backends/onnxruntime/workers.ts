@@ -159,13 +159,14 @@ export interface WorkerInit {
 export type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string };
 
 /**
- * Starts a worker and its session: resolves once the session is ready, with the thread's
- * scheduling policy. The session is made at the normal policy, and the worker's thread and
+ * Starts a worker and its session (and its wide session, of `wideThreads` intra-op threads,
+ * where given): resolves once they are ready, with the thread's scheduling policy. The
+ * sessions are made at the normal policy, and the worker's thread and
  * the intra-op threads the session made go under SCHED_IDLE only then (where `background`):
  * made under it beside busy processes, a 1 x 2 session took ~20 s to create, and held
  * onnxruntime's locks the while (docs/engine.md).
  */
-export function spawn(init: WorkerInit): Promise<Started> {
+export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> {
   // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
   // workerData, new Worker() held the JS thread 10.3-12.3 ms cloned, and 4.0-11.9 ms
   // copied and transferred (two runs each).
@@ -175,7 +176,7 @@ export function spawn(init: WorkerInit): Promise<Started> {
   const state = stateWord();
   const box = resultBox();
   const addonPath = workerAddonPath();
-  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath }, transfer);
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, wideThreads, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath }, transfer);
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
     const onStart = (msg: WorkerMessage): void => {
