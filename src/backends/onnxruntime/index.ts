@@ -445,18 +445,12 @@ export class OnnxruntimeBackend implements Backend {
     this.retiring.add(task);
   }
 
-  /** Starts a worker in place of the first dead one (with its wide session, where it had it). */
+  /** Starts a worker in place of the first dead one (and the wide session again, where the dead one held it). */
   private async replace(): Promise<void> {
-    const dead = this.workers.find((x) => x.dead);
-    const wide = this.wide !== undefined && this.wide.worker === dead ? this.wide : undefined;
     let started: Awaited<ReturnType<typeof spawn>>;
     try {
-      started = await spawn(this.init, wide?.threads);
+      started = await spawn(this.init);
     } catch (e) {
-      if (wide && this.wide === wide) {
-        this.wide = undefined;
-        process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
-      }
       if (!this.disposed) this.exited(`a replacement failed to start: ${(e as Error).message}`);
       return;
     }
@@ -465,8 +459,17 @@ export class OnnxruntimeBackend implements Backend {
       return;
     }
     this.install(started.w, this.workers.findIndex((x) => x.dead));
-    if (wide && this.wide === wide) this.wide = { worker: started.w, threads: wide.threads };
     this.restartCount++;
+    // Exits are rare: the wide session comes back on a worker of its own (addWide), not on
+    // this one, whose slot another replacement may race for.
+    const wide = this.wide;
+    if (!wide || !wide.worker.dead || this.disposed) return;
+    this.wide = undefined;
+    try {
+      await this.addWide(wide.threads);
+    } catch (e) {
+      process.emitWarning(`tensorrt-node: the wide session could not be made again on a new onnxruntime worker (${(e as Error).message}); lone batches run on one thread`, { code: 'EBACKEND' });
+    }
   }
 
   /** Serves from a started worker, in slot `i` (a new one where -1). */
