@@ -240,6 +240,19 @@ export async function quantize(model: ModelSource, options: QuantizeOptions): Pr
     relativeError.set(name, histogramRelativeError(h, a));
     tensorStats.push({ name, amax: a, observedMax: h.amax, count: h.count, nonFinite: h.nonFinite });
   }
+  // An all-zero range gets a placeholder scale (qdq.ts: 1), under which the values a tensor
+  // meets at run time round to whole numbers: said, as zeros where data belonged (an
+  // unfilled Float32Array for an input) are the usual cause.
+  const zero = [...stats.histograms].filter(([, h]) => h.allZero && h.count > 0).map(([name]) => name);
+  if (zero.length > 0) {
+    const inputNames = new Set(inputs.map((i) => i.name));
+    const named = (names: string[]): string => names.slice(0, 5).map((n) => `'${n}'`).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');
+    const zeroInputs = zero.filter((n) => inputNames.has(n));
+    warn(
+      `${zero.length === 1 ? 'tensor' : `${zero.length} tensors`} ${named(zero)}: every calibration value was 0, so ${zero.length === 1 ? 'its' : 'their'} INT8 scale is a placeholder (1) and values met at run time round to whole numbers` +
+        (zeroInputs.length > 0 ? `; model input ${named(zeroInputs)} got only zeros: check the calibration data` : ''),
+    );
+  }
   const calibrationMs = performance.now() - calStart;
 
   let current = plan;

@@ -94,6 +94,21 @@ describe('quantize: bad input gets a coded error', () => {
     expect(events.some((e) => e.phase === 'warning' && /'x'/.test(e.message ?? ''))).toBe(true);
   });
 
+  it('says which tensors saw only zeros in calibration, and which model inputs: their scales are placeholders', async () => {
+    const events: QuantizeProgress[] = [];
+    const { report } = await quantize(bytes, { calibration: [{ x: { data: new Float32Array(50), dims: [1, 2, 5, 5] } }], method: 'max', onProgress: (e) => events.push(e) });
+    const zeroTensors = report.calibration.tensors.filter((t) => t.amax === 0).map((t) => t.name);
+    expect(zeroTensors).toContain('x');
+    const said = report.warnings.filter((w) => /every calibration value was 0/.test(w));
+    expect(said).toHaveLength(1);
+    for (const name of zeroTensors) expect(said[0]).toContain(`'${name}'`);
+    expect(said[0]).toMatch(/model input 'x' got only zeros: check the calibration data$/);
+    expect(events.some((e) => e.phase === 'warning' && /every calibration value was 0/.test(e.message ?? ''))).toBe(true);
+    // Real data: no such warning.
+    const { report: real } = await quantize(bytes, { calibration: [sample()], method: 'max' });
+    expect(real.warnings.filter((w) => /every calibration value was 0/.test(w))).toEqual([]);
+  });
+
   it('a tensor with only NaN/Inf → ECALIBRATION', async () => {
     const e = await failure(quantize(bytes, { calibration: [{ x: { data: new Float32Array(50).fill(NaN), dims: [1, 2, 5, 5] } }] }));
     expect(e.code).toBe('ECALIBRATION');
