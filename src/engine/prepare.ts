@@ -47,5 +47,7 @@ export async function prepareModel(bytes: Uint8Array, options: EngineOptions): P
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(onProgress ? { onProgress: (e) => onProgress({ stage: `quantize:${e.phase}`, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}) }) } : {}),
   });
+  // Said where a service sees it: otherwise only engine.quantization.warnings held it.
+  for (const w of result.report.warnings) process.emitWarning(`tensorrt-node: quantization: ${w}`, { code: 'EQUANTIZE' });
   return { bytes: result.model, quantization: result.report, thread: result.thread };
 }

@@ -10,7 +10,7 @@ import { rewriteGraph } from '../../src/engine/rewrite.js';
 import { quantize, type QuantizeProgress } from '../../src/quantize/index.js';
 import { TensorrtNodeError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
-import { CLS_ITEM_SIZE, CLS_MODEL, REC_MODEL, clsInput, ort } from './helpers.js';
+import { CLS_ITEM_SIZE, CLS_MODEL, REC_MODEL, clsInput, ort, withWarnings } from './helpers.js';
 import { convReluMatMul, random, randomArray } from '../quantize/graphs.js';
 
 const samples = (n: number, seed: number): Float32Array[] => Array.from({ length: n }, (_, i) => clsInput(seed + i));
@@ -101,6 +101,17 @@ describe('build thread', () => {
     try {
       expect(engine.buildThreads).toEqual({ quantization: 'worker', graphRewrites: 'JS thread (a model under 2 MB)' });
       expect(Object.keys(await engine.infer(clsInput(1)))).toEqual(engine.outputs.map((o) => o.name));
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it("says the quantizer's warnings as EQUANTIZE process warnings: calibration data of zeros", async () => {
+    const { value: engine, warnings } = await withWarnings('EQUANTIZE', () => Engine.build(CLS_MODEL, { backend: 'onnxruntime', precision: 'int8', calibration: [new Float32Array(CLS_ITEM_SIZE)], shapes }));
+    try {
+      expect(engine.quantization!.warnings.length).toBeGreaterThan(0);
+      expect(warnings).toEqual(engine.quantization!.warnings.map((w) => `tensorrt-node: quantization: ${w}`));
+      expect(warnings.join('\n')).toMatch(/model input 'x' got only zeros: check the calibration data/);
     } finally {
       await engine.dispose();
     }
