@@ -104,7 +104,8 @@ try {
   parentPort.postMessage({
     type: 'ready',
     tid,
-    threads: threadName ? threadsNamed(threadName) : tid === undefined ? [] : [tid],
+    // undefined where the thread could not be named: the session's threads are not known
+    threads: threadName ? threadsNamed(threadName) : undefined,
     inputs: describe(session.inputMetadata),
     outputs: describe(session.outputMetadata),
   });

@@ -35,7 +35,7 @@ export interface WireTensor {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; tid: number | undefined; threads: number[]; inputs: WireInfo[]; outputs: WireInfo[] }
+  | { type: 'ready'; tid: number | undefined; threads: number[] | undefined; inputs: WireInfo[]; outputs: WireInfo[] }
   | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; cpuMs?: number; wide: boolean; inPlace?: boolean }
   | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
@@ -138,6 +138,11 @@ function backgroundThreads(tid: number | undefined, sessionThreads: readonly num
   }
 }
 
+/** The intra-op threads of a worker's session, from its options (1 where not set). */
+function sessionThreadCount(init: WorkerInit): number {
+  return init.sessionOptions.intraOpNumThreads ?? 1;
+}
+
 /** The addon's path, for a worker to load: it aliases the mailbox (inputs read in place there) and reads the thread's CPU clock. */
 function workerAddonPath(): string | undefined {
   const s = addonState();
@@ -148,7 +153,8 @@ function workerAddonPath(): string | undefined {
 export interface WorkerInit {
   url: URL;
   model: string | Uint8Array;
-  sessionOptions: object;
+  /** onnxruntime-node's session options (intraOpNumThreads read here). */
+  sessionOptions: { readonly intraOpNumThreads?: number };
   spinMs: number;
   /** Under SCHED_IDLE once its session is ready (else the normal policy, `normalWhy`). */
   background: boolean;
@@ -183,7 +189,10 @@ export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> 
       worker.off('message', onStart);
       worker.off('exit', onExit);
       if (msg.type === 'ready') {
-        const policy = init.background ? backgroundThreads(msg.tid, msg.threads) : init.normalWhy;
+        const policy = init.background ? backgroundThreads(msg.tid, msg.threads ?? []) : init.normalWhy;
+        if (policy === 'SCHED_IDLE' && msg.threads === undefined && (wideThreads !== undefined || sessionThreadCount(init) > 1)) {
+          process.emitWarning('tensorrt-node: an onnxruntime worker could not name its thread (/proc/thread-self/comm), so the intra-op threads its session made are not known: they keep the normal policy, the worker alone runs under SCHED_IDLE', { code: 'EBACKEND' });
+        }
         resolve({ w: new OnnxruntimeWorker(worker, state, box, msg.tid), ready: msg, policy });
         return;
       }
