@@ -167,10 +167,10 @@ export type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { ty
 /**
  * Starts a worker and its session (and its wide session, of `wideThreads` intra-op threads,
  * where given): resolves once they are ready, with the thread's scheduling policy. The
- * sessions are made at the normal policy, and the worker's thread and
- * the intra-op threads the session made go under SCHED_IDLE only then (where `background`):
- * made under it beside busy processes, a 1 x 2 session took ~20 s to create, and held
- * onnxruntime's locks the while (docs/engine.md).
+ * sessions are made at the normal policy; the worker's thread and the intra-op threads its
+ * sessions made go under SCHED_IDLE only then (where `background`). Made under it beside
+ * busy processes, a 1 x 2 session took ~20 s to create and held onnxruntime's locks the
+ * while (docs/engine.md).
  */
 export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> {
   // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
