@@ -4,7 +4,8 @@
  * rounds, beside one round of plain onnxruntime-node FP32 (one run() per request); then
  * the price: each engine's throughput while the JS thread itself is 80 % busy; and, last,
  * each one's (and the peer's) second by second beside other busy processes, where the
- * SCHED_IDLE engine starves until it replaces its workers by ones of normal priority.
+ * SCHED_IDLE engine starves until it replaces its workers by ones of normal priority, with
+ * the event loop's longest stall there.
  * Prints three tables and writes bench/results/engine-stall.json.
  *   npx tsx bench/engine-stall.ts [secondsPerRound] [rounds] [concurrency]
  */
@@ -66,7 +67,9 @@ const policies = Object.fromEntries(Object.entries(engines).map(([name, e]) => [
 // each second. Under SCHED_IDLE the workers get almost no CPU until the engine replaces
 // them by workers of normal priority (starvation.ts): last, as they stay so for seconds after.
 const hoggedSeconds = Math.max(8, 3 * seconds);
-async function perSecond(infer: (i: number) => Promise<unknown>): Promise<number[]> {
+// The event loop's longest stall there too, from a 10 ms timer's gaps: starved SCHED_IDLE
+// workers hold locks the JS thread waits on (Node's message ports, V8's futex mutex; docs/engine.md).
+async function perSecond(infer: (i: number) => Promise<unknown>): Promise<{ counts: number[]; stallMaxMs: number }> {
   const hogs = Array.from({ length: availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
   const counts: number[] = [];
   let n = 0;
@@ -76,6 +79,13 @@ async function perSecond(infer: (i: number) => Promise<unknown>): Promise<number
     counts.push(n);
     n = 0;
   }, 1000);
+  let last = performance.now();
+  let stallMaxMs = 0;
+  const gaps = setInterval(() => {
+    const now = performance.now();
+    stallMaxMs = Math.max(stallMaxMs, now - last - 10);
+    last = now;
+  }, 10);
   await Promise.all(Array.from({ length: 16 }, async () => {
     while (performance.now() - started < hoggedSeconds * 1000) {
       await infer(next++ % inputs.length);
@@ -83,11 +93,12 @@ async function perSecond(infer: (i: number) => Promise<unknown>): Promise<number
     }
   }));
   clearInterval(tick);
+  clearInterval(gaps);
   for (const h of hogs) h.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 500));
-  return counts;
+  return { counts, stallMaxMs };
 }
-const hogged = new Map<string, number[]>();
+const hogged = new Map<string, { counts: number[]; stallMaxMs: number }>();
 for (const name of ['normal policy', 'SCHED_IDLE (default)'] as const) {
   const engine = engines[name];
   hogged.set(name, await perSecond((i) => engine.infer({ x: { data: inputs[i]!, dims } })));
@@ -113,15 +124,15 @@ console.log('| threads | req/s per round | median |');
 console.log('|---|---|---:|');
 for (const [name, xs] of busy) console.log(`| ${name} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${percentiles(xs).p50.toFixed(0)} req/s |`);
 console.log(`\nBeside ${availableParallelism()} busy processes (one per core), 16 in flight: requests served in each second`);
-console.log('| threads | req/s in each second | last half, median | policy at the end |');
-console.log('|---|---|---:|---|');
-for (const [name, xs] of hogged) {
+console.log('| threads | req/s in each second | last half, median | longest event-loop stall | policy at the end |');
+console.log('|---|---|---:|---:|---|');
+for (const [name, { counts: xs, stallMaxMs }] of hogged) {
   const policy = name in engines ? engines[name as keyof typeof engines].backend.threadPolicy : 'normal (JS thread)';
-  console.log(`| ${name} | ${xs.join(', ')} | ${percentiles(xs.slice(Math.floor(xs.length / 2))).p50.toFixed(0)} req/s | ${policy} |`);
+  console.log(`| ${name} | ${xs.join(', ')} | ${percentiles(xs.slice(Math.floor(xs.length / 2))).p50.toFixed(0)} req/s | ${stallMaxMs.toFixed(1)} ms | ${policy} |`);
 }
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/engine-stall.json', JSON.stringify({
   concurrency, seconds, rounds, rows, busyJsThroughput: Object.fromEntries(busy),
-  besideBusyProcesses: { seconds: hoggedSeconds, perSecond: Object.fromEntries(hogged), policyAfter: Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy])) },
+  besideBusyProcesses: { seconds: hoggedSeconds, perSecond: Object.fromEntries([...hogged].map(([k, v]) => [k, v.counts])), stallMaxMs: Object.fromEntries([...hogged].map(([k, v]) => [k, v.stallMaxMs])), policyAfter: Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy])) },
 }, null, 2));
 await Promise.all([...Object.values(engines).map((e) => e.dispose()), peer.release()]);
