@@ -3,14 +3,15 @@
  * the machine quiet again), on figures shaped like those measured here (docs/engine.md),
  * and their reading of Linux's schedstat and /proc/stat.
  */
-import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
-import { idleThreadIds, schedTimes, starvedWindow, threadRunnable, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
+import { SCHED_IDLE, idleThreadIds, schedTimes, starvedWindow, threadRunnable, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
 import { addonState } from '../../src/native/index.js';
-import { CLS_MODEL, threadsNamed } from '../engine/helpers.js';
+import { CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
 import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
 
 const W = 1000;
@@ -89,8 +90,48 @@ describe('starvation under SCHED_IDLE', () => {
     } finally {
       await b.dispose();
     }
-    // The worker's thread and its session's are gone with it.
-    expect(idleThreadIds().filter((t) => !before.has(t))).toEqual([]);
+    // The worker's thread and its session's are gone with it (a thread may take a moment to leave /proc).
+    await vi.waitFor(() => expect(idleThreadIds().filter((t) => !before.has(t))).toEqual([]), { timeout: 10_000, interval: 20 });
+  });
+
+  // A mount namespace of its own with /proc read-only (unshare, where this user may make one):
+  // the worker cannot name its thread. A bind mount made read-only, as a plain remount would
+  // make the proc filesystem itself read-only, this process's /proc too.
+  const READ_ONLY_PROC = 'mount --bind /proc /proc && mount -o remount,bind,ro /proc';
+  const procMountOptions = (): string | undefined => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/proc')?.split(' ')[5];
+  const canUnshare = process.platform === 'linux' && spawnSync('unshare', ['-m', 'sh', '-c', READ_ONLY_PROC], { encoding: 'utf8' }).status === 0;
+  it.runIf(canUnshare && addonState().loaded)('says so where a worker cannot name its thread: its session\'s intra-op threads keep the normal policy, the worker alone goes under SCHED_IDLE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-ro-proc-'));
+    try {
+      const file = join(dir, 'run.mts');
+      writeFileSync(file, [
+        `import { OnnxruntimeBackend } from ${srcUrl('src/backends/onnxruntime/index.ts')};`,
+        `import { threadPolicies } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
+        'const before = new Set(threadPolicies().keys());',
+        'const warnings: string[] = [];',
+        "process.on('warning', (w: Error & { code?: string }) => { if (w.code === 'EBACKEND') warnings.push(w.message); });",
+        `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 2 });`,
+        'await new Promise((r) => setImmediate(r));',
+        'const tid = (b as unknown as { workers: { tid: number }[] }).workers[0]!.tid;',
+        'const added = [...threadPolicies()].filter(([t]) => !before.has(t));',
+        'console.log(JSON.stringify({ policy: b.threadPolicy, warnings, tid, added }));',
+        'await b.dispose();',
+      ].join('\n'));
+      const r = spawnSync('unshare', ['-m', 'sh', '-c', `${READ_ONLY_PROC} && exec "$0" --import tsx "$1"`, process.execPath, file], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
+      // This process's /proc stays writable.
+      expect(procMountOptions()).toMatch(/^rw\b/);
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { policy: string; warnings: string[]; tid: number; added: [number, number][] };
+      expect(out.policy).toBe('SCHED_IDLE');
+      expect(out.warnings.join('\n')).toMatch(/could not name its thread .*: they keep the normal policy, the worker alone runs under SCHED_IDLE/);
+      const policy = new Map(out.added);
+      expect(policy.get(out.tid)).toBe(SCHED_IDLE);
+      // The session's intra-op thread, at least, among the new threads of normal policy.
+      expect(out.added.filter(([t, p]) => t !== out.tid && p !== SCHED_IDLE).length).toBeGreaterThanOrEqual(1);
+      expect(out.added.filter(([, p]) => p === SCHED_IDLE)).toEqual([[out.tid, SCHED_IDLE]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('counts the machine quiet only where other processes used under a quarter of the cores', () => {
