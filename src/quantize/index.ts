@@ -243,7 +243,7 @@ export async function quantize(model: ModelSource, options: QuantizeOptions): Pr
   // An all-zero range gets a placeholder scale (qdq.ts: 1), under which the values a tensor
   // meets at run time round to whole numbers: said, as zeros where data belonged (an
   // unfilled Float32Array for an input) are the usual cause.
-  const zero = [...stats.histograms].filter(([, h]) => h.allZero && h.count > 0).map(([name]) => name);
+  const zero = [...stats.histograms].filter(([, h]) => h.allZero).map(([name]) => name); // (no finite value at all threw above)
   if (zero.length > 0) {
     const inputNames = new Set(inputs.map((i) => i.name));
     const named = (names: string[]): string => names.slice(0, 5).map((n) => `'${n}'`).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
-import { SCHED_IDLE, idleThreadIds, schedTimes, starvedWindow, threadRunnable, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
+import { SCHED_IDLE, idleThreadIds, schedTimes, starvedWindow, threadStates, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
 import { addonState } from '../../src/native/index.js';
 import { CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
 import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
@@ -60,8 +60,8 @@ describe('starvation under SCHED_IDLE', () => {
 
   it.runIf(process.platform === 'linux')('reads whether a thread is runnable: this one, running, is; one ended is not known', () => {
     const self = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    expect(threadRunnable(self)).toBe(true);
-    expect(threadRunnable(0)).toBeUndefined();
+    expect(threadStates().get(self)?.runnable).toBe(true);
+    expect(threadStates().get(0)?.runnable).toBeUndefined();
   });
 
   it.runIf(process.platform === 'linux')("reads a thread's time on a CPU and waiting, and undefined where there is no such file", () => {

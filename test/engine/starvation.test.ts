@@ -35,7 +35,7 @@ const busyProcesses = (perCore = 1): ChildProcess[] => Array.from({ length: perC
  * session made under SCHED_IDLE, as sessions were until session 19 (0 of 6 made within the
  * watch's 3 s; scratch .exp/createstarve.mts).
  */
-const STARVE_CREATION = 3;
+const BUSY_BESIDE_BUILD = 3;
 
 /** Each process's CPU time so far, in clock ticks (/proc/<pid>/stat utime + stime). */
 function cpuTicks(procs: ChildProcess[]): number[] {
@@ -160,7 +160,7 @@ describe('workers starved under SCHED_IDLE', () => {
   it.runIf(process.platform === 'linux' && addonState().loaded)('makes sessions of several threads at normal priority beside busy processes, then puts them under SCHED_IDLE with their intra-op threads, and those threads leave it and come back with their workers', async () => {
     // Made under SCHED_IDLE (until session 19), such a session's creation starved here, and
     // held onnxruntime's process-wide lock while it did (docs/engine.md).
-    const hogs = busyProcesses(STARVE_CREATION);
+    const hogs = busyProcesses(BUSY_BESIDE_BUILD);
     let engine: Engine | undefined;
     try {
       await spinning(hogs);

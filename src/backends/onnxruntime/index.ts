@@ -447,7 +447,7 @@ export class OnnxruntimeBackend implements Backend {
 
   /** Starts a worker in place of the first dead one (and the wide session again, where the dead one held it). */
   private async replace(): Promise<void> {
-    let started: Awaited<ReturnType<typeof spawn>>;
+    let started: Started;
     try {
       started = await spawn(this.init);
     } catch (e) {

@@ -5,7 +5,7 @@
  * change, by new workers; this module only says when.
  */
 import { availableParallelism } from 'node:os';
-import { idleThreadIds, schedTimes, starvedWindow, threadRunnable, waitBetween, type SchedTimes, type ThreadReading } from './starvation.js';
+import { idleThreadIds, schedTimes, starvedWindow, threadStates, waitBetween, type SchedTimes, type ThreadReading } from './starvation.js';
 import { QUIET_SHARE, machineSample, quietBetween, type MachineSample } from '../../machine-load.js';
 
 /** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
@@ -51,9 +51,9 @@ export class PolicyWatch {
   /**
    * Under SCHED_IDLE: calls `on.starved` once STARVED_WINDOWS windows in a row were starved,
    * then stops. Each check reads small /proc files on the JS thread, and only while runs
-   * wait: each thread's policy, then the times and state of those under SCHED_IDLE: 0.23-0.24
-   * ms for the 15 threads of a process with a 2 x 1 engine here, 0.22-0.23 without the
-   * states (scratch .exp/checkcost.mts, two runs). False where it cannot watch
+   * wait: each thread's stat (its policy and state), then the times of those under
+   * SCHED_IDLE: 0.22 ms for the 15 threads of a process with a 2 x 1 engine here (scratch
+   * .exp/checkcost.mts, 0.217 and 0.223 ms in two runs). False where it cannot watch
    * (a thread id unknown, no schedstat).
    */
   watchStarvation(): boolean {
@@ -103,10 +103,11 @@ export class PolicyWatch {
     let workersRunMs = 0;
     let workersWaitMs = 0;
     // The workers and every other thread under SCHED_IDLE here: their sessions' intra-op threads.
-    for (const tid of new Set([...this.workers.tids(), ...idleThreadIds()])) {
+    const states = threadStates();
+    for (const tid of new Set([...this.workers.tids(), ...idleThreadIds(states)])) {
       const t = tid === undefined ? undefined : schedTimes(`/proc/self/task/${tid}/schedstat`);
       if (tid === undefined || !t) continue;
-      const reading = { ...t, runnable: threadRunnable(tid) ?? false };
+      const reading = { ...t, runnable: states.get(tid)?.runnable ?? false };
       const before = last?.workers.get(tid);
       if (!last || !before) {
         // a new thread: from the next window

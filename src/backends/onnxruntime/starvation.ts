@@ -33,16 +33,6 @@ export function schedTimes(path: string): SchedTimes | undefined {
   return { runMs: run! / 1e6, waitMs: wait! / 1e6 };
 }
 
-/** Whether a thread of this process is runnable, on a core or waiting for one ('R' in /proc/self/task/<tid>/stat); undefined where it cannot be read. */
-export function threadRunnable(tid: number): boolean | undefined {
-  try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'R';
-  } catch {
-    return undefined;
-  }
-}
-
 /** A thread as one check read it, with the wait counted for it up to then. */
 export interface ThreadReading extends SchedTimes {
   runnable: boolean;
@@ -72,9 +62,15 @@ export function waitBetween(before: ThreadReading, now: SchedTimes & { runnable:
 /** Linux's number for the SCHED_IDLE policy. */
 export const SCHED_IDLE = 5;
 
-/** Each thread of this process and its scheduling policy (/proc/self/task/<tid>/stat, field 41); empty where there is no /proc. */
-export function threadPolicies(): Map<number, number> {
-  const out = new Map<number, number>();
+/** A thread's scheduling policy, and whether it is runnable: on a core or waiting for one ('R'). */
+export interface ThreadState {
+  policy: number;
+  runnable: boolean;
+}
+
+/** Each thread of this process and its state (/proc/self/task/<tid>/stat: fields 3 and 41), one read each; empty where there is no /proc. */
+export function threadStates(): Map<number, ThreadState> {
+  const out = new Map<number, ThreadState>();
   let tids: string[];
   try {
     tids = readdirSync('/proc/self/task');
@@ -90,9 +86,14 @@ export function threadPolicies(): Map<number, number> {
     }
     // Fields after the command name, which may hold spaces: ') S ppid ...' is field 3 on.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(Number(tid), Number(fields[38]));
+    out.set(Number(tid), { policy: Number(fields[38]), runnable: fields[0] === 'R' });
   }
   return out;
+}
+
+/** Each thread of this process and its scheduling policy. */
+export function threadPolicies(): Map<number, number> {
+  return new Map([...threadStates()].map(([tid, t]) => [tid, t.policy]));
 }
 
 /**
@@ -101,8 +102,8 @@ export function threadPolicies(): Map<number, number> {
  * waiting for its starved intra-op threads is not runnable, so its own times alone read as
  * an idle window (a build beside two busy processes once ended under SCHED_IDLE, unflagged).
  */
-export function idleThreadIds(): number[] {
-  return [...threadPolicies()].filter(([, policy]) => policy === SCHED_IDLE).map(([tid]) => tid);
+export function idleThreadIds(states = threadStates()): number[] {
+  return [...states].filter(([, t]) => t.policy === SCHED_IDLE).map(([tid]) => tid);
 }
 
 /** One window of measurement: the inference threads' times summed, and the JS thread's time on a CPU. */

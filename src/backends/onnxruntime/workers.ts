@@ -138,10 +138,8 @@ function backgroundThreads(tid: number | undefined, sessionThreads: readonly num
   }
 }
 
-/** The intra-op threads of a worker's session, from its options (1 where not set). */
-function sessionThreadCount(init: WorkerInit): number {
-  return init.sessionOptions.intraOpNumThreads ?? 1;
-}
+/** Whether the warning that a worker could not name its thread was given: its cause, /proc, is the process's. */
+let unnamedSaid = false;
 
 /** The addon's path, for a worker to load: it aliases the mailbox (inputs read in place there) and reads the thread's CPU clock. */
 function workerAddonPath(): string | undefined {
@@ -190,7 +188,9 @@ export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> 
       worker.off('exit', onExit);
       if (msg.type === 'ready') {
         const policy = init.background ? backgroundThreads(msg.tid, msg.threads ?? []) : init.normalWhy;
-        if (policy === 'SCHED_IDLE' && msg.threads === undefined && (wideThreads !== undefined || sessionThreadCount(init) > 1)) {
+        const severalThreads = wideThreads !== undefined || (init.sessionOptions.intraOpNumThreads ?? 1) > 1;
+        if (policy === 'SCHED_IDLE' && msg.threads === undefined && severalThreads && !unnamedSaid) {
+          unnamedSaid = true;
           process.emitWarning('tensorrt-node: an onnxruntime worker could not name its thread (/proc/thread-self/comm), so the intra-op threads its session made are not known: they keep the normal policy, the worker alone runs under SCHED_IDLE', { code: 'EBACKEND' });
         }
         resolve({ w: new OnnxruntimeWorker(worker, state, box, msg.tid), ready: msg, policy });
