@@ -1,7 +1,7 @@
 /**
  * How busy other processes keep this machine's cores: /proc/stat's CPU time less this
- * process's own. The ONNX Runtime backend reads it to put starved workers back under
- * SCHED_IDLE once the machine is quiet (backends/onnxruntime/policy-watch.ts); the engine,
+ * process's own. The ONNX Runtime backend reads it to put starved workers back at
+ * background priority once the machine is quiet (backends/onnxruntime/policy-watch.ts); the engine,
  * to keep out of its cache what it timed beside busy processes (engine.ts).
  */
 import { readFileSync } from 'node:fs';
@@ -37,7 +37,7 @@ export const QUIET_SHARE = 0.25;
 
 /**
  * Quiet: other processes used less than a quarter of the cores over the window, so that
- * workers back under SCHED_IDLE would get most of them (starvation takes the cores nearly
+ * workers back at background priority would get most of them (starvation takes the cores nearly
  * all: one busy process beside two workers on two cores did not starve them).
  */
 export function quietWindow(w: QuietWindow): boolean {

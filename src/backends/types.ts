@@ -39,7 +39,7 @@ export interface Backend {
   readonly instances: number;
   /** CPU threads of each instance, for a backend that computes on the CPU. */
   readonly threadsPerInstance?: number;
-  /** Those threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. */
+  /** Those threads' priority: 'nice <n>' (background), or 'normal' with the reason. */
   readonly threadPolicy?: string;
   /** Instances started in place of ones that ended unexpectedly (an ONNX Runtime worker that exited). */
   readonly restarts?: number;

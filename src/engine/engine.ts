@@ -59,8 +59,8 @@ export interface BackendInfo {
   /** ONNX Runtime intra-op threads per instance. */
   threadsPerInstance?: number;
   /**
-   * ONNX Runtime threads' scheduling: 'SCHED_IDLE', or 'normal' with the reason. It changes
-   * to 'normal (starved under SCHED_IDLE: ...)' where other work kept the workers off the
+   * ONNX Runtime threads' priority: 'nice 10' (background), or 'normal' with the reason. It
+   * changes to 'normal (starved at background priority: ...)' where other work kept the workers off the
    * cores and the engine replaced them (docs/engine.md).
    */
   threadPolicy?: string;
@@ -168,7 +168,7 @@ export class Engine {
     this.inputs = impl.inputs;
     this.outputs = impl.outputs;
     this.backend = init.backend;
-    // Read live: ONNX Runtime's workers leave SCHED_IDLE where they starve under it.
+    // Read live: ONNX Runtime's workers leave the background priority where they starve at it.
     if (impl.threadPolicy !== undefined) Object.defineProperty(this.backend, 'threadPolicy', { get: () => impl.threadPolicy, enumerable: true });
     this.batching = init.batching;
     this.cache = init.cache;
@@ -596,7 +596,7 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
       parse: parseProbe,
     }, () =>
       // On single-threaded instances, by the worker's CPU clock: busy processes beside a
-      // build (or workers starved under SCHED_IDLE) lengthened larger batches' wall time
+      // build (or workers starved at background priority) lengthened larger batches' wall time
       // more than small ones' and made the probe choose smaller batches, then cached.
       probeBatchSize((f) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 }), impl.inputs, item, cap, impl.instances));
     probe = { ...value, source: cached ? 'cache' : 'measured' };

@@ -49,8 +49,9 @@ export interface EngineOptions {
   /** Whether ONNX Runtime's intra-op threads spin while waiting for work (see docs/engine.md). */
   spinning?: boolean;
   /**
-   * Whether ONNX Runtime's threads run under Linux SCHED_IDLE, so that the event loop's
-   * thread preempts them at once (default true; see docs/engine.md for the trade-off).
+   * Whether ONNX Runtime's threads run at background priority (Linux nice, 10 steps below
+   * the JS thread), so that the event loop's thread preempts them at once (default true;
+   * see docs/engine.md for the trade-off).
    * Where other work starves them there, the engine replaces them by threads of normal
    * priority until the machine is quiet again (`backend.threadPolicy` says which).
    */

@@ -88,8 +88,6 @@ export interface NativeBinding {
   hostPoolStats(): NativeHostPoolStats;
   configureHostPool(maxAllocationBytes: number, maxPooledBytes: number): void;
   trimHostPool(): void;
-  /** Puts a thread (a Linux tid) under SCHED_IDLE; '' when done, else why not. */
-  setThreadIdle(tid: number): string;
   /** A plain ArrayBuffer over the view's bytes of a SharedArrayBuffer, no copy (native/src/shared_memory.cc). */
   sharedMemoryAlias?(view: Uint8Array): ArrayBuffer;
   /** The calling thread's CPU time so far, ms (CLOCK_THREAD_CPUTIME_ID); undefined without such a clock. */

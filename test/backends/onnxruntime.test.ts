@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend, defaultThreading, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
 import type { TensorLike } from '../../src/tensor.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, SCHED_IDLE, clsInput, ort, referenceSession, sameBits, threadPolicies } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, BACKGROUND_NICE, BACKGROUND_POLICY, clsInput, ort, referenceSession, sameBits, threadNices } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -180,26 +180,26 @@ describe('onnxruntime backend', () => {
     expect(r!.stdout).toContain('result softmax_0.tmp_0');
   });
 
-  it.runIf(process.platform === 'linux')('runs its threads under SCHED_IDLE by default, and not with backgroundThreads: false', async () => {
-    const before = threadPolicies();
+  it.runIf(process.platform === 'linux')('runs its threads at background priority by default, and not with backgroundThreads: false', async () => {
+    const before = threadNices();
     const background = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 2 });
     backends.push(background);
-    expect(background.threadPolicy).toBe('SCHED_IDLE');
+    expect(background.threadPolicy).toBe(BACKGROUND_POLICY);
     await background.runTimed({ x: { data: clsInput(1), dims: [1, ...CLS_ITEM], type: 'float32' } });
-    const added = [...threadPolicies()].filter(([tid]) => !before.has(tid));
+    const added = [...threadNices()].filter(([tid]) => !before.has(tid));
     // Each worker thread and ORT's intra-op thread it created (inherited), nothing else.
-    const idle = added.filter(([, policy]) => policy === SCHED_IDLE);
+    const idle = added.filter(([, policy]) => policy === BACKGROUND_NICE);
     expect(idle.length).toBeGreaterThanOrEqual(4);
     // The threads that were there before (the JS thread among them) keep their policy.
-    const now = threadPolicies();
+    const now = threadNices();
     for (const [tid, policy] of before) if (now.has(tid)) expect(now.get(tid)).toBe(policy);
 
-    const mark = threadPolicies();
+    const mark = threadNices();
     const normal = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 1, threadsPerInstance: 2, backgroundThreads: false });
     backends.push(normal);
     expect(normal.threadPolicy).toMatch(/^normal \(backgroundThreads: false\)/);
-    const addedNormal = [...threadPolicies()].filter(([tid]) => !mark.has(tid));
+    const addedNormal = [...threadNices()].filter(([tid]) => !mark.has(tid));
     expect(addedNormal.length).toBeGreaterThan(0);
-    expect(addedNormal.every(([, policy]) => policy !== SCHED_IDLE)).toBe(true);
+    expect(addedNormal.every(([, policy]) => policy !== BACKGROUND_NICE)).toBe(true);
   });
 });

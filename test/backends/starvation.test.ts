@@ -1,5 +1,5 @@
 /**
- * The judgements of one window (starvation.ts: starved under SCHED_IDLE; machine-load.ts:
+ * The judgements of one window (starvation.ts: starved at background priority; machine-load.ts:
  * the machine quiet again), on figures shaped like those measured here (docs/engine.md),
  * and their reading of Linux's schedstat and /proc/stat.
  */
@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
-import { SCHED_IDLE, idleThreadIds, schedTimes, starvedWindow, threadStates, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
+import { backgroundThreadIds, schedTimes, starvedWindow, threadStates, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
 import { addonState } from '../../src/native/index.js';
-import { CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
+import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
 import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
 
 const W = 1000;
 
-describe('starvation under SCHED_IDLE', () => {
+describe('starvation at background priority', () => {
   it('counts workers starved only where other work keeps them off cores they could have had', () => {
     // Two busy processes beside two workers on 2 cores: runnable the whole window, 0.5 % run.
     expect(starvedWindow({ windowMs: W, cores: 2, runsWaiting: true, workersRunMs: 10, workersWaitMs: 1990, mainRunMs: 60 })).toBe(true);
@@ -24,7 +24,7 @@ describe('starvation under SCHED_IDLE', () => {
     expect(starvedWindow({ windowMs: W, cores: 2, runsWaiting: true, workersRunMs: 1850, workersWaitMs: 60, mainRunMs: 120 })).toBe(false);
     // One busy process beside them: they share the other core (about half).
     expect(starvedWindow({ windowMs: W, cores: 2, runsWaiting: true, workersRunMs: 950, workersWaitMs: 1050, mainRunMs: 80 })).toBe(false);
-    // The JS thread itself 80 % busy: what SCHED_IDLE yields to, so not starvation.
+    // The JS thread itself 80 % busy: what the background priority yields to, so not starvation.
     expect(starvedWindow({ windowMs: W, cores: 2, runsWaiting: true, workersRunMs: 1150, workersWaitMs: 800, mainRunMs: 800 })).toBe(false);
     // The JS thread on a whole core of one: nothing was left to have.
     expect(starvedWindow({ windowMs: W, cores: 1, runsWaiting: true, workersRunMs: 5, workersWaitMs: 990, mainRunMs: 1000 })).toBe(false);
@@ -75,13 +75,13 @@ describe('starvation under SCHED_IDLE', () => {
     expect(schedTimes('/proc/self/task/0/schedstat')).toBeUndefined();
   });
 
-  it.runIf(process.platform === 'linux' && addonState().loaded)("puts the worker's thread and the intra-op threads its session made under SCHED_IDLE, found by the name the worker gave itself, and nothing else", async () => {
-    const before = new Set(idleThreadIds());
+  it.runIf(process.platform === 'linux' && addonState().loaded)("puts the worker's thread and the intra-op threads its session made at background priority, found by the name the worker gave itself, and nothing else", async () => {
+    const before = new Set(backgroundThreadIds());
     const b = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 1, threadsPerInstance: 3 });
     try {
-      expect(b.threadPolicy).toBe('SCHED_IDLE');
+      expect(b.threadPolicy).toBe(BACKGROUND_POLICY);
       const [tid] = (b as unknown as { workers: { tid: number }[] }).workers.map((w) => w.tid);
-      const added = idleThreadIds().filter((t) => !before.has(t));
+      const added = backgroundThreadIds().filter((t) => !before.has(t));
       // The worker's thread and the two intra-op threads of its 3-thread session, each named
       // as the worker named itself (a new thread inherits its maker's name).
       expect(added.sort()).toEqual(threadsNamed(`trtn-${tid}`).sort());
@@ -91,7 +91,34 @@ describe('starvation under SCHED_IDLE', () => {
       await b.dispose();
     }
     // The worker's thread and its session's are gone with it (a thread may take a moment to leave /proc).
-    await vi.waitFor(() => expect(idleThreadIds().filter((t) => !before.has(t))).toEqual([]), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => expect(backgroundThreadIds().filter((t) => !before.has(t))).toEqual([]), { timeout: 10_000, interval: 20 });
+  });
+
+  // A process started under `nice`: the workers go BACKGROUND_NICE_STEP below its JS thread,
+  // up to 19, and the starvation check finds them there; at 19 nothing is lower.
+  it.runIf(process.platform === 'linux')('nices the workers below a JS thread that is niced itself, and leaves them at its priority where it runs at 19', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnp-niced-'));
+    try {
+      const file = join(dir, 'run.mts');
+      writeFileSync(file, [
+        `import { OnnxruntimeBackend } from ${srcUrl('src/backends/onnxruntime/index.ts')};`,
+        `import { backgroundThreadIds, threadNices } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
+        `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 1 });`,
+        'const tid = (b as unknown as { workers: { tid: number }[] }).workers[0]!.tid;',
+        'console.log(JSON.stringify({ policy: b.threadPolicy, nice: threadNices().get(tid), found: backgroundThreadIds().includes(tid) }));',
+        'await b.dispose();',
+      ].join('\n'));
+      const run = (n: number): { policy: string; nice: number; found: boolean } => {
+        const r = spawnSync('nice', ['-n', String(n), process.execPath, '--import', 'tsx', file], { cwd: process.cwd(), encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, r.stderr).toBe(0);
+        return JSON.parse(r.stdout.trim().split('\n').pop()!) as { policy: string; nice: number; found: boolean };
+      };
+      expect(run(5)).toEqual({ policy: 'nice 15', nice: 15, found: true });
+      expect(run(12)).toEqual({ policy: 'nice 19', nice: 19, found: true });
+      expect(run(19)).toEqual({ policy: 'normal (the JS thread already runs at nice 19)', nice: 19, found: false });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   // A mount namespace of its own with /proc read-only (unshare, where this user may make one):
@@ -100,20 +127,20 @@ describe('starvation under SCHED_IDLE', () => {
   const READ_ONLY_PROC = 'mount --bind /proc /proc && mount -o remount,bind,ro /proc';
   const procMountOptions = (): string | undefined => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/proc')?.split(' ')[5];
   const canUnshare = process.platform === 'linux' && spawnSync('unshare', ['-m', 'sh', '-c', READ_ONLY_PROC], { encoding: 'utf8' }).status === 0;
-  it.runIf(canUnshare && addonState().loaded)('says so where a worker cannot name its thread: its session\'s intra-op threads keep the normal policy, the worker alone goes under SCHED_IDLE', () => {
+  it.runIf(canUnshare && addonState().loaded)('says so where a worker cannot name its thread: its session\'s intra-op threads keep the normal priority, the worker alone goes to background priority', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tnp-ro-proc-'));
     try {
       const file = join(dir, 'run.mts');
       writeFileSync(file, [
         `import { OnnxruntimeBackend } from ${srcUrl('src/backends/onnxruntime/index.ts')};`,
-        `import { threadPolicies } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
-        'const before = new Set(threadPolicies().keys());',
+        `import { threadNices } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
+        'const before = new Set(threadNices().keys());',
         'const warnings: string[] = [];',
         "process.on('warning', (w: Error & { code?: string }) => { if (w.code === 'EBACKEND') warnings.push(w.message); });",
         `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 2 });`,
         'await new Promise((r) => setImmediate(r));',
         'const tid = (b as unknown as { workers: { tid: number }[] }).workers[0]!.tid;',
-        'const added = [...threadPolicies()].filter(([t]) => !before.has(t));',
+        'const added = [...threadNices()].filter(([t]) => !before.has(t));',
         'console.log(JSON.stringify({ policy: b.threadPolicy, warnings, tid, added }));',
         'await b.dispose();',
       ].join('\n'));
@@ -122,13 +149,13 @@ describe('starvation under SCHED_IDLE', () => {
       expect(procMountOptions()).toMatch(/^rw\b/);
       expect(r.status, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { policy: string; warnings: string[]; tid: number; added: [number, number][] };
-      expect(out.policy).toBe('SCHED_IDLE');
-      expect(out.warnings.join('\n')).toMatch(/could not name its thread .*: they keep the normal policy, the worker alone runs under SCHED_IDLE/);
+      expect(out.policy).toBe(BACKGROUND_POLICY);
+      expect(out.warnings.join('\n')).toMatch(/could not name its thread .*: they keep the normal priority, the worker alone runs at background priority/);
       const policy = new Map(out.added);
-      expect(policy.get(out.tid)).toBe(SCHED_IDLE);
+      expect(policy.get(out.tid)).toBe(BACKGROUND_NICE);
       // The session's intra-op thread, at least, among the new threads of normal policy.
-      expect(out.added.filter(([t, p]) => t !== out.tid && p !== SCHED_IDLE).length).toBeGreaterThanOrEqual(1);
-      expect(out.added.filter(([, p]) => p === SCHED_IDLE)).toEqual([[out.tid, SCHED_IDLE]]);
+      expect(out.added.filter(([t, p]) => t !== out.tid && p !== BACKGROUND_NICE).length).toBeGreaterThanOrEqual(1);
+      expect(out.added.filter(([, p]) => p === BACKGROUND_NICE)).toEqual([[out.tid, BACKGROUND_NICE]]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -9,7 +9,7 @@ import { isTensorrtNodeError } from '../../src/errors.js';
 import { QDQ_SESSION_CONFIG } from '../../src/quantize/ort-session.js';
 import type { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import {
-  CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
+  BACKGROUND_POLICY, CLS_ITEM, CLS_ITEM_SIZE, CLS_MODEL, HAVE_MNIST, REC_MODEL, MNIST_MODEL, MNIST_SKIP_REASON,
   clsInput, mnistImages, ort, engineGraphSession, referenceSession, sameBits,
 } from './helpers.js';
 
@@ -33,7 +33,7 @@ describe('Engine on the PaddleOCR text-direction classifier (onnxruntime backend
     expect(engine.outputs).toEqual([{ name: 'softmax_0.tmp_0', dtype: 'float32', shape: [-1, 2] }]);
     expect(engine.backend.name).toBe('onnxruntime');
     expect(engine.backend.instances).toBe(2);
-    if (process.platform === 'linux') expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
+    if (process.platform === 'linux') expect(engine.backend.threadPolicy).toBe(BACKGROUND_POLICY);
     // No GPU and no TensorRT here: auto falls back and says why.
     expect(engine.backend.reason).toMatch(/auto: TensorRT is not usable \(.+\)/);
     expect(engine.batching.enabled).toBe(true);

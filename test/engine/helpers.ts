@@ -2,13 +2,14 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
 import { expect } from 'vitest';
 import { rewriteGraph } from '../../src/engine/rewrite.js';
 import { TensorrtNodeError } from '../../src/errors.js';
+import { BACKGROUND_NICE_STEP } from '../../src/backends/onnxruntime/workers.js';
 
 const require = createRequire(import.meta.url);
 export const ort = require('onnxruntime-node') as typeof OrtTypes;
@@ -130,5 +131,8 @@ export async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
   return e as TensorrtNodeError;
 }
 
-// Linux's SCHED_IDLE as /proc reports a thread's policy, and each thread's policy (field 41 of /proc/self/task/<tid>/stat).
-export { SCHED_IDLE, threadPolicies } from '../../src/backends/onnxruntime/starvation.js';
+// The nice value the engine gives inference threads (BACKGROUND_NICE_STEP below this
+// thread's), threadPolicy's word for it, and each thread's nice value (field 19 of /proc/self/task/<tid>/stat).
+export const BACKGROUND_NICE = Math.min(19, getPriority() + BACKGROUND_NICE_STEP);
+export const BACKGROUND_POLICY = `nice ${BACKGROUND_NICE}`;
+export { threadNices } from '../../src/backends/onnxruntime/starvation.js';

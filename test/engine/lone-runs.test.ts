@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { Engine } from '../../src/engine/engine.js';
-import { SCHED_IDLE, threadPolicies } from '../../src/backends/onnxruntime/starvation.js';
+import { threadNices } from '../../src/backends/onnxruntime/starvation.js';
 import { addonState } from '../../src/native/index.js';
 import { WIDE_GAIN, WIDE_MIN_ROW_MS, chooseLoneRuns } from '../../src/engine/lone-runs.js';
-import { CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits, threadsNamed, withWarnings } from './helpers.js';
+import { BACKGROUND_NICE, CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits, threadsNamed, withWarnings } from './helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -67,7 +67,7 @@ describe('lone runs on every core', () => {
     }
   });
 
-  it.runIf(process.platform === 'linux' && addonState().loaded)('makes the wide session on a new worker at the normal policy, then puts both sessions\' threads under SCHED_IDLE; a change of policy carries it to the new workers', async () => {
+  it.runIf(process.platform === 'linux' && addonState().loaded)('makes the wide session on a new worker at the normal policy, then puts both sessions\' threads at background priority; a change of policy carries it to the new workers', async () => {
     const backend = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 2, threadsPerInstance: 1 });
     backends.push(backend);
     const tidsOf = (): number[] => (backend as unknown as { workers: { tid: number }[] }).workers.map((w) => w.tid);
@@ -77,11 +77,11 @@ describe('lone runs on every core', () => {
     const [withWide, other] = tidsOf();
     expect(withWide).not.toBe(first);
     expect(other).toBe(second);
-    // Its thread and the wide session's intra-op thread, named after it, both under SCHED_IDLE.
+    // Its thread and the wide session's intra-op thread, named after it, both at background priority.
     const named = threadsNamed(`trtn-${withWide}`);
     expect(named).toHaveLength(2);
-    const policies = threadPolicies();
-    expect(named.map((t) => policies.get(t))).toEqual([SCHED_IDLE, SCHED_IDLE]);
+    const policies = threadNices();
+    expect(named.map((t) => policies.get(t))).toEqual([BACKGROUND_NICE, BACKGROUND_NICE]);
     // Starved (as the starvation check would say): the new workers of normal priority keep the wide session.
     (backend as unknown as { leaveIdle(c: object): void }).leaveIdle({ windows: 2, windowMs: 1000, ranPercent: 1 });
     await vi.waitFor(() => expect(tidsOf().every((t) => t !== withWide && t !== other)).toBe(true), { timeout: 20_000, interval: 20 });
@@ -97,8 +97,8 @@ describe('lone runs on every core', () => {
     }
     const normal = threadsNamed(`trtn-${tidsOf()[0]}`);
     expect(normal).toHaveLength(2);
-    const after = threadPolicies();
-    expect(normal.every((t) => after.get(t) !== SCHED_IDLE)).toBe(true);
+    const after = threadNices();
+    expect(normal.every((t) => after.get(t) !== BACKGROUND_NICE)).toBe(true);
   });
 
   it('an engine says why a lone batch runs on one thread: a short row, or wideLoneRuns: false', async () => {

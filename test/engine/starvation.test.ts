@@ -1,7 +1,7 @@
 /**
- * Workers under SCHED_IDLE starved by other busy processes: the engine replaces them by
+ * Workers at background priority starved by other busy processes: the engine replaces them by
  * workers of normal priority, says so, and loses no request; once the busy processes are
- * gone it goes back to SCHED_IDLE the same way. Real busy processes (a shell loop per core,
+ * gone it goes back to background priority the same way. Real busy processes (a shell loop per core,
  * three per core beside a build) beside a real engine; the
  * threads' policies read back from /proc.
  */
@@ -11,8 +11,8 @@ import { availableParallelism } from 'node:os';
 import { describe, expect, it, vi } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
-import { SCHED_IDLE, idleThreadIds, threadPolicies } from '../../src/backends/onnxruntime/starvation.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, threadsNamed, withWarnings } from './helpers.js';
+import { backgroundThreadIds, threadNices } from '../../src/backends/onnxruntime/starvation.js';
+import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, threadsNamed, withWarnings } from './helpers.js';
 
 const OUT = 'softmax_0.tmp_0';
 
@@ -23,7 +23,7 @@ function workerTids(e: Engine): number[] {
 
 /** The scheduling policies of these threads of this process. */
 const policiesOf = (tids: number[]): (number | undefined)[] => {
-  const all = threadPolicies();
+  const all = threadNices();
   return tids.map((t) => all.get(t));
 };
 
@@ -64,16 +64,16 @@ async function threadsEnd(tids: number[]): Promise<boolean> {
   return gone();
 }
 
-describe('workers starved under SCHED_IDLE', () => {
-  it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, then under SCHED_IDLE again once the machine is quiet, and every request gets its own result', async () => {
+describe('workers starved at background priority', () => {
+  it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, then at background priority again once the machine is quiet, and every request gets its own result', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
     const hogs: ChildProcess[] = [];
     const seeds: number[] = [];
     const results: Float32Array[] = [];
     try {
-      expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
+      expect(engine.backend.threadPolicy).toBe(BACKGROUND_POLICY);
       const oldWorkers = workerTids(engine);
-      const idleAtStart = idleThreadIds();
+      const idleAtStart = backgroundThreadIds();
       for (const tid of oldWorkers) expect(idleAtStart).toContain(tid);
       hogs.push(...busyProcesses());
       /**
@@ -98,14 +98,14 @@ describe('workers starved under SCHED_IDLE', () => {
         );
         return after;
       };
-      // Until the engine leaves SCHED_IDLE (within ~3 s here), then a round more on the new
+      // Until the engine leaves background priority (within ~3 s here), then a round more on the new
       // workers, the busy processes still running.
       let after = 0;
       const { warnings } = await withWarnings('EBACKEND', async () => {
-        after = await serveUntil((policy) => policy !== 'SCHED_IDLE', 1, 0);
+        after = await serveUntil((policy) => policy !== BACKGROUND_POLICY, 1, 0);
       });
-      expect(engine.backend.threadPolicy).toMatch(/^normal \(starved under SCHED_IDLE: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
-      expect(warnings.join('\n')).toMatch(/the onnxruntime workers were starved under SCHED_IDLE: .*; new workers of normal priority take their place/);
+      expect(engine.backend.threadPolicy).toMatch(/^normal \(starved at background priority: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
+      expect(warnings.join('\n')).toMatch(/the onnxruntime workers were starved at background priority: .*; new workers of normal priority take their place/);
       expect(after).toBeGreaterThanOrEqual(16);
       // The old workers end once their runs settle (and once they get a core to end on: the
       // busy processes go first); the new ones, and any thread they made, have the normal policy.
@@ -114,25 +114,25 @@ describe('workers starved under SCHED_IDLE', () => {
       const newWorkers = workerTids(engine);
       expect(newWorkers).toHaveLength(2);
       for (const tid of newWorkers) expect(oldWorkers).not.toContain(tid);
-      // Left under SCHED_IDLE: only threads there from the start that outlive the workers
+      // Left at background priority: only threads there from the start that outlive the workers
       // (onnxruntime's first session makes a thread that lasts the process; it waits idle).
-      for (const tid of idleThreadIds()) expect(idleAtStart).toContain(tid);
+      for (const tid of backgroundThreadIds()) expect(idleAtStart).toContain(tid);
 
-      // The busy processes gone, the engine goes back to SCHED_IDLE after 5 quiet windows of
+      // The busy processes gone, the engine goes back to background priority after 5 quiet windows of
       // 1 s (~6 s here), serving all along: 8 callers until then, and a round more after,
       // each pausing 20 ms between requests (every result is checked below).
       let back = 0;
       const { warnings: returned } = await withWarnings('EBACKEND', async () => {
-        back = await serveUntil((policy) => policy === 'SCHED_IDLE', 10_000, 20);
+        back = await serveUntil((policy) => policy === BACKGROUND_POLICY, 10_000, 20);
       });
-      expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
-      expect(returned.join('\n')).toMatch(/other processes used under 25 % of the cores over 5 windows of 1000 ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority/);
+      expect(engine.backend.threadPolicy).toBe(BACKGROUND_POLICY);
+      expect(returned.join('\n')).toMatch(/other processes used under 25 % of the cores over 5 windows of 1000 ms; new onnxruntime workers at background priority take the place of those of normal priority/);
       expect(back).toBeGreaterThanOrEqual(16);
-      // The workers of normal priority end once their runs settle; the new ones are under SCHED_IDLE.
+      // The workers of normal priority end once their runs settle; the new ones are at background priority.
       expect(await threadsEnd(newWorkers)).toBe(true);
       const idleAgain = workerTids(engine);
       expect(idleAgain).toHaveLength(2);
-      const idleNow = idleThreadIds();
+      const idleNow = backgroundThreadIds();
       for (const tid of idleAgain) {
         expect(newWorkers).not.toContain(tid);
         expect(idleNow).toContain(tid);
@@ -157,7 +157,7 @@ describe('workers starved under SCHED_IDLE', () => {
     }
   });
 
-  it.runIf(process.platform === 'linux' && addonState().loaded)('makes sessions of several threads at normal priority beside busy processes, then puts them under SCHED_IDLE with their intra-op threads, and those threads leave it and come back with their workers', async () => {
+  it.runIf(process.platform === 'linux' && addonState().loaded)('makes sessions of several threads at normal priority beside busy processes, then puts them at background priority with their intra-op threads, and those threads leave it and come back with their workers', async () => {
     // Made under SCHED_IDLE (until session 19), such a session's creation starved here, and
     // held onnxruntime's process-wide lock while it did (docs/engine.md).
     const hogs = busyProcesses(BUSY_BESIDE_BUILD);
@@ -168,14 +168,14 @@ describe('workers starved under SCHED_IDLE', () => {
         Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 2, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } }));
       engine = value;
       expect(warnings).toEqual([]);
-      expect(engine.backend.threadPolicy, `the busy processes' CPU ticks: ${cpuTicks(hogs).join(', ')}`).toBe('SCHED_IDLE');
+      expect(engine.backend.threadPolicy, `the busy processes' CPU ticks: ${cpuTicks(hogs).join(', ')}`).toBe(BACKGROUND_POLICY);
       const [tid] = workerTids(engine);
       // The worker's thread and the intra-op thread its session made, found by the name it
-      // gave itself, both under SCHED_IDLE.
+      // gave itself, both at background priority.
       const sessionThreads = threadsNamed(`trtn-${tid}`);
       expect(sessionThreads).toContain(tid);
       expect(sessionThreads.length).toBeGreaterThanOrEqual(2);
-      expect(policiesOf(sessionThreads)).toEqual(sessionThreads.map(() => SCHED_IDLE));
+      expect(policiesOf(sessionThreads)).toEqual(sessionThreads.map(() => BACKGROUND_NICE));
 
       const reference = await engineGraphSession(CLS_MODEL);
       /** Serves requests, checking each one's bits, until `done` or 60 s. */
@@ -191,26 +191,26 @@ describe('workers starved under SCHED_IDLE', () => {
       try {
         // Serving beside the busy processes: starved, the workers are replaced by workers of
         // normal priority, whose intra-op threads are of normal priority too.
-        await serveUntil(() => engine!.backend.threadPolicy !== 'SCHED_IDLE');
-        expect(engine.backend.threadPolicy).toMatch(/^normal \(starved under SCHED_IDLE: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
+        await serveUntil(() => engine!.backend.threadPolicy !== BACKGROUND_POLICY);
+        expect(engine.backend.threadPolicy).toMatch(/^normal \(starved at background priority: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
         // The policy reads so from the warning on; the new worker takes over once started.
         await vi.waitFor(() => expect(workerTids(engine!)[0]).not.toBe(tid), { timeout: 30_000, interval: 20 });
         const [normalTid] = workerTids(engine);
         const normalThreads = threadsNamed(`trtn-${normalTid}`);
         expect(normalThreads.length).toBeGreaterThanOrEqual(2);
-        expect(policiesOf(normalThreads).every((p) => p !== SCHED_IDLE)).toBe(true);
-        // The busy processes gone: back under SCHED_IDLE after 5 quiet windows, the new
+        expect(policiesOf(normalThreads).every((p) => p !== BACKGROUND_NICE)).toBe(true);
+        // The busy processes gone: back at background priority after 5 quiet windows, the new
         // worker's intra-op threads with it.
         for (const h of hogs.splice(0)) h.kill('SIGKILL');
-        await serveUntil(() => engine!.backend.threadPolicy === 'SCHED_IDLE');
+        await serveUntil(() => engine!.backend.threadPolicy === BACKGROUND_POLICY);
       } finally {
         await reference.release();
       }
-      expect(engine.backend.threadPolicy).toBe('SCHED_IDLE');
+      expect(engine.backend.threadPolicy).toBe(BACKGROUND_POLICY);
       const [idleTid] = workerTids(engine);
       const idleThreads = threadsNamed(`trtn-${idleTid}`);
       expect(idleThreads.length).toBeGreaterThanOrEqual(2);
-      expect(policiesOf(idleThreads)).toEqual(idleThreads.map(() => SCHED_IDLE));
+      expect(policiesOf(idleThreads)).toEqual(idleThreads.map(() => BACKGROUND_NICE));
       expect(engine.stats().failed).toEqual({});
     } finally {
       for (const h of hogs) h.kill('SIGKILL');

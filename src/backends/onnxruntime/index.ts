@@ -13,7 +13,7 @@ import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
 import { CTORS, dtypeOf, layout, postRequest, readResult } from './mailbox.mjs';
 import { PolicyWatch, type PolicyChange } from './policy-watch.js';
-import { OnnxruntimeWorker, spawn, workerUrl, type OnnxruntimeRunResult, type Started, type WireTensor, type WorkerInit, type WorkerMessage } from './workers.js';
+import { OnnxruntimeWorker, isBackground, spawn, workerUrl, type OnnxruntimeRunResult, type Started, type WireTensor, type WorkerInit, type WorkerMessage } from './workers.js';
 
 export type { OnnxruntimeRunResult } from './workers.js';
 export { workerExecArgv } from './workers.js';
@@ -32,13 +32,14 @@ export interface OnnxruntimeBackendOptions {
    */
   spinning?: boolean;
   /**
-   * Whether the inference threads (each worker and ORT's intra-op threads) run under Linux
-   * SCHED_IDLE, so that the JS thread takes a core from them the moment it wakes (default
-   * yes). With every core busy in ORT, a plain or niced JS thread waited up to 7 ms for a
-   * core; the price is that any other busy thread of the machine (or of the container's
-   * cgroup) runs before inference does (docs/engine.md): where that starves the workers
-   * (starvation.ts), they are replaced by workers of normal priority. Needs the native
-   * addon; elsewhere the threads keep the normal policy and `threadPolicy` says why.
+   * Whether the inference threads (each worker and ORT's intra-op threads) run at
+   * background priority, 10 nice steps below the JS thread, so that the JS thread takes a
+   * core from them the moment it wakes (default yes). With every core busy in ORT at the
+   * same priority, the JS thread waited up to 7 ms for a core; the price is that other busy
+   * processes of the machine (or of the container's cgroup) outweigh inference
+   * (docs/engine.md): where that starves the workers (starvation.ts), they are replaced by
+   * workers of normal priority. Linux only; elsewhere the threads keep the normal priority
+   * and `threadPolicy` says why.
    */
   backgroundThreads?: boolean;
   /** onnxruntime graph optimization level. Default 'all'. */
@@ -115,7 +116,7 @@ const RESTART_WINDOW_MS = 60_000;
 
 /** What threadPolicy says of workers replaced for starvation. */
 function starvedWhy(c: PolicyChange): string {
-  return `starved under SCHED_IDLE: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
+  return `starved at background priority: over ${c.windows} windows of ${c.windowMs} ms the workers ran ${c.ranPercent!.toFixed(1)} % of the time they were ready to`;
 }
 
 /**
@@ -133,7 +134,7 @@ export class OnnxruntimeBackend implements Backend {
   readonly inputDimParams: Readonly<Record<string, readonly (string | null)[]>>;
   readonly instances: number;
   readonly threadsPerInstance: number;
-  /** 'SCHED_IDLE', or 'normal' with the reason (which may say the workers left SCHED_IDLE, starved, until the machine is quiet again). */
+  /** 'nice <n>' (background priority), or 'normal' with the reason (which may say the workers left the background, starved, until the machine is quiet again). */
   threadPolicy: string;
   private readonly workers: OnnxruntimeWorker[];
   /**
@@ -170,7 +171,7 @@ export class OnnxruntimeBackend implements Backend {
   private readonly outputNames: string[];
   /** Time the workers spent inside onnxruntime's run(), as each measured it: their busy time. */
   private sessionRunMs = 0;
-  /** Says when the workers should leave SCHED_IDLE (starved) and go back to it (the machine quiet). */
+  /** Says when the workers should leave background priority (starved) and go back to it (the machine quiet). */
   private readonly policyWatch = new PolicyWatch(
     {
       tids: () => this.workers.filter((w) => !w.dead).map((w) => w.tid),
@@ -225,7 +226,7 @@ export class OnnxruntimeBackend implements Backend {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
     }
-    if (backend.threadPolicy === 'SCHED_IDLE') backend.policyWatch.watchStarvation();
+    if (isBackground(backend.threadPolicy)) backend.policyWatch.watchStarvation();
     return backend;
   }
 
@@ -355,7 +356,7 @@ export class OnnxruntimeBackend implements Backend {
     this.starting.add(task);
   }
 
-  /** Replaces every worker by one of normal priority (starved under SCHED_IDLE); the old ones end once their runs settle. */
+  /** Replaces every worker by one of normal priority (starved at background priority); the old ones end once their runs settle. */
   private leaveIdle(c: PolicyChange): void {
     const why = starvedWhy(c);
     this.init = { ...this.init, background: false, normalWhy: `normal (${why})` };
@@ -369,10 +370,10 @@ export class OnnxruntimeBackend implements Backend {
     this.starting.add(task);
   }
 
-  /** Replaces every worker by one under SCHED_IDLE again (the machine is quiet); the old ones end once their runs settle. */
+  /** Replaces every worker by one at background priority again (the machine is quiet); the old ones end once their runs settle. */
   private returnToIdle(c: PolicyChange): void {
     this.init = { ...this.init, background: true };
-    process.emitWarning(`tensorrt-node: other processes used under ${c.othersBelowPercent} % of the cores over ${c.windows} windows of ${c.windowMs} ms; new onnxruntime workers under SCHED_IDLE take the place of those of normal priority`, { code: 'EBACKEND' });
+    process.emitWarning(`tensorrt-node: other processes used under ${c.othersBelowPercent} % of the cores over ${c.windows} windows of ${c.windowMs} ms; new onnxruntime workers at background priority take the place of those of normal priority`, { code: 'EBACKEND' });
     const task: Promise<void> = this.renew()
       .then((policy) => {
         if (this.disposed) return;
@@ -384,7 +385,7 @@ export class OnnxruntimeBackend implements Backend {
           return;
         }
         this.threadPolicy = policy;
-        if (policy === 'SCHED_IDLE') this.policyWatch.watchStarvation();
+        if (isBackground(policy)) this.policyWatch.watchStarvation();
       })
       .finally(() => this.starting.delete(task));
     this.starting.add(task);
@@ -403,7 +404,7 @@ export class OnnxruntimeBackend implements Backend {
     let policy: string | undefined;
     for (const [k, s] of started.entries()) {
       if (s.status === 'rejected') {
-        process.emitWarning(`tensorrt-node: a worker to take another's place (${this.init.background ? 'SCHED_IDLE' : 'normal priority'}) failed to start (${(s.reason as Error).message}); the old one serves on`, { code: 'EBACKEND' });
+        process.emitWarning(`tensorrt-node: a worker to take another's place (${this.init.background ? 'background priority' : 'normal priority'}) failed to start (${(s.reason as Error).message}); the old one serves on`, { code: 'EBACKEND' });
         continue;
       }
       const fresh = s.value.w;
@@ -430,7 +431,7 @@ export class OnnxruntimeBackend implements Backend {
    */
   private retire(w: OnnxruntimeWorker, handBack: boolean): void {
     w.retired = true;
-    const again = new TensorrtNodeError('EBACKEND', 'the onnxruntime worker holding this batch was replaced (starved under SCHED_IDLE); it runs again on a new one', { backend: 'onnxruntime', retry: true });
+    const again = new TensorrtNodeError('EBACKEND', 'the onnxruntime worker holding this batch was replaced (starved at background priority); it runs again on a new one', { backend: 'onnxruntime', retry: true });
     for (const p of w.pending.values()) {
       if (!handBack || !p.batcher) continue;
       const { reject } = p;
@@ -518,10 +519,10 @@ export class OnnxruntimeBackend implements Backend {
   /**
    * Makes the wide session (see `wide`) with `threads` intra-op threads: a new worker with
    * both sessions takes the first live worker's place, which ends once its runs settle. Made
-   * on a worker already under SCHED_IDLE, the session's creation starved beside busy
-   * processes and held the build (29.6 s beside three busy loops a core, session 19), unseen
-   * by the starvation check, which watches runs only; a new worker makes both at the normal
-   * policy (spawn).
+   * on a worker already in the background (then SCHED_IDLE), the session's creation starved
+   * beside busy processes and held the build (29.6 s beside three busy loops a core, session
+   * 19), unseen by the starvation check, which watches runs only; a new worker makes both at
+   * the normal priority (spawn).
    */
   async addWide(threads: number): Promise<void> {
     if (!Number.isInteger(threads) || threads < 2) throw new RangeError(`a wide session needs 2 or more threads, got ${threads}`);

@@ -51,13 +51,13 @@ try {
   // the first session sets it up instead
 }
 
-// The session is made at the thread's normal priority; the engine puts the thread under
-// SCHED_IDLE once it is ready, with the intra-op threads the session made. Those are found
+// The session is made at the thread's normal priority; the engine lowers the thread's
+// priority once it is ready, with the intra-op threads the session made. Those are found
 // by name: a new thread inherits its maker's, so this thread takes a name of its own first.
 const tid = threadId();
 const threadName = nameThread(tid);
 // Loaded before the session too (dlopen takes the process's loader lock): nothing of it
-// waits to run under SCHED_IDLE.
+// waits to run at background priority.
 const addon = loadAddon(workerData.addonPath);
 
 // Names this thread 'trtn-<tid>' (15 bytes at most on Linux): undefined where it cannot.
@@ -94,7 +94,7 @@ function threadsNamed(name) {
 // The worker's sessions: one with the engine's intra-op threads, and where the engine asks
 // (wideThreads), a second of the same model with more, for a batch that runs while every
 // other worker is idle (the engine decides; docs/engine.md). Both are made here, before the
-// engine puts the threads under SCHED_IDLE.
+// engine lowers the threads' priority.
 let session;
 let wide;
 try {

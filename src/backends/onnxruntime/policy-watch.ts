@@ -1,18 +1,18 @@
 /**
  * When the workers' scheduling policy should change: a timer that reads, once a window,
- * whether workers under SCHED_IDLE are starved, or, after they left it, whether the machine
+ * whether workers at background priority are starved, or, after they left it, whether the machine
  * is quiet again (the judgements are starvation.ts's). The backend (index.ts) makes the
  * change, by new workers; this module only says when.
  */
 import { availableParallelism } from 'node:os';
-import { idleThreadIds, schedTimes, starvedWindow, threadStates, waitBetween, type SchedTimes, type ThreadReading } from './starvation.js';
+import { backgroundThreadIds, schedTimes, starvedWindow, threadStates, waitBetween, type SchedTimes, type ThreadReading } from './starvation.js';
 import { QUIET_SHARE, machineSample, quietBetween, type MachineSample } from '../../machine-load.js';
 
 /** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
 export const WINDOW_MS = 1000;
 export const STARVED_WINDOWS = 2;
 /**
- * Quiet windows in a row before workers that left SCHED_IDLE go back to it; doubled at each
+ * Quiet windows in a row before workers that left background priority go back to it; doubled at each
  * return, so that work on the machine that comes and goes settles the workers at the normal
  * policy rather than replacing them over and over.
  */
@@ -49,12 +49,12 @@ export class PolicyWatch {
   ) {}
 
   /**
-   * Under SCHED_IDLE: calls `on.starved` once STARVED_WINDOWS windows in a row were starved,
-   * then stops. Each check reads small /proc files on the JS thread, and only while runs
-   * wait: each thread's stat (its policy and state), then the times of those under
-   * SCHED_IDLE: 0.22 ms for the 15 threads of a process with a 2 x 1 engine here (scratch
-   * .exp/checkcost.mts, 0.217 and 0.223 ms in two runs). False where it cannot watch
-   * (a thread id unknown, no schedstat).
+   * At background priority: calls `on.starved` once STARVED_WINDOWS windows in a row were
+   * starved, then stops. Each check reads small /proc files on the JS thread, and only while
+   * runs wait: each thread's stat (its nice value and state), then the times of those niced
+   * below the JS thread: 0.22 ms for the 15 threads of a process with a 2 x 1 engine here
+   * (scratch .exp/checkcost.mts, 0.217 and 0.223 ms in two runs, reading the policy field
+   * then). False where it cannot watch (a thread id unknown, no schedstat).
    */
   watchStarvation(): boolean {
     this.stop();
@@ -65,9 +65,9 @@ export class PolicyWatch {
   }
 
   /**
-   * After leaving SCHED_IDLE: calls `on.quiet` once the machine was quiet for the windows
+   * After leaving background priority: calls `on.quiet` once the machine was quiet for the windows
    * needed (QUIET_WINDOWS, doubled at each call), then stops. Starvation cannot be seen from
-   * the normal policy; the other work can, in /proc/stat. False where that cannot be read.
+   * the normal priority; the other work can, in /proc/stat. False where that cannot be read.
    */
   watchQuiet(): boolean {
     this.stop();
@@ -102,9 +102,9 @@ export class PolicyWatch {
     const workers = new Map<number, ThreadReading>();
     let workersRunMs = 0;
     let workersWaitMs = 0;
-    // The workers and every other thread under SCHED_IDLE here: their sessions' intra-op threads.
+    // The workers and every other thread niced below this one: their sessions' intra-op threads.
     const states = threadStates();
-    for (const tid of new Set([...this.workers.tids(), ...idleThreadIds(states)])) {
+    for (const tid of new Set([...this.workers.tids(), ...backgroundThreadIds(states)])) {
       const t = tid === undefined ? undefined : schedTimes(`/proc/self/task/${tid}/schedstat`);
       if (tid === undefined || !t) continue;
       const reading = { ...t, runnable: states.get(tid)?.runnable ?? false };

@@ -1,13 +1,15 @@
 /**
- * Whether inference threads under SCHED_IDLE are starved: runnable, yet kept off the cores
- * by other work. SCHED_IDLE lets the JS thread preempt them at once (docs/engine.md), but
- * any thread of normal priority does too: with two busy processes beside it on 2 cores,
- * the engine served 6 req/s under SCHED_IDLE against 1085 req/s with the normal policy
- * (PaddleOCR cls, 16 in flight). Linux keeps an unprivileged thread from leaving SCHED_IDLE,
- * so the backend answers starvation with new threads of normal priority, and goes back to
- * SCHED_IDLE by new threads again once the other work has ended (index.ts).
+ * Whether inference threads at background priority (nice 10, workers.ts) are starved:
+ * runnable, yet kept off the cores by other work. Their low weight lets the JS thread
+ * preempt them at once (docs/engine.md), but other processes' threads of normal priority
+ * outweigh them too: beside one busy process per core on 2 cores the workers ran 9.5-10 %
+ * of the time they were ready to. Linux keeps an unprivileged thread from raising its
+ * priority again, so the backend answers starvation with new threads of normal priority,
+ * and goes back to the background priority by new threads again once the other work has
+ * ended (index.ts).
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { getPriority } from 'node:os';
 
 /** Time on a CPU and time runnable but waiting for one, in ms. */
 export interface SchedTimes {
@@ -59,16 +61,13 @@ export function waitBetween(before: ThreadReading, now: SchedTimes & { runnable:
   };
 }
 
-/** Linux's number for the SCHED_IDLE policy. */
-export const SCHED_IDLE = 5;
-
-/** A thread's scheduling policy, and whether it is runnable: on a core or waiting for one ('R'). */
+/** A thread's nice value, and whether it is runnable: on a core or waiting for one ('R'). */
 export interface ThreadState {
-  policy: number;
+  nice: number;
   runnable: boolean;
 }
 
-/** Each thread of this process and its state (/proc/self/task/<tid>/stat: fields 3 and 41), one read each; empty where there is no /proc. */
+/** Each thread of this process and its state (/proc/self/task/<tid>/stat: fields 3 and 19), one read each; empty where there is no /proc. */
 export function threadStates(): Map<number, ThreadState> {
   const out = new Map<number, ThreadState>();
   let tids: string[];
@@ -86,24 +85,24 @@ export function threadStates(): Map<number, ThreadState> {
     }
     // Fields after the command name, which may hold spaces: ') S ppid ...' is field 3 on.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(Number(tid), { policy: Number(fields[38]), runnable: fields[0] === 'R' });
+    out.set(Number(tid), { nice: Number(fields[16]), runnable: fields[0] === 'R' });
   }
   return out;
 }
 
-/** Each thread of this process and its scheduling policy. */
-export function threadPolicies(): Map<number, number> {
-  return new Map([...threadStates()].map(([tid, t]) => [tid, t.policy]));
+/** Each thread of this process and its nice value. */
+export function threadNices(): Map<number, number> {
+  return new Map([...threadStates()].map(([tid, t]) => [tid, t.nice]));
 }
 
 /**
- * The threads of this process under SCHED_IDLE: the workers and the intra-op threads their
- * sessions made, which inherit the policy and whose ids the backend never learns. A worker
- * waiting for its starved intra-op threads is not runnable, so its own times alone read as
- * an idle window (a build beside two busy processes once ended under SCHED_IDLE, unflagged).
+ * The threads of this process niced below the calling thread (the JS thread): the workers
+ * and the intra-op threads their sessions made, whose ids the backend learns by name only. A
+ * worker waiting for its starved intra-op threads is not runnable, so its own times alone
+ * read as an idle window (a build beside two busy processes once ended starved, unflagged).
  */
-export function idleThreadIds(states = threadStates()): number[] {
-  return [...states].filter(([, t]) => t.policy === SCHED_IDLE).map(([tid]) => tid);
+export function backgroundThreadIds(states = threadStates(), ownNice = getPriority()): number[] {
+  return [...states].filter(([, t]) => t.nice > ownNice).map(([tid]) => tid);
 }
 
 /** One window of measurement: the inference threads' times summed, and the JS thread's time on a CPU. */
@@ -127,7 +126,7 @@ export const STARVED_SHARE = 0.25;
  * runnable for at least a quarter of the window, and they ran less
  * than a quarter of what the cores could have given them. What they could have had is
  * their runnable time, capped by the cores less the JS thread's own time: yielding to the
- * JS thread is what SCHED_IDLE is for, and more workers than cores wait on each other.
+ * JS thread is what the background priority is for, and more workers than cores wait on each other.
  * A single busy process beside them takes about half (one core of two) and does not count.
  */
 export function starvedWindow(w: StarvationWindow): boolean {

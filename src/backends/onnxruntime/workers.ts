@@ -1,10 +1,11 @@
 /**
  * The ONNX Runtime backend's worker threads: starting one with its session, under which
- * scheduling policy (SCHED_IDLE or normal), and the JS thread's record of one (its runs in
+ * priority (background or normal), and the JS thread's record of one (its runs in
  * flight, its mailbox and result box, whether it keeps the process alive). What runs inside
  * the thread is onnxruntime-worker.mjs; the backend that uses them, index.ts.
  */
 import { existsSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Feeds, TensorLike } from '../../tensor.js';
@@ -116,24 +117,42 @@ export function workerUrl(): URL {
   return url;
 }
 
+/** How many nice steps below the JS thread the inference threads run in the background. */
+export const BACKGROUND_NICE_STEP = 10;
+
+/** Whether a thread policy (threadPolicy) is the background priority: 'nice <n>'. */
+export function isBackground(policy: string): boolean {
+  return policy.startsWith('nice ');
+}
+
 /**
- * Puts a worker's thread under SCHED_IDLE through the addon, then the intra-op threads its
- * session made: 'SCHED_IDLE', or 'normal (why not)' where the worker's own could not be.
+ * Lowers a worker's thread, then the intra-op threads its session made, BACKGROUND_NICE_STEP
+ * below the JS thread (Linux's nice is a thread's own): 'nice <n>', or 'normal (why not)'
+ * where the worker's own could not be. At nice 10 the JS thread gets a core at once on a
+ * machine busy with inference, as under SCHED_IDLE (used until session 20), while other
+ * busy processes leave the workers ~10 % of a core, not ~0: SCHED_IDLE workers held locks
+ * the JS thread then waited on for up to 1.4 s (docs/engine.md).
  */
 function backgroundThreads(tid: number | undefined, sessionThreads: readonly number[]): string {
-  if (tid === undefined) return 'normal (SCHED_IDLE exists on Linux only)';
-  const s = addonState();
-  if (!s.loaded) return `normal (the native addon is not loaded: ${s.error.message})`;
-  if (typeof s.addon.binding.setThreadIdle !== 'function') return 'normal (this addon build has no setThreadIdle)';
+  if (tid === undefined) return 'normal (thread priorities are set on Linux only)';
   try {
-    const problem = s.addon.binding.setThreadIdle(tid);
-    if (problem) return `normal (${problem})`;
+    const own = getPriority();
+    const nice = Math.min(19, own + BACKGROUND_NICE_STEP);
+    if (nice <= own) return `normal (the JS thread already runs at nice ${own})`;
+    setPriority(tid, nice);
     // Where the worker's thread could be set, another of the same process fails only
     // where it has ended meanwhile.
-    for (const t of sessionThreads) if (t !== tid) s.addon.binding.setThreadIdle(t);
-    return 'SCHED_IDLE';
+    for (const t of sessionThreads) {
+      if (t === tid) continue;
+      try {
+        setPriority(t, nice);
+      } catch {
+        // ended
+      }
+    }
+    return `nice ${nice}`;
   } catch (e) {
-    // Never let a policy failure stop the worker, which serves either way.
+    // Never let a priority failure stop the worker, which serves either way.
     return `normal (${(e as Error).message})`;
   }
 }
@@ -154,7 +173,7 @@ export interface WorkerInit {
   /** onnxruntime-node's session options (intraOpNumThreads read here). */
   sessionOptions: { readonly intraOpNumThreads?: number };
   spinMs: number;
-  /** Under SCHED_IDLE once its session is ready (else the normal policy, `normalWhy`). */
+  /** At background priority once its session is ready (else the normal one, `normalWhy`). */
   background: boolean;
   /** What threadPolicy says where `background` is false. */
   normalWhy: string;
@@ -164,11 +183,11 @@ export type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { ty
 
 /**
  * Starts a worker and its session (and its wide session, of `wideThreads` intra-op threads,
- * where given): resolves once they are ready, with the thread's scheduling policy. The
- * sessions are made at the normal policy; the worker's thread and the intra-op threads its
- * sessions made go under SCHED_IDLE only then (where `background`). Made under it beside
- * busy processes, a 1 x 2 session took ~20 s to create and held onnxruntime's locks the
- * while (docs/engine.md).
+ * where given): resolves once they are ready, with the thread's priority. The sessions are
+ * made at the normal priority; the worker's thread and the intra-op threads its sessions
+ * made go to background priority only then (where `background`). Made under SCHED_IDLE
+ * beside busy processes, a 1 x 2 session took ~20 s to create and held onnxruntime's locks
+ * the while (docs/engine.md).
  */
 export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> {
   // Each worker gets a copy of the model's bytes transferred, not cloned: with 10.8 MB of
@@ -189,9 +208,9 @@ export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> 
       if (msg.type === 'ready') {
         const policy = init.background ? backgroundThreads(msg.tid, msg.threads ?? []) : init.normalWhy;
         const severalThreads = wideThreads !== undefined || (init.sessionOptions.intraOpNumThreads ?? 1) > 1;
-        if (policy === 'SCHED_IDLE' && msg.threads === undefined && severalThreads && !unnamedSaid) {
+        if (isBackground(policy) && msg.threads === undefined && severalThreads && !unnamedSaid) {
           unnamedSaid = true;
-          process.emitWarning('tensorrt-node: an onnxruntime worker could not name its thread (/proc/thread-self/comm), so the intra-op threads its session made are not known: they keep the normal policy, the worker alone runs under SCHED_IDLE', { code: 'EBACKEND' });
+          process.emitWarning('tensorrt-node: an onnxruntime worker could not name its thread (/proc/thread-self/comm), so the intra-op threads its session made are not known: they keep the normal priority, the worker alone runs at background priority', { code: 'EBACKEND' });
         }
         resolve({ w: new OnnxruntimeWorker(worker, state, box, msg.tid), ready: msg, policy });
         return;
