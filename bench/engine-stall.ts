@@ -1,13 +1,13 @@
 /**
  * The event loop's longest stall at 64 in flight, by the policy of the inference
- * threads: engines with `backgroundThreads` on (SCHED_IDLE) and off, in alternating
+ * threads: engines with `backgroundThreads` on (nice 10) and off, in alternating
  * rounds, beside one round of plain onnxruntime-node FP32 (one run() per request); then
  * the price: each engine's throughput while the JS thread itself is 80 % busy; and, last,
- * each one's (and the peer's) second by second beside other busy processes, where the
- * SCHED_IDLE engine starves until it replaces its workers by ones of normal priority, with
- * the event loop's longest stall there.
+ * each one's (and the peer's) second by second beside other busy processes (busyPerCore shell
+ * loops a core), where the background engine starves until it replaces its workers by ones
+ * of normal priority, with the event loop's longest stall there.
  * Prints three tables and writes bench/results/engine-stall.json.
- *   npx tsx bench/engine-stall.ts [secondsPerRound] [rounds] [concurrency]
+ *   npx tsx bench/engine-stall.ts [secondsPerRound] [rounds] [concurrency] [busyPerCore]
  */
 import * as ort from 'onnxruntime-node';
 import { spawn } from 'node:child_process';
@@ -22,12 +22,13 @@ import { percentiles } from '../src/engine/stats.js';
 const seconds = Number(process.argv[2] ?? 3);
 const rounds = Number(process.argv[3] ?? 4);
 const concurrency = Number(process.argv[4] ?? 64);
+const busyPerCore = Number(process.argv[5] ?? 1);
 const model = paddleClsModelPath();
 const inputs = renderTextLines(64, 1_000_000).map((l) => l.data);
 const dims = [1, 3, 48, 192];
 
 const engines = {
-  'SCHED_IDLE (default)': await Engine.build(model, { backgroundThreads: true }),
+  'background (default)': await Engine.build(model, { backgroundThreads: true }),
   'normal policy': await Engine.build(model, { backgroundThreads: false }),
 };
 const results = new Map<string, ClosedLoopResult[]>();
@@ -39,8 +40,8 @@ for (let k = 0; k < rounds; k++) {
     (results.get(name) ?? results.set(name, []).get(name)!).push(r);
   }
 }
-// The price of SCHED_IDLE: with the JS thread itself busy (20 ms of synchronous work every
-// 25 ms, 80 %), idle-policy inference threads only get what the busy thread leaves.
+// The price of the background priority: with the JS thread itself busy (20 ms of synchronous
+// work every 25 ms, 80 %), niced inference threads get little of the busy thread's core.
 const spin = (ms: number): void => {
   const until = performance.now() + ms;
   while (performance.now() < until);
@@ -63,14 +64,15 @@ results.set('onnxruntime-node (peer)', [peerResult]);
 
 const policies = Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy]));
 
-// Beside other busy processes (one shell loop per core), 16 in flight: requests served in
-// each second. Under SCHED_IDLE the workers get almost no CPU until the engine replaces
-// them by workers of normal priority (starvation.ts): last, as they stay so for seconds after.
+// Beside other busy processes (busyPerCore shell loops a core), 16 in flight: requests served
+// in each second. At nice 10 the workers get ~10 % of a core beside one loop (under
+// SCHED_IDLE, the background until session 20, almost none) until the engine replaces them
+// by workers of normal priority (starvation.ts): last, as they stay so for seconds after.
 const hoggedSeconds = Math.max(8, 3 * seconds);
-// The event loop's longest stall there too, from a 10 ms timer's gaps: starved SCHED_IDLE
-// workers hold locks the JS thread waits on (Node's message ports, V8's futex mutex; docs/engine.md).
+// The event loop's longest stall there too, from a 10 ms timer's gaps: starved workers hold
+// locks the JS thread waits on (Node's message ports, V8's futex mutex; docs/engine.md).
 async function perSecond(infer: (i: number) => Promise<unknown>): Promise<{ counts: number[]; stallMaxMs: number }> {
-  const hogs = Array.from({ length: availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  const hogs = Array.from({ length: busyPerCore * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
   const counts: number[] = [];
   let n = 0;
   let next = 0;
@@ -99,7 +101,7 @@ async function perSecond(infer: (i: number) => Promise<unknown>): Promise<{ coun
   return { counts, stallMaxMs };
 }
 const hogged = new Map<string, { counts: number[]; stallMaxMs: number }>();
-for (const name of ['normal policy', 'SCHED_IDLE (default)'] as const) {
+for (const name of ['normal policy', 'background (default)'] as const) {
   const engine = engines[name];
   hogged.set(name, await perSecond((i) => engine.infer({ x: { data: inputs[i]!, dims } })));
 }
@@ -123,7 +125,7 @@ console.log('\nWith the JS thread 80 % busy, 16 in flight: throughput per round'
 console.log('| threads | req/s per round | median |');
 console.log('|---|---|---:|');
 for (const [name, xs] of busy) console.log(`| ${name} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${percentiles(xs).p50.toFixed(0)} req/s |`);
-console.log(`\nBeside ${availableParallelism()} busy processes (one per core), 16 in flight: requests served in each second`);
+console.log(`\nBeside ${busyPerCore * availableParallelism()} busy processes (${busyPerCore} a core), 16 in flight: requests served in each second`);
 console.log('| threads | req/s in each second | last half, median | longest event-loop stall | policy at the end |');
 console.log('|---|---|---:|---:|---|');
 for (const [name, { counts: xs, stallMaxMs }] of hogged) {
@@ -133,6 +135,6 @@ for (const [name, { counts: xs, stallMaxMs }] of hogged) {
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/engine-stall.json', JSON.stringify({
   concurrency, seconds, rounds, rows, busyJsThroughput: Object.fromEntries(busy),
-  besideBusyProcesses: { seconds: hoggedSeconds, perSecond: Object.fromEntries([...hogged].map(([k, v]) => [k, v.counts])), stallMaxMs: Object.fromEntries([...hogged].map(([k, v]) => [k, v.stallMaxMs])), policyAfter: Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy])) },
+  besideBusyProcesses: { busyPerCore, seconds: hoggedSeconds, perSecond: Object.fromEntries([...hogged].map(([k, v]) => [k, v.counts])), stallMaxMs: Object.fromEntries([...hogged].map(([k, v]) => [k, v.stallMaxMs])), policyAfter: Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy])) },
 }, null, 2));
 await Promise.all([...Object.values(engines).map((e) => e.dispose()), peer.release()]);
