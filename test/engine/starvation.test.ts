@@ -13,6 +13,10 @@ import { Engine } from '../../src/engine/engine.js';
 import { addonState } from '../../src/native/index.js';
 import { backgroundThreadIds, threadNices } from '../../src/backends/onnxruntime/starvation.js';
 import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, threadsNamed, withWarnings } from './helpers.js';
+import { QUIET_WINDOWS, STARVED_WINDOWS, WINDOW_MS } from '../../src/backends/onnxruntime/policy-watch.js';
+
+/** What threadPolicy reads once starved workers were replaced. */
+const STARVED_POLICY = new RegExp(`^normal \\(starved at background priority: over ${STARVED_WINDOWS} windows of ${WINDOW_MS} ms the workers ran \\d+\\.\\d % of the time they were ready to\\)$`);
 
 const OUT = 'softmax_0.tmp_0';
 
@@ -98,13 +102,13 @@ describe('workers starved at background priority', () => {
         );
         return after;
       };
-      // Until the engine leaves background priority (within ~3 s here), then a round more on the new
+      // Until the engine leaves background priority (within ~1.5 s here), then a round more on the new
       // workers, the busy processes still running.
       let after = 0;
       const { warnings } = await withWarnings('EBACKEND', async () => {
         after = await serveUntil((policy) => policy !== BACKGROUND_POLICY, 1, 0);
       });
-      expect(engine.backend.threadPolicy).toMatch(/^normal \(starved at background priority: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
+      expect(engine.backend.threadPolicy).toMatch(STARVED_POLICY);
       expect(warnings.join('\n')).toMatch(/the onnxruntime workers were starved at background priority: .*; new workers of normal priority take their place/);
       expect(after).toBeGreaterThanOrEqual(16);
       // The old workers end once their runs settle (and once they get a core to end on: the
@@ -118,15 +122,15 @@ describe('workers starved at background priority', () => {
       // (onnxruntime's first session makes a thread that lasts the process; it waits idle).
       for (const tid of backgroundThreadIds()) expect(idleAtStart).toContain(tid);
 
-      // The busy processes gone, the engine goes back to background priority after 5 quiet windows of
-      // 1 s (~6 s here), serving all along: 8 callers until then, and a round more after,
+      // The busy processes gone, the engine goes back to background priority after 10 quiet windows
+      // of 0.5 s (~6 s here), serving all along: 8 callers until then, and a round more after,
       // each pausing 20 ms between requests (every result is checked below).
       let back = 0;
       const { warnings: returned } = await withWarnings('EBACKEND', async () => {
         back = await serveUntil((policy) => policy === BACKGROUND_POLICY, 10_000, 20);
       });
       expect(engine.backend.threadPolicy).toBe(BACKGROUND_POLICY);
-      expect(returned.join('\n')).toMatch(/other processes used under 25 % of the cores over 5 windows of 1000 ms; new onnxruntime workers at background priority take the place of those of normal priority/);
+      expect(returned.join('\n')).toMatch(`other processes used under 25 % of the cores over ${QUIET_WINDOWS} windows of ${WINDOW_MS} ms; new onnxruntime workers at background priority take the place of those of normal priority`);
       expect(back).toBeGreaterThanOrEqual(16);
       // The workers of normal priority end once their runs settle; the new ones are at background priority.
       expect(await threadsEnd(newWorkers)).toBe(true);
@@ -192,14 +196,14 @@ describe('workers starved at background priority', () => {
         // Serving beside the busy processes: starved, the workers are replaced by workers of
         // normal priority, whose intra-op threads are of normal priority too.
         await serveUntil(() => engine!.backend.threadPolicy !== BACKGROUND_POLICY);
-        expect(engine.backend.threadPolicy).toMatch(/^normal \(starved at background priority: over 2 windows of 1000 ms the workers ran \d+\.\d % of the time they were ready to\)$/);
+        expect(engine.backend.threadPolicy).toMatch(STARVED_POLICY);
         // The policy reads so from the warning on; the new worker takes over once started.
         await vi.waitFor(() => expect(workerTids(engine!)[0]).not.toBe(tid), { timeout: 30_000, interval: 20 });
         const [normalTid] = workerTids(engine);
         const normalThreads = threadsNamed(`trtn-${normalTid}`);
         expect(normalThreads.length).toBeGreaterThanOrEqual(2);
         expect(policiesOf(normalThreads).every((p) => p !== BACKGROUND_NICE)).toBe(true);
-        // The busy processes gone: back at background priority after 5 quiet windows, the new
+        // The busy processes gone: back at background priority after 5 s of quiet windows, the new
         // worker's intra-op threads with it.
         for (const h of hogs.splice(0)) h.kill('SIGKILL');
         await serveUntil(() => engine!.backend.threadPolicy === BACKGROUND_POLICY);

@@ -8,15 +8,21 @@ import { availableParallelism } from 'node:os';
 import { backgroundThreadIds, schedTimes, starvedWindow, threadStates, waitBetween, type SchedTimes, type ThreadReading } from './starvation.js';
 import { QUIET_SHARE, machineSample, quietBetween, type MachineSample } from '../../machine-load.js';
 
-/** Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. */
-export const WINDOW_MS = 1000;
+/**
+ * Windows are this long; starvation is acted on after STARVED_WINDOWS of them in a row. 1 s
+ * until session 20: at nice 10 a starved worker still runs in slices, so its schedstat moves
+ * steadily, and 0.5 s windows switched 1.45-1.53 s after busy processes started (against
+ * 3.0 s) with no switch in the cases that must not (a busy process beside two workers, the
+ * JS thread 80 % busy, 64 in flight on a quiet machine; two runs each, .exp/window-fp.mts).
+ */
+export const WINDOW_MS = 500;
 export const STARVED_WINDOWS = 2;
 /**
- * Quiet windows in a row before workers that left background priority go back to it; doubled at each
- * return, so that work on the machine that comes and goes settles the workers at the normal
- * policy rather than replacing them over and over.
+ * Quiet windows in a row (5 s) before workers that left background priority go back to it;
+ * doubled at each return, so that work on the machine that comes and goes settles the
+ * workers at the normal priority rather than replacing them over and over.
  */
-export const QUIET_WINDOWS = 5;
+export const QUIET_WINDOWS = 10;
 
 /** The workers as the backend has them now. */
 export interface WatchedWorkers {
