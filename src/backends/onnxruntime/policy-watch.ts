@@ -59,8 +59,8 @@ export class PolicyWatch {
    * starved, then stops. Each check reads small /proc files on the JS thread, and only while
    * runs wait: each thread's stat (its nice value and state), then the times of those niced
    * below the JS thread: 0.22 ms for the 15 threads of a process with a 2 x 1 engine here
-   * (scratch .exp/checkcost.mts, 0.217 and 0.223 ms in two runs, reading the policy field
-   * then). False where it cannot watch (a thread id unknown, no schedstat).
+   * (scratch .exp/checkcost.mts, 0.222-0.226 ms in two runs), 0.45 ms a second at two
+   * checks a second. False where it cannot watch (a thread id unknown, no schedstat).
    */
   watchStarvation(): boolean {
     this.stop();
