@@ -7,7 +7,9 @@
  * loops a core), where the background engine starves until it replaces its workers by ones
  * of normal priority, with the event loop's longest stall there.
  * Prints three tables and writes bench/results/engine-stall.json.
- *   npx tsx bench/engine-stall.ts [secondsPerRound] [rounds] [concurrency] [busyPerCore]
+ * With `own-session`, the busy loops start in sessions of their own (setsid), so that where
+ * Linux groups a session's tasks (autogroup) they compete with this process's group as a whole.
+ *   npx tsx bench/engine-stall.ts [secondsPerRound] [rounds] [concurrency] [busyPerCore] [own-session]
  */
 import * as ort from 'onnxruntime-node';
 import { spawn } from 'node:child_process';
@@ -23,6 +25,7 @@ const seconds = Number(process.argv[2] ?? 3);
 const rounds = Number(process.argv[3] ?? 4);
 const concurrency = Number(process.argv[4] ?? 64);
 const busyPerCore = Number(process.argv[5] ?? 1);
+const busyOwnSession = process.argv[6] === 'own-session';
 const model = paddleClsModelPath();
 const inputs = renderTextLines(64, 1_000_000).map((l) => l.data);
 const dims = [1, 3, 48, 192];
@@ -72,7 +75,7 @@ const hoggedSeconds = Math.max(8, 3 * seconds);
 // The event loop's longest stall there too, from a 10 ms timer's gaps: starved workers hold
 // locks the JS thread waits on (Node's message ports, V8's futex mutex; docs/engine.md).
 async function perSecond(infer: (i: number) => Promise<unknown>): Promise<{ counts: number[]; stallMaxMs: number }> {
-  const hogs = Array.from({ length: busyPerCore * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  const hogs = Array.from({ length: busyPerCore * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore', detached: busyOwnSession }));
   const counts: number[] = [];
   let n = 0;
   let next = 0;
@@ -125,7 +128,7 @@ console.log('\nWith the JS thread 80 % busy, 16 in flight: throughput per round'
 console.log('| threads | req/s per round | median |');
 console.log('|---|---|---:|');
 for (const [name, xs] of busy) console.log(`| ${name} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${percentiles(xs).p50.toFixed(0)} req/s |`);
-console.log(`\nBeside ${busyPerCore * availableParallelism()} busy processes (${busyPerCore} a core), 16 in flight: requests served in each second`);
+console.log(`\nBeside ${busyPerCore * availableParallelism()} busy processes (${busyPerCore} a core${busyOwnSession ? ', each in a session of its own' : ''}), 16 in flight: requests served in each second`);
 console.log('| threads | req/s in each second | last half, median | longest event-loop stall | policy at the end |');
 console.log('|---|---|---:|---:|---|');
 for (const [name, { counts: xs, stallMaxMs }] of hogged) {
@@ -135,6 +138,6 @@ for (const [name, { counts: xs, stallMaxMs }] of hogged) {
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/engine-stall.json', JSON.stringify({
   concurrency, seconds, rounds, rows, busyJsThroughput: Object.fromEntries(busy),
-  besideBusyProcesses: { busyPerCore, seconds: hoggedSeconds, perSecond: Object.fromEntries([...hogged].map(([k, v]) => [k, v.counts])), stallMaxMs: Object.fromEntries([...hogged].map(([k, v]) => [k, v.stallMaxMs])), policyAfter: Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy])) },
+  besideBusyProcesses: { busyPerCore, busyOwnSession, seconds: hoggedSeconds, perSecond: Object.fromEntries([...hogged].map(([k, v]) => [k, v.counts])), stallMaxMs: Object.fromEntries([...hogged].map(([k, v]) => [k, v.stallMaxMs])), policyAfter: Object.fromEntries(Object.entries(engines).map(([name, e]) => [name, e.backend.threadPolicy])) },
 }, null, 2));
 await Promise.all([...Object.values(engines).map((e) => e.dispose()), peer.release()]);
