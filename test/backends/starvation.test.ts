@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { backgroundThreadIds, schedTimes, starvedWindow, threadStates, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
-import { addonState } from '../../src/native/index.js';
 import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
 import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
 
@@ -75,7 +74,7 @@ describe('starvation at background priority', () => {
     expect(schedTimes('/proc/self/task/0/schedstat')).toBeUndefined();
   });
 
-  it.runIf(process.platform === 'linux' && addonState().loaded)("puts the worker's thread and the intra-op threads its session made at background priority, found by the name the worker gave itself, and nothing else", async () => {
+  it.runIf(process.platform === 'linux')("puts the worker's thread and the intra-op threads its session made at background priority, found by the name the worker gave itself, and nothing else", async () => {
     const before = new Set(backgroundThreadIds());
     const b = await OnnxruntimeBackend.create(CLS_MODEL, { instances: 1, threadsPerInstance: 3 });
     try {
@@ -102,10 +101,10 @@ describe('starvation at background priority', () => {
       const file = join(dir, 'run.mts');
       writeFileSync(file, [
         `import { OnnxruntimeBackend } from ${srcUrl('src/backends/onnxruntime/index.ts')};`,
-        `import { backgroundThreadIds, threadNices } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
+        `import { backgroundThreadIds, threadStates } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
         `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 1 });`,
         'const tid = (b as unknown as { workers: { tid: number }[] }).workers[0]!.tid;',
-        'console.log(JSON.stringify({ policy: b.threadPolicy, nice: threadNices().get(tid), found: backgroundThreadIds().includes(tid) }));',
+        'console.log(JSON.stringify({ policy: b.threadPolicy, nice: threadStates().get(tid)?.nice, found: backgroundThreadIds().includes(tid) }));',
         'await b.dispose();',
       ].join('\n'));
       const run = (n: number): { policy: string; nice: number; found: boolean } => {
@@ -127,20 +126,20 @@ describe('starvation at background priority', () => {
   const READ_ONLY_PROC = 'mount --bind /proc /proc && mount -o remount,bind,ro /proc';
   const procMountOptions = (): string | undefined => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/proc')?.split(' ')[5];
   const canUnshare = process.platform === 'linux' && spawnSync('unshare', ['-m', 'sh', '-c', READ_ONLY_PROC], { encoding: 'utf8' }).status === 0;
-  it.runIf(canUnshare && addonState().loaded)('says so where a worker cannot name its thread: its session\'s intra-op threads keep the normal priority, the worker alone goes to background priority', () => {
+  it.runIf(canUnshare)('says so where a worker cannot name its thread: its session\'s intra-op threads keep the normal priority, the worker alone goes to background priority', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tnp-ro-proc-'));
     try {
       const file = join(dir, 'run.mts');
       writeFileSync(file, [
         `import { OnnxruntimeBackend } from ${srcUrl('src/backends/onnxruntime/index.ts')};`,
-        `import { threadNices } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
-        'const before = new Set(threadNices().keys());',
+        `import { threadStates } from ${srcUrl('src/backends/onnxruntime/starvation.ts')};`,
+        'const before = new Set(threadStates().keys());',
         'const warnings: string[] = [];',
         "process.on('warning', (w: Error & { code?: string }) => { if (w.code === 'EBACKEND') warnings.push(w.message); });",
         `const b = await OnnxruntimeBackend.create(${JSON.stringify(CLS_MODEL)}, { instances: 1, threadsPerInstance: 2 });`,
         'await new Promise((r) => setImmediate(r));',
         'const tid = (b as unknown as { workers: { tid: number }[] }).workers[0]!.tid;',
-        'const added = [...threadNices()].filter(([t]) => !before.has(t));',
+        'const added = [...threadStates()].filter(([t]) => !before.has(t)).map(([t, s]) => [t, s.nice]);',
         'console.log(JSON.stringify({ policy: b.threadPolicy, warnings, tid, added }));',
         'await b.dispose();',
       ].join('\n'));

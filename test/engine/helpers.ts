@@ -10,6 +10,7 @@ import { expect } from 'vitest';
 import { rewriteGraph } from '../../src/engine/rewrite.js';
 import { TensorrtNodeError } from '../../src/errors.js';
 import { BACKGROUND_NICE_STEP } from '../../src/backends/onnxruntime/workers.js';
+import { threadStates } from '../../src/backends/onnxruntime/starvation.js';
 
 const require = createRequire(import.meta.url);
 export const ort = require('onnxruntime-node') as typeof OrtTypes;
@@ -132,7 +133,11 @@ export async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
 }
 
 // The nice value the engine gives inference threads (BACKGROUND_NICE_STEP below this
-// thread's), threadPolicy's word for it, and each thread's nice value (field 19 of /proc/self/task/<tid>/stat).
+// thread's), and threadPolicy's word for it.
 export const BACKGROUND_NICE = Math.min(19, getPriority() + BACKGROUND_NICE_STEP);
 export const BACKGROUND_POLICY = `nice ${BACKGROUND_NICE}`;
-export { threadNices } from '../../src/backends/onnxruntime/starvation.js';
+
+/** Each thread of this process and its nice value (field 19 of /proc/self/task/<tid>/stat). */
+export function threadNices(): Map<number, number> {
+  return new Map([...threadStates()].map(([tid, t]) => [tid, t.nice]));
+}

@@ -10,9 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it, vi } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
-import { addonState } from '../../src/native/index.js';
-import { backgroundThreadIds, threadNices } from '../../src/backends/onnxruntime/starvation.js';
-import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, threadsNamed, withWarnings } from './helpers.js';
+import { backgroundThreadIds } from '../../src/backends/onnxruntime/starvation.js';
+import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_ITEM, CLS_MODEL, clsInput, engineGraphSession, ort, sameBits, threadNices, threadsNamed, withWarnings } from './helpers.js';
 import { QUIET_WINDOWS, STARVED_WINDOWS, WINDOW_MS } from '../../src/backends/onnxruntime/policy-watch.js';
 
 /** What threadPolicy reads once starved workers were replaced. */
@@ -69,7 +68,7 @@ async function threadsEnd(tids: number[]): Promise<boolean> {
 }
 
 describe('workers starved at background priority', () => {
-  it.runIf(process.platform === 'linux' && addonState().loaded)('are replaced by workers of normal priority, then at background priority again once the machine is quiet, and every request gets its own result', async () => {
+  it.runIf(process.platform === 'linux')('are replaced by workers of normal priority, then at background priority again once the machine is quiet, and every request gets its own result', async () => {
     const engine = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 2, threadsPerInstance: 1, maxBatchSize: 4, shapes: { x: [-1, ...CLS_ITEM] } });
     const hogs: ChildProcess[] = [];
     const seeds: number[] = [];
@@ -161,7 +160,7 @@ describe('workers starved at background priority', () => {
     }
   });
 
-  it.runIf(process.platform === 'linux' && addonState().loaded)('makes sessions of several threads at normal priority beside busy processes, then puts them at background priority with their intra-op threads, and those threads leave it and come back with their workers', async () => {
+  it.runIf(process.platform === 'linux')('makes sessions of several threads at normal priority beside busy processes, then puts them at background priority with their intra-op threads, and those threads leave it and come back with their workers', async () => {
     // Made under SCHED_IDLE (until session 19), such a session's creation starved here, and
     // held onnxruntime's process-wide lock while it did (docs/engine.md).
     const hogs = busyProcesses(BUSY_BESIDE_BUILD);

@@ -90,11 +90,6 @@ export function threadStates(): Map<number, ThreadState> {
   return out;
 }
 
-/** Each thread of this process and its nice value. */
-export function threadNices(): Map<number, number> {
-  return new Map([...threadStates()].map(([tid, t]) => [tid, t.nice]));
-}
-
 /**
  * The threads of this process niced below the calling thread (the JS thread): the workers
  * and the intra-op threads their sessions made, whose ids the backend learns by name only. A
