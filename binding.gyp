@@ -4,6 +4,7 @@
 {
   "variables": {
     "tnp_cuda_root%": "<!(node scripts/gyp-config.cjs cuda)",
+    "tnp_uv_include%": "<!(node scripts/gyp-config.cjs uv-include)",
     "tnp_trt10_include%": "<!(node scripts/gyp-config.cjs trt-include 10)",
     "tnp_trt11_include%": "<!(node scripts/gyp-config.cjs trt-include 11)",
     "tnp_provider10%": "<!(node scripts/gyp-config.cjs provider 10)",
@@ -28,6 +29,10 @@
         "TNP_BUILD_SYSTEM=\"node-gyp\""
       ],
       "conditions": [
+        ["tnp_uv_include!=''", {
+          "defines": ["TNP_WITH_UV"],
+          "cflags_cc": ["-isystem", "<(tnp_uv_include)"]
+        }],
         ["tnp_cuda_root!=''", {
           "sources": ["<!@(node scripts/gyp-config.cjs sources addon_cuda)"],
           "defines": ["TNP_WITH_CUDA"],

@@ -4,6 +4,7 @@
 //   node scripts/gyp-config.cjs cuda               the CUDA toolkit root, or "" (cpu variant)
 //   node scripts/gyp-config.cjs trt-include <M>    TensorRT <M> include folder, or ""
 //   node scripts/gyp-config.cjs provider <M>       1 when the TensorRT <M> provider can be built, else 0
+//   node scripts/gyp-config.cjs uv-include         Node's include folder where it holds uv.h (the doorbell), or ""
 // CUDA: TENSORRT_NODE_CUDA=0 forces the cpu variant; CUDA_PATH, CUDA_HOME or /usr/local/cuda.
 // TensorRT: TENSORRT_INCLUDE_DIR_<M>, TENSORRT_ROOT_<M>, or TENSORRT_INCLUDE_DIR / TENSORRT_ROOT
 // told apart by NvInferVersion.h (the same settings CMakeLists.txt reads).
@@ -52,10 +53,16 @@ function trtInclude(major) {
   return '';
 }
 
+function uvInclude() {
+  const dir = path.resolve(process.execPath, '../../include/node');
+  return fs.existsSync(path.join(dir, 'uv.h')) ? dir : '';
+}
+
 const [what, arg] = process.argv.slice(2);
 switch (what) {
   case 'sources': process.stdout.write(sources(arg)); break;
   case 'cuda': process.stdout.write(cudaRoot()); break;
+  case 'uv-include': process.stdout.write(uvInclude()); break;
   case 'trt-include': process.stdout.write(trtInclude(Number(arg))); break;
   case 'provider':
     process.stdout.write(sources('provider') && trtInclude(Number(arg)) && cudaRoot() ? '1' : '0');

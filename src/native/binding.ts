@@ -92,4 +92,9 @@ export interface NativeBinding {
   sharedMemoryAlias?(view: Uint8Array): ArrayBuffer;
   /** The calling thread's CPU time so far, ms (CLOCK_THREAD_CPUTIME_ID); undefined without such a clock. */
   threadCpuTimeMs?(): number | undefined;
+  /** A doorbell that any thread rings without a lock, calling `onRing` on this thread (native/src/doorbell.cc). */
+  doorbellCreate?(onRing: () => void): number;
+  /** Rings it from any thread: false where it is closed. */
+  doorbellRing?(bell: number): boolean;
+  doorbellClose?(bell: number): void;
 }

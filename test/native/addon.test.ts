@@ -245,6 +245,26 @@ describe.each(suites)('$label', ({ path, buildSystem }) => {
     }
   });
 
+  test('doorbell: rings from worker threads call back on the thread that made it, the last never lost; closed, it says so; a throwing callback is uncaught; bad arguments throw', () => {
+    const r = runFixture('doorbell-child.mjs');
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { calls: number; lastSeen: number; rang: number; ringAfterClose: boolean; uncaught: string; workerExit: number; errors: string[] };
+    expect(report.rang).toBe(8000);
+    // Rings coalesce: at least one call, and the last call saw every ring before it.
+    expect(report.calls).toBeGreaterThanOrEqual(1);
+    expect(report.lastSeen).toBe(8000);
+    expect(report.ringAfterClose).toBe(false);
+    expect(report.uncaught).toBe('thrown in a doorbell callback');
+    // A worker that ended with its bell open: its environment closed it, the process ran on.
+    expect(report.workerExit).toBe(0);
+    expect(report.errors).toEqual([
+      'TypeError: doorbellCreate(callback): expected a function',
+      'RangeError: doorbellRing(bell): expected an integer from 0 to 1023, received -1',
+      'RangeError: doorbellRing(bell): expected an integer from 0 to 1023, received 2.5',
+      'TypeError: doorbellRing(bell): expected the number doorbellCreate returned',
+    ]);
+  });
+
   test('sharedMemoryAlias: the alias keeps its memory alive, and lets it go once collected', () => {
     const report = gcReport('shared-alias-child.mjs');
     expect(report.keptCollected).toBe(0);
