@@ -124,6 +124,8 @@ export interface FullStats extends EngineStats {
    * (batches sent to the workers), `mailboxRuns` (those that reached a worker polling for
    * its next run through shared memory rather than a message), `mailboxRunsInPlace`
    * (those of them onnxruntime read where they lay, without a copy in the worker),
+   * `slotRuns` (those written into shared memory for a worker that was busy or asleep,
+   * announced by a message; where the worker rings the addon's doorbell),
    * `boxResults` (results that came back through shared memory rather than a message) and
    * `sessionRunMs` (the workers' time inside onnxruntime's run(), summed: their busy time).
    */

@@ -11,8 +11,9 @@ import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../
 import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { BufferPool } from '../../batching/pool.js';
-import { CTORS, dtypeOf, layout, postRequest, readResult } from './mailbox.mjs';
+import { CTORS, dtypeOf, layout, postRequest, readResult, writeRequest } from './mailbox.mjs';
 import { PolicyWatch, type PolicyChange } from './policy-watch.js';
+import { openDoorbell, type Doorbell } from './doorbell.js';
 import { OnnxruntimeWorker, isBackground, spawn, workerUrl, type OnnxruntimeRunResult, type Started, type WireTensor, type WorkerInit, type WorkerMessage } from './workers.js';
 
 export type { OnnxruntimeRunResult } from './workers.js';
@@ -165,6 +166,8 @@ export class OnnxruntimeBackend implements Backend {
   private runCount = 0;
   private mailboxRunCount = 0;
   private inPlaceRunCount = 0;
+  /** Runs written into a request slot (the worker busy or asleep), announced by a message. */
+  private slotRunCount = 0;
   /** Results that came back through a result box. */
   private boxResultCount = 0;
   /** The session's output names by position, as the result box numbers them. */
@@ -181,6 +184,10 @@ export class OnnxruntimeBackend implements Backend {
   );
   /** Workers replaced for another policy, ending once their runs settle. */
   private readonly retiring = new Set<Promise<void>>();
+  /** The doorbell the workers ring for results in their boxes (doorbell.ts), where the addon has one. */
+  private bell: Doorbell | undefined;
+  /** Workers that ring it and have a mailbox run out: whose boxes a ring may concern. */
+  private readonly ringing = new Set<OnnxruntimeWorker>();
 
   private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], dimParams: Record<string, (string | null)[]>, threads: number, threadPolicy: string) {
     this.init = init;
@@ -209,12 +216,15 @@ export class OnnxruntimeBackend implements Backend {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       extra: { session: { ...base.extra.session, ...options.sessionConfig } },
     };
-    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)' };
+    let made: OnnxruntimeBackend | undefined;
+    const bell = openDoorbell(() => made?.readRungBoxes());
+    const init: WorkerInit = { url: workerUrl(), model, sessionOptions, spinMs: (options.spinning ?? true) ? WORKER_SPIN_MS : 0, background, normalWhy: 'normal (backgroundThreads: false)', doorbell: bell?.id };
     const settled = await Promise.allSettled(Array.from({ length: instances }, () => spawn(init)));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
     if (failed) {
       await Promise.all(ok.map(({ w }) => w.worker.terminate()));
+      bell?.close();
       throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     }
     const first = ok[0]!.ready;
@@ -222,6 +232,8 @@ export class OnnxruntimeBackend implements Backend {
     const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
     const dimParams = Object.fromEntries(first.inputs.map((i) => [i.name, i.dimParams]));
     const backend = new OnnxruntimeBackend(init, ok.map(({ w }) => w), inputs, outputs, dimParams, threads, ok[0]!.policy);
+    backend.bell = bell;
+    made = backend;
     for (const w of backend.workers) {
       backend.listen(w);
       w.worker.unref(); // until a run is in flight (track)
@@ -268,7 +280,7 @@ export class OnnxruntimeBackend implements Backend {
           sizes.set(name, t.buffer.byteLength);
         }
       }
-      if (msg.inPlace) this.inPlaceRunCount++;
+      if (msg.inPlace && p.viaMailbox) this.inPlaceRunCount++;
       this.sessionRunMs += msg.computeMs;
       // Which session ran it, as the worker says: a run asked for the wide session runs on
       // the single-threaded one where the worker has none.
@@ -279,9 +291,17 @@ export class OnnxruntimeBackend implements Backend {
     w.worker.on('exit', (code) => this.lost(w, code));
   }
 
-  /** Waits for the next result in `w`'s result box (mailbox.mjs), while a mailbox run of its is out and no wait is armed. */
+  /**
+   * Waits for the next result in `w`'s result box (mailbox.mjs), while a mailbox run of its is
+   * out: by the doorbell where the worker rings it, else by Atomics.waitAsync (one armed at a time).
+   */
   private watchResults(w: OnnxruntimeWorker): void {
-    if (w.watchingResults || w.dead || !w.mailboxRunOut()) return;
+    if (w.dead || !w.boxRunOut()) return;
+    if (w.rings) {
+      this.ringing.add(w);
+      return;
+    }
+    if (w.watchingResults) return;
     w.watchingResults = true;
     const wait = Atomics.waitAsync(w.resultCount, 0, w.resultsRead);
     if (wait.async) void wait.value.then(() => this.takeResult(w)).catch((err: unknown) => this.unreadable(w, err));
@@ -292,32 +312,46 @@ export class OnnxruntimeBackend implements Backend {
   private unreadable(w: OnnxruntimeWorker, err: unknown): void {
     w.watchingResults = false;
     for (const [id, p] of w.pending) {
-      if (!p.viaMailbox) continue;
+      if (!p.viaMailbox && p.slot === undefined) continue;
       w.untrack(id);
       p.reject(new TensorrtNodeError('EBACKEND', `onnxruntime: a result could not be read from shared memory: ${(err as Error)?.message ?? String(err)}`, { backend: 'onnxruntime' }));
     }
+  }
+
+  /** The doorbell rang: a result may be in the box of any worker that rings it. */
+  private readRungBoxes(): void {
+    for (const w of this.ringing) {
+      this.readBox(w);
+      if (w.dead || !w.boxRunOut()) this.ringing.delete(w);
+    }
+  }
+
+  private takeResult(w: OnnxruntimeWorker): void {
+    w.watchingResults = false;
+    this.readBox(w);
+    this.watchResults(w);
   }
 
   /**
    * A result the worker wrote into its result box, if a new one is there. Its run may have
    * settled already (the worker exited, and its runs failed): then it is dropped.
    */
-  private takeResult(w: OnnxruntimeWorker): void {
-    w.watchingResults = false;
+  private readBox(w: OnnxruntimeWorker): void {
     const count = Atomics.load(w.resultCount, 0);
     if (count !== w.resultsRead) {
       w.resultsRead = count;
       const r = readResult(w.resultBox, this.outputNames);
+      // Read: the worker may write its next result.
+      Atomics.store(w.resultsReadWord, 0, count);
       const p = w.pending.get(r.id);
       if (p) {
         w.untrack(r.id);
-        if (r.inPlace) this.inPlaceRunCount++;
+        if (r.inPlace && p.viaMailbox) this.inPlaceRunCount++;
         this.sessionRunMs += r.computeMs;
         this.boxResultCount++;
         p.resolve({ outputs: r.outputs, computeMs: r.computeMs, wide: r.wide });
       }
     }
-    this.watchResults(w);
   }
 
   /**
@@ -493,8 +527,8 @@ export class OnnxruntimeBackend implements Backend {
    * many of those onnxruntime read in place, without a copy in the worker, and how many
    * results came back through a result box rather than a message.
    */
-  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number; boxResults: number; sessionRunMs: number } {
-    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount, boxResults: this.boxResultCount, sessionRunMs: this.sessionRunMs };
+  stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number; slotRuns: number; boxResults: number; sessionRunMs: number } {
+    return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount, slotRuns: this.slotRunCount, boxResults: this.boxResultCount, sessionRunMs: this.sessionRunMs };
   }
 
   /** Workers started in place of ones that exited. */
@@ -627,8 +661,12 @@ export class OnnxruntimeBackend implements Backend {
     // through its mailbox: a copy here instead of a message through its event loop. Not
     // with spares, which only a message can carry. A worker that never polls has none.
     const mayPoll = this.init.spinMs > 0 && spare.length === 0 && !options.cpuTime && w.pending.size + w.control.size === 0;
-    const plan = mayPoll ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
-    if (plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan, w.mailboxAlias)) {
+    // Else, to a worker that rings the doorbell, through one of its request slots, so that
+    // the result may come back through its result box: no message from the worker, whose
+    // sending holds a lock the JS thread then waits on (doorbell.ts).
+    const inSlot = w.rings && spare.length === 0 && !options.cpuTime;
+    const plan = mayPoll || inSlot ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
+    if (mayPoll && plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan, w.mailboxAlias)) {
       this.mailboxRunCount++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
         w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, viaMailbox: true, resolve, reject });
@@ -637,9 +675,25 @@ export class OnnxruntimeBackend implements Backend {
     }
     // Memory for later mailbox requests goes with this run, where it needs more than the worker has.
     let mailbox: SharedArrayBuffer | undefined;
-    if (plan && plan.bytes > (w.mailbox?.byteLength ?? 0) && plan.bytes <= MAILBOX_MAX_BYTES) {
+    if (mayPoll && plan && plan.bytes > (w.mailbox?.byteLength ?? 0) && plan.bytes <= MAILBOX_MAX_BYTES) {
       mailbox = w.mailbox = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(plan.bytes, 2 * (w.mailbox?.byteLength ?? 0))));
       w.mailboxAlias = sharedMemoryAlias(mailbox);
+    }
+    const slot = inSlot && plan && plan.bytes <= MAILBOX_MAX_BYTES ? w.freeSlot() : undefined;
+    if (slot !== undefined) {
+      let memory = w.slots[slot];
+      let slotMemory: SharedArrayBuffer | undefined;
+      if (!memory || memory.byteLength < plan!.bytes) {
+        memory = slotMemory = w.slots[slot] = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(plan!.bytes, 2 * (memory?.byteLength ?? 0))));
+        w.slotAliases[slot] = sharedMemoryAlias(memory);
+      }
+      writeRequest(memory, id, wide, plan!, w.slotAliases[slot]);
+      this.slotRunCount++;
+      return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
+        w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, slot, resolve, reject });
+        w.worker.postMessage({ type: 'run', id, wide, slot, ...(slotMemory ? { slotMemory } : {}), ...(mailbox ? { mailbox } : {}) });
+        this.watchResults(w);
+      });
     }
     const feeds = batch.merged();
     const wire: Record<string, WireTensor> = {};
@@ -685,6 +739,9 @@ export class OnnxruntimeBackend implements Backend {
       }),
     );
     await Promise.allSettled(this.retiring);
+    // Every worker has ended: nothing rings it any more.
+    this.ringing.clear();
+    this.bell?.close();
   }
 }
 

@@ -110,24 +110,44 @@ export function layout(parts, rows, inputIndex) {
 export function postRequest(state, mailbox, id, wide, plan, alias) {
   // Everything that can throw (a detached input, memory too small) before the claim: once
   // claimed, the worker waits for POSTED.
-  const header = new Float64Array(mailbox, 0, HEADER_SLOTS);
+  const copies = inputCopies(mailbox, plan, alias);
+  if (Atomics.compareExchange(state, 0, POLLING, CLAIMED) !== POLLING) return false;
+  writeInto(mailbox, id, wide, plan, copies);
+  Atomics.store(state, 0, POSTED);
+  return true;
+}
+
+/**
+ * The engine's side, for a worker that is not polling: writes the request into one of the
+ * worker's request slots (memory laid out as a mailbox, which the worker reads with
+ * readRequest), for a message naming the slot to announce. The inputs cross in shared
+ * memory, so the result carries nothing back and may come through the result box.
+ */
+export function writeRequest(slot, id, wide, plan, alias) {
+  writeInto(slot, id, wide, plan, inputCopies(slot, plan, alias));
+}
+
+/** The copies of `plan`'s inputs into `memory` (through `alias` where given), made before anything is written: they can throw. */
+function inputCopies(memory, plan, alias) {
   const copies = [];
   for (const e of plan.entries) {
     let at = e.offset;
     for (const c of e.chunks) {
-      copies.push([new Uint8Array(alias ?? mailbox, at, c.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength)]);
+      copies.push([new Uint8Array(alias ?? memory, at, c.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength)]);
       at += c.byteLength;
     }
   }
-  if (Atomics.compareExchange(state, 0, POLLING, CLAIMED) !== POLLING) return false;
+  return copies;
+}
+
+function writeInto(memory, id, wide, plan, copies) {
+  const header = new Float64Array(memory, 0, HEADER_SLOTS);
   header[0] = id;
   header[1] = wide ? 1 : 0;
   header[2] = plan.entries.length;
   let s = 3;
   for (const e of plan.entries) s = writeEntry(header, s, e.index, e.type, e.dims, e.length, e.offset);
   for (const [to, from] of copies) to.set(from);
-  Atomics.store(state, 0, POSTED);
-  return true;
 }
 
 /**
@@ -201,7 +221,8 @@ export function readRequest(mailbox, names, scratch, alias) {
 }
 
 /**
- * The result box: an Int32 count of results written, then a Float64 header (id, computeMs,
+ * The result box: an Int32 count of results written, an Int32 count of those the engine has
+ * read (a result is written only where the last one was read), then a Float64 header (id, computeMs,
  * wide, inPlace, output count, then per output index, type, rank, length, byte offset,
  * dims), then the outputs' bytes. One per worker for its lifetime. Results over its size go
  * by message: results this large come from runs long enough for a message not to matter.
@@ -219,15 +240,22 @@ export function resultCount(box) {
   return new Int32Array(box, 0, 1);
 }
 
+/** Results the engine has read from `box`: while fewer than written, the box is taken. */
+export function resultsRead(box) {
+  return new Int32Array(box, 4, 1);
+}
+
 /**
  * The worker's side: writes a run's outputs (onnxruntime tensors by name; `outputIndex`
- * maps names to the session's output positions) into `box` and wakes the engine's thread.
- * False, with nothing announced, where they do not fit (the result then goes by message).
- * Only for a run that came through the mailbox: the engine sends one only to a worker with
- * nothing outstanding, once it has read the box's last result, so a result never
- * overwrites one not yet read.
+ * maps names to the session's output positions) into `box` and wakes the engine's thread:
+ * by `ring` (the addon's doorbell) where given, else by Atomics.notify.
+ * False, with nothing announced, where they do not fit or the box still holds a result the
+ * engine has not read (the result then goes by message). For runs whose inputs came in
+ * shared memory (mailbox or request slot): a message run's input buffers go back by message.
  */
-export function writeResult(box, id, computeMs, wide, inPlace, outputs, outputIndex) {
+export function writeResult(box, id, computeMs, wide, inPlace, outputs, outputIndex, ring) {
+  const count = resultCount(box);
+  if (Atomics.load(count, 0) !== Atomics.load(resultsRead(box), 0)) return false;
   const header = new Float64Array(box, 8, RESULT_HEADER_SLOTS);
   let s = 5;
   let at = RESULT_DATA_OFFSET;
@@ -253,9 +281,9 @@ export function writeResult(box, id, computeMs, wide, inPlace, outputs, outputIn
     s = writeEntry(header, s, index, type, t.dims, t.data.length, offset);
     new Uint8Array(box, offset, t.data.byteLength).set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
-  const count = resultCount(box);
   Atomics.add(count, 0, 1);
-  Atomics.notify(count, 0);
+  if (ring) ring();
+  else Atomics.notify(count, 0);
   return true;
 }
 

@@ -59,6 +59,9 @@ const threadName = nameThread(tid);
 // Loaded before the session too (dlopen takes the process's loader lock): nothing of it
 // waits to run at background priority.
 const addon = loadAddon(workerData.addonPath);
+// The engine's doorbell, rung for a result in the box where the addon has one (no lock held
+// while waking the engine's thread, unlike Atomics.notify; doorbell.ts); else Atomics.notify.
+const ring = workerData.doorbell !== undefined && typeof addon?.doorbellRing === 'function' ? () => addon.doorbellRing(workerData.doorbell) : undefined;
 
 // Names this thread 'trtn-<tid>' (15 bytes at most on Linux): undefined where it cannot.
 function nameThread(id) {
@@ -108,6 +111,7 @@ try {
     threads: threadName ? threadsNamed(threadName) : undefined,
     inputs: describe(session.inputMetadata),
     outputs: describe(session.outputMetadata),
+    rings: ring !== undefined,
   });
 } catch (err) {
   parentPort.postMessage({ type: 'error', id: -1, message: String(err?.message ?? err) });
@@ -133,6 +137,11 @@ const box = workerData.resultBox;
 const outputIndex = new Map((session?.outputNames ?? []).map((name, i) => [name, i]));
 // This thread's copies of mailbox inputs, reused run to run.
 const scratch = new Map();
+// The request slots: memory the engine writes a run into when this thread is not polling
+// (mailbox.mjs writeRequest), announced by a message naming the slot; two, as the engine
+// sends a worker at most two runs at once. Each with its alias and copies of its own (a run
+// may wait in onnxruntime while the other slot's next one is read).
+const slots = [];
 
 // The addon, where the engine passed its path and it loads here (else mailbox inputs are
 // copied, and runs are timed by the wall clock only).
@@ -156,14 +165,26 @@ function handle(msg) {
   if (msg.type === 'run') {
     if (msg.mailbox) {
       mailbox = msg.mailbox;
-      try {
-        mailboxAlias = aliasOf?.(new Uint8Array(mailbox));
-      } catch {
-        mailboxAlias = undefined; // inputs are copied instead
-      }
+      mailboxAlias = aliasFor(mailbox);
     }
-    run(msg);
+    if (msg.slot === undefined) {
+      run(msg);
+      return;
+    }
+    if (msg.slotMemory) slots[msg.slot] = { memory: msg.slotMemory, alias: aliasFor(msg.slotMemory), scratch: new Map() };
+    const slot = slots[msg.slot];
+    const request = readRequest(slot.memory, inputNames, slot.scratch, slot.alias);
+    run({ type: 'run', id: msg.id, wide: request.wide, local: request.feeds, inPlace: request.inPlace });
   } else if (msg.type === 'dropWide') dropWide(msg);
+}
+
+// A plain ArrayBuffer over shared memory for onnxruntime to read in place, where the addon makes one.
+function aliasFor(memory) {
+  try {
+    return aliasOf?.(new Uint8Array(memory));
+  } catch {
+    return undefined; // inputs are copied instead
+  }
 }
 parentPort.on('message', handle);
 
@@ -256,7 +277,7 @@ function answer(message, transfer, boxed) {
   const last = --queuedRuns === 0 && spinMs > 0;
   if (last) willPoll(state);
   try {
-    if (!boxed || !writeResult(box, message.id, message.computeMs, message.wide, message.inPlace === true, boxed, outputIndex)) parentPort.postMessage(message, transfer);
+    if (!boxed || !writeResult(box, message.id, message.computeMs, message.wide, message.inPlace === true, boxed, outputIndex, ring)) parentPort.postMessage(message, transfer);
   } catch (err) {
     parentPort.postMessage({ type: 'error', id: message.id, message: String(err?.message ?? err) });
   }

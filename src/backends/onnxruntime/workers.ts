@@ -12,7 +12,7 @@ import type { Feeds, TensorLike } from '../../tensor.js';
 import { TensorrtNodeError } from '../../errors.js';
 import { addonState } from '../../native/index.js';
 import { exitGuard } from './exit-guard.js';
-import { resultBox, resultCount, stateWord } from './mailbox.mjs';
+import { resultBox, resultCount, resultsRead, stateWord } from './mailbox.mjs';
 
 /** How a run's result comes back: the outputs plus the time ORT spent in run(). */
 export interface OnnxruntimeRunResult {
@@ -36,7 +36,7 @@ export interface WireTensor {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; tid: number | undefined; threads: number[] | undefined; inputs: WireInfo[]; outputs: WireInfo[] }
+  | { type: 'ready'; tid: number | undefined; threads: number[] | undefined; inputs: WireInfo[]; outputs: WireInfo[]; rings: boolean }
   | { type: 'result'; id: number; outputs: Record<string, WireTensor>; inputs: Record<string, ArrayBuffer>; spare: ArrayBuffer[]; computeMs: number; cpuMs?: number; wide: boolean; inPlace?: boolean }
   | { type: 'wide'; id: number }
   | { type: 'error'; id: number; message: string };
@@ -59,6 +59,8 @@ interface Pending {
   batcher?: boolean;
   /** Sent through the worker's mailbox: its result may come through the result box. */
   viaMailbox?: boolean;
+  /** Written into this request slot of the worker's (mailbox.mjs writeRequest): its result may come through the result box. */
+  slot?: number;
   resolve(r: OnnxruntimeRunResult): void;
   reject(e: Error): void;
 }
@@ -177,6 +179,8 @@ export interface WorkerInit {
   background: boolean;
   /** What threadPolicy says where `background` is false. */
   normalWhy: string;
+  /** The doorbell (doorbell.ts) the worker rings for a result in its result box, where there is one. */
+  doorbell?: number;
 }
 
 export type Started = { w: OnnxruntimeWorker; ready: Extract<WorkerMessage, { type: 'ready' }>; policy: string };
@@ -199,7 +203,7 @@ export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> 
   const state = stateWord();
   const box = resultBox();
   const addonPath = workerAddonPath();
-  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, wideThreads, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath }, transfer);
+  const worker = startWorker(init.url, { model: bytes, sessionOptions: init.sessionOptions, wideThreads, spinMs: init.spinMs, exitGuard: guard.data, state, resultBox: box, addonPath, doorbell: init.doorbell }, transfer);
   worker.once('exit', guard.release);
   return new Promise((resolve, reject) => {
     const onStart = (msg: WorkerMessage): void => {
@@ -212,7 +216,7 @@ export function spawn(init: WorkerInit, wideThreads?: number): Promise<Started> 
           unnamedSaid = true;
           process.emitWarning('tensorrt-node: an onnxruntime worker could not name its thread (/proc/thread-self/comm), so the intra-op threads its session made are not known: they keep the normal priority, the worker alone runs at background priority', { code: 'EBACKEND' });
         }
-        resolve({ w: new OnnxruntimeWorker(worker, state, box, msg.tid), ready: msg, policy });
+        resolve({ w: new OnnxruntimeWorker(worker, state, box, msg.tid, msg.rings === true), ready: msg, policy });
         return;
       }
       // Without a session the worker serves nothing, and runs nothing that ending it could
@@ -237,6 +241,13 @@ export class OnnxruntimeWorker {
   /** Where the results of mailbox runs come back (mailbox.mjs), the results read from it, and whether a wait for the next is armed. */
   readonly resultBox: SharedArrayBuffer;
   readonly resultCount: Int32Array;
+  /** Where the engine says how many it has read: the worker writes the next only then. */
+  readonly resultsReadWord: Int32Array;
+  /** The request slots' memory (mailbox.mjs writeRequest), and plain ArrayBuffers over them where the addon makes them. */
+  readonly slots: (SharedArrayBuffer | undefined)[] = [undefined, undefined];
+  readonly slotAliases: (ArrayBuffer | undefined)[] = [undefined, undefined];
+  /** Whether the worker rings the engine's doorbell for a result in its box (else Atomics.notify wakes a waitAsync). */
+  readonly rings: boolean;
   resultsRead = 0;
   watchingResults = false;
   readonly pending = new Map<number, Pending>();
@@ -250,11 +261,13 @@ export class OnnxruntimeWorker {
   /** Replaced by a worker of another scheduling policy (renew()): ends once its runs settle. */
   retired = false;
 
-  constructor(worker: Worker, state: Int32Array, resultBox: SharedArrayBuffer, tid: number | undefined) {
+  constructor(worker: Worker, state: Int32Array, resultBox: SharedArrayBuffer, tid: number | undefined, rings: boolean) {
     this.worker = worker;
+    this.rings = rings;
     this.state = state;
     this.resultBox = resultBox;
     this.resultCount = resultCount(resultBox);
+    this.resultsReadWord = resultsRead(resultBox);
     this.tid = tid;
   }
 
@@ -282,10 +295,18 @@ export class OnnxruntimeWorker {
     this.referenced();
   }
 
-  /** Whether a run sent through the mailbox is out: its result may come through the result box. */
-  mailboxRunOut(): boolean {
-    for (const p of this.pending.values()) if (p.viaMailbox) return true;
+  /** Whether a run whose inputs crossed in shared memory is out: its result may come through the result box. */
+  boxRunOut(): boolean {
+    for (const p of this.pending.values()) if (p.viaMailbox || p.slot !== undefined) return true;
     return false;
+  }
+
+  /** A request slot no run in flight uses (the worker may still read a used one), if any. */
+  freeSlot(): number | undefined {
+    let used = 0;
+    for (const p of this.pending.values()) if (p.slot !== undefined) used |= 1 << p.slot;
+    for (let k = 0; k < this.slots.length; k++) if (!(used & (1 << k))) return k;
+    return undefined;
   }
 
   /** As track, for a request other than a run. */
