@@ -4,7 +4,7 @@
 // Why: a worker's postMessage and Atomics.notify both wake the JS thread while holding a
 // lock that the woken thread takes next (Node's message port mutex, V8's futex mutex and
 // the platform's task queue). Beside busy processes a worker preempted inside such a lock
-// waits for a core while the JS thread waits on it: 10-125 ms a time, 1.6-2.9 s of 6
+// waits for a core while the JS thread waits on it: up to 125 ms a time, 1.6-2.7 s of 6
 // (perf sched records, docs/engine.md). uv_async_send is an atomic flag and an eventfd write.
 //
 // Built where libuv's header is found (Node's own include folder); without it the exports
