@@ -34,6 +34,16 @@ struct Bell {
   // Open: rings call back. Closing: uv_close is under way; the slot is reused only after.
   bool open = false;
   bool closing = false;
+
+  Bell() = default;
+  Bell(const Bell&) = delete;
+  Bell& operator=(const Bell&) = delete;
+  // Destroyed only with the process's statics: a bell still open then (process.exit() skips
+  // the environment's cleanup) keeps its JS handles rather than touch a torn-down runtime.
+  ~Bell() {
+    callback.SuppressDestruct();
+    static_cast<void>(context.release());
+  }
 };
 
 constexpr uint32_t kMaxBells = 1024;
