@@ -186,7 +186,7 @@ export class OnnxruntimeBackend implements Backend {
   private readonly retiring = new Set<Promise<void>>();
   /** The doorbell the workers ring for results in their boxes (doorbell.ts), where the addon has one. */
   private bell: Doorbell | undefined;
-  /** Workers that ring it and have a mailbox run out: whose boxes a ring may concern. */
+  /** Workers that ring it and have a run out whose result may come through their box: whose boxes a ring may concern. */
   private readonly ringing = new Set<OnnxruntimeWorker>();
 
   private constructor(init: WorkerInit, workers: OnnxruntimeWorker[], inputs: TensorInfo[], outputs: TensorInfo[], dimParams: Record<string, (string | null)[]>, threads: number, threadPolicy: string) {
@@ -292,8 +292,9 @@ export class OnnxruntimeBackend implements Backend {
   }
 
   /**
-   * Waits for the next result in `w`'s result box (mailbox.mjs), while a mailbox run of its is
-   * out: by the doorbell where the worker rings it, else by Atomics.waitAsync (one armed at a time).
+   * Waits for the next result in `w`'s result box (mailbox.mjs), while a run of its whose
+   * inputs crossed in shared memory is out: by the doorbell where the worker rings it, else by
+   * Atomics.waitAsync (one armed at a time).
    */
   private watchResults(w: OnnxruntimeWorker): void {
     if (w.dead || !w.boxRunOut()) return;
@@ -321,7 +322,11 @@ export class OnnxruntimeBackend implements Backend {
   /** The doorbell rang: a result may be in the box of any worker that rings it. */
   private readRungBoxes(): void {
     for (const w of this.ringing) {
-      this.readBox(w);
+      try {
+        this.readBox(w);
+      } catch (err) {
+        this.unreadable(w, err); // as a failed waitAsync: the worker's runs fail, not the process
+      }
       if (w.dead || !w.boxRunOut()) this.ringing.delete(w);
     }
   }
@@ -524,8 +529,9 @@ export class OnnxruntimeBackend implements Backend {
 
   /**
    * Runs sent to the workers, how many of them went through a mailbox (mailbox.mjs), how
-   * many of those onnxruntime read in place, without a copy in the worker, and how many
-   * results came back through a result box rather than a message.
+   * many of those onnxruntime read in place, without a copy in the worker, how many were
+   * written into a request slot for a busy or sleeping worker, and how many results came
+   * back through a result box rather than a message.
    */
   stats(): { runs: number; mailboxRuns: number; mailboxRunsInPlace: number; slotRuns: number; boxResults: number; sessionRunMs: number } {
     return { runs: this.runCount, mailboxRuns: this.mailboxRunCount, mailboxRunsInPlace: this.inPlaceRunCount, slotRuns: this.slotRunCount, boxResults: this.boxResultCount, sessionRunMs: this.sessionRunMs };
