@@ -35,6 +35,11 @@ export interface RuntimeInfo {
     buildSystem: string | null;
     /** CUDA runtime the addon was built against (linked statically), e.g. "13.0". */
     cudaRuntime: string | null;
+    /**
+     * Whether the addon has the doorbell (built with libuv's header): the ONNX Runtime workers'
+     * results then wake the JS thread without a lock; else through Atomics.notify.
+     */
+    doorbell: boolean;
   };
   driver: {
     found: boolean;
@@ -216,6 +221,7 @@ function unloadedInfo(message: string, skipped: string[]): RuntimeInfo {
       skipped,
       buildSystem: null,
       cudaRuntime: null,
+      doorbell: false,
     },
     driver: { found: false, cudaVersion: null, kernelModule: null },
     devices: [],
@@ -276,6 +282,7 @@ function loadedInfo(a: LoadedAddon): RuntimeInfo {
       skipped: a.skipped,
       buildSystem: a.build.buildSystem,
       cudaRuntime: a.build.cudaRuntimeVersion ? cudaVersionString(a.build.cudaRuntimeVersion) : null,
+      doorbell: typeof a.binding.doorbellCreate === 'function',
     },
     driver: {
       found: cuda.driver.libraryFound,

@@ -18,6 +18,7 @@ export function formatRuntimeInfo(info: RuntimeInfo): string {
     lines.push(row('variant', `${a.variant} (${a.choice})`));
     lines.push(row('file', `${a.path} [${a.buildSystem}]`));
     lines.push(row('CUDA runtime', a.cudaRuntime ? `${a.cudaRuntime} (linked statically)` : 'none (cpu variant)'));
+    lines.push(row('doorbell', a.doorbell ? 'yes (results wake the JS thread without a lock)' : 'no (built without uv.h: results wake the JS thread by Atomics.notify)'));
   } else {
     lines.push(row('status', 'not loaded'));
   }

@@ -55,6 +55,8 @@ describe.each(suites)('$label', ({ path, buildSystem }) => {
     const info = rt.runtimeInfo();
     expect(info.addon.loaded).toBe(true);
     expect(info.addon.path).toBe(path);
+    // Every build here finds uv.h beside node.
+    expect(info.addon.doorbell).toBe(true);
     const codes = info.problems.map((p) => `${p.component}/${p.code}`);
     for (const p of info.problems) {
       expect(p.message.length).toBeGreaterThan(10);

@@ -40,7 +40,7 @@ describe('runtimeInfo() from the package entry', () => {
     });
     const rt = createRuntime(() => ({ loaded: false, error }));
     const info = rt.runtimeInfo();
-    expect(info.addon).toMatchObject({ loaded: false, variant: null, skipped: ['cuda13: no NVIDIA driver'] });
+    expect(info.addon).toMatchObject({ loaded: false, variant: null, skipped: ['cuda13: no NVIDIA driver'], doorbell: false });
     expect(info.problems[0]).toMatchObject({ component: 'addon', code: 'ENOBINARY' });
     expect(info.backends.tensorrt.usable).toBe(false);
     expect(rt.devices()).toEqual([]);
