@@ -110,16 +110,15 @@ describe('workers starved at background priority', () => {
       expect(engine.backend.threadPolicy).toMatch(STARVED_POLICY);
       expect(warnings.join('\n')).toMatch(/the onnxruntime workers were starved at background priority: .*; new workers of normal priority take their place/);
       expect(after).toBeGreaterThanOrEqual(16);
-      // The old workers end once their runs settle (and once they get a core to end on: the
-      // busy processes go first); the new ones, and any thread they made, have the normal policy.
-      for (const h of hogs) h.kill('SIGKILL');
-      expect(await threadsEnd(oldWorkers)).toBe(true);
+      // The new workers, and any thread they made, have the normal policy. The old ones wait,
+      // parked and idle, until the machine is quiet: a niced thread that ends beside busy
+      // processes holds a port mutex the JS thread takes (docs/engine.md).
       const newWorkers = workerTids(engine);
       expect(newWorkers).toHaveLength(2);
       for (const tid of newWorkers) expect(oldWorkers).not.toContain(tid);
-      // Left at background priority: only threads there from the start that outlive the workers
-      // (onnxruntime's first session makes a thread that lasts the process; it waits idle).
       for (const tid of backgroundThreadIds()) expect(idleAtStart).toContain(tid);
+      for (const tid of oldWorkers) expect(existsSync(`/proc/self/task/${tid}`), `parked worker ${tid}`).toBe(true);
+      for (const h of hogs) h.kill('SIGKILL');
 
       // The busy processes gone, the engine goes back to background priority after 10 quiet windows
       // of 0.5 s (~6 s here), serving all along: 8 callers until then, and a round more after,
@@ -131,8 +130,12 @@ describe('workers starved at background priority', () => {
       expect(engine.backend.threadPolicy).toBe(BACKGROUND_POLICY);
       expect(returned.join('\n')).toMatch(`other processes used under 25 % of the cores over ${QUIET_WINDOWS} windows of ${WINDOW_MS} ms; new onnxruntime workers at background priority take the place of those of normal priority`);
       expect(back).toBeGreaterThanOrEqual(16);
-      // The workers of normal priority end once their runs settle; the new ones are at background priority.
+      // The parked workers ended once the machine was quiet, and the workers of normal priority
+      // once their runs settled; the new ones are at background priority.
+      expect(await threadsEnd(oldWorkers)).toBe(true);
       expect(await threadsEnd(newWorkers)).toBe(true);
+      // Left at background priority besides them: only threads there from the start that outlive
+      // the workers (onnxruntime's first session makes a thread that lasts the process; it waits idle).
       const idleAgain = workerTids(engine);
       expect(idleAgain).toHaveLength(2);
       const idleNow = backgroundThreadIds();
@@ -140,6 +143,8 @@ describe('workers starved at background priority', () => {
         expect(newWorkers).not.toContain(tid);
         expect(idleNow).toContain(tid);
       }
+      const sessionThreads = new Set(idleAgain.flatMap((tid) => threadsNamed(`trtn-${tid}`)));
+      for (const tid of idleNow) if (!sessionThreads.has(tid)) expect(idleAtStart).toContain(tid);
       const stats = engine.stats();
       expect(stats.failed).toEqual({});
       expect(stats.succeeded).toBe(seeds.length);

@@ -184,6 +184,13 @@ export class OnnxruntimeBackend implements Backend {
   );
   /** Workers replaced for another policy, ending once their runs settle. */
   private readonly retiring = new Set<Promise<void>>();
+  /**
+   * Workers replaced because they starved at background priority, idle now: ended once the
+   * machine is quiet (returnToIdle) or at dispose. A niced thread that ends beside busy
+   * processes closes its message port holding the port's mutex and, preempted there, held the
+   * JS thread 124 ms (perf, docs/engine.md); idle, it costs its memory only.
+   */
+  private readonly parked = new Set<OnnxruntimeWorker>();
   /** The doorbell the workers ring for results in their boxes (doorbell.ts), where the addon has one. */
   private bell: Doorbell | undefined;
   /** Workers that ring it and have a run out whose result may come through their box: whose boxes a ring may concern. */
@@ -411,6 +418,9 @@ export class OnnxruntimeBackend implements Backend {
 
   /** Replaces every worker by one at background priority again (the machine is quiet); the old ones end once their runs settle. */
   private returnToIdle(c: PolicyChange): void {
+    // Quiet now: the starved workers parked since can end without a wait.
+    for (const w of this.parked) void w.worker.terminate();
+    this.parked.clear();
     this.init = { ...this.init, background: true };
     process.emitWarning(`tensorrt-node: other processes used under ${c.othersBelowPercent} % of the cores over ${c.windows} windows of ${c.windowMs} ms; new onnxruntime workers at background priority take the place of those of normal priority`, { code: 'EBACKEND' });
     const task: Promise<void> = this.renew()
@@ -466,7 +476,8 @@ export class OnnxruntimeBackend implements Backend {
    * back to the batcher at once, to run again on the new workers (starved, it would take
    * seconds to reach them); other runs, and callers other than the batcher (the build's
    * probes), wait for their answer. It is ended once it has answered them all, as ending a
-   * thread inside onnxruntime's run() can abort the process.
+   * thread inside onnxruntime's run() can abort the process; a starved one only once the
+   * machine is quiet (`parked`).
    */
   private retire(w: OnnxruntimeWorker, handBack: boolean): void {
     w.retired = true;
@@ -479,7 +490,10 @@ export class OnnxruntimeBackend implements Backend {
       reject(again);
     }
     const task: Promise<void> = settledRuns(w)
-      .then(() => w.worker.terminate())
+      .then(async () => {
+        if (handBack && !this.disposed) this.parked.add(w); // starved: ends once the machine is quiet (parked)
+        else await w.worker.terminate();
+      })
       .then(() => undefined, () => undefined)
       .finally(() => this.retiring.delete(task));
     this.retiring.add(task);
@@ -745,6 +759,8 @@ export class OnnxruntimeBackend implements Backend {
       }),
     );
     await Promise.allSettled(this.retiring);
+    await Promise.all([...this.parked].map((w) => w.worker.terminate()));
+    this.parked.clear();
     // Every worker has ended: nothing rings it any more.
     this.ringing.clear();
     this.bell?.close();
