@@ -4,9 +4,9 @@
  * in blocks that take turns (src/bench/load.ts, interleavedAtOne): a raw `run()` on the JS
  * thread; a bare worker hop (the same session on a plain worker thread,
  * src/bench/bare-worker.ts); the engine's ONNX Runtime backend called directly (its worker protocol without the batcher); the engine; the engine
- * with `backgroundThreads: false`; the engine with every run sent by message (no mailbox,
- * src/backends/onnxruntime/mailbox.mjs). Then how many of the engine's and the backend's runs went
- * through the mailbox. Prints a table, writes bench/results/engine-overhead.json.
+ * with `backgroundThreads: false`; the engine without the mailbox (src/backends/onnxruntime/mailbox.mjs:
+ * every run through a request slot and a message naming it, where the addon has the doorbell, else
+ * by message). Then how the engine's and the backend's runs went. Prints a table, writes bench/results/engine-overhead.json.
  *
  *   npx tsx bench/engine-overhead.ts [seconds per round] [rounds]
  */
@@ -33,9 +33,11 @@ const bare = await startBareWorker(graph, 'x', workerSessionOptions(2));
 const backend = await OnnxruntimeBackend.create(graph, { instances: 1, threadsPerInstance: 2 });
 const engine = await Engine.build(model, { instances: 1, threadsPerInstance: 2, shapes });
 const normal = await Engine.build(model, { instances: 1, threadsPerInstance: 2, backgroundThreads: false, shapes });
-// The engine as it was before the mailbox: every run by message, to a worker that still
-// polls its port. The JS side reads a state word of its own that never says POLLING, so it
-// never claims the mailbox (hiding the mailbox instead made every run send a fresh one).
+// The engine without the mailbox: every run through a request slot and a message naming it
+// (by message with its input transferred before session 21, and where the worker does not
+// ring the doorbell), to a worker that still polls its port. The JS side reads a state word of
+// its own that never says POLLING, so it never claims the mailbox (hiding the mailbox instead
+// made every run send a fresh one).
 const byMessage = await Engine.build(model, { instances: 1, threadsPerInstance: 2, shapes });
 type WithWorkers = { workers: { state: Int32Array }[] };
 for (const w of (byMessage as unknown as { impl: WithWorkers }).impl.workers) Object.defineProperty(w, 'state', { value: new Int32Array(new SharedArrayBuffer(4)) });
@@ -46,7 +48,7 @@ const contenders: [string, (i: number) => Promise<unknown>][] = [
   ['engine backend alone', (i) => backend.runTimed({ x: { data: inputs[i]!.slice(), dims } })],
   ['engine', (i) => engine.infer(inputs[i]!)],
   ['engine, normal thread policy', (i) => normal.infer(inputs[i]!)],
-  ['engine, runs by message', (i) => byMessage.infer(inputs[i]!)],
+  ['engine, no mailbox', (i) => byMessage.infer(inputs[i]!)],
 ];
 
 const p50s = await interleavedAtOne(contenders.map(([, infer]) => infer), inputs.length, rounds, seconds);
@@ -59,8 +61,8 @@ for (const row of table) console.log(`| ${row.name} | ${row.p50Ms.toFixed(3)} | 
 
 // How the engine's and the backend's runs reached their workers (mailbox.mjs: a worker
 // polling after a result takes the next run from shared memory).
-const paths = { 'engine backend alone': backend.stats(), engine: engine.stats().backendCounters ?? {}, 'engine, runs by message': byMessage.stats().backendCounters ?? {} };
-for (const [name, c] of Object.entries(paths)) console.log(`${name}: ${c.mailboxRuns} of ${c.runs} runs through the mailbox`);
+const paths = { 'engine backend alone': backend.stats(), engine: engine.stats().backendCounters ?? {}, 'engine, no mailbox': byMessage.stats().backendCounters ?? {} };
+for (const [name, c] of Object.entries(paths)) console.log(`${name}: of ${c.runs} runs, ${c.mailboxRuns} through the mailbox, ${c.slotRuns ?? 0} through a request slot; ${c.boxResults ?? 0} results through the result box`);
 
 await Promise.all([engine.dispose(), normal.dispose(), byMessage.dispose(), backend.dispose(), bare.close(), raw.release()]);
 mkdirSync('bench/results', { recursive: true });
