@@ -24,6 +24,11 @@ function workerTids(e: Engine): number[] {
   return (e as unknown as { impl: { workers: { tid: number }[] } }).impl.workers.map((w) => w.tid);
 }
 
+/** The ids of the workers the backend holds parked (replaced because they starved, idle until the machine is quiet). */
+function parkedTids(e: Engine): number[] {
+  return [...(e as unknown as { impl: { parked: Set<{ tid: number }> } }).impl.parked].map((w) => w.tid);
+}
+
 /** The scheduling policies of these threads of this process. */
 const policiesOf = (tids: number[]): (number | undefined)[] => {
   const all = threadNices();
@@ -119,6 +124,9 @@ describe('workers starved at background priority', () => {
       expect(newWorkers).toHaveLength(2);
       for (const tid of backgroundThreadIds()) expect(idleAtStart).toContain(tid);
       for (const tid of oldWorkers) expect(existsSync(`/proc/self/task/${tid}`), `parked worker ${tid}`).toBe(true);
+      // Once they have answered what they held, they are parked, not ended.
+      await vi.waitFor(() => expect(parkedTids(engine).sort()).toEqual([...oldWorkers].sort()), { timeout: 30_000, interval: 20 });
+      for (const tid of oldWorkers) expect(existsSync(`/proc/self/task/${tid}`), `parked worker ${tid}`).toBe(true);
       for (const h of hogs) h.kill('SIGKILL');
 
       // The busy processes gone, the engine goes back to background priority after 10 quiet windows
@@ -133,6 +141,7 @@ describe('workers starved at background priority', () => {
       expect(back).toBeGreaterThanOrEqual(16);
       // The parked workers ended once the machine was quiet, and the workers of normal priority
       // once their runs settled; the new ones are at background priority.
+      expect(parkedTids(engine)).toEqual([]);
       expect(await threadsEnd(oldWorkers)).toBe(true);
       expect(await threadsEnd(newWorkers)).toBe(true);
       // Left at background priority besides them: only threads there from the start that outlive

@@ -95,6 +95,15 @@ export function workerSessionOptions(threads: number, spinning = true): {
  */
 const WORKER_SPIN_MS = 1;
 
+/**
+ * Memory for a request of `bytes` (a mailbox or a request slot) where `old` holds less:
+ * twice the old size, at least `bytes`, at most MAILBOX_MAX_BYTES; with its alias.
+ */
+function requestMemory(bytes: number, old: SharedArrayBuffer | undefined): { memory: SharedArrayBuffer; alias: ArrayBuffer | undefined } {
+  const memory = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(bytes, 2 * (old?.byteLength ?? 0))));
+  return { memory, alias: sharedMemoryAlias(memory) };
+}
+
 /** A plain ArrayBuffer over `memory`'s bytes (the addon's sharedMemoryAlias), where the addon is loaded and has it. */
 function sharedMemoryAlias(memory: SharedArrayBuffer): ArrayBuffer | undefined {
   const s = addonState();
@@ -188,7 +197,7 @@ export class OnnxruntimeBackend implements Backend {
    * Workers replaced because they starved at background priority, idle now: ended once the
    * machine is quiet (returnToIdle) or at dispose. A niced thread that ends beside busy
    * processes closes its message port holding the port's mutex and, preempted there, held the
-   * JS thread 124 ms (perf, docs/engine.md); idle, it costs its memory only.
+   * JS thread 120 ms (perf, docs/engine.md); idle, it costs its memory only.
    */
   private readonly parked = new Set<OnnxruntimeWorker>();
   /** The doorbell the workers ring for results in their boxes (doorbell.ts), where the addon has one. */
@@ -311,7 +320,7 @@ export class OnnxruntimeBackend implements Backend {
     }
     if (w.watchingResults) return;
     w.watchingResults = true;
-    const wait = Atomics.waitAsync(w.resultCount, 0, w.resultsRead);
+    const wait = Atomics.waitAsync(w.resultCount, 0, Atomics.load(w.resultsRead, 0));
     if (wait.async) void wait.value.then(() => this.takeResult(w)).catch((err: unknown) => this.unreadable(w, err));
     else this.takeResult(w);
   }
@@ -350,11 +359,10 @@ export class OnnxruntimeBackend implements Backend {
    */
   private readBox(w: OnnxruntimeWorker): void {
     const count = Atomics.load(w.resultCount, 0);
-    if (count !== w.resultsRead) {
-      w.resultsRead = count;
+    if (count !== Atomics.load(w.resultsRead, 0)) {
       const r = readResult(w.resultBox, this.outputNames);
       // Read: the worker may write its next result.
-      Atomics.store(w.resultsReadWord, 0, count);
+      Atomics.store(w.resultsRead, 0, count);
       const p = w.pending.get(r.id);
       if (p) {
         w.untrack(r.id);
@@ -684,8 +692,8 @@ export class OnnxruntimeBackend implements Backend {
     // Else, to a worker that rings the doorbell, through one of its request slots, so that
     // the result may come back through its result box: no message from the worker, whose
     // sending holds a lock the JS thread then waits on (doorbell.ts).
-    const inSlot = w.rings && spare.length === 0 && !options.cpuTime;
-    const plan = mayPoll || inSlot ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
+    const freeSlot = w.rings && spare.length === 0 && !options.cpuTime ? w.freeSlot() : undefined;
+    const plan = mayPoll || freeSlot !== undefined ? layout(batch.parts, batch.rows, this.inputIndex) : undefined;
     if (mayPoll && plan && w.mailbox && plan.bytes <= w.mailbox.byteLength && postRequest(w.state, w.mailbox, id, wide, plan, w.mailboxAlias)) {
       this.mailboxRunCount++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
@@ -696,18 +704,19 @@ export class OnnxruntimeBackend implements Backend {
     // Memory for later mailbox requests goes with this run, where it needs more than the worker has.
     let mailbox: SharedArrayBuffer | undefined;
     if (mayPoll && plan && plan.bytes > (w.mailbox?.byteLength ?? 0) && plan.bytes <= MAILBOX_MAX_BYTES) {
-      mailbox = w.mailbox = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(plan.bytes, 2 * (w.mailbox?.byteLength ?? 0))));
-      w.mailboxAlias = sharedMemoryAlias(mailbox);
+      const grown = requestMemory(plan.bytes, w.mailbox);
+      mailbox = w.mailbox = grown.memory;
+      w.mailboxAlias = grown.alias;
     }
-    const slot = inSlot && plan && plan.bytes <= MAILBOX_MAX_BYTES ? w.freeSlot() : undefined;
-    if (slot !== undefined) {
-      let memory = w.slots[slot];
+    if (freeSlot !== undefined && plan && plan.bytes <= MAILBOX_MAX_BYTES) {
+      const slot = freeSlot;
       let slotMemory: SharedArrayBuffer | undefined;
-      if (!memory || memory.byteLength < plan!.bytes) {
-        memory = slotMemory = w.slots[slot] = new SharedArrayBuffer(Math.min(MAILBOX_MAX_BYTES, Math.max(plan!.bytes, 2 * (memory?.byteLength ?? 0))));
-        w.slotAliases[slot] = sharedMemoryAlias(memory);
+      if (!w.slots[slot] || w.slots[slot].memory.byteLength < plan.bytes) {
+        w.slots[slot] = requestMemory(plan.bytes, w.slots[slot]?.memory);
+        slotMemory = w.slots[slot].memory;
       }
-      writeRequest(memory, id, wide, plan!, w.slotAliases[slot]);
+      const { memory, alias } = w.slots[slot];
+      writeRequest(memory, id, wide, plan, alias);
       this.slotRunCount++;
       return new Promise<OnnxruntimeRunResult>((resolve, reject) => {
         w.track(id, { feeds: {}, lengths: {}, rows, batcher: options.batcher, slot, resolve, reject });

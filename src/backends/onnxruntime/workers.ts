@@ -241,14 +241,12 @@ export class OnnxruntimeWorker {
   /** Where the results of mailbox runs come back (mailbox.mjs), the results read from it, and whether a wait for the next is armed. */
   readonly resultBox: SharedArrayBuffer;
   readonly resultCount: Int32Array;
-  /** Where the engine says how many it has read: the worker writes the next only then. */
-  readonly resultsReadWord: Int32Array;
-  /** The request slots' memory (mailbox.mjs writeRequest), and plain ArrayBuffers over them where the addon makes them. */
-  readonly slots: (SharedArrayBuffer | undefined)[] = [undefined, undefined];
-  readonly slotAliases: (ArrayBuffer | undefined)[] = [undefined, undefined];
+  /** How many the engine has read (only it writes this word): the worker writes the next result only then. */
+  readonly resultsRead: Int32Array;
+  /** The request slots' memory (mailbox.mjs writeRequest), each with a plain ArrayBuffer over it where the addon makes one. */
+  readonly slots: ({ memory: SharedArrayBuffer; alias: ArrayBuffer | undefined } | undefined)[] = [undefined, undefined];
   /** Whether the worker rings the engine's doorbell for a result in its box (else Atomics.notify wakes a waitAsync). */
   readonly rings: boolean;
-  resultsRead = 0;
   watchingResults = false;
   readonly pending = new Map<number, Pending>();
   /** Requests other than runs (the wide session's creation and release), by id. */
@@ -267,7 +265,7 @@ export class OnnxruntimeWorker {
     this.state = state;
     this.resultBox = resultBox;
     this.resultCount = resultCount(resultBox);
-    this.resultsReadWord = resultsRead(resultBox);
+    this.resultsRead = resultsRead(resultBox);
     this.tid = tid;
   }
 
