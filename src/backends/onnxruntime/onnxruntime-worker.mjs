@@ -97,24 +97,32 @@ function threadsNamed(name) {
 // The worker's sessions: one with the engine's intra-op threads, and where the engine asks
 // (wideThreads), a second of the same model with more, for a batch that runs while every
 // other worker is idle (the engine decides; docs/engine.md). Both are made here, before the
-// engine lowers the threads' priority.
+// engine lowers the threads' priority. Not by a top-level await: a process that exits while
+// a session is being made would print Node's "unsettled top-level await" warning (Node 26).
 let session;
 let wide;
-try {
-  const { model, sessionOptions, wideThreads } = workerData;
-  session = await nativeCall(() => ort.InferenceSession.create(model, sessionOptions));
-  if (wideThreads) wide = await nativeCall(() => ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: wideThreads }));
-  parentPort.postMessage({
-    type: 'ready',
-    tid,
-    // undefined where the thread could not be named: the session's threads are not known
-    threads: threadName ? threadsNamed(threadName) : undefined,
-    inputs: describe(session.inputMetadata),
-    outputs: describe(session.outputMetadata),
-    rings: ring !== undefined,
-  });
-} catch (err) {
-  parentPort.postMessage({ type: 'error', id: -1, message: String(err?.message ?? err) });
+let inputNames = [];
+// Each output's position in the result box (mailbox.mjs).
+let outputIndex = new Map();
+async function openSessions() {
+  try {
+    const { model, sessionOptions, wideThreads } = workerData;
+    session = await nativeCall(() => ort.InferenceSession.create(model, sessionOptions));
+    if (wideThreads) wide = await nativeCall(() => ort.InferenceSession.create(model, { ...sessionOptions, intraOpNumThreads: wideThreads }));
+    inputNames = session.inputNames;
+    outputIndex = new Map(session.outputNames.map((name, i) => [name, i]));
+    parentPort.postMessage({
+      type: 'ready',
+      tid,
+      // undefined where the thread could not be named: the session's threads are not known
+      threads: threadName ? threadsNamed(threadName) : undefined,
+      inputs: describe(session.inputMetadata),
+      outputs: describe(session.outputMetadata),
+      rings: ring !== undefined,
+    });
+  } catch (err) {
+    parentPort.postMessage({ type: 'error', id: -1, message: String(err?.message ?? err) });
+  }
 }
 
 // After a result, poll for the next request for up to spinMs before sleeping: waking a
@@ -131,10 +139,8 @@ const aliasOf = typeof addon?.sharedMemoryAlias === 'function' ? addon.sharedMem
 // This thread's CPU time so far, in ms: a run's cost without the time other threads held the
 // core, for the engine's batch probe (undefined without the addon: wall time then).
 const threadCpuMs = typeof addon?.threadCpuTimeMs === 'function' ? addon.threadCpuTimeMs : () => undefined;
-const inputNames = session?.inputNames ?? [];
-// Where a mailbox run's result goes where it fits (mailbox.mjs), and each output's position.
+// Where a mailbox run's result goes where it fits (mailbox.mjs).
 const box = workerData.resultBox;
-const outputIndex = new Map((session?.outputNames ?? []).map((name, i) => [name, i]));
 // This thread's copies of mailbox inputs, reused run to run.
 const scratch = new Map();
 // The request slots: memory the engine writes a run into when this thread is not polling
@@ -186,7 +192,8 @@ function aliasFor(memory) {
     return undefined; // inputs are copied instead
   }
 }
-parentPort.on('message', handle);
+// Runs are taken once the sessions are open (or failed: a run then fails with its error).
+openSessions().then(() => parentPort.on('message', handle));
 
 function spin() {
   const got = poll(state, parentPort, spinMs, () => readRequest(mailbox, inputNames, scratch, mailboxAlias));
