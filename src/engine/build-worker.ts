@@ -3,6 +3,7 @@
  * CPU-heavy steps of Engine.build, away from the JS thread. Each message is one task;
  * results and errors go back with its id, the model's bytes transferred.
  */
+import * as workerThreads from 'node:worker_threads';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { QuantizeOptions } from '../quantize/index.js';
 import { rewriteGraph } from './rewrite.js';
@@ -28,10 +29,22 @@ if (guard) markNativeCalls(guard);
 /** Each running quantization's abort, by task id: the JS thread sends { id, cancel: true }. */
 const aborts = new Map<number, AbortController>();
 
+/**
+ * The bytes' memory, to transfer, where they hold it alone and it may move; else none (the
+ * bytes are copied). A small protobufjs encoding is a slice of Buffer's shared pool, which
+ * Node 20 copied when listed and Node 21 and later refuse with a DataCloneError.
+ */
+function transferOf(bytes: Uint8Array): ArrayBuffer[] {
+  const buffer = bytes.buffer;
+  if (!(buffer instanceof ArrayBuffer) || bytes.byteOffset !== 0 || bytes.byteLength !== buffer.byteLength) return [];
+  const marked = (workerThreads as { isMarkedAsUntransferable?: (o: object) => boolean }).isMarkedAsUntransferable;
+  return marked?.(buffer) === true ? [] : [buffer];
+}
+
 async function run(id: number, task: BuildTask): Promise<void> {
   if (task.kind === 'rewrite') {
     const r = rewriteGraph(task.bytes);
-    port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, [r.bytes.buffer as ArrayBuffer]);
+    port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, transferOf(r.bytes));
     return;
   }
   // Loaded on the first quantization only: a worker that rewrites starts without onnxruntime.
@@ -44,7 +57,7 @@ async function run(id: number, task: BuildTask): Promise<void> {
       signal: abort.signal,
       onProgress: (event) => port!.postMessage({ id, type: 'progress', event } satisfies BuildMessage),
     });
-    port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, [r.model.buffer as ArrayBuffer]);
+    port!.postMessage({ id, type: 'result', result: r } satisfies BuildMessage, transferOf(r.model));
   } finally {
     aborts.delete(id);
   }
