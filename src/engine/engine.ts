@@ -519,18 +519,25 @@ function checkBatchArgument(batch: unknown): void {
 function hostTensor(name: string, dtype: TensorDtype, dims: number[]): HostTensor {
   const count = dims.reduce((a, b) => a * b, 1);
   const bytes = count * elementBytes(dtype);
-  if (bytes > bufferConstants.MAX_LENGTH) throw inputError(name, `at most ${bufferConstants.MAX_LENGTH} bytes (the largest Buffer)`, `${bytes} bytes for ${fmtShape(dims)} ${dtype}`, 'tensor');
-  const buffer = hostBuffer(bytes);
+  const received = `${bytes} bytes for ${fmtShape(dims)} ${dtype}`;
+  if (bytes > bufferConstants.MAX_LENGTH) throw inputError(name, `at most ${bufferConstants.MAX_LENGTH} bytes (the largest Buffer)`, received, 'tensor');
+  const buffer = hostBuffer(bytes, name, received);
   return { name, type: dtype, dims, buffer, data: typedView(dtype, buffer.buffer, buffer.byteOffset, count) };
 }
 
-function hostBuffer(bytes: number): Buffer {
+function hostBuffer(bytes: number, name: string, received: string): Buffer {
   try {
     const b = allocHost(bytes);
     b.fill(0);
     return b;
   } catch {
-    return Buffer.alloc(bytes);
+    try {
+      return Buffer.alloc(bytes);
+    } catch (e) {
+      // Node 22 raised the largest Buffer to 2^53 - 1 bytes, so a size under that limit can
+      // still fail here, with V8's bare RangeError.
+      throw inputError(name, `a size this process can allocate (${(e as Error).message})`, received, 'tensor');
+    }
   }
 }
 
