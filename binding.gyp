@@ -21,6 +21,10 @@
       "target_name": "tensorrt_node",
       "sources": ["<!@(node scripts/gyp-config.cjs sources addon)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      # libstdc++ linked in (hidden by --exclude-libs): the prebuilt addon then asks nothing of
+      # the system's C++ library, which is older than the builder's on many servers. Its
+      # interface to Node (N-API) and to the TensorRT providers (provider_abi.h) is C only.
+      "ldflags": ["-static-libstdc++", "-static-libgcc"],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
@@ -43,6 +47,8 @@
         }]
       ]
     },
+    # The providers link libstdc++ in too: they meet TensorRT through its virtual interfaces
+    # and C types only, and TensorRT's own libraries bring the system's libstdc++ they need.
     {
       "target_name": "tensorrt_node_provider_trt10",
       "conditions": [
@@ -54,7 +60,7 @@
           "defines": ["TNP_TRT_MAJOR=10"],
           "cflags_cc": ["-isystem", "<(tnp_trt10_include)", "-isystem", "<(tnp_cuda_root)/include", "-Werror"],
           "include_dirs": ["native"],
-          "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map"],
+          "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map", "-static-libstdc++", "-static-libgcc"],
           "libraries": ["-ldl"]
         }, {
           "type": "none"
@@ -72,7 +78,7 @@
           "defines": ["TNP_TRT_MAJOR=11"],
           "cflags_cc": ["-isystem", "<(tnp_trt11_include)", "-isystem", "<(tnp_cuda_root)/include", "-Werror"],
           "include_dirs": ["native"],
-          "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map"],
+          "ldflags": ["-Wl,--no-undefined", "-Wl,--version-script=<(module_root_dir)/native/tensorrt/provider.map", "-static-libstdc++", "-static-libgcc"],
           "libraries": ["-ldl"]
         }, {
           "type": "none"
