@@ -22,15 +22,7 @@ fi
 # npm 12 needs Node ^22.22.2, ^24.15.0 or >= 26: each version above is one it runs on.
 npm_version=12.2.2
 
-# The npm package $1 at version $2, unpacked into .cache/$3 (once).
-unpack() {
-  if [ ! -d "$3/package/bin" ]; then
-    rm -rf "$3" && mkdir -p "$3"
-    local tarball
-    tarball=$(npm pack --silent --pack-destination "$3" "$1@$2")
-    tar -xzf "$3/$tarball" -C "$3" && rm "$3/$tarball"
-  fi
-}
+source scripts/npm-cache.sh
 
 export ONNXRUNTIME_NODE_INSTALL=skip
 unpack npm "$npm_version" ".cache/npm/$npm_version"

