@@ -24,6 +24,12 @@ node_version=22.23.5
 
 [ "$(id -u)" = 0 ] || { echo "prebuild:portable: needs root (debootstrap, chroot); npm run prebuild builds for this machine's glibc instead" >&2; exit 1; }
 
+# A run cut short may have left the checkout mounted inside: never remove or enter the tree then.
+if grep -q " $tree/" /proc/self/mounts; then
+  echo "prebuild:portable: mounts are left under $tree (umount them first):" >&2
+  grep " $tree/" /proc/self/mounts >&2
+  exit 1
+fi
 if [ ! -x "$tree/usr/bin/g++" ]; then
   # debootstrap from Debian's archive, unpacked, not installed.
   if [ ! -x .cache/debootstrap/usr/sbin/debootstrap ]; then
