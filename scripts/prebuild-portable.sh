@@ -12,6 +12,8 @@
 # .cache/bullseye (about 250 MB), debootstrap itself in .cache/debootstrap, Node (the
 # official build, from the npm registry) in .cache/node. CUDA toolkits are those in
 # /usr/local/cuda-<version> and .cache/cudart-<major>. Without root, use `npm run prebuild`.
+#
+#   npm run prebuild:portable [-- --no-check]      (--no-check: build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/npm-cache.sh
