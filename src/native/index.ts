@@ -3,7 +3,7 @@ import { arch, platform } from 'node:os';
 import { TensorrtNodeError } from '../errors.js';
 import type { NativeBinding, NativeBuildInfo } from './binding.js';
 import { packageRoot } from './package-root.js';
-import { type AddonChoice, type ChosenBy, chooseAddon, nvidiaDriverPresent } from './select.js';
+import { type AddonChoice, type ChosenBy, type SelectOptions, chooseAddon, nvidiaDriverPresent } from './select.js';
 import { testLoad } from './test-load.js';
 import { cachedTestLoad, defaultVariantCacheDir } from './variant-cache.js';
 
@@ -39,13 +39,34 @@ export function loadAddonFile(path: string, choice?: Omit<AddonChoice, 'path'>):
   return { binding, path, build: binding.buildInfo(), chosenBy: choice?.chosenBy ?? 'path', skipped: choice?.skipped ?? [] };
 }
 
+/**
+ * Chooses the addon (chooseAddon) and loads it. A local build (build/Release) that fails to
+ * load, such as one made on a newer system than this one, gives way to the prebuilds, its
+ * failure first in `skipped`; where no prebuild fits either, its own error is the one thrown.
+ */
+export function chooseAndLoad(o: SelectOptions): LoadedAddon {
+  const choice = chooseAddon(o);
+  try {
+    return loadAddonFile(choice.path, choice);
+  } catch (e) {
+    if (choice.source !== 'local') throw e;
+    let prebuilt: AddonChoice;
+    try {
+      prebuilt = chooseAddon({ ...o, env: { ...o.env, PREBUILDS_ONLY: '1' } });
+    } catch {
+      throw e;
+    }
+    return loadAddonFile(prebuilt.path, { ...prebuilt, skipped: [`local build: ${(e as Error).message}`, ...prebuilt.skipped] });
+  }
+}
+
 let state: AddonState | undefined;
 
 /** Chooses and loads the addon once per process; never throws (see addon()). */
 export function addonState(): AddonState {
   if (state) return state;
   try {
-    const choice = chooseAddon({
+    const addon = chooseAndLoad({
       root: packageRoot(),
       env: process.env,
       platform: platform(),
@@ -54,7 +75,7 @@ export function addonState(): AddonState {
       testLoad: cachedTestLoad(testLoad, { dir: defaultVariantCacheDir(process.env), env: process.env }),
       nvidiaDriverPresent,
     });
-    state = { loaded: true, addon: loadAddonFile(choice.path, choice) };
+    state = { loaded: true, addon };
   } catch (e) {
     const error =
       e instanceof TensorrtNodeError

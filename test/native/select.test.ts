@@ -6,7 +6,7 @@ import { join, relative as relativePath } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { TensorrtNodeError } from '../../src/errors.js';
 import { listCandidates, variantOfFile } from '../../src/native/candidates.js';
-import { loadAddonFile } from '../../src/native/index.js';
+import { chooseAndLoad, loadAddonFile } from '../../src/native/index.js';
 import { packageRoot } from '../../src/native/package-root.js';
 import { createRuntime } from '../../src/runtime.js';
 import { type SelectOptions, chooseAddon, nvidiaDriverPresent } from '../../src/native/select.js';
@@ -123,6 +123,20 @@ describe('variant selection', () => {
     const cpu = chooseAddon(options(localRoot, { TENSORRT_NODE_VARIANT: 'cpu' }));
     expect(cpu).toMatchObject({ source: 'prebuild', variant: 'cpu', chosenBy: 'forced' });
     expect(cpu.skipped[0]).toMatch(new RegExp(`local build .* is ${cudaVariant}, not the forced cpu`));
+  });
+
+  test('a local build that fails to load gives way to the prebuilds, saying why; with none, its own error', () => {
+    // A file that is no shared object stands for a build from a newer system (a glibc it lacks).
+    const brokenLocal = { 'build/Release/tensorrt_node.node': '' };
+    const loaded = chooseAndLoad(options(packageWith('broken-local', { ...prebuilt, ...brokenLocal }), {}, () => false));
+    expect(loaded.path).toMatch(/prebuilds\/linux-x64\/tensorrt_node\.cpu\.glibc\.node$/);
+    expect(loaded.build.variant).toBe('cpu');
+    expect(loaded.skipped[0]).toMatch(/^local build: the addon .*build\/Release\/tensorrt_node\.node failed to load: /);
+    expect(loaded.skipped[1]).toMatch(/no NVIDIA driver/);
+    const alone = noBinary(() => chooseAndLoad(options(packageWith('broken-local-alone', brokenLocal))));
+    expect(alone.message).toMatch(/build\/Release\/tensorrt_node\.node failed to load/);
+    // A local build that loads is used, as before.
+    expect(chooseAndLoad(options(localRoot)).path).toBe(join(localRoot, 'build/Release/tensorrt_node.node'));
   });
 
   test('TENSORRT_NODE_ADDON_PATH names the file', () => {
