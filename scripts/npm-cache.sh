@@ -1,5 +1,10 @@
 # Sourced by scripts that need a package from the npm registry as files (Node binaries, npm):
 # `unpack <package> <version> <dir>` unpacks <package>@<version> into <dir>/package, once.
+# The versions they pin, in one place: the Node lines CI tests beside the machine's Node
+# (the first also runs prebuild:portable's build) and the npm it installs with (npm 12 needs
+# Node ^22.22.2, ^24.15.0 or >= 26).
+NODE_LINES=(22.23.5 24.22.3 26.12.1)
+NPM_VERSION=12.2.2
 unpack() {
   if [ ! -d "$3/package" ]; then
     rm -rf "$3" && mkdir -p "$3"

@@ -22,7 +22,7 @@ suite=bullseye
 tree="$PWD/.cache/$suite"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Node that runs prebuildify inside (its include/node has node_api.h and uv.h).
-node_version=22.23.5
+node_version=${NODE_LINES[0]}
 
 [ "$(id -u)" = 0 ] || { echo "prebuild:portable: needs root (debootstrap, chroot); npm run prebuild builds for this machine's glibc instead" >&2; exit 1; }
 

@@ -10,19 +10,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Node 20 reached its end of life in April 2026; 22 (maintenance), 24 and 26 (LTS) are the lines users run.
+# Node 20 reached its end of life in April 2026; 22 (maintenance), 24 and 26 (LTS) are the
+# lines users run: NODE_LINES in scripts/npm-cache.sh.
+source scripts/npm-cache.sh
 versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(22.23.5 24.22.3 26.12.1)
+[ ${#versions[@]} -gt 0 ] || versions=("${NODE_LINES[@]}")
 
 if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
   echo "test-node-lines: the pinned Node binaries are linux-x64 ones; skipped on $(uname -s)-$(uname -m)"
   exit 0
 fi
 
-# npm 12 needs Node ^22.22.2, ^24.15.0 or >= 26: each version above is one it runs on.
-npm_version=12.2.2
-
-source scripts/npm-cache.sh
+npm_version=$NPM_VERSION
 
 export ONNXRUNTIME_NODE_INSTALL=skip
 unpack npm "$npm_version" ".cache/npm/$npm_version"
