@@ -1,25 +1,30 @@
 #!/usr/bin/env node
-// Checks the prebuilt binaries in prebuilds/<platform>-<arch>/ (CI; scripts/prebuild-portable.sh).
+// Checks the prebuilt binaries (CI; scripts/prebuild-portable.sh).
 //
-//   node scripts/check-prebuilds.mjs --abi    what each binary asks of the system's C and C++
-//                                             libraries (objdump -T): no libstdc++ at all, and
-//                                             glibc symbol versions no newer than GLIBC_FLOOR
-//   node scripts/check-prebuilds.mjs --load   each addon variant loads (TENSORRT_NODE_ADDON_PATH),
+//   node scripts/check-prebuilds.mjs --abi    what each binary in prebuilds/linux-*/ asks of the
+//                                             system's C and C++ libraries (readelf, which reads
+//                                             every architecture): no libstdc++ at all, and glibc
+//                                             symbol versions no newer than GLIBC_FLOOR
+//   node scripts/check-prebuilds.mjs --load   each addon variant in prebuilds/<platform>-<arch>/ of
+//                                             the Node that runs it loads (TENSORRT_NODE_ADDON_PATH),
 //                                             says what it is, has its doorbell, and an engine on
 //                                             the classifier the package uses equals onnxruntime-node
-//                                             bit for bit; run on this machine and inside Debian 11
+//                                             bit for bit; run on this machine and inside Debian 11,
+//                                             there also by an arm64 Node under qemu
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+const prebuilds = join(root, 'prebuilds');
+const dir = join(prebuilds, `${process.platform}-${process.arch}`);
 // onnxruntime-node's own floor (its libonnxruntime.so asks for GLIBC_2.28): where it runs, the addon must load.
 const GLIBC_FLOOR = [2, 28];
 const mode = process.argv[2];
 
-const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.node') || f.endsWith('.so')).sort() : [];
+const binaries = (d) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.node') || f.endsWith('.so')).sort() : []);
+const files = binaries(dir);
 if (files.length === 0) {
   console.error(`check-prebuilds: no binaries in ${dir} (npm run prebuild, or prebuild:portable)`);
   process.exit(1);
@@ -31,12 +36,16 @@ const compare = (a, b) => a[0] - b[0] || (a[1] ?? 0) - (b[1] ?? 0) || (a[2] ?? 0
 
 function checkAbi() {
   const problems = [];
-  for (const f of files) {
-    const path = join(dir, f);
-    // The dynamic symbols with their versions (-T) and the libraries needed (-p), in one read.
-    const dump = execFileSync('objdump', ['-T', '-p', path], { encoding: 'utf8' });
-    const needed = [...dump.matchAll(/^\s*NEEDED\s+(\S+)/gm)].map((m) => m[1]);
-    const versioned = [...dump.matchAll(/\(GLIBC_([0-9.]+)\)\s+(\S+)/g)].map((m) => ({ version: version(m[1]), name: `${m[2]}@GLIBC_${m[1]}` }));
+  const all = readdirSync(prebuilds)
+    .filter((d) => d.startsWith('linux-'))
+    .sort()
+    .flatMap((d) => binaries(join(prebuilds, d)).map((f) => join(d, f)));
+  for (const f of all) {
+    const path = join(prebuilds, f);
+    // The libraries needed (-d) and the dynamic symbols with their versions (--dyn-syms), in one read.
+    const dump = execFileSync('readelf', ['-W', '-d', '--dyn-syms', path], { encoding: 'utf8' });
+    const needed = [...dump.matchAll(/\(NEEDED\)\s+Shared library: \[(\S+)\]/g)].map((m) => m[1]);
+    const versioned = [...dump.matchAll(/ (\S+?)@@?GLIBC_([0-9.]+)/g)].map((m) => ({ version: version(m[2]), name: `${m[1]}@GLIBC_${m[2]}` }));
     const newest = versioned.map((v) => v.version).sort(compare).at(-1)?.join('.') ?? 'none';
     const tooNew = versioned.filter((v) => compare(v.version, GLIBC_FLOOR) > 0).map((v) => v.name);
     const cxx = needed.filter((n) => /^libstdc\+\+/.test(n));
@@ -68,8 +77,8 @@ console.log(want + ' prebuild loads (CUDA runtime ' + (info.addon.cudaRuntime ??
 
 function checkLoad() {
   const problems = [];
-  const libc = execFileSync('ldd', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  console.log(`loading on Node ${process.versions.node}, ${libc}`);
+  const glibc = process.report.getReport().header.glibcVersionRuntime;
+  console.log(`loading on Node ${process.versions.node} (${process.arch}), glibc ${glibc}`);
   for (const f of files) {
     const variant = /^tensorrt_node\.(\w+)\.glibc\.node$/.exec(f)?.[1];
     if (!variant) continue;

