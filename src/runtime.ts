@@ -117,6 +117,7 @@ const CHOICE_WORDS: Record<ChosenBy, string> = {
   'local-build': 'a local build from source (build/Release) takes precedence over prebuilt binaries',
   driver: "the newest CUDA prebuild the driver supports, test-loaded in a child process",
   fallback: 'the CUDA variants were ruled out (see skipped); fell back',
+  'cpu-only': 'the cpu prebuild: the package has no CUDA prebuild for this platform',
 };
 
 function onnxruntimeStatus(): { usable: boolean; reason: string } {
@@ -131,9 +132,15 @@ function onnxruntimeStatus(): { usable: boolean; reason: string } {
 /**
  * What the driver and the device lack. `skipped`: CUDA variants the loader ruled out before
  * it fell back to this one (each with why), so that a cpu addon chosen for want of a driver
- * points at the driver, not at a build.
+ * points at the driver, not at a build. `noCudaPrebuild`: the package has no CUDA prebuild for
+ * this platform (linux-arm64), so only a build from source brings one.
  */
-function driverProblems(cuda: NativeCudaInfo, variant: string, skipped: readonly string[] = []): RuntimeProblem[] {
+function driverProblems(
+  cuda: NativeCudaInfo,
+  variant: string,
+  skipped: readonly string[] = [],
+  noCudaPrebuild = false,
+): RuntimeProblem[] {
   const out: RuntimeProblem[] = [];
   const need = cuda.compiled ? Math.floor(cuda.runtimeVersion / 1000) * 1000 : 0;
   if (!cuda.driver.libraryFound) {
@@ -161,7 +168,9 @@ function driverProblems(cuda: NativeCudaInfo, variant: string, skipped: readonly
       message: `this addon is the ${variant} variant, built without the CUDA toolkit: no device is used`,
       action: ruledOut.length
         ? `the CUDA variants were ruled out (${ruledOut.join('; ')}); one loads once that is fixed`
-        : 'use a cuda prebuild, or build from source with the CUDA toolkit installed: npm run build:native',
+        : noCudaPrebuild
+          ? `no CUDA prebuild ships for ${process.platform}-${process.arch}: build from source with the CUDA toolkit installed: npm run build:native`
+          : 'use a cuda prebuild, or build from source with the CUDA toolkit installed: npm run build:native',
     });
   } else if (cuda.devices.length === 0) {
     const why = !cuda.driver.libraryFound
@@ -262,7 +271,10 @@ function loadedInfo(a: LoadedAddon): RuntimeInfo {
   const cuda = b.cudaInfo();
   const trt = b.tensorrtInfo();
   const variant = a.build.variant;
-  const problems = [...driverProblems(cuda, variant, a.chosenBy === 'fallback' ? a.skipped : []), ...tensorrtProblems(trt)];
+  const problems = [
+    ...driverProblems(cuda, variant, a.chosenBy === 'fallback' ? a.skipped : [], a.chosenBy === 'cpu-only'),
+    ...tensorrtProblems(trt),
+  ];
   const devices = cuda.devices.map(toDevice);
 
   let trtReason: string;

@@ -10,7 +10,8 @@ export type ChosenBy =
   | 'forced' // TENSORRT_NODE_VARIANT named the variant
   | 'local-build' // build/Release (or build/Debug) exists: a build from source wins
   | 'driver' // a CUDA prebuild whose major the driver supports, test-loaded
-  | 'fallback'; // the cpu prebuild, after CUDA variants were ruled out (see skipped)
+  | 'fallback' // the cpu prebuild, after CUDA variants were ruled out (see skipped)
+  | 'cpu-only'; // the cpu prebuild, with no CUDA prebuild for this platform (linux-arm64 has none)
 
 export interface AddonChoice {
   path: string;
@@ -130,7 +131,7 @@ export function chooseAddon(o: SelectOptions): AddonChoice {
     }
   }
   const cpu = prebuilds.find((c) => c.variant === 'cpu');
-  if (cpu) return { path: cpu.path, source: 'prebuild', variant: 'cpu', chosenBy: 'fallback', skipped };
+  if (cpu) return { path: cpu.path, source: 'prebuild', variant: 'cpu', chosenBy: cuda.length ? 'fallback' : 'cpu-only', skipped };
   // No cpu binary: a CUDA one still serves the CPU paths (the CUDA runtime is linked
   // statically, so it loads without a driver), unless its test-load failed.
   const usable = cuda.find((c) => !skipped.some((s) => s.includes(c.path)));

@@ -87,6 +87,19 @@ describe('variant selection', () => {
     expect(both.problems.find((p) => p.code === 'cuda_not_compiled')!.action).toBe('the CUDA variants were ruled out (cuda13, cuda12: no NVIDIA driver (no /dev/nvidiactl)); one loads once that is fixed');
   });
 
+  test('where the prebuilds hold no CUDA variant (linux-arm64), the cpu one is the only choice and doctor points at a build from source', () => {
+    const arm64Root = packageWith('arm64', { 'prebuilds/linux-arm64/tensorrt_node.cpu.glibc.node': builds.cpu });
+    const choice = chooseAddon({ ...options(arm64Root, {}, () => true), arch: 'arm64' });
+    expect(choice).toMatchObject({ variant: 'cpu', chosenBy: 'cpu-only', skipped: [] });
+    expect(relativePath(arm64Root, choice.path)).toBe('prebuilds/linux-arm64/tensorrt_node.cpu.glibc.node');
+    // This machine's cpu build stands in for the arm64 binary: what is read is the wording.
+    const { path, ...rest } = choice;
+    const info = createRuntime(() => ({ loaded: true, addon: loadAddonFile(builds.cpu, rest) })).runtimeInfo();
+    expect(info.addon.choice).toBe('the cpu prebuild: the package has no CUDA prebuild for this platform');
+    const device = info.problems.find((p) => p.code === 'cuda_not_compiled')!;
+    expect(device.action).toBe(`no CUDA prebuild ships for ${process.platform}-${process.arch}: build from source with the CUDA toolkit installed: npm run build:native`);
+  });
+
   test('where a driver seems present, the CUDA prebuild is test-loaded in a child and ruled out by what it reports', () => {
     const choice = chooseAddon(options(prebuiltRoot, {}, () => true));
     expect(choice.variant).toBe('cpu');
