@@ -25,10 +25,17 @@ export function nodeGyp() {
   const bin = join(dirname(require.resolve('node-gyp/package.json')), 'bin/node-gyp.js');
   const env = { ...process.env };
   if (!env.npm_config_nodedir) {
-    // npm sets this for scripts where it is configured; without it node-gyp would download headers.
-    const r = spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' });
-    const dir = r.status === 0 ? r.stdout.trim() : '';
-    if (dir && dir !== 'undefined' && existsSync(join(dir, 'include/node/node_api.h'))) env.npm_config_nodedir = dir;
+    // Without headers at hand node-gyp downloads them. The running Node's own come first (the
+    // official, distribution and nvm installs carry <prefix>/include/node), then npm's nodedir
+    // where configured: npm 12 warns that its next major will no longer read that setting.
+    const own = dirname(dirname(process.execPath));
+    if (existsSync(join(own, 'include/node/node_api.h'))) {
+      env.npm_config_nodedir = own;
+    } else {
+      const r = spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' });
+      const dir = r.status === 0 ? r.stdout.trim() : '';
+      if (dir && dir !== 'undefined' && existsSync(join(dir, 'include/node/node_api.h'))) env.npm_config_nodedir = dir;
+    }
   }
   return { bin, env };
 }
