@@ -18,6 +18,9 @@ arm64_fetch_qemu() {
     -o Acquire::Retries=3 -o APT::Sandbox::User=root)
   apt-get "${apt_private[@]}" -q update
   (cd .cache/qemu && apt-get "${apt_private[@]}" download qemu-user && dpkg-deb -x qemu-user_*.deb . && rm qemu-user_*.deb)
+  # Only the arm64 emulator and its binfmt line are used (the package holds every target's).
+  find .cache/qemu/usr/bin -type f ! -name qemu-aarch64 -delete
+  rm -rf .cache/qemu/usr/libexec .cache/qemu/usr/share/doc .cache/qemu/usr/share/man
 }
 
 # F: the kernel opens qemu now and keeps it, so it serves inside a chroot as well.

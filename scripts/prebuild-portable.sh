@@ -14,10 +14,10 @@
 # arm64 Node under qemu (scripts/arm64-emulation.sh), against Debian 11's arm64 glibc.
 #
 # Needs root (debootstrap and chroot) and Debian's archive; the Debian 11 tree is kept in
-# .cache/bullseye (about 600 MB), debootstrap itself in .cache/debootstrap, qemu in .cache/qemu,
-# Node (the official builds, from the npm registry) in .cache/node and .cache/node-arm64. CUDA
-# toolkits are those in /usr/local/cuda-<version> and .cache/cudart-<major>. Without root,
-# use `npm run prebuild`.
+# .cache/bullseye (about 1.2 GB, half of it the arm64 cross compiler), debootstrap itself in
+# .cache/debootstrap, qemu in .cache/qemu, Node (the official builds, from the npm registry)
+# in .cache/node and .cache/node-arm64. CUDA toolkits are those in /usr/local/cuda-<version>
+# and .cache/cudart-<major>. Without root, use `npm run prebuild`.
 #
 #   npm run prebuild:portable [-- --no-check]      (--no-check: build only)
 set -euo pipefail
@@ -98,7 +98,7 @@ inside() {
 # The arm64 cross compiler, added to a tree made before it was needed too.
 if [ ! -x "$tree/usr/bin/aarch64-linux-gnu-g++" ]; then
   chroot "$tree" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-    sh -c 'apt-get -q -o Acquire::Retries=3 update && apt-get -q -y -o Acquire::Retries=3 install --no-install-recommends g++-aarch64-linux-gnu'
+    sh -c 'apt-get -q -o Acquire::Retries=3 update && apt-get -q -y -o Acquire::Retries=3 install --no-install-recommends g++-aarch64-linux-gnu && apt-get clean'
 fi
 echo "prebuild:portable: inside Debian $(cat "$tree/etc/debian_version"), $(inside ldd --version | head -1), $(inside g++ --version | head -1), $(inside aarch64-linux-gnu-g++ --version | head -1)"
 inside sh -c 'cd /src && node scripts/prebuild.mjs && node scripts/prebuild.mjs --arch=arm64'
