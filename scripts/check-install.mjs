@@ -105,17 +105,35 @@ function typeCheck(dir, settings, files) {
   run('npx', ['--no-install', 'tsc', '-p', name]);
 }
 
+/** What the tarball must and must not carry; prints the prebuilds it holds. */
+function checkPackFiles(files) {
+  const want = ['prebuilds/linux-x64/tensorrt_node.cpu.glibc.node', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'CMakeLists.txt', 'native/sources.json'];
+  if (existsSync(join(root, '.cache/cudart-12/lib64/libcudart_static.a'))) want.push('prebuilds/linux-x64/tensorrt_node.cuda12.glibc.node');
+  // prebuild:portable (root) cross-compiles it.
+  if (process.getuid() === 0) want.push('prebuilds/linux-arm64/tensorrt_node.cpu.glibc.node');
+  const problems = want.filter((f) => !files.includes(f)).map((f) => `lacks ${f}`);
+  const cuda = files.some((f) => /^prebuilds\/linux-x64\/tensorrt_node\.cuda\d+\.glibc\.node$/.test(f));
+  if (existsSync('/usr/local/cuda/lib64/libcudart_static.a') && !cuda) problems.push('lacks a cuda prebuild');
+  // yarn runs `node-gyp rebuild` on install wherever binding.gyp is at the package root ("gypfile": false or not).
+  if (files.includes('binding.gyp')) problems.push('carries binding.gyp (yarn would build the addon on install)');
+  console.log(`npm pack carries ${files.filter((f) => f.startsWith('prebuilds/')).join(', ')}`);
+  return problems;
+}
+
 try {
   const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: root, env, encoding: 'utf8' }));
   // npm 11 prints a list of packages, npm 12 an object keyed by name.
-  const tarball = join(dir, (Array.isArray(packed) ? packed : Object.values(packed))[0].filename);
+  const pack = (Array.isArray(packed) ? packed : Object.values(packed))[0];
+  const tarball = join(dir, pack.filename);
+  const packProblems = checkPackFiles(pack.files.map((f) => f.path));
+  if (packProblems.length) throw new Error(`npm pack: ${packProblems.join('; ')}`);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'fresh-project', private: true, type: 'module' }));
-  // No dependency's install script runs (onnxruntime-node's, protobufjs's): npm 12 blocks
-  // them unless approved, and before it --ignore-scripts does the same. The package must
-  // work without them.
-  // typescript and @types/node as a TypeScript service has them: the versions this checkout develops with.
   const devVersion = (pkg) => JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version;
   if (pm === 'npm') {
+    // No dependency's install script runs (onnxruntime-node's, protobufjs's): npm 12 blocks
+    // them unless approved, and before it --ignore-scripts does the same. The package must
+    // work without them. typescript and @types/node as a TypeScript service has them: the
+    // versions this checkout develops with.
     const npmMajor = Number(execFileSync('npm', ['--version'], { cwd: dir, env, encoding: 'utf8' }).split('.')[0]);
     const noScripts = npmMajor >= 12 ? [] : ['--ignore-scripts'];
     const typescript = quick ? [] : [`typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`];

