@@ -53,7 +53,7 @@ console.log('installed on Node ' + process.versions.node + ' (' + process.arch +
 const CONSUMER = `
 import * as ort from 'onnxruntime-node';
 import { Engine, isTensorrtNodeError, runtimeInfo } from 'tensorrt-node';
-import type { EngineOptions, ErrorCode, InferResult, OutputTensor, Percentiles } from 'tensorrt-node';
+import type { DisposeOptions, EngineOptions, ErrorCode, InferResult, OutputTensor, Percentiles } from 'tensorrt-node';
 
 export async function serve(model: string, calibration: Float32Array[]): Promise<number> {
   const options: EngineOptions = { precision: 'int8', calibration, cacheDir: '.engine-cache', maxBatchSize: 8, maxQueueDelayMs: 1 };
@@ -83,7 +83,10 @@ export async function serve(model: string, calibration: Float32Array[]): Promise
       void code, tensor;
     }
   }
-  await engine.dispose();
+  const drain: DisposeOptions = { drainTimeoutMs: 25_000 };
+  // @ts-expect-error the drain's limit is a number of milliseconds
+  void engine.dispose({ drainTimeoutMs: '25s' }).catch(() => {});
+  await engine.dispose(drain);
   void backend, probs, fromOrt, io, p99, percentiles, text, runtimeInfo().addon.variant;
   return probs?.data.length ?? 0;
 }

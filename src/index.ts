@@ -6,7 +6,7 @@ export type {
 } from './runtime.js';
 export { Engine } from './engine/index.js';
 export type {
-  BackendChoice, BackendInfo, BatchingInfo, BuildThreads, CacheInfo, DataSet, EngineOptions, EngineStats, FullStats, HostTensor,
+  BackendChoice, BackendInfo, BatchingInfo, BuildThreads, CacheInfo, DataSet, DisposeOptions, EngineOptions, EngineStats, FullStats, HostTensor,
   GraphRewrites, InferInput, InferOptions, InferResult, OutputDestinations, OutputMemory, OutputTensor, Percentiles, Precision, QuantizationOptions, ShapeRange,
 } from './engine/index.js';
 export { quantize } from './quantize/index.js';

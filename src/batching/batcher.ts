@@ -165,6 +165,15 @@ export class DynamicBatcher {
   private scheduled = false;
   private delayTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Cleared by close(): from then on submissions are refused, and what is queued runs without waiting to fill. */
+  private accepting = true;
+  /** When a close() that drains stops waiting for the queue to empty (performance.now() ms). */
+  private drainDeadline = Number.POSITIVE_INFINITY;
+  /** Wakes a draining close() to look again: a batch ended, a request left the queue, or the deadline moved. */
+  private wakeDrain: (() => void) | undefined;
+  /** A later close() moved the drain's end sooner (said to the requests it leaves queued). */
+  private drainCut = false;
+  private closing: Promise<void> | undefined;
   private readonly pool = new BufferPool();
   private readonly later: (() => void)[] = [];
   private laterScheduled = false;
@@ -190,7 +199,8 @@ export class DynamicBatcher {
   }
 
   submit(feeds: Record<string, BatchTensor>, batch: number, opts: RequestOptions = {}): Promise<Record<string, TensorLike>> {
-    if (this.closed) return this.refuse(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
+    const closed = this.closedError();
+    if (closed) return this.refuse(closed);
     const o = this.options;
     const priority = opts.priority ?? o.defaultPriority;
     if (!Number.isInteger(priority) || priority < 1 || priority > o.priorityLevels) {
@@ -223,6 +233,7 @@ export class DynamicBatcher {
         req.state = 'settled';
         req.cleanup();
         fn();
+        this.wakeDrain?.();
         const observer = this.observer;
         if (!observer) return;
         const times: RequestTimes = {
@@ -286,19 +297,59 @@ export class DynamicBatcher {
     });
   }
 
+  /** Why a request is refused once close() was called (EDISPOSED); undefined before. */
+  closedError(): TensorrtNodeError | undefined {
+    if (this.accepting) return undefined;
+    return new TensorrtNodeError('EDISPOSED', this.closed
+      ? 'the engine is disposed'
+      : 'the engine is being disposed: it finishes the requests it accepted and takes no more');
+  }
+
   private refuse(err: TensorrtNodeError): Promise<never> {
     this.observer?.rejected(err.code);
     return Promise.reject(err);
   }
 
-  /** Rejects everything queued with EDISPOSED and waits for running batches. */
-  async close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      if (this.delayTimer) clearTimeout(this.delayTimer);
-      for (const q of this.queues) {
-        for (const part of [...q]) part.req.reject(new TensorrtNodeError('EDISPOSED', 'the engine was disposed while the request was queued'));
-      }
+  /**
+   * Takes no more requests; runs what is queued for up to `drainTimeoutMs` (dispatching at
+   * once, as no request will come to fill a batch); then rejects what still waits with
+   * EDISPOSED and waits for running batches. Called again, it may move the drain's end
+   * sooner (a second signal: stop now), never later, and returns the same promise.
+   */
+  close(drainTimeoutMs = 0): Promise<void> {
+    const deadline = performance.now() + drainTimeoutMs;
+    if (deadline < this.drainDeadline) {
+      if (this.closing) this.drainCut = true;
+      this.drainDeadline = deadline;
+      this.wakeDrain?.();
+    }
+    this.accepting = false;
+    return (this.closing ??= this.drainThenClose(drainTimeoutMs));
+  }
+
+  private async drainThenClose(drainTimeoutMs: number): Promise<void> {
+    for (let first = true; ; first = false) {
+      const left = this.drainDeadline - performance.now();
+      if ((this.queued === 0 && this.inFlight === 0) || left <= 0) break;
+      if (first) this.schedule();
+      await new Promise<void>((resolve) => {
+        const timer = left < LONGEST_TIMER_MS ? setTimeout(resolve, left) : undefined;
+        this.wakeDrain = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeDrain = undefined;
+    }
+    this.closed = true;
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    const why = this.drainCut
+      ? 'the engine was disposed while the request was queued (a later dispose() ended the drain)'
+      : drainTimeoutMs > 0
+        ? `the engine was disposed while the request was queued (the drain's ${drainTimeoutMs} ms ran out)`
+        : 'the engine was disposed while the request was queued';
+    for (const q of this.queues) {
+      for (const part of [...q]) part.req.reject(new TensorrtNodeError('EDISPOSED', why));
     }
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
@@ -363,7 +414,7 @@ export class DynamicBatcher {
       const { batch, size, head, available } = this.form();
       if (group && !sameItemShape(group.head.feeds, head.feeds)) group = undefined; // another group, ready on its own
       const waited = performance.now() - head.req.enqueuedAt;
-      const expired = waited >= o.maxQueueDelayMs;
+      const expired = waited >= o.maxQueueDelayMs || !this.accepting;
       const largestPreferred = this.largestPreferred;
       let take: Part[] | undefined;
       if (!o.batchAxis || size >= o.maxBatchSize) take = batch;
@@ -461,6 +512,7 @@ export class DynamicBatcher {
       this.finishedBatches++;
       this.running.delete(task);
       this.schedule();
+      this.wakeDrain?.();
     });
     this.running.add(task);
   }

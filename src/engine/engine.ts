@@ -22,7 +22,7 @@ import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
 import { bareDims, checkShapes, fmtShape, kindOf, type ShapeRange } from '../shapes.js';
-import { ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, QUANTIZATION_OPTION_NAMES, type EngineOptions, type InferOptions } from './options.js';
+import { DISPOSE_OPTION_NAMES, ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, QUANTIZATION_OPTION_NAMES, type DisposeOptions, type EngineOptions, type InferOptions } from './options.js';
 import { DEFAULT_INT8_METHOD, prepareModel } from './prepare.js';
 import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
@@ -359,9 +359,10 @@ export class Engine {
    * request's rows only.
    */
   infer(input: InferInput, options: InferOptions = {}): Promise<InferResult> {
-    if (this.disposed) {
-      this.collector.rejected('EDISPOSED');
-      return Promise.reject(new TensorrtNodeError('EDISPOSED', 'the engine is disposed'));
+    const closed = this.batcher.closedError();
+    if (closed) {
+      this.collector.rejected(closed.code);
+      return Promise.reject(closed);
     }
     let feeds;
     let into: RequestOptions | undefined;
@@ -388,7 +389,8 @@ export class Engine {
    * from the JS heap where the addon cannot load.
    */
   allocate(batch = 1): Record<string, HostTensor> {
-    if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
+    const closed = this.batcher.closedError();
+    if (closed) throw closed;
     checkBatchArgument(batch);
     const out: Record<string, HostTensor> = {};
     for (const info of this.inputs) {
@@ -410,7 +412,8 @@ export class Engine {
    * large enough for it yourself.
    */
   allocateOutputs(batch = 1): Record<string, HostTensor> {
-    if (this.disposed) throw new TensorrtNodeError('EDISPOSED', 'the engine is disposed');
+    const closed = this.batcher.closedError();
+    if (closed) throw closed;
     checkBatchArgument(batch);
     const out: Record<string, HostTensor> = {};
     for (const info of this.outputs) {
@@ -440,12 +443,26 @@ export class Engine {
     return this.metricsRegistry.text();
   }
 
-  /** Rejects queued requests with EDISPOSED, waits for running ones, frees the backend. */
-  dispose(): Promise<void> {
-    this.disposed ??= (async () => {
-      await this.batcher.close();
-      await this.impl.dispose();
-    })();
+  /**
+   * Takes no more requests (EDISPOSED), waits for running ones and frees the backend. What
+   * is queued is rejected with EDISPOSED at once, or with `drainTimeoutMs` runs first for up
+   * to that long (a service's graceful shutdown). A later call may end a drain sooner
+   * (`dispose()`: now); every call returns the same promise.
+   */
+  dispose(options: DisposeOptions = {}): Promise<void> {
+    let drainTimeoutMs: number;
+    try {
+      if (options === null || typeof options !== 'object') throw inputError('options', 'an object of dispose options', kindOf(options), 'argument');
+      checkOptionNames(options, DISPOSE_OPTION_NAMES, 'dispose');
+      drainTimeoutMs = options.drainTimeoutMs ?? 0;
+      if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0)) {
+        throw inputError('drainTimeoutMs', 'a number of milliseconds ≥ 0 (Infinity: until all is done)', String(drainTimeoutMs), 'option');
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const closed = this.batcher.close(drainTimeoutMs);
+    this.disposed ??= closed.then(() => this.impl.dispose());
     return this.disposed;
   }
 

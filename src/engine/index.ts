@@ -1,6 +1,6 @@
 export { Engine } from './engine.js';
 export type { BackendInfo, BatchingInfo, BuildThreads, CacheInfo, FullStats, HostTensor, InferResult, OutputTensor } from './engine.js';
-export type { DataSet, EngineOptions, InferOptions, Precision, QuantizationOptions } from './options.js';
+export type { DataSet, DisposeOptions, EngineOptions, InferOptions, Precision, QuantizationOptions } from './options.js';
 export type { InferInput } from './inputs.js';
 export type { ShapeRange } from '../shapes.js';
 export type { GraphRewrites } from './rewrite.js';

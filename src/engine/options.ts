@@ -149,6 +149,21 @@ export const INFER_OPTION_NAMES: readonly string[] = Object.keys({
   signal: true, timeoutMs: true, priority: true, outputs: true,
 } satisfies Record<keyof InferOptions, true>);
 
+/** The options dispose() reads. */
+export const DISPOSE_OPTION_NAMES: readonly string[] = Object.keys({
+  drainTimeoutMs: true,
+} satisfies Record<keyof DisposeOptions, true>);
+
+export interface DisposeOptions {
+  /**
+   * How long requests already accepted may go on running before the engine is freed: they
+   * are dispatched at once (no batch waits to fill), new ones are refused with EDISPOSED,
+   * and what still waits when this runs out is rejected with EDISPOSED. 0 (the default):
+   * reject what is queued at once; Infinity: until every accepted request has settled.
+   */
+  drainTimeoutMs?: number;
+}
+
 export interface InferOptions {
   /** Aborts the request: EABORTED, dropped from its batch if that has not started. */
   signal?: AbortSignal;

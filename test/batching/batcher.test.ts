@@ -114,6 +114,79 @@ describe('dynamic batcher', () => {
     expect(() => engine.allocate()).toThrow(expect.objectContaining({ code: 'EDISPOSED' }));
   });
 
+  it('dispose({ drainTimeoutMs }) runs every accepted request first (a batch waiting to fill goes at once), refusing new ones', async () => {
+    // Batches of 4 that wait for ever to fill: without the drain, the last two requests would
+    // wait until disposed (EDISPOSED) or for ever.
+    const engine = await build({ maxBatchSize: 4, maxQueueDelayMs: Infinity });
+    const reference = await engineGraphSession(CLS_MODEL);
+    const inputs = Array.from({ length: 10 }, (_, i) => clsInput(300 + i));
+    const reqs = inputs.map((x) => track(engine.infer(x)));
+    const disposed = engine.dispose({ drainTimeoutMs: Infinity });
+    await expect(engine.infer(clsInput(1))).rejects.toMatchObject({ code: 'EDISPOSED', message: expect.stringMatching(/being disposed/) });
+    expect(() => engine.allocate()).toThrow(expect.objectContaining({ code: 'EDISPOSED' }));
+    // Called again with the same drain, it returns the same promise (a plain dispose() would end the drain).
+    expect(engine.dispose({ drainTimeoutMs: Infinity })).toBe(disposed);
+    await disposed;
+    const results = await Promise.all(reqs);
+    for (const [i, r] of results.entries()) {
+      expect(r.ok).toBe(true);
+      const out = (r.value as Record<string, { data: Float32Array }>)['softmax_0.tmp_0']!.data;
+      const want = await reference.run({ x: new ort.Tensor('float32', inputs[i]!, [1, ...CLS_ITEM]) });
+      expect(sameBits(out, want['softmax_0.tmp_0']!.data as Float32Array)).toBe(true);
+    }
+    await reference.release();
+    const s = engine.stats();
+    expect(s.succeeded).toBe(10);
+    expect(s.failed.EDISPOSED).toBe(1);
+    expect(s.pending).toBe(0);
+    await expect(engine.infer(clsInput(2))).rejects.toMatchObject({ code: 'EDISPOSED', message: 'the engine is disposed' });
+  });
+
+  it('a drain that runs out of time, or that a later dispose() ends, rejects what still waits with EDISPOSED, each request once', async () => {
+    for (const end of ['timeout', 'later dispose'] as const) {
+      // 200 requests of 4 rows each: 800 rows in batches of 8, far more than 1 ms of work.
+      const engine = await build({ maxBatchSize: 8 });
+      const messages: string[] = [];
+      const reqs = Array.from({ length: 200 }, (_, i) => engine.infer(clsInput(400 + i, 4)).then(
+        () => true,
+        (e: { code?: string; message: string }) => {
+          expect(e.code).toBe('EDISPOSED');
+          messages.push(e.message);
+          return false;
+        },
+      ));
+      let disposed: Promise<void>;
+      if (end === 'timeout') {
+        disposed = engine.dispose({ drainTimeoutMs: 1 });
+      } else {
+        disposed = engine.dispose({ drainTimeoutMs: Infinity });
+        expect(await reqs[0]).toBe(true);
+        expect(engine.dispose()).toBe(disposed);
+      }
+      await disposed;
+      const ok = (await Promise.all(reqs)).filter(Boolean).length;
+      expect(ok).toBeGreaterThan(0);
+      expect(messages.length).toBeGreaterThan(0);
+      expect(ok + messages.length).toBe(200);
+      const why = end === 'timeout' ? "(the drain's 1 ms ran out)" : '(a later dispose() ended the drain)';
+      for (const m of messages) expect(m).toBe(`the engine was disposed while the request was queued ${why}`);
+      const s = engine.stats();
+      expect(s.succeeded).toBe(ok);
+      expect(s.failed.EDISPOSED).toBe(messages.length);
+      expect(s.pending).toBe(0);
+    }
+  });
+
+  it('dispose() refuses options it does not know, and a drainTimeoutMs that is not a number ≥ 0', async () => {
+    const engine = await build();
+    await expect(engine.dispose({ drainTimeoutMS: 5 } as never)).rejects.toMatchObject({ code: 'EINPUT', message: expect.stringMatching(/did you mean 'drainTimeoutMs'/) });
+    await expect(engine.dispose({ drainTimeoutMs: -1 })).rejects.toMatchObject({ code: 'EINPUT', details: expect.objectContaining({ tensor: 'drainTimeoutMs', received: '-1' }) });
+    await expect(engine.dispose({ drainTimeoutMs: Number.NaN })).rejects.toMatchObject({ code: 'EINPUT' });
+    await expect(engine.dispose('now' as never)).rejects.toMatchObject({ code: 'EINPUT' });
+    // None of these disposed it.
+    expect((await track(engine.infer(clsInput(1)))).ok).toBe(true);
+  });
+
   it('serves a higher priority first', async () => {
     const engine = await build({ maxBatchSize: 4, priorityLevels: 2 });
     const order: string[] = [];
