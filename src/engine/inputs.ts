@@ -136,10 +136,10 @@ export class InputNormalizer {
     const { name, dtype } = spec.info;
     if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');
     const typed = this.reinterpret(name, dtype, data);
-    // Shape: the model's, with dynamic axes from `shapes`; axis 0 from the length when batched.
-    const dims = bareDims(spec.info, spec.range, this.batched);
-    const unknown = dims.slice(1).some((d) => d < 0) || (!this.batched && dims[0]! < 0);
-    if (unknown) {
+    // Shape: the model's, with dynamic axes from `shapes`; an open axis 0 from the length
+    // (unbatched too: a model whose outputs have no batch axis still takes any axis 0).
+    const dims = bareDims(spec.info, spec.range, true);
+    if (dims.slice(1).some((d) => d < 0)) {
       throw inputError(name, `a record { ${name}: { data, dims } } or a 'shapes' option fixing ${fmtShape(spec.info.shape)}`, `a bare ${arrayKind(data)} for a dynamic shape`);
     }
     const rest = dims.slice(1).reduce((a, b) => a * b, 1);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, failure, ort } from './helpers.js';
+import { buildModel, node, withAttrs } from '../quantize/graphs.js';
 
 describe('input mistakes give EINPUT with the tensor, expected and received', () => {
   let engine: Engine;
@@ -89,6 +90,31 @@ describe('input mistakes give EINPUT with the tensor, expected and received', ()
     // With explicit dims the same data runs.
     const r = await dynamic.infer({ x: { data: clsInput(1), dims: [1, 3, 48, 192] } });
     expect(r['softmax_0.tmp_0']!.dims).toEqual([1, 2]);
+  });
+
+  it('a bare array for a model that runs unbatched takes its open axis 0 from its length', async () => {
+    // x [N, 4] summed over axis 0 into y [4]: y has no batch axis, so requests run alone.
+    const model = buildModel({
+      nodes: [withAttrs(node('ReduceSum', ['x'], ['y'], 'sum'), { axes: [0], keepdims: 0 })],
+      initializers: [],
+      inputs: [{ name: 'x', dims: [-1, 4] }],
+      outputs: [{ name: 'y', dims: [4] }],
+      opset: 11,
+    });
+    const unbatched = await Engine.build(model, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 });
+    const reference = await ort.InferenceSession.create(model);
+    try {
+      expect(unbatched.batching.batchAxis).toBe(false);
+      const x = Float32Array.from({ length: 12 }, (_, i) => i * 0.25 - 1);
+      const got = await unbatched.infer(x);
+      const want = await reference.run({ x: new ort.Tensor('float32', x, [3, 4]) });
+      expect(got.y!.dims).toEqual([4]);
+      expect(Array.from(got.y!.data as Float32Array)).toEqual(Array.from(want.y!.data as Float32Array));
+      expect(await failure(unbatched.infer(new Float32Array(6)))).toMatchObject({ code: 'EINPUT', details: { tensor: 'x', expected: 'a multiple of 16 bytes ([?,4] float32)', received: '24 bytes' } });
+    } finally {
+      await unbatched.dispose();
+      await reference.release();
+    }
   });
 
   it('a run ONNX Runtime refuses rejects that request with EMODEL, and the engine goes on', async () => {
