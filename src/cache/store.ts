@@ -90,7 +90,7 @@ export async function removeEntry(dir: string, key: string, ext?: string): Promi
  * `mkdir -p`, a level at a time: Node's recursive mkdir (20.x) retries forever where the
  * kernel answers ENOENT for a folder it will not make under one that exists (/proc/x).
  */
-async function makeFolder(dir: string): Promise<void> {
+export async function makeFolder(dir: string): Promise<void> {
   try {
     await mkdir(dir);
   } catch (e) {

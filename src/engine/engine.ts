@@ -17,7 +17,8 @@ import {
 } from '../backends/tensorrt/index.js';
 import { DynamicBatcher, type RequestOptions } from '../batching/batcher.js';
 import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
-import { loadEntry, removeEntry, storeEntry } from '../cache/store.js';
+import { cachePath, loadEntry, removeEntry, storeEntry } from '../cache/store.js';
+import { buildOnce, type LockHolder } from '../cache/lock.js';
 import { TritonMetrics } from '../metrics/triton.js';
 import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
@@ -93,6 +94,8 @@ export interface CacheInfo {
   reason?: string;
   /** Why the build could not be stored (a read-only or full disk, no permission): the engine serves, the next build builds again. */
   storeError?: string;
+  /** A 'hit' after waiting for another process's build of the same entry: how long, and whose (from its lock file). */
+  waited?: { ms: number; pid?: number; host?: string };
 }
 
 /** A tensor over memory the engine hands out for reuse (engine.allocate(), engine.allocateOutputs()). */
@@ -269,13 +272,10 @@ export class Engine {
           backend: 'onnxruntime',
           backendVersion: version,
         });
-        let found = await loadEntry(options.cacheDir, key, 'onnx.bin');
-        if (found.status === 'hit' && rewrites && !isGraphRewrites(found.meta.graphRewrites)) {
-          found = { status: 'corrupt', path: found.path, reason: 'no graph rewrite counts in the entry' };
-        }
+        const found = await loadArtifact(options.cacheDir, key, rewrites);
         if (found.status === 'hit') {
-          artifact = found.payload;
-          if (rewrites) graphRewrites = found.meta.graphRewrites as GraphRewrites;
+          artifact = found.artifact;
+          graphRewrites = found.graphRewrites;
           cache = { status: 'hit', key, path: found.path };
         } else if (found.status === 'corrupt') {
           process.emitWarning(`tensorrt-node: corrupt engine cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
@@ -288,20 +288,36 @@ export class Engine {
     }
     aborted();
     if (!artifact) {
-      const prepared = await prepareModel(bytes, options);
-      artifact = prepared.bytes;
-      quantization = prepared.quantization;
-      if (prepared.thread) buildThreads.quantization = prepared.thread;
-      if (rewrites) {
-        const rewritten = await rewriteOffThread(artifact);
-        artifact = rewritten.bytes;
-        graphRewrites = rewritten.rewrites;
-        buildThreads.graphRewrites = rewritten.thread;
-      }
+      type Made = { artifact: Uint8Array; graphRewrites: GraphRewrites | undefined; storeError?: string };
+      const make = async (): Promise<Made> => {
+        const prepared = await prepareModel(bytes, options);
+        let made = prepared.bytes;
+        let counts: GraphRewrites | undefined;
+        quantization = prepared.quantization;
+        if (prepared.thread) buildThreads.quantization = prepared.thread;
+        if (rewrites) {
+          const rewritten = await rewriteOffThread(made);
+          made = rewritten.bytes;
+          counts = rewritten.rewrites;
+          buildThreads.graphRewrites = rewritten.thread;
+        }
+        if (!options.cacheDir || !key) return { artifact: made, graphRewrites: counts };
+        const meta = { precision, backend: 'onnxruntime', backendVersion: version, ...(counts ? { graphRewrites: counts } : {}) };
+        const storeError = await cacheWrite('storing the model', storeEntry(options.cacheDir, key, made, meta, 'onnx.bin'));
+        return { artifact: made, graphRewrites: counts, ...(storeError !== undefined ? { storeError } : {}) };
+      };
       if (options.cacheDir && key) {
-        const meta = { precision, backend: 'onnxruntime', backendVersion: version, ...(graphRewrites ? { graphRewrites } : {}) };
-        const storeError = await cacheWrite('storing the model', storeEntry(options.cacheDir, key, artifact, meta, 'onnx.bin'));
-        if (storeError !== undefined) cache = { ...cache, storeError };
+        // Processes sharing the folder build it once: the others wait for the entry and load it.
+        const dir = options.cacheDir;
+        const once = await buildOnce<Made>(cachePath(dir, key, 'onnx.bin'), async () => {
+          const f = await loadArtifact(dir, key, rewrites);
+          return f.status === 'hit' ? { artifact: f.artifact, graphRewrites: f.graphRewrites } : undefined;
+        }, make, { signal: options.signal, onWait: () => options.onProgress?.({ stage: 'cache:wait' }) });
+        ({ artifact, graphRewrites } = once.value);
+        if (once.value.storeError !== undefined) cache = { ...cache, storeError: once.value.storeError };
+        if (!once.built) cache = { status: 'hit', key, path: cachePath(dir, key, 'onnx.bin'), ...(once.waited ? { waited: waitedInfo(once.waited) } : {}) };
+      } else {
+        ({ artifact, graphRewrites } = await make());
       }
     }
     aborted();
@@ -500,15 +516,23 @@ async function buildTensorrt(onnx: Uint8Array, precision: string, options: Engin
     backendVersion: String(parts.tensorrtVersion),
     backendParts: parts,
   });
-  const found = await loadEntry(options.cacheDir, key, 'plan.bin');
+  const dir = options.cacheDir;
+  const found = await loadEntry(dir, key, 'plan.bin');
   if (found.status === 'hit') return createTensorrtBackend(onnx, { ...trtOptions, plan: found.payload });
   if (found.status === 'corrupt') {
     process.emitWarning(`tensorrt-node: corrupt TensorRT plan cache entry ${found.path} (${found.reason}); rebuilding`, { code: 'ECACHE' });
-    await cacheWrite('removing the corrupt plan', removeEntry(options.cacheDir, key, 'plan.bin'));
+    await cacheWrite('removing the corrupt plan', removeEntry(dir, key, 'plan.bin'));
   }
-  const backend = await createTensorrtBackend(onnx, trtOptions);
-  await cacheWrite('storing the TensorRT plan', storeEntry(options.cacheDir, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin'));
-  return backend;
+  // One process builds the plan (minutes for a large model, on the same GPU); the others load it.
+  const once = await buildOnce<{ backend?: Backend; plan?: Uint8Array }>(cachePath(dir, key, 'plan.bin'), async () => {
+    const f = await loadEntry(dir, key, 'plan.bin');
+    return f.status === 'hit' ? { plan: f.payload } : undefined;
+  }, async () => {
+    const backend = await createTensorrtBackend(onnx, trtOptions);
+    await cacheWrite('storing the TensorRT plan', storeEntry(dir, key, backend.plan, { backend: 'tensorrt', ...parts }, 'plan.bin'));
+    return { backend };
+  }, { signal: options.signal, onWait: () => progress?.({ stage: 'cache:wait' }) });
+  return once.value.backend ?? createTensorrtBackend(onnx, { ...trtOptions, plan: once.value.plan });
 }
 
 /**
@@ -685,23 +709,33 @@ async function machineMeasurement<T>(
   const key = dir && engineKey
     ? cacheKey({ modelHash: engineKey, options: { ...entry.parts, cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism() }, backend: impl.name, backendVersion: impl.version })
     : undefined;
-  if (dir && key) {
-    const found = await loadEntry(dir, key, entry.ext);
-    const stored = found.status === 'hit' ? entry.parse(found.payload) : undefined;
-    if (stored !== undefined) return { value: stored, cached: true };
-    if (found.status !== 'miss') {
-      process.emitWarning(`tensorrt-node: corrupt ${entry.name} cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : `not a ${entry.name}`}); measuring again`, { code: 'ECACHE' });
-      await cacheWrite(`removing the corrupt ${entry.name}`, removeEntry(dir, key, entry.ext));
+  type Measured = { value: T; cached: boolean; busy?: true };
+  const measureAndKeep = async (): Promise<Measured> => {
+    const before = machineSample();
+    const value = await measure();
+    const after = machineSample();
+    const quiet = !before || !after || quietBetween(before, after, availableParallelism());
+    if (dir && key && quiet && (entry.keep?.(value) ?? true)) {
+      await cacheWrite(`storing the ${entry.name}`, storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext));
     }
+    return { value, cached: false, ...(quiet ? {} : { busy: true }) };
+  };
+  if (!dir || !key) return measureAndKeep();
+  const found = await loadEntry(dir, key, entry.ext);
+  const stored = found.status === 'hit' ? entry.parse(found.payload) : undefined;
+  if (stored !== undefined) return { value: stored, cached: true };
+  if (found.status !== 'miss') {
+    process.emitWarning(`tensorrt-node: corrupt ${entry.name} cache entry ${found.path} (${found.status === 'corrupt' ? found.reason : `not a ${entry.name}`}); measuring again`, { code: 'ECACHE' });
+    await cacheWrite(`removing the corrupt ${entry.name}`, removeEntry(dir, key, entry.ext));
   }
-  const before = machineSample();
-  const value = await measure();
-  const after = machineSample();
-  const quiet = !before || !after || quietBetween(before, after, availableParallelism());
-  if (dir && key && quiet && (entry.keep?.(value) ?? true)) {
-    await cacheWrite(`storing the ${entry.name}`, storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext));
-  }
-  return { value, cached: false, ...(quiet ? {} : { busy: true }) };
+  // Processes building the same engine at once measure one at a time (each would see the
+  // others as busy processes), and the later ones take the first's kept measurement.
+  const once = await buildOnce<Measured>(cachePath(dir, key, entry.ext), async () => {
+    const f = await loadEntry(dir, key, entry.ext);
+    const value = f.status === 'hit' ? entry.parse(f.payload) : undefined;
+    return value === undefined ? undefined : { value, cached: true };
+  }, measureAndKeep, { signal: options.signal, onWait: () => options.onProgress?.({ stage: 'cache:wait' }) });
+  return once.value;
 }
 
 /**
@@ -709,6 +743,24 @@ async function machineMeasurement<T>(
  * the next build its hit, not this build: reported as an ECACHE warning. Returns the
  * failure's message, or undefined.
  */
+/** The cached artifact (the model as the backend runs it), checked; with rewrites, their counts. */
+async function loadArtifact(dir: string, key: string, rewrites: boolean): Promise<
+  | { status: 'hit'; path: string; artifact: Uint8Array; graphRewrites: GraphRewrites | undefined }
+  | { status: 'miss'; path: string }
+  | { status: 'corrupt'; path: string; reason: string }
+> {
+  const found = await loadEntry(dir, key, 'onnx.bin');
+  if (found.status !== 'hit') return found;
+  if (!rewrites) return { status: 'hit', path: found.path, artifact: found.payload, graphRewrites: undefined };
+  const counts = found.meta.graphRewrites;
+  if (!isGraphRewrites(counts)) return { status: 'corrupt', path: found.path, reason: 'no graph rewrite counts in the entry' };
+  return { status: 'hit', path: found.path, artifact: found.payload, graphRewrites: counts };
+}
+
+function waitedInfo(waited: { ms: number; holder: LockHolder | undefined }): NonNullable<CacheInfo['waited']> {
+  return { ms: waited.ms, ...(waited.holder ? { pid: waited.holder.pid, host: waited.holder.host } : {}) };
+}
+
 async function cacheWrite(what: string, write: Promise<unknown>): Promise<string | undefined> {
   try {
     await write;

@@ -1,12 +1,17 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cacheKey, hashBytes, hashDataset, type CacheKeyParts } from '../../src/cache/key.js';
-import { loadEntry, storeEntry } from '../../src/cache/store.js';
-import { Engine } from '../../src/engine/engine.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, withWarnings } from '../engine/helpers.js';
+import { STALE_MS, buildOnce, type LockHolder } from '../../src/cache/lock.js';
+import { cachePath, loadEntry, storeEntry } from '../../src/cache/store.js';
+import { Engine, type CacheInfo } from '../../src/engine/engine.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, srcUrl, withWarnings } from '../engine/helpers.js';
+
+const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -180,6 +185,167 @@ describe('engine cache', () => {
   it.runIf(process.platform === 'linux')("a folder the kernel will not make (/proc/x), where Node's recursive mkdir loops forever", async () => {
     const { value: engine } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, cacheDir: '/proc/tensorrt-node-cache' }));
     expect(engine.cache).toMatchObject({ status: 'miss', storeError: expect.stringContaining('ENOENT') });
+    await engine.dispose();
+  });
+});
+
+describe('one build per entry across processes (buildOnce)', () => {
+  /** An entry whose build takes `ms` and counts itself; load() reads what was stored. */
+  function entry(dir: string, ms = 100) {
+    const path = join(dir, 'entry.bin');
+    let builds = 0;
+    return {
+      path,
+      get builds() {
+        return builds;
+      },
+      load: async () => (existsSync(path) ? readFileSync(path, 'utf8') : undefined),
+      build: async () => {
+        builds++;
+        await new Promise((r) => setTimeout(r, ms));
+        await storeEntry(dir, 'unused', new Uint8Array(1)); // any real write on the way
+        writeFileSync(`${path}.tmp`, 'built');
+        renameSync(`${path}.tmp`, path);
+        return 'built';
+      },
+    };
+  }
+
+  it('several callers at once: one builds, the others wait for its entry and load it', async () => {
+    const e = entry(tempDir());
+    const results = await Promise.all(Array.from({ length: 4 }, () => buildOnce(e.path, e.load, e.build)));
+    expect(e.builds).toBe(1);
+    expect(results.filter((r) => r.built)).toHaveLength(1);
+    for (const r of results.filter((x) => !x.built)) {
+      expect(r.value).toBe('built');
+      expect(r.waited).toMatchObject({ holder: { pid: process.pid, host: hostname() } });
+    }
+    expect(existsSync(`${e.path}.lock`)).toBe(false);
+  });
+
+  it('waits while the holder lives, loads what it stored, and says whose build it waited for', async () => {
+    const e = entry(tempDir());
+    writeFileSync(`${e.path}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: 'test' }));
+    let waitedFor: LockHolder | undefined;
+    const pending = buildOnce(e.path, e.load, e.build, { onWait: (h) => (waitedFor = h) });
+    await new Promise((r) => setTimeout(r, 600));
+    expect(e.builds).toBe(0);
+    expect(waitedFor).toMatchObject({ pid: process.pid });
+    writeFileSync(e.path, 'from the holder');
+    rmSync(`${e.path}.lock`);
+    const r = await pending;
+    expect(r).toMatchObject({ value: 'from the holder', built: false, waited: { ms: expect.any(Number), holder: { pid: process.pid } } });
+    expect(r.waited!.ms).toBeGreaterThanOrEqual(500);
+    expect(e.builds).toBe(0);
+  });
+
+  it('takes over a lock whose process is gone on this host, or that no one touched for STALE_MS', async () => {
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    for (const lock of [
+      { holder: { pid: gone, host: hostname() }, ageMs: 0 },
+      { holder: { pid: process.pid, host: 'another-host' }, ageMs: STALE_MS + 1000 },
+      { holder: undefined, ageMs: STALE_MS + 1000 }, // made, never filled
+    ]) {
+      const e = entry(tempDir(), 0);
+      writeFileSync(`${e.path}.lock`, lock.holder ? JSON.stringify({ ...lock.holder, startedAt: 'then', token: 'old' }) : '');
+      const then = new Date(Date.now() - lock.ageMs);
+      utimesSync(`${e.path}.lock`, then, then);
+      const r = await buildOnce(e.path, e.load, e.build);
+      expect(r).toMatchObject({ value: 'built', built: true });
+      expect(r.waited).toBeUndefined();
+      expect(existsSync(`${e.path}.lock`)).toBe(false);
+    }
+    // A live lock on another host, touched lately, is waited for.
+    const e = entry(tempDir(), 0);
+    writeFileSync(`${e.path}.lock`, JSON.stringify({ pid: 1, host: 'another-host', startedAt: 'now', token: 'live' }));
+    const ac = new AbortController();
+    const waiting = buildOnce(e.path, e.load, e.build, { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort();
+    await expect(waiting).rejects.toMatchObject({ code: 'EABORTED' });
+    expect(e.builds).toBe(0);
+  });
+
+  it('a build that fails frees the lock: a waiter builds in its place; a lock that cannot be made costs no build', async () => {
+    const dir = tempDir();
+    const e = entry(dir);
+    const failing = buildOnce(e.path, e.load, async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      throw new Error('quantization failed');
+    });
+    const waiter = buildOnce(e.path, e.load, e.build);
+    await expect(failing).rejects.toThrow('quantization failed');
+    expect(await waiter).toMatchObject({ value: 'built', built: true });
+    expect(existsSync(`${e.path}.lock`)).toBe(false);
+    // A file where the folder should be: no lock, the build still runs.
+    writeFileSync(join(dir, 'file'), '');
+    const r = await buildOnce(join(dir, 'file', 'entry.bin'), async () => undefined, async () => 'unlocked');
+    expect(r).toMatchObject({ value: 'unlocked', built: true });
+  });
+
+  it('Engine.build in three processes at once: one builds the artifact, two wait for it and load it', async () => {
+    const cacheDir = tempDir();
+    const key = await (async () => {
+      // The lock the builds will meet: held by this process until all three wait on it.
+      const probe = await Engine.build(CLS_MODEL, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 8, wideLoneRuns: false, cacheDir: tempDir() });
+      const k = probe.cache.key!;
+      await probe.dispose();
+      return k;
+    })();
+    const lock = `${cachePath(cacheDir, key, 'onnx.bin')}.lock`;
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: 'test' }));
+    const script = `
+      import { Engine } from ${srcUrl('src/engine/engine.ts')};
+      const e = await Engine.build(${JSON.stringify(CLS_MODEL)}, { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1, maxBatchSize: 8, wideLoneRuns: false,
+        shapes: { x: [-1, 3, 48, 192] }, cacheDir: ${JSON.stringify(cacheDir)}, onProgress: (p) => { if (p.stage === 'cache:wait') console.log('waiting') } });
+      const out = await e.infer(new Float32Array(3 * 48 * 192));
+      console.log(JSON.stringify({ cache: e.cache, dims: out['softmax_0.tmp_0'].dims }));
+      await e.dispose();
+    `;
+    const children = Array.from({ length: 3 }, () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      const waiting = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('waiting')) resolve();
+      }));
+      const done = new Promise<string>((resolve) => child.on('close', () => resolve(out)));
+      return { waiting, done };
+    });
+    await Promise.all(children.map((c) => c.waiting));
+    rmSync(lock);
+    const reports = (await Promise.all(children.map((c) => c.done))).map((o) => JSON.parse(o.trim().split('\n').pop()!) as { cache: CacheInfo; dims: number[] });
+    for (const r of reports) expect(r.dims).toEqual([1, 2]);
+    const statuses = reports.map((r) => r.cache.status).sort();
+    expect(statuses).toEqual(['hit', 'hit', 'miss']);
+    const builder = reports.find((r) => r.cache.status === 'miss')!;
+    expect(builder.cache.waited).toBeUndefined();
+    // The two others say whose lock they first met: this process's.
+    for (const r of reports.filter((x) => x.cache.status === 'hit')) expect(r.cache.waited).toMatchObject({ ms: expect.any(Number), pid: process.pid, host: hostname() });
+    expect(existsSync(lock)).toBe(false);
+  }, 120_000);
+});
+
+describe('the batch probe, measured by one process at a time', () => {
+  it('a build that meets the probe entry locked waits, then takes the measurement the holder kept', async () => {
+    const options = { backend: 'onnxruntime' as const, instances: 1, threadsPerInstance: 1, wideLoneRuns: false, shapes: { x: [-1, ...CLS_ITEM] } };
+    const first = tempDir();
+    const measured = await Engine.build(CLS_MODEL, { ...options, cacheDir: first });
+    expect(measured.batching.probe?.source).toBe('measured');
+    await measured.dispose();
+    const probeFile = readdirSync(first).find((f) => f.endsWith('.batch.bin'));
+    expect(probeFile).toBeDefined();
+    // Another folder, its probe entry locked by this process as if measuring.
+    const second = tempDir();
+    const lock = join(second, `${probeFile}.lock`);
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: 'test' }));
+    const stages: string[] = [];
+    const building = Engine.build(CLS_MODEL, { ...options, cacheDir: second, onProgress: (p) => stages.push(p.stage) });
+    while (!stages.includes('cache:wait')) await new Promise((r) => setTimeout(r, 50));
+    writeFileSync(join(second, probeFile!), readFileSync(join(first, probeFile!)));
+    rmSync(lock);
+    const engine = await building;
+    expect(engine.batching.probe).toMatchObject({ source: 'cache', chosen: measured.batching.probe!.chosen, perRowMs: measured.batching.probe!.perRowMs });
     await engine.dispose();
   });
 });
