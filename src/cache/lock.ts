@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { link, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { throwIfAborted } from '../errors.js';
 import { makeFolder } from './store.js';
 
@@ -80,7 +80,7 @@ export async function buildOnce<T>(
     }
     if (waitStarted === undefined) {
       waitStarted = performance.now();
-      holder = seen?.holder;
+      holder = seen.holder;
       options.onWait?.(holder);
     }
     await sleep(POLL_MS, options.signal);
@@ -91,20 +91,23 @@ interface Lock {
   release(): Promise<void>;
 }
 
-/** Creates the lock (exclusively); 'held' where it exists, 'unlockable' where it cannot be made. */
+/**
+ * Creates the lock, exclusively and whole: written to a file of its own, then hard-linked
+ * to the lock's name (which fails where the lock exists), so that no one reads a lock that
+ * is made but not yet filled. 'held' where it exists, 'unlockable' where it cannot be made.
+ */
 async function tryLock(lockPath: string): Promise<Lock | 'held' | 'unlockable'> {
   const token = randomBytes(8).toString('hex');
   const holder: LockHolder & { token: string } = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token };
+  const mine = `${lockPath}.${token}.tmp`;
   try {
     await makeFolder(dirname(lockPath));
-    const file = await open(lockPath, 'wx');
-    try {
-      await file.writeFile(JSON.stringify(holder));
-    } finally {
-      await file.close();
-    }
+    await writeFile(mine, JSON.stringify(holder));
+    await link(mine, lockPath);
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EEXIST' ? 'held' : 'unlockable';
+  } finally {
+    await rm(mine, { force: true }).catch(() => {});
   }
   const heartbeat = setInterval(() => {
     const now = new Date();
@@ -134,7 +137,7 @@ async function readHolder(lockPath: string): Promise<{ holder: LockHolder | unde
     const holder = typeof v.pid === 'number' && typeof v.host === 'string' ? { pid: v.pid, host: v.host, startedAt: String(v.startedAt) } : undefined;
     return { holder, token: v.token, text };
   } catch {
-    // Being written (created, not yet filled), or not ours: judged by its age alone.
+    // Not one of ours (or cut short by a full disk): judged by its age alone.
     return { holder: undefined, token: undefined, text };
   }
 }
