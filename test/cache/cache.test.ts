@@ -273,6 +273,8 @@ describe('one build per entry across processes (buildOnce)', () => {
       await new Promise((r) => setTimeout(r, 200));
       throw new Error('quantization failed');
     });
+    // The failing build holds the lock before the waiter looks.
+    while (!existsSync(`${e.path}.lock`)) await new Promise((r) => setTimeout(r, 5));
     const waiter = buildOnce(e.path, e.load, e.build);
     await expect(failing).rejects.toThrow('quantization failed');
     expect(await waiter).toMatchObject({ value: 'built', built: true });
