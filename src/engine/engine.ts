@@ -181,7 +181,13 @@ export class Engine {
     this.buildThreads = init.buildThreads;
     this.shapes = options.shapes ?? {};
     let batcher: DynamicBatcher | undefined;
-    this.metricsRegistry = new TritonMetrics(init.name, () => batcher?.pending ?? 0, () => impl.stats?.());
+    this.metricsRegistry = new TritonMetrics({
+      model: init.name,
+      pendingNow: () => batcher?.pending ?? 0,
+      backendCounters: () => impl.stats?.(),
+      flush: () => batcher?.flush(),
+      shared: options.metricsRegistry,
+    });
     this.collector = new StatsCollector(init.buildStartedAt, this.metricsRegistry);
     this.normalizer = new InputNormalizer(
       impl.inputs.map((info) => ({ info, range: this.shapes[info.name], dimParams: impl.inputDimParams?.[info.name] })),
@@ -455,7 +461,6 @@ export class Engine {
 
   /** Prometheus text format, Triton's metric names. */
   metrics(): Promise<string> {
-    this.batcher.flush();
     return this.metricsRegistry.text();
   }
 
@@ -478,7 +483,7 @@ export class Engine {
       return Promise.reject(e);
     }
     const closed = this.batcher.close(drainTimeoutMs);
-    this.disposed ??= closed.then(() => this.impl.dispose());
+    this.disposed ??= closed.then(() => this.impl.dispose()).finally(() => this.metricsRegistry.leaveShared());
     return this.disposed;
   }
 
@@ -743,6 +748,12 @@ async function machineMeasurement<T>(
  * the next build its hit, not this build: reported as an ECACHE warning. Returns the
  * failure's message, or undefined.
  */
+/** A prom-client Registry, of this package's prom-client or the service's own (another copy or version). */
+function isRegistry(r: unknown): boolean {
+  const x = r as Record<string, unknown> | null;
+  return typeof x === 'object' && x !== null && ['registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'].every((m) => typeof x[m] === 'function');
+}
+
 /** The cached artifact (the model as the backend runs it), checked; with rewrites, their counts. */
 async function loadArtifact(dir: string, key: string, rewrites: boolean): Promise<
   | { status: 'hit'; path: string; artifact: Uint8Array; graphRewrites: GraphRewrites | undefined }
@@ -803,6 +814,7 @@ async function checkOptions(o: EngineOptions): Promise<void> {
   };
   if (o.cudaGraphs !== undefined && typeof o.cudaGraphs !== 'boolean') throw inputError('cudaGraphs', 'a boolean', kindOf(o.cudaGraphs), 'option');
   if (o.pipelineShortRuns !== undefined && typeof o.pipelineShortRuns !== 'boolean') throw inputError('pipelineShortRuns', 'a boolean', kindOf(o.pipelineShortRuns), 'option');
+  if (o.metricsRegistry !== undefined && !isRegistry(o.metricsRegistry)) throw inputError('metricsRegistry', "a prom-client Registry (new Registry(), or prom-client's register)", kindOf(o.metricsRegistry), 'option');
   checkSpinWaitUs(o.spinWaitUs);
   deviceList(o.device);
   posInt('instances', MAX_INSTANCES);

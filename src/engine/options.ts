@@ -1,4 +1,5 @@
 /** The options of Engine.build() and engine.infer(). */
+import type { Registry, RegistryContentType } from 'prom-client';
 import type { BackendChoice } from '../backends/select.js';
 import type { QuantizeOptions } from '../quantize/index.js';
 import type { ShapeRange } from '../shapes.js';
@@ -116,6 +117,13 @@ export interface EngineOptions {
   defaultPriority?: number;
   /** Model name in metrics labels (default: the file name, or 'model'). */
   name?: string;
+  /**
+   * A prom-client Registry the service shares (its own metrics', or prom-client's default
+   * `register`): the engine's metrics go into it too, one family per name with a series per
+   * engine (`model` label: give engines sharing it distinct `name`s), and leave it at
+   * dispose(). engine.metrics() still gives the engine's own series alone.
+   */
+  metricsRegistry?: Registry<RegistryContentType>;
   /** Progress of the build (quantization steps). */
   onProgress?: (event: { stage: string; done?: number; total?: number }) => void;
   /**
@@ -136,7 +144,7 @@ export const ENGINE_OPTION_NAMES: readonly string[] = Object.keys({
   cacheDir: true, cacheKey: true, shapes: true, instances: true, threadsPerInstance: true, spinning: true,
   backgroundThreads: true, pipelineShortRuns: true, device: true, cudaGraphs: true, spinWaitUs: true, graphRewrites: true, wideLoneRuns: true, maxBatchSize: true, maxQueueDelayMs: true,
   preferredBatchSizes: true, maxQueueSize: true, defaultTimeoutMs: true, priorityLevels: true, defaultPriority: true,
-  name: true, onProgress: true, signal: true,
+  name: true, metricsRegistry: true, onProgress: true, signal: true,
 } satisfies Record<keyof EngineOptions, true>);
 
 /** The keys of the `quantization` option. */

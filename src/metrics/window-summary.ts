@@ -7,48 +7,23 @@
  */
 import type { Registry } from 'prom-client';
 
-export interface WindowSummaryOptions {
-  name: string;
-  help: string;
-  labels: Record<string, string>;
-  percentiles: readonly number[];
-  /** Observations older than this are left out of the quantiles. */
-  maxAgeSeconds: number;
-  /** How many of the most recent observations the quantiles are taken from. */
-  size?: number;
-  registers: Registry[];
-}
-
 interface MetricValue {
   labels: Record<string, string | number>;
   value: number;
   metricName?: string;
 }
 
-export class WindowSummary {
-  readonly name: string;
-  readonly help: string;
-  readonly type = 'summary';
-  readonly aggregator = 'sum';
-  private readonly labels: Record<string, string>;
-  private readonly percentiles: readonly number[];
-  private readonly maxAgeMs: number;
+/** One series' recent observations, their sum and count. */
+export class RecentWindow {
   private readonly values: Float64Array;
   private readonly times: Float64Array;
   private written = 0;
   private sum = 0;
   private count = 0;
 
-  constructor(o: WindowSummaryOptions) {
-    this.name = o.name;
-    this.help = o.help;
-    this.labels = o.labels;
-    this.percentiles = o.percentiles;
-    this.maxAgeMs = o.maxAgeSeconds * 1000;
-    const size = o.size ?? 10_000;
+  constructor(size = 10_000) {
     this.values = new Float64Array(size);
     this.times = new Float64Array(size);
-    for (const r of o.registers) r.registerMetric(this as never);
   }
 
   observe(value: number): void {
@@ -60,15 +35,9 @@ export class WindowSummary {
     this.count++;
   }
 
-  reset(): void {
-    this.written = 0;
-    this.sum = 0;
-    this.count = 0;
-  }
-
-  /** What prom-client's Registry formats (the shape of its own metrics' get()). */
-  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
-    const since = performance.now() - this.maxAgeMs;
+  /** The series' quantiles over observations younger than `maxAgeMs`, then _sum and _count. */
+  seriesValues(name: string, labels: Record<string, string>, percentiles: readonly number[], maxAgeMs: number): MetricValue[] {
+    const since = performance.now() - maxAgeMs;
     const kept = Math.min(this.written, this.values.length);
     const recent = new Float64Array(kept);
     let n = 0;
@@ -76,9 +45,57 @@ export class WindowSummary {
     const sorted = recent.subarray(0, n).sort();
     // Nearest rank, as the engine's stats(); 0 with no observations, as prom-client.
     const at = (p: number): number => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))]!);
-    const values: MetricValue[] = this.percentiles.map((p) => ({ labels: { quantile: p, ...this.labels }, value: at(p) }));
-    values.push({ metricName: `${this.name}_sum`, labels: this.labels, value: this.sum });
-    values.push({ metricName: `${this.name}_count`, labels: this.labels, value: this.count });
+    const out: MetricValue[] = percentiles.map((p) => ({ labels: { quantile: p, ...labels }, value: at(p) }));
+    out.push({ metricName: `${name}_sum`, labels, value: this.sum });
+    out.push({ metricName: `${name}_count`, labels, value: this.count });
+    return out;
+  }
+}
+
+export interface WindowSummaryOptions {
+  name: string;
+  help: string;
+  percentiles: readonly number[];
+  /** Observations older than this are left out of the quantiles. */
+  maxAgeSeconds: number;
+  registers: Registry[];
+  /** Called as a scrape reads the summary, before its windows (deferred observations in). */
+  beforeScrape?: () => void;
+}
+
+/** The summary as registered: one series per window added to it, by its labels. */
+export class WindowSummary {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'summary';
+  readonly aggregator = 'sum';
+  private readonly percentiles: readonly number[];
+  private readonly maxAgeMs: number;
+  private readonly series = new Map<RecentWindow, Record<string, string>>();
+  private readonly beforeScrape: (() => void) | undefined;
+
+  constructor(o: WindowSummaryOptions) {
+    this.name = o.name;
+    this.help = o.help;
+    this.percentiles = o.percentiles;
+    this.maxAgeMs = o.maxAgeSeconds * 1000;
+    this.beforeScrape = o.beforeScrape;
+    for (const r of o.registers) r.registerMetric(this as never);
+  }
+
+  add(window: RecentWindow, labels: Record<string, string>): void {
+    this.series.set(window, labels);
+  }
+
+  remove(window: RecentWindow): void {
+    this.series.delete(window);
+  }
+
+  /** What prom-client's Registry formats (the shape of its own metrics' get()). */
+  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
+    this.beforeScrape?.();
+    const values: MetricValue[] = [];
+    for (const [window, labels] of this.series) values.push(...window.seriesValues(this.name, labels, this.percentiles, this.maxAgeMs));
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }
