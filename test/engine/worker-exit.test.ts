@@ -220,8 +220,11 @@ describe('a worker that exits', () => {
       await engine.dispose();
     });
     expect(warnings).toHaveLength(1);
-    // Queued again after the exit, the request met the disposing engine.
-    expect(await r).toBe('EDISPOSED');
+    // Its batch failed with the worker and met the disposing engine (EDISPOSED, as a rule); but
+    // it may have been requeued and sent on to the starting replacement before dispose(), which
+    // then waits for it ('ok': seen once in CI, Node 26). Either way it settles once, and no
+    // worker is left.
+    expect(['EDISPOSED', 'ok']).toContain(await r);
     expect(workers(engine).every((w) => w.dead)).toBe(true);
   });
 });
