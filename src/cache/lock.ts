@@ -41,9 +41,11 @@ const HEARTBEAT_MS = 5_000;
 export const STALE_MS = 60_000;
 
 /**
- * `load()` (undefined where the entry is missing or unusable), else `build()` under the
- * entry's lock, else wait for the process holding it and `load()` again. Where the lock
- * cannot be made (a read-only folder), builds without it.
+ * `build()` under the entry's lock, or, where another process holds it, wait for it and
+ * `load()` (undefined where the entry is missing or unusable) what it stored. The caller
+ * has looked for the entry already; this looks again only after the lock is taken (another
+ * may have stored it meanwhile) and while waiting. Where the lock cannot be made (a
+ * read-only folder), builds without it.
  */
 export async function buildOnce<T>(
   entryPath: string,
@@ -54,26 +56,22 @@ export async function buildOnce<T>(
   const lockPath = `${entryPath}.lock`;
   let waitStarted: number | undefined;
   let holder: LockHolder | undefined;
+  const loaded = (value: T): BuildOnceResult<T> =>
+    ({ value, built: false, ...(waitStarted !== undefined ? { waited: { ms: performance.now() - waitStarted, holder } } : {}) });
   for (;;) {
     throwIfAborted(options.signal, 'Engine.build');
-    const loaded = await load();
-    if (loaded !== undefined) {
-      return { value: loaded, built: false, ...(waitStarted !== undefined ? { waited: { ms: performance.now() - waitStarted, holder } } : {}) };
-    }
     const lock = await tryLock(lockPath);
     if (lock === 'unlockable') return { value: await build(), built: true };
     if (lock !== 'held') {
       try {
-        // Built and stored by another between our look and the lock: load it.
         const late = await load();
-        if (late !== undefined) return { value: late, built: false };
-        return { value: await build(), built: true };
+        return late !== undefined ? loaded(late) : { value: await build(), built: true };
       } finally {
         await lock.release();
       }
     }
     const seen = await readHolder(lockPath);
-    if (!seen) continue; // released since: look for the entry again
+    if (!seen) continue; // released since: take it, or find what its holder stored
     if (await isStale(lockPath, seen)) {
       await breakLock(lockPath, seen);
       continue;
@@ -84,6 +82,8 @@ export async function buildOnce<T>(
       options.onWait?.(holder);
     }
     await sleep(POLL_MS, options.signal);
+    const value = await load();
+    if (value !== undefined) return loaded(value);
   }
 }
 

@@ -743,11 +743,6 @@ async function machineMeasurement<T>(
   return once.value;
 }
 
-/**
- * A write to the engine cache that fails (a read-only or full disk, no permission) costs
- * the next build its hit, not this build: reported as an ECACHE warning. Returns the
- * failure's message, or undefined.
- */
 /** A prom-client Registry, of this package's prom-client or the service's own (another copy or version). */
 function isRegistry(r: unknown): boolean {
   const x = r as Record<string, unknown> | null;
@@ -772,6 +767,11 @@ function waitedInfo(waited: { ms: number; holder: LockHolder | undefined }): Non
   return { ms: waited.ms, ...(waited.holder ? { pid: waited.holder.pid, host: waited.holder.host } : {}) };
 }
 
+/**
+ * A write to the engine cache that fails (a read-only or full disk, no permission) costs
+ * the next build its hit, not this build: reported as an ECACHE warning. Returns the
+ * failure's message, or undefined.
+ */
 async function cacheWrite(what: string, write: Promise<unknown>): Promise<string | undefined> {
   try {
     await write;
