@@ -16,6 +16,12 @@ export interface BatchProbe {
   perRowMs: Record<number, number>;
   /** The maxBatchSize taken from it. */
   chosen: number;
+  /**
+   * The first batch size whose run failed, where one did after a smaller one ran (a model
+   * whose axis 0 is open but that only runs one row, e.g. a Reshape to a traced batch of 1):
+   * the sizes from it on are not taken.
+   */
+  failed?: { rows: number; message: string };
   /** 'measured' at this build, or read from the engine cache (measured by an earlier build). */
   source: 'measured' | 'cache';
 }
@@ -98,7 +104,9 @@ export function syntheticFeeds(inputs: readonly TensorInfo[], item: Record<strin
  * do not blur, or better its CPU time (`cpuMs`), which other work on the machine does not
  * lengthen either. The first pass stops at a costly size slower per row than the best on a
  * warm round (past the caches, larger batches only get slower); the next rounds take the
- * sizes left in turn, so that the machine's drift falls on all of them.
+ * sizes left in turn, so that the machine's drift falls on all of them. A size whose run
+ * fails ends the sizes too (`failed`), where a smaller one ran: a model may declare an open
+ * axis 0 and still run one row only. A failure at one row is the probe's own.
  */
 export async function probeBatchSize(
   run: (feeds: Feeds) => Promise<{ computeMs: number; cpuMs?: number }>,
@@ -122,12 +130,21 @@ export async function probeBatchSize(
   const feeds = new Map<number, Feeds[]>();
   const started = performance.now();
   let best = Number.POSITIVE_INFINITY;
+  let failed: BatchProbe['failed'];
   for (const rows of probeSizes(cap)) {
-    feeds.set(rows, feedsFor(rows));
-    let ms = await round(feeds.get(rows)!);
+    const all = feedsFor(rows);
+    let ms: number;
+    try {
+      ms = await round(all);
+    } catch (e) {
+      if (rows === 1) throw e;
+      failed = { rows, message: (e as Error).message };
+      break;
+    }
+    feeds.set(rows, all);
     const slower = (): boolean => ms / rows > best * (1 + TOLERANCE);
     // A size's first run pays for its memory: judge it on a second run.
-    if (slower()) ms = Math.min(ms, await round(feeds.get(rows)!));
+    if (slower()) ms = Math.min(ms, await round(all));
     fastest.set(rows, ms);
     best = Math.min(best, ms / rows);
     if (ms >= COSTLY_MS && slower()) break;
@@ -139,13 +156,13 @@ export async function probeBatchSize(
   }
   const perRowMs: Record<number, number> = {};
   for (const [rows, ms] of fastest) perRowMs[rows] = ms / rows;
-  return { perRowMs, chosen: chooseBatchSize(perRowMs) };
+  return { perRowMs, chosen: chooseBatchSize(perRowMs), ...(failed && { failed }) };
 }
 
 /** The probe as stored in the engine cache, or undefined where the payload is not one. */
 export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | undefined {
   try {
-    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown };
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown; failed?: { rows?: unknown; message?: unknown } };
     const perRowMs = v.perRowMs as Record<string, unknown> | undefined;
     if (!perRowMs || typeof perRowMs !== 'object' || !Number.isInteger(v.chosen) || (v.chosen as number) < 1) return undefined;
     const out: Record<number, number> = {};
@@ -154,7 +171,10 @@ export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | un
       out[Number(k)] = ms;
     }
     if (!((v.chosen as number) in out)) return undefined;
-    return { perRowMs: out, chosen: v.chosen as number };
+    if (v.failed === undefined) return { perRowMs: out, chosen: v.chosen as number };
+    const { rows, message } = v.failed;
+    if (!Number.isInteger(rows) || (rows as number) < 2 || typeof message !== 'string') return undefined;
+    return { perRowMs: out, chosen: v.chosen as number, failed: { rows: rows as number, message } };
   } catch {
     return undefined;
   }

@@ -657,10 +657,15 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
     probe = { ...value, source: cached ? 'cache' : 'measured' };
     notKept = busy ? ', beside busy processes (not kept in the cache)' : '';
   } catch (e) {
-    return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${(e as Error).message})` };
+    // Zeros and a sine wave for every input: a model that refuses them may still serve real
+    // requests, so the build goes on, but says so where it cannot go unseen.
+    const message = (e as Error).message;
+    process.emitWarning(`tensorrt-node: the model failed a run of one row at build, on synthetic inputs (${message}); requests may fail the same way`, { code: 'EMODEL' });
+    return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${message})` };
   }
   const costs = Object.entries(probe.perRowMs).map(([rows, ms]) => `${rows}: ${ms.toFixed(2)}`).join(', ');
-  const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : `measured at this build${notKept}`} (ms a row at ${costs})`;
+  const failed = probe.failed ? `; a batch of ${probe.failed.rows} rows failed (${probe.failed.message})` : '';
+  const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : `measured at this build${notKept}`} (ms a row at ${costs}${failed})`;
   if (probe.chosen === 1) return { ...batching, enabled: false, maxBatchSize: 1, probe, reason: `maxBatchSize 1, ${why}: requests do not merge, and one of several rows runs a row at a time` };
   return { ...batching, maxBatchSize: probe.chosen, probe, reason: `${batching.reason}, up to ${probe.chosen} rows, ${why}` };
 }

@@ -81,6 +81,18 @@ describe('batch probe: the choice', () => {
     expect(byCpu.perRowMs[8]).toBeCloseTo(0.625, 12);
   });
 
+  it('stops at the first size whose run fails and chooses among those that ran; a failure at one row is the probe\'s', async () => {
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 4] }];
+    const refusing = (from: number) => async (f: Feeds): Promise<{ computeMs: number }> => {
+      const rows = f.x!.dims[0]!;
+      if (rows >= from) throw new Error(`cannot take ${rows} rows`);
+      return { computeMs: rows };
+    };
+    const probe = await probeBatchSize(refusing(4), inputs, { x: [4] }, 8);
+    expect(probe).toEqual({ perRowMs: { 1: 1, 2: 1 }, chosen: 2, failed: { rows: 4, message: 'cannot take 4 rows' } });
+    await expect(probeBatchSize(refusing(1), inputs, { x: [4] }, 8)).rejects.toThrow('cannot take 1 rows');
+  });
+
   it('needs every axis beyond the batch fixed, from the model or from shapes', () => {
     const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3, -1, -1] }];
     expect(probeItemDims(inputs, { x: [-1, ...CLS_ITEM] })).toEqual({ x: [...CLS_ITEM] });
@@ -96,6 +108,10 @@ describe('batch probe: the choice', () => {
     expect(parseProbe(json({ perRowMs: { 1: 2 }, chosen: 0 }))).toBeUndefined();
     expect(parseProbe(json({ chosen: 2 }))).toBeUndefined();
     expect(parseProbe(json({ perRowMs: { 1: 2.5, 2: 2 }, chosen: 4 }))).toBeUndefined(); // a size it did not probe
+    const failed = { perRowMs: { 1: 2.5 }, chosen: 1, failed: { rows: 2, message: 'initial_h' } };
+    expect(parseProbe(json(failed))).toEqual(failed);
+    expect(parseProbe(json({ ...failed, failed: { rows: 1, message: 'x' } }))).toBeUndefined(); // one row failing is no probe
+    expect(parseProbe(json({ ...failed, failed: { rows: 2 } }))).toBeUndefined();
   });
 });
 
