@@ -80,6 +80,8 @@ export interface BatcherObserver {
   executed(batchSize: number, requests: number, computeMs: number): void;
   /** A batch whose instance was lost went back to the queue to run again. */
   retried(): void;
+  /** A merged batch failed, and its requests ran again one at a time. */
+  ranApart(): void;
 }
 
 /**
@@ -161,7 +163,7 @@ export class DynamicBatcher {
   /** Recent batches' time from dispatch to result, per batch ahead of them (an exponential mean). */
   private recentRunMs = Number.POSITIVE_INFINITY;
   private finishedBatches = 0;
-  private readonly running = new Set<Promise<void>>();
+  private readonly running = new Set<Promise<boolean>>();
   private scheduled = false;
   private delayTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -177,6 +179,8 @@ export class DynamicBatcher {
   private readonly pool = new BufferPool();
   private readonly later: (() => void)[] = [];
   private laterScheduled = false;
+  /** Whether the warning that the model seems not to run merged batches was given. */
+  private warnedMergeFails = false;
 
   constructor(options: BatcherOptions, execute: Execute, observer?: BatcherObserver, release?: Release) {
     validateOptions(options);
@@ -517,10 +521,11 @@ export class DynamicBatcher {
     this.running.add(task);
   }
 
-  private async runBatch(parts: Part[], alone: boolean, rounds: number): Promise<void> {
+  /** Runs a batch and settles its requests; false where the run failed them. `apart`: a request of a failed batch, run again alone. */
+  private async runBatch(parts: Part[], alone: boolean, rounds: number, apart = false): Promise<boolean> {
     // A request aborted or timed out since dispatch is dropped before the batch starts.
     const live = parts.filter((p) => p.req.state === 'running');
-    if (live.length === 0) return;
+    if (live.length === 0) return true;
     const total = live.reduce((a, p) => a + p.rows, 0);
     const started = performance.now();
     let outputs: Record<string, TensorLike>;
@@ -538,11 +543,14 @@ export class DynamicBatcher {
     } catch (err) {
       let e = err instanceof Error ? err : new Error(String(err));
       if (e instanceof TensorrtNodeError && e.details.retry === true) {
-        if (!this.closed && this.requeue(live)) return;
+        if (!this.closed && this.requeue(live)) return true;
         if (this.closed) e = new TensorrtNodeError('EDISPOSED', 'the engine was disposed before the request could run again (its instance was lost)', {}, { cause: e });
+      } else if (!apart && new Set(live.map((p) => p.req)).size > 1) {
+        await this.runApart(live, total, e);
+        return true;
       }
       for (const p of live) p.req.reject(e);
-      return;
+      return false;
     }
     const done = performance.now();
     const ms = (done - started) / rounds;
@@ -553,6 +561,28 @@ export class DynamicBatcher {
       for (const o of free) this.release?.(o);
       this.observer?.executed(total, live.length, done - started);
     });
+    return true;
+  }
+
+  /**
+   * A merged batch that failed (not for its instance) runs again a request at a time, on
+   * the same instance, so that a request the model refuses (an id past the vocabulary, a
+   * shape it cannot take) fails alone rather than with every request merged with it.
+   * Where each then succeeds, the model seems not to run batches of that size: said once.
+   */
+  private async runApart(live: Part[], rows: number, err: Error): Promise<void> {
+    const byRequest = new Map<Request, Part[]>();
+    for (const p of live) byRequest.set(p.req, [...(byRequest.get(p.req) ?? []), p]);
+    const observer = this.observer;
+    if (observer) this.defer(() => observer.ranApart());
+    let failed = 0;
+    for (const parts of byRequest.values()) {
+      if (!(await this.runBatch(parts, false, 1, true))) failed++;
+    }
+    if (failed === 0 && !this.warnedMergeFails) {
+      this.warnedMergeFails = true;
+      process.emitWarning(`tensorrt-node: a batch of ${rows} rows merged from ${byRequest.size} requests failed (${err.message}), and each request then succeeded alone: the model seems not to run batches of ${rows} rows; a lower maxBatchSize (1: no merging) saves the failed runs`, { code: 'EMODEL' });
+    }
   }
 
   /**

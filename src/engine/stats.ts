@@ -30,6 +30,11 @@ export interface EngineStats {
   batches: number;
   /** Batches that went back to the queue because the instance running them was lost (an ONNX Runtime worker that exited). */
   retriedBatches: number;
+  /**
+   * Merged batches that failed (not for their instance) and whose requests then ran one at
+   * a time, so that a request the model refuses fails alone (its batch-mates succeed).
+   */
+  batchesRunApart: number;
   meanBatchSize: number;
   /** Requests waiting for a batch now. */
   pending: number;
@@ -115,6 +120,7 @@ export class StatsCollector implements BatcherObserver {
   private inferences = 0;
   private batches = 0;
   private retriedBatches = 0;
+  private batchesRunApart = 0;
   private batchItems = 0;
   private queueMsTotal = 0;
   private computeMsTotal = 0;
@@ -167,6 +173,10 @@ export class StatsCollector implements BatcherObserver {
     this.retriedBatches++;
   }
 
+  ranApart(): void {
+    this.batchesRunApart++;
+  }
+
   snapshot(pending: number, executing: number): EngineStats {
     const n = Math.min(this.latencyCount, WINDOW);
     return {
@@ -176,6 +186,7 @@ export class StatsCollector implements BatcherObserver {
       inferences: this.inferences,
       batches: this.batches,
       retriedBatches: this.retriedBatches,
+      batchesRunApart: this.batchesRunApart,
       meanBatchSize: this.batches ? this.batchItems / this.batches : 0,
       pending,
       executing,

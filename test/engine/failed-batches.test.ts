@@ -1,0 +1,179 @@
+/**
+ * Runs that fail inside a merged batch. One request the model refuses (an id past the
+ * vocabulary) used to fail every request merged with it; a model whose axis 0 is open but
+ * that only runs one row (an LSTM whose initial state was traced at batch 1, as PyTorch
+ * exports a batch_first LSTM with a constant h0) used to fail every merged batch, the batch
+ * probe's failure at 2 rows only noted in `batching.reason`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { buildModel, node, random, randomArray, tensor, withAttrs } from '../quantize/graphs.js';
+import { failure, ort, withWarnings } from './helpers.js';
+import { embeddingModel, embeddingRequest, VOCAB } from './multi-input.js';
+
+type Session = Awaited<ReturnType<typeof ort.InferenceSession.create>>;
+const SINGLE_THREAD = { backend: 'onnxruntime', instances: 1, threadsPerInstance: 1 } as const;
+
+/** Each settled promise as 'ok' or its error's code. */
+const outcomes = (settled: PromiseSettledResult<unknown>[]): string[] =>
+  settled.map((s) => (s.status === 'fulfilled' ? 'ok' : (s.reason as { code: string }).code));
+
+describe('a request the model refuses, merged with others', () => {
+  const model = embeddingModel();
+  let session: Session;
+  beforeAll(async () => {
+    session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+  });
+  afterAll(async () => {
+    await session?.release();
+  });
+
+  it('fails alone: the batch runs again a request at a time, and every other request gets its own result', async () => {
+    // The queue delay never runs out: the 8 requests run as one batch of 8.
+    const engine = await Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 8, maxQueueDelayMs: 60_000 });
+    try {
+      const requests = Array.from({ length: 8 }, (_, i) => embeddingRequest(i, 1, 5));
+      (requests[3]!.input_ids.data as BigInt64Array)[2] = BigInt(VOCAB + 7);
+      const { value: settled, warnings } = await withWarnings('EMODEL', () => Promise.allSettled(requests.map((r) => engine.infer(r))));
+      expect(outcomes(settled)).toEqual(['ok', 'ok', 'ok', 'EMODEL', 'ok', 'ok', 'ok', 'ok']);
+      const refused = (settled[3] as PromiseRejectedResult).reason as Error;
+      expect(refused.message).toMatch(/Gather.*out of (data )?bounds/);
+      for (const i of [0, 1, 2, 4, 5, 6, 7]) {
+        const r = requests[i]!;
+        const want = await session.run({
+          input_ids: new ort.Tensor('int64', r.input_ids.data as BigInt64Array, r.input_ids.dims),
+          attention_mask: new ort.Tensor('int64', r.attention_mask.data as BigInt64Array, r.attention_mask.dims),
+          scale: new ort.Tensor('float32', r.scale.data as Float32Array, r.scale.dims),
+        });
+        const got = (settled[i] as PromiseFulfilledResult<Awaited<ReturnType<Engine['infer']>>>).value;
+        expect(Array.from(got.embedding!.data as Float32Array)).toEqual(Array.from(want.embedding!.data as Float32Array));
+        expect(Array.from(got.top!.data as BigInt64Array)).toEqual(Array.from(want.top!.data as BigInt64Array));
+      }
+      const stats = engine.stats();
+      expect(stats).toMatchObject({ batchesRunApart: 1, succeeded: 7, failed: { EMODEL: 1 } });
+      // One request failed alone: the model does run batches, so nothing to warn of.
+      expect(warnings).toEqual([]);
+      expect(await engine.metrics()).toMatch(/nv_inference_request_failure\{[^}]*reason="BACKEND"\} 1/);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+/** x [N, 5, 4] → a batch_first LSTM (hidden 3) whose initial state is a constant of batch 1 → y [N, 1, 3]. */
+function tracedLstm(): Uint8Array {
+  const rand = random(5);
+  const H = 3;
+  const I = 4;
+  return buildModel({
+    nodes: [
+      withAttrs(node('Transpose', ['x'], ['time_major'], 'to_time_major'), { perm: [1, 0, 2] }),
+      withAttrs(node('LSTM', ['time_major', 'W', 'R', '', '', 'h0'], ['', 'last_h'], 'lstm'), { hidden_size: H }),
+      withAttrs(node('Transpose', ['last_h'], ['y'], 'to_batch_major'), { perm: [1, 0, 2] }),
+    ],
+    initializers: [
+      tensor('W', randomArray(4 * H * I, rand), [1, 4 * H, I]),
+      tensor('R', randomArray(4 * H * H, rand), [1, 4 * H, H]),
+      tensor('h0', new Float32Array(H), [1, 1, H]),
+    ],
+    inputs: [{ name: 'x', dims: [-1, 5, I] }],
+    outputs: [{ name: 'y', dims: [-1, 1, H] }],
+  });
+}
+
+describe('a model whose axis 0 is open but that runs one row only', () => {
+  const model = tracedLstm();
+  const row = (i: number): Float32Array => Float32Array.from({ length: 20 }, (_, k) => Math.sin(i * 3 + k));
+  let session: Session;
+  /** ONNX Runtime's result for each row of `x` run alone. */
+  const alone = async (x: Float32Array): Promise<number[]> => {
+    const out: number[] = [];
+    for (let r = 0; r < x.length / 20; r++) {
+      const y = await session.run({ x: new ort.Tensor('float32', x.subarray(r * 20, (r + 1) * 20), [1, 5, 4]) });
+      out.push(...(y.y!.data as Float32Array));
+    }
+    return out;
+  };
+  beforeAll(async () => {
+    session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+  });
+  afterAll(async () => {
+    await session?.release();
+  });
+
+  it('onnxruntime reports its axis 0 as dynamic, and refuses 2 rows', async () => {
+    expect(session.outputMetadata[0]).toMatchObject({ name: 'y', shape: ['N', 1, 3] });
+    await expect(session.run({ x: new ort.Tensor('float32', new Float32Array(40), [2, 5, 4]) })).rejects.toThrow(/initial_h must have shape/);
+  });
+
+  it('by default: the batch probe stops at the size that failed, and requests run a row at a time; the cache keeps the failure', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-failed-probe-'));
+    const engine = await Engine.build(model, { ...SINGLE_THREAD, cacheDir });
+    try {
+      expect(engine.batching).toMatchObject({ batchAxis: true, enabled: false, maxBatchSize: 1, probe: { chosen: 1, failed: { rows: 2 } } });
+      expect(engine.batching.probe!.failed!.message).toMatch(/initial_h/);
+      expect(engine.batching.reason).toMatch(/a batch of 2 rows failed \(.*initial_h.*\)/);
+      const inputs = [row(0), row(1), row(2), new Float32Array([...row(3), ...row(4), ...row(5)])];
+      const results = await Promise.all(inputs.map((x) => engine.infer(x)));
+      for (let i = 0; i < inputs.length; i++) {
+        expect(results[i]!.y!.dims).toEqual([inputs[i]!.length / 20, 1, 3]);
+        expect(Array.from(results[i]!.y!.data as Float32Array)).toEqual(await alone(inputs[i]!));
+      }
+      expect(engine.stats().batchesRunApart).toBe(0);
+      // Kept only where measured on a quiet machine (a busy one is measured again).
+      if (!/not kept/.test(engine.batching.reason)) {
+        const again = await Engine.build(model, { ...SINGLE_THREAD, cacheDir });
+        expect(again.batching).toMatchObject({ maxBatchSize: 1, probe: { source: 'cache', failed: engine.batching.probe!.failed } });
+        expect(again.batching.reason).toMatch(/a batch of 2 rows failed/);
+        await again.dispose();
+      }
+    } finally {
+      await engine.dispose();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('with maxBatchSize given: a merged batch that fails runs apart, every request succeeds, and one warning says why', async () => {
+    // The queue delay never runs out: each round's 8 requests run as one batch of 8.
+    const engine = await Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 8, maxQueueDelayMs: 60_000 });
+    try {
+      const { warnings } = await withWarnings('EMODEL', async () => {
+        for (const round of [0, 1]) {
+          const inputs = Array.from({ length: 8 }, (_, i) => row(round * 8 + i));
+          const results = await Promise.all(inputs.map((x) => engine.infer(x)));
+          for (let i = 0; i < inputs.length; i++) expect(Array.from(results[i]!.y!.data as Float32Array)).toEqual(await alone(inputs[i]!));
+        }
+      });
+      // Each failed batch of 8 ran as 8 of one.
+      expect(engine.stats()).toMatchObject({ batchesRunApart: 2, succeeded: 16, batches: 16 });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/a batch of 8 rows merged from 8 requests failed \(.*initial_h.*\), and each request then succeeded alone: .*maxBatchSize/);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+describe('a model that fails the batch probe at one row', () => {
+  it('still builds (real requests may differ from the probe inputs), and says so in an EMODEL warning', async () => {
+    // 3 input channels, a kernel for 2: ONNX Runtime loads it and fails every run.
+    const model = buildModel({
+      nodes: [node('Conv', ['x', 'w'], ['y'], 'conv')],
+      initializers: [tensor('w', new Float32Array(4 * 2 * 3 * 3), [4, 2, 3, 3])],
+      inputs: [{ name: 'x', dims: [-1, 3, 8, 8] }],
+      outputs: [{ name: 'y', dims: [-1, 4, 6, 6] }],
+    });
+    const { value: engine, warnings } = await withWarnings('EMODEL', () => Engine.build(model, SINGLE_THREAD));
+    try {
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/the model failed a run of one row at build, on synthetic inputs \(.*Conv.*\); requests may fail the same way/);
+      expect(engine.batching.reason).toMatch(/not measured: the probe's run failed/);
+      expect((await failure(engine.infer(new Float32Array(3 * 8 * 8)))).code).toBe('EMODEL');
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
