@@ -3,12 +3,13 @@
  * workers starting together, several services on one GPU): the first to create
  * `<entry>.lock` builds and stores the entry; the others wait for it and load it, rather
  * than each quantizing the model or building a TensorRT plan at once on the same cores
- * or GPU. A lock whose holder died (its process gone on this host, or no heartbeat for
- * STALE_MS from anywhere) is taken over.
+ * or GPU. A lock whose holder died (its process gone, judged where its pid means the same
+ * process here, or no heartbeat for STALE_MS from anywhere) is taken over.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { link, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { throwIfAborted } from '../errors.js';
 import { makeFolder } from './store.js';
@@ -33,6 +34,30 @@ export interface BuildOnceOptions {
   /** Called once, when another process holds the build. */
   onWait?: (holder: LockHolder | undefined) => void;
 }
+
+/**
+ * Where a pid names the same process as here: the kernel's boot and the pid namespace
+ * (Linux; undefined elsewhere). A host name alone does not say it: containers that share
+ * one (Kubernetes pods on the host's network) or machines named alike each count their own
+ * pids, and the first pid namespace has the same number on every Linux machine.
+ */
+interface PidSpace {
+  bootId?: string;
+  pidNamespace?: string;
+}
+
+const pidSpace: PidSpace = (() => {
+  const read = (f: () => string): string | undefined => {
+    try {
+      return f().trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const bootId = read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'));
+  const pidNamespace = read(() => readlinkSync('/proc/self/ns/pid'));
+  return { ...(bootId && { bootId }), ...(pidNamespace && { pidNamespace }) };
+})();
 
 /** How often a waiter looks for the entry, and a holder touches its lock. */
 const POLL_MS = 200;
@@ -98,7 +123,7 @@ interface Lock {
  */
 async function tryLock(lockPath: string): Promise<Lock | 'held' | 'unlockable'> {
   const token = randomBytes(8).toString('hex');
-  const holder: LockHolder & { token: string } = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token };
+  const holder: LockHolder & PidSpace & { token: string } = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), ...pidSpace, token };
   const mine = `${lockPath}.${token}.tmp`;
   try {
     await makeFolder(dirname(lockPath));
@@ -125,7 +150,7 @@ async function tryLock(lockPath: string): Promise<Lock | 'held' | 'unlockable'> 
 }
 
 /** The lock's holder and its raw text, or undefined where the lock is gone. */
-async function readHolder(lockPath: string): Promise<{ holder: LockHolder | undefined; token: string | undefined; text: string } | undefined> {
+async function readHolder(lockPath: string): Promise<{ holder: LockHolder | undefined; space: PidSpace; token: string | undefined; text: string } | undefined> {
   let text: string;
   try {
     text = await readFile(lockPath, 'utf8');
@@ -133,18 +158,21 @@ async function readHolder(lockPath: string): Promise<{ holder: LockHolder | unde
     return undefined;
   }
   try {
-    const v = JSON.parse(text) as Partial<LockHolder> & { token?: string };
+    const v = JSON.parse(text) as Partial<LockHolder> & PidSpace & { token?: string };
     const holder = typeof v.pid === 'number' && typeof v.host === 'string' ? { pid: v.pid, host: v.host, startedAt: String(v.startedAt) } : undefined;
-    return { holder, token: v.token, text };
+    return { holder, space: { bootId: v.bootId, pidNamespace: v.pidNamespace }, token: v.token, text };
   } catch {
     // Not one of ours (or cut short by a full disk): judged by its age alone.
-    return { holder: undefined, token: undefined, text };
+    return { holder: undefined, space: {}, token: undefined, text };
   }
 }
 
-async function isStale(lockPath: string, seen: { holder: LockHolder | undefined }): Promise<boolean> {
+async function isStale(lockPath: string, seen: { holder: LockHolder | undefined; space: PidSpace }): Promise<boolean> {
   const h = seen.holder;
-  if (h && h.host === hostname() && !processAlive(h.pid)) return true;
+  // A lock that names neither (made off Linux, or by an earlier version) is judged by its host, as before.
+  const named = seen.space.bootId !== undefined || seen.space.pidNamespace !== undefined;
+  const samePids = !named || (seen.space.bootId === pidSpace.bootId && seen.space.pidNamespace === pidSpace.pidNamespace);
+  if (h && h.host === hostname() && samePids && !processAlive(h.pid)) return true;
   try {
     return Date.now() - (await stat(lockPath)).mtimeMs > STALE_MS;
   } catch {

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -241,8 +241,10 @@ describe('one build per entry across processes (buildOnce)', () => {
 
   it('takes over a lock whose process is gone on this host, or that no one touched for STALE_MS', async () => {
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const here = { bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), pidNamespace: readlinkSync('/proc/self/ns/pid') };
     for (const lock of [
-      { holder: { pid: gone, host: hostname() }, ageMs: 0 },
+      { holder: { pid: gone, host: hostname(), ...here }, ageMs: 0 },
+      { holder: { pid: gone, host: hostname() }, ageMs: 0 }, // made by an earlier version, off Linux: judged by its host
       { holder: { pid: process.pid, host: 'another-host' }, ageMs: STALE_MS + 1000 },
       { holder: undefined, ageMs: STALE_MS + 1000 }, // made, never filled
     ]) {
@@ -255,15 +257,23 @@ describe('one build per entry across processes (buildOnce)', () => {
       expect(r.waited).toBeUndefined();
       expect(existsSync(`${e.path}.lock`)).toBe(false);
     }
-    // A live lock on another host, touched lately, is waited for.
-    const e = entry(tempDir(), 0);
-    writeFileSync(`${e.path}.lock`, JSON.stringify({ pid: 1, host: 'another-host', startedAt: 'now', token: 'live' }));
-    const ac = new AbortController();
-    const waiting = buildOnce(e.path, e.load, e.build, { signal: ac.signal });
-    await new Promise((r) => setTimeout(r, 300));
-    ac.abort();
-    await expect(waiting).rejects.toMatchObject({ code: 'EABORTED' });
-    expect(e.builds).toBe(0);
+    // Waited for, touched lately: a lock on another host; and one on a host of this name
+    // whose pid names no process here but may elsewhere (another kernel, or a container of
+    // its own pid namespace that shares the host name).
+    for (const holder of [
+      { pid: 1, host: 'another-host' },
+      { pid: gone, host: hostname(), ...here, bootId: '00000000-0000-0000-0000-000000000000' },
+      { pid: gone, host: hostname(), ...here, pidNamespace: 'pid:[1]' },
+    ]) {
+      const e = entry(tempDir(), 0);
+      writeFileSync(`${e.path}.lock`, JSON.stringify({ ...holder, startedAt: 'now', token: 'live' }));
+      const ac = new AbortController();
+      const waiting = buildOnce(e.path, e.load, e.build, { signal: ac.signal });
+      await new Promise((r) => setTimeout(r, 300));
+      ac.abort();
+      await expect(waiting).rejects.toMatchObject({ code: 'EABORTED' });
+      expect(e.builds).toBe(0);
+    }
   });
 
   it('a build that fails frees the lock: a waiter builds in its place; a lock that cannot be made costs no build', async () => {
