@@ -7,7 +7,7 @@ export type {
 export { Engine } from './engine/index.js';
 export type {
   BackendChoice, BackendInfo, BatchingInfo, BuildThreads, CacheInfo, DataSet, DisposeOptions, EngineOptions, EngineStats, FullStats, HostTensor,
-  GraphRewrites, InferInput, InferOptions, InferResult, OutputDestinations, OutputMemory, OutputTensor, Percentiles, Precision, QuantizationOptions, ShapeRange,
+  GraphRewrites, InferInput, InferOptions, InferResult, MetricsRegistry, OutputDestinations, OutputMemory, OutputTensor, Percentiles, Precision, QuantizationOptions, ShapeRange,
 } from './engine/index.js';
 export { quantize } from './quantize/index.js';
 export type {

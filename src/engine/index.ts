@@ -7,3 +7,4 @@ export type { GraphRewrites } from './rewrite.js';
 export type { OutputDestinations, OutputMemory } from './outputs.js';
 export type { EngineStats, Percentiles } from './stats.js';
 export type { BackendChoice, BackendSelection } from '../backends/select.js';
+export type { MetricsRegistry } from '../metrics/triton.js';

@@ -1,6 +1,6 @@
 /** The options of Engine.build() and engine.infer(). */
-import type { Registry, RegistryContentType } from 'prom-client';
 import type { BackendChoice } from '../backends/select.js';
+import type { MetricsRegistry } from '../metrics/triton.js';
 import type { QuantizeOptions } from '../quantize/index.js';
 import type { ShapeRange } from '../shapes.js';
 import type { OutputDestinations } from './outputs.js';
@@ -123,7 +123,7 @@ export interface EngineOptions {
    * engine (`model` label: give engines sharing it distinct `name`s), and leave it at
    * dispose(). engine.metrics() still gives the engine's own series alone.
    */
-  metricsRegistry?: Registry<RegistryContentType>;
+  metricsRegistry?: MetricsRegistry;
   /** Progress of the build (quantization steps). */
   onProgress?: (event: { stage: string; done?: number; total?: number }) => void;
   /**

@@ -4,7 +4,7 @@
  * its engines (and its own metrics), one family per name with a series per model.
  * Counters of time are cumulative microseconds, as in Triton.
  */
-import { Counter, Gauge, Registry, type RegistryContentType } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { RecentWindow, WindowSummary } from './window-summary.js';
 import { inputError, type ErrorCode } from '../errors.js';
 
@@ -183,6 +183,19 @@ class Families {
   }
 }
 
+/**
+ * A prom-client `Registry` as the engine uses it: this package's prom-client or the
+ * service's own copy, of another major too (checked with 14 and 15), which a `Registry`
+ * type of one version would refuse (14's lacks `setContentType`).
+ */
+export interface MetricsRegistry {
+  // `never`: a registry takes its own version's metrics; the engine hands it prom-client 15's.
+  registerMetric(metric: never): void;
+  getSingleMetric(name: string): unknown;
+  removeSingleMetric(name: string): void;
+  metrics(): Promise<string>;
+}
+
 /** Each registry's families, made by the first engine that reports to it. */
 const familiesOf = new WeakMap<Registry, Families>();
 
@@ -206,7 +219,7 @@ export class TritonMetrics {
     pendingNow: () => number;
     backendCounters?: () => Readonly<Record<string, number>> | undefined;
     flush?: () => void;
-    shared?: Registry<RegistryContentType> | undefined;
+    shared?: MetricsRegistry | undefined;
   }) {
     const version = o.version ?? '1';
     this.source = {
@@ -219,7 +232,7 @@ export class TritonMetrics {
       queueWindow: new RecentWindow(),
     };
     // Either content type: the families are the same metrics, formatted by the registry.
-    const shared = o.shared as Registry | undefined;
+    const shared = o.shared as Registry | undefined; // of another copy or version: the engine uses only what MetricsRegistry names
     if (shared) {
       const families = familiesOf.get(shared);
       if (families && [...families.sources].some((s) => s.labels.model === o.model && s.labels.version === version)) {

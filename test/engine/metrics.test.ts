@@ -3,6 +3,7 @@
  * name with a series per engine, beside the service's own metrics, and gone at dispose.
  */
 import { Counter, Registry } from 'prom-client';
+import * as promClient14 from 'prom-client-14';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { CLS_ITEM, CLS_MODEL, clsInput, failure } from './helpers.js';
@@ -69,6 +70,31 @@ describe('metricsRegistry: a registry shared by engines and the service', () => 
     await again.infer(clsInput(1));
     expect(await registry.metrics()).toContain('nv_inference_request_success{model="cls-a",version="1"} 1');
     await again.dispose();
+  });
+
+  it("takes a registry of the service's own prom-client of another major (14), typed and at run time", async () => {
+    // Typed as the service has it: a prom-client 14 Registry, which has no setContentType.
+    const registry: promClient14.Registry = new promClient14.Registry();
+    new promClient14.Counter({ name: 'app_requests_total', help: "the service's own", registers: [registry] }).inc(2);
+    const a = await Engine.build(CLS_MODEL, { ...options, name: 'cls-a', metricsRegistry: registry });
+    const b = await Engine.build(CLS_MODEL, { ...options, name: 'cls-b', metricsRegistry: registry });
+    try {
+      for (let i = 0; i < 2; i++) await a.infer(clsInput(i));
+      await b.infer(clsInput(5));
+      const text = await registry.metrics();
+      const names = families(text);
+      expect(new Set(names).size).toBe(names.length);
+      expect(text).toContain('app_requests_total 2');
+      expect(text).toContain('nv_inference_request_success{model="cls-a",version="1"} 2');
+      expect(text).toContain('nv_inference_request_success{model="cls-b",version="1"} 1');
+      expect(text).toMatch(/nv_inference_request_summary_us_count\{model="cls-a",version="1"\} 2/);
+      await a.dispose();
+      expect(await registry.metrics()).not.toContain('model="cls-a"');
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+    expect(families(await registry.metrics())).toEqual(['app_requests_total']);
   });
 
   it('refuses what is not a Registry', async () => {
