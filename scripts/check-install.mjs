@@ -53,7 +53,8 @@ console.log('installed on Node ' + process.versions.node + ' (' + process.arch +
 const CONSUMER = `
 import * as ort from 'onnxruntime-node';
 import { Engine, isTensorrtNodeError, runtimeInfo } from 'tensorrt-node';
-import type { DisposeOptions, EngineOptions, ErrorCode, InferResult, OutputTensor, Percentiles } from 'tensorrt-node';
+import type { DisposeOptions, EngineOptions, ErrorCode, InferResult, MetricsRegistry, OutputTensor, Percentiles } from 'tensorrt-node';
+import { register } from 'prom-client';
 
 export async function serve(model: string, calibration: Float32Array[]): Promise<number> {
   const options: EngineOptions = { precision: 'int8', calibration, cacheDir: '.engine-cache', maxBatchSize: 8, maxQueueDelayMs: 1 };
@@ -83,11 +84,13 @@ export async function serve(model: string, calibration: Float32Array[]): Promise
       void code, tensor;
     }
   }
+  const shared: MetricsRegistry = register; // the service's prom-client registry
+  const reporting: EngineOptions = { name: 'cls', metricsRegistry: shared };
   const drain: DisposeOptions = { drainTimeoutMs: 25_000 };
   // @ts-expect-error the drain's limit is a number of milliseconds
   void engine.dispose({ drainTimeoutMs: '25s' }).catch(() => {});
   await engine.dispose(drain);
-  void backend, probs, fromOrt, io, p99, percentiles, text, runtimeInfo().addon.variant;
+  void backend, probs, fromOrt, io, p99, percentiles, text, reporting, runtimeInfo().addon.variant;
   return probs?.data.length ?? 0;
 }
 
