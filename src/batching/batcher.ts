@@ -9,7 +9,7 @@ import { TensorrtNodeError, inputError, type ErrorCode } from '../errors.js';
 import { kindOf } from '../shapes.js';
 import type { TensorLike, TypedArray } from '../tensor.js';
 import type { BatchParts } from '../backends/types.js';
-import { joinParts, mergeBatch, ownFeeds, recycle, rowViews, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
+import { joinParts, mergeBatch, ownFeeds, recycle, rowsMisfit, rowViews, sameItemShape, splitBatch, type BatchTensor } from './merge.js';
 import { BufferPool } from './pool.js';
 
 export interface BatcherOptions {
@@ -555,7 +555,20 @@ export class DynamicBatcher {
     const done = performance.now();
     const ms = (done - started) / rounds;
     this.recentRunMs = Number.isFinite(this.recentRunMs) ? 0.9 * this.recentRunMs + 0.1 * ms : ms;
-    const free = this.settleBatch(live, outputs, done);
+    // Outputs without the batch's rows on axis 0 (a model whose open axis 0 is not a batch
+    // axis, e.g. boxes kept by NMS): a whole request alone gets them as they are, as
+    // onnxruntime gives them; a merged batch cannot be split, so its requests run apart.
+    const misfit = this.options.batchAxis ? rowsMisfit(outputs, total) : undefined;
+    const whole = live.length === 1 && live[0]!.rows === live[0]!.req.batch;
+    if (misfit && !whole && !apart && new Set(live.map((p) => p.req)).size > 1) {
+      this.defer(() => {
+        if (merged) recycle(merged, this.pool);
+        this.release?.(outputs);
+      });
+      await this.runApart(live, total, new TensorrtNodeError('EMODEL', misfit));
+      return true;
+    }
+    const free = this.settleBatch(live, outputs, done, misfit !== undefined && whole);
     this.defer(() => {
       if (merged) recycle(merged, this.pool);
       for (const o of free) this.release?.(o);
@@ -631,10 +644,10 @@ export class DynamicBatcher {
    * Resolves the batch's requests with their rows. Returns the result memory nothing reads
    * any more, for the backend to reuse: this batch's, where no caller got views of it and no
    * part of a split request waits in it, and earlier batches' that the parts joined here
-   * held last.
+   * held last. `asIs`: one whole request, given outputs that do not follow its rows as they are.
    */
-  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number): Record<string, TensorLike>[] {
-    if (!this.options.batchAxis) {
+  private settleBatch(live: Part[], outputs: Record<string, TensorLike>, done: number, asIs = false): Record<string, TensorLike>[] {
+    if (!this.options.batchAxis || asIs) {
       const req = live[0]!.req;
       const pinned = req.state !== 'settled' && !req.copies;
       req.computeDoneAt = done;

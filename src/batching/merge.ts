@@ -54,11 +54,10 @@ export function mergeBatch(requests: readonly Record<string, BatchTensor>[], tot
  */
 export function splitBatch(outputs: Record<string, TensorLike>, sizes: readonly number[]): Record<string, TensorLike>[] {
   const total = sizes.reduce((a, b) => a + b, 0);
+  const misfit = rowsMisfit(outputs, total);
+  if (misfit) throw new Error(misfit);
   const parts: Record<string, TensorLike>[] = sizes.map(() => ({}));
   for (const [name, t] of Object.entries(outputs)) {
-    if (t.dims[0] !== total) {
-      throw new Error(`output '${name}' has ${String(t.dims[0])} rows on axis 0 for a batch of ${total}`);
-    }
     const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
     let row = 0;
     sizes.forEach((n, i) => {
@@ -68,6 +67,14 @@ export function splitBatch(outputs: Record<string, TensorLike>, sizes: readonly 
     });
   }
   return parts;
+}
+
+/** Which output does not have the batch's rows on axis 0 (its axis 0 is not a batch axis), or undefined. */
+export function rowsMisfit(outputs: Record<string, TensorLike>, rows: number): string | undefined {
+  for (const [name, t] of Object.entries(outputs)) {
+    if (t.dims[0] !== rows) return `output '${name}' has ${String(t.dims[0])} rows on axis 0 for a batch of ${rows}`;
+  }
+  return undefined;
 }
 
 /** A request's tensors copied into buffers of their own (for a request that runs alone). */

@@ -7,7 +7,7 @@
  * rows on every instance at once and takes the largest whose time per row is within
  * `TOLERANCE` of the best.
  */
-import type { Feeds, TensorInfo } from '../tensor.js';
+import type { Feeds, TensorInfo, TensorLike } from '../tensor.js';
 import { typedArrayFor } from './inputs.js';
 import { bareDims, type ShapeRange } from '../shapes.js';
 
@@ -95,6 +95,76 @@ export function syntheticFeeds(inputs: readonly TensorInfo[], item: Record<strin
   return feeds;
 }
 
+/** Two rows, distinct where the input is float (each a sine wave of its own phase), zeros elsewhere: `rows` 0, 1 or both. */
+function distinctRows(inputs: readonly TensorInfo[], item: Record<string, number[]>, which: readonly number[]): Feeds {
+  const feeds: Feeds = {};
+  for (const info of inputs) {
+    const dims = [which.length, ...item[info.name]!];
+    const data = typedArrayFor(info.dtype, dims.reduce((a, b) => a * b, 1));
+    if (data instanceof Float32Array) {
+      const size = data.length / which.length;
+      which.forEach((r, k) => {
+        for (let i = 0; i < size; i++) data[k * size + i] = Math.sin(i * 0.001 + 0.5 + 1.3 * r);
+      });
+    }
+    feeds[info.name] = { data, dims, type: info.dtype };
+  }
+  return feeds;
+}
+
+/** Merged rows within this share of the largest magnitude of the rows alone: batches of other sizes take other kernels' float rounding. */
+const ROW_TOLERANCE = 1e-4;
+
+/**
+ * Whether the open axis 0 is a batch axis: two distinct rows, run alone and then merged,
+ * must come back as they went, each output with one row per input row and each merged row
+ * within float rounding of the same row alone. An axis 0 that is a sequence (a signal
+ * filtered along it, tokens attending to each other) would mix merged requests' rows
+ * silently, and outputs that are not per row (boxes kept by NMS) cannot be split. Returns
+ * why it is not one, or undefined. Where the merged run fails, undefined: the probe says it.
+ */
+export async function checkBatchAxis(
+  run: (feeds: Feeds) => Promise<{ outputs?: Record<string, TensorLike> }>,
+  inputs: readonly TensorInfo[],
+  item: Record<string, number[]>,
+): Promise<string | undefined> {
+  // Side by side, on instances of their own where there are several. Copied: a backend
+  // may reuse its result memory for the next run.
+  const alone = (await Promise.all([0, 1].map((r) => run(distinctRows(inputs, item, [r]))))).map(({ outputs }) =>
+    outputs && Object.fromEntries(Object.entries(outputs).map(([n, t]) => [n, { ...t, data: t.data.slice() }])));
+  if (!alone[0] || !alone[1]) return undefined;
+  let merged: Record<string, TensorLike> | undefined;
+  try {
+    merged = (await run(distinctRows(inputs, item, [0, 1]))).outputs;
+  } catch {
+    return undefined;
+  }
+  if (!merged) return undefined;
+  for (const [name, t] of Object.entries(merged)) {
+    const a = alone[0]![name];
+    const b = alone[1]![name];
+    if (!a || !b) continue;
+    for (const [rows, got] of [[1, a], [1, b], [2, t]] as const) {
+      if (got.dims[0] !== rows) return `output '${name}' has ${String(got.dims[0])} rows on axis 0 for ${rows} input row${rows > 1 ? 's' : ''}`;
+    }
+    if (t.data.length !== a.data.length + b.data.length) return `output '${name}' has ${JSON.stringify(t.dims)} for two rows, and ${JSON.stringify(a.dims)} for one`;
+    for (const [k, row] of [a, b].entries()) {
+      const offset = k * row.data.length;
+      let scale = 0;
+      for (let i = 0; i < row.data.length; i++) scale = Math.max(scale, Math.abs(Number(row.data[i])));
+      for (let i = 0; i < row.data.length; i++) {
+        const want = Number(row.data[i]);
+        const got = Number(t.data[offset + i]);
+        if (Number.isNaN(want) && Number.isNaN(got)) continue;
+        if (!(Math.abs(got - want) <= ROW_TOLERANCE * scale)) {
+          return `row ${k} of output '${name}' changes when another row runs beside it (${want} alone, ${got} merged, at element ${i})`;
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * Times batches of 1, 2, 4, ... rows up to `cap`, the same batch on `instances` instances
  * at once: batches only form under load, when every instance is busy and they share the
@@ -159,10 +229,14 @@ export async function probeBatchSize(
   return { perRowMs, chosen: chooseBatchSize(perRowMs), ...(failed && { failed }) };
 }
 
-/** The probe as stored in the engine cache, or undefined where the payload is not one. */
-export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | undefined {
+/**
+ * The probe as stored in the engine cache (or why axis 0 is no batch axis, checkBatchAxis),
+ * or undefined where the payload is not one.
+ */
+export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | { notBatch: string } | undefined {
   try {
-    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown; failed?: { rows?: unknown; message?: unknown } };
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown; failed?: { rows?: unknown; message?: unknown }; notBatch?: unknown };
+    if (v.notBatch !== undefined) return typeof v.notBatch === 'string' ? { notBatch: v.notBatch } : undefined;
     const perRowMs = v.perRowMs as Record<string, unknown> | undefined;
     if (!perRowMs || typeof perRowMs !== 'object' || !Number.isInteger(v.chosen) || (v.chosen as number) < 1) return undefined;
     const out: Record<number, number> = {};

@@ -20,7 +20,7 @@ import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { cachePath, loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { buildOnce, type LockHolder } from '../cache/lock.js';
 import { TritonMetrics } from '../metrics/triton.js';
-import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
+import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
 import { bareDims, checkShapes, fmtShape, kindOf, type ShapeRange } from '../shapes.js';
 import { DISPOSE_OPTION_NAMES, ENGINE_OPTION_NAMES, INFER_OPTION_NAMES, QUANTIZATION_OPTION_NAMES, type DisposeOptions, type EngineOptions, type InferOptions } from './options.js';
@@ -29,7 +29,7 @@ import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
-import { parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
+import { checkBatchAxis, parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
 import { machineSample, quietBetween } from '../machine-load.js';
 import { REWRITES_VERSION, isGraphRewrites, type GraphRewrites } from './rewrite.js';
@@ -649,11 +649,24 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
       ext: 'batch.bin',
       parts: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
       parse: parseProbe,
-    }, () =>
+    }, async () => {
       // On single-threaded instances, by the worker's CPU clock: busy processes beside a
       // build (or workers starved at background priority) lengthened larger batches' wall time
       // more than small ones' and made the probe choose smaller batches, then cached.
-      probeBatchSize((f) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 }), impl.inputs, item, cap, impl.instances));
+      const run = (f: Feeds) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 });
+      const notBatch = await checkBatchAxis(run, impl.inputs, item);
+      return notBatch !== undefined ? { notBatch } : probeBatchSize(run, impl.inputs, item, cap, impl.instances);
+    });
+    if ('notBatch' in value) {
+      return {
+        ...batching,
+        enabled: false,
+        batchAxis: false,
+        maxBatchSize: 1,
+        preferredBatchSizes: [],
+        reason: `axis 0 is open but is no batch axis: ${value.notBatch} (${cached ? 'found on this machine by an earlier build' : 'found at this build, two distinct rows run alone and merged'}): requests run one at a time, unbatched`,
+      };
+    }
     probe = { ...value, source: cached ? 'cache' : 'measured' };
     notKept = busy ? ', beside busy processes (not kept in the cache)' : '';
   } catch (e) {

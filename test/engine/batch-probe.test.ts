@@ -112,6 +112,8 @@ describe('batch probe: the choice', () => {
     expect(parseProbe(json(failed))).toEqual(failed);
     expect(parseProbe(json({ ...failed, failed: { rows: 1, message: 'x' } }))).toBeUndefined(); // one row failing is no probe
     expect(parseProbe(json({ ...failed, failed: { rows: 2 } }))).toBeUndefined();
+    expect(parseProbe(json({ notBatch: "output 'y' has 2 rows on axis 0 for 1 input row" }))).toEqual({ notBatch: "output 'y' has 2 rows on axis 0 for 1 input row" });
+    expect(parseProbe(json({ notBatch: 3 }))).toBeUndefined();
   });
 });
 

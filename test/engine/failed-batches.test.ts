@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { buildModel, node, random, randomArray, tensor, withAttrs } from '../quantize/graphs.js';
+import { onnx } from '../../src/onnx/proto.js';
 import { failure, ort, withWarnings } from './helpers.js';
 import { embeddingModel, embeddingRequest, VOCAB } from './multi-input.js';
 
@@ -174,6 +175,91 @@ describe('a model that fails the batch probe at one row', () => {
       expect((await failure(engine.infer(new Float32Array(3 * 8 * 8)))).code).toBe('EMODEL');
     } finally {
       await engine.dispose();
+    }
+  });
+});
+
+/** x [N, 4] → y [2N, 2]: the rows reshaped into pairs, so y's axis 0 is not N (the model names it M). */
+function pairsModel(): Uint8Array {
+  const model = onnx.ModelProto.decode(buildModel({
+    nodes: [node('Reshape', ['x', 'pairs'], ['y'], 'reshape')],
+    initializers: [tensor('pairs', BigInt64Array.of(-1n, 2n), [2])],
+    inputs: [{ name: 'x', dims: [-1, 4] }],
+    outputs: [{ name: 'y', dims: [-1, 2] }],
+  }));
+  model.graph!.output![0]!.type!.tensorType!.shape!.dim![0]!.dimParam = 'M';
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** x [N, 4] → y [N, 4], the running sum down axis 0: a sequence, each row depending on those before it. */
+function runningSumModel(): Uint8Array {
+  return buildModel({
+    nodes: [node('CumSum', ['x', 'axis0'], ['y'], 'cumsum')],
+    initializers: [tensor('axis0', BigInt64Array.of(0n), [])],
+    inputs: [{ name: 'x', dims: [-1, 4] }],
+    outputs: [{ name: 'y', dims: [-1, 4] }],
+  });
+}
+
+describe('an open axis 0 that is no batch axis', () => {
+  const requests = [Float32Array.of(1, 2, 3, 4), Float32Array.of(5, 6, 7, 8, 9, 10, 11, 12), Float32Array.of(-1, 0.5, 2, 8), Float32Array.of(3, 3, 3, 3)];
+  /** onnxruntime-node's y for each request run alone. */
+  async function alone(model: Uint8Array): Promise<{ dims: number[]; data: number[] }[]> {
+    const session = await ort.InferenceSession.create(model);
+    try {
+      return await Promise.all(requests.map(async (x) => {
+        const y = (await session.run({ x: new ort.Tensor('float32', x, [x.length / 4, 4]) })).y!;
+        return { dims: [...y.dims], data: Array.from(y.data as Float32Array) };
+      }));
+    } finally {
+      await session.release();
+    }
+  }
+  const got = (results: Awaited<ReturnType<Engine['infer']>>[]): { dims: number[]; data: number[] }[] =>
+    results.map((r) => ({ dims: [...r.y!.dims], data: Array.from(r.y!.data as Float32Array) }));
+
+  it('outputs without a row per input row: found at build, requests run unbatched, each result onnxruntime-node\'s alone', async () => {
+    const model = pairsModel();
+    const engine = await Engine.build(model, SINGLE_THREAD);
+    try {
+      expect(engine.batching).toMatchObject({ batchAxis: false, enabled: false, maxBatchSize: 1 });
+      expect(engine.batching.reason).toMatch(/axis 0 is open but is no batch axis: output 'y' has 2 rows on axis 0 for 1 input row .*unbatched/);
+      expect(got(await Promise.all(requests.map((x) => engine.infer(x))))).toEqual(await alone(model));
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('rows that depend on each other: found at build, and merged requests no longer mix', async () => {
+    const model = runningSumModel();
+    const engine = await Engine.build(model, SINGLE_THREAD);
+    try {
+      expect(engine.batching).toMatchObject({ batchAxis: false, enabled: false });
+      expect(engine.batching.reason).toMatch(/row 1 of output 'y' changes when another row runs beside it/);
+      expect(got(await Promise.all(requests.map((x) => engine.infer(x))))).toEqual(await alone(model));
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('with maxBatchSize given (no check at build): a lone request gets its outputs as they are, merged ones run apart, one warning', async () => {
+    const model = pairsModel();
+    const want = await alone(model);
+    // The queue delay never runs out: the four requests (5 rows) run as one batch of 5.
+    const engine = await Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 5, maxQueueDelayMs: 60_000 });
+    const lone = await Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 5 });
+    try {
+      expect(engine.batching.batchAxis).toBe(true);
+      const { value: results, warnings } = await withWarnings('EMODEL', () => Promise.all(requests.map((x) => engine.infer(x))));
+      expect(got(results)).toEqual(want);
+      expect(engine.stats()).toMatchObject({ batchesRunApart: 1, succeeded: 4 });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/a batch of 5 rows merged from 4 requests failed \(output 'y' has 10 rows on axis 0 for a batch of 5\)/);
+      // Before, a lone request failed too: "output 'y' has 4 rows on axis 0 for a batch of 2".
+      expect(got([await lone.infer(requests[1]!)])).toEqual([want[1]]);
+    } finally {
+      await engine.dispose();
+      await lone.dispose();
     }
   });
 });
