@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
-import { chooseBatchSize, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
+import { checkBatchAxis, chooseBatchSize, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
 import type { Feeds } from '../../src/tensor.js';
 import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, engineGraphSession, sameBits, withWarnings } from './helpers.js';
 
@@ -91,6 +91,28 @@ describe('batch probe: the choice', () => {
     const probe = await probeBatchSize(refusing(4), inputs, { x: [4] }, 8);
     expect(probe).toEqual({ perRowMs: { 1: 1, 2: 1 }, chosen: 2, failed: { rows: 4, message: 'cannot take 4 rows' } });
     await expect(probeBatchSize(refusing(1), inputs, { x: [4] }, 8)).rejects.toThrow('cannot take 1 rows');
+  });
+
+  it('checks the batch axis with two distinct rows alone and merged; NaN, infinities and float rounding pass', async () => {
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 3] }];
+    // Per row: NaN, Infinity, and the row's first value (last bits off when merged, as other kernels round).
+    const perRow = (merged: boolean) => async (f: Feeds) => {
+      const x = f.x!.data as Float32Array;
+      const rows = f.x!.dims[0]!;
+      const y = new Float32Array(rows * 3);
+      for (let r = 0; r < rows; r++) y.set([Number.NaN, Number.POSITIVE_INFINITY, x[r * 3]! * (merged && rows > 1 ? 1 + 1e-7 : 1)], r * 3);
+      return { outputs: { y: { data: y, dims: [rows, 3] } } };
+    };
+    expect(await checkBatchAxis(perRow(true), inputs, { x: [3] })).toBeUndefined();
+    // A running sum down axis 0: the second row changes beside the first.
+    const runningSum = async (f: Feeds) => {
+      const x = f.x!.data as Float32Array;
+      return { outputs: { y: { data: x.map((v, i) => (i >= 3 ? v + x[i - 3]! : v)), dims: [...f.x!.dims] } } };
+    };
+    expect(await checkBatchAxis(runningSum, inputs, { x: [3] })).toMatch(/^row 1 of output 'y' changes when another row runs beside it/);
+    // Two output rows per input row.
+    const pairs = async (f: Feeds) => ({ outputs: { y: { data: f.x!.data, dims: [f.x!.dims[0]! * 3, 1] } } });
+    expect(await checkBatchAxis(pairs, inputs, { x: [3] })).toBe("output 'y' has 3 rows on axis 0 for 1 input row");
   });
 
   it('needs every axis beyond the batch fixed, from the model or from shapes', () => {
