@@ -670,6 +670,7 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
     probe = { ...value, source: cached ? 'cache' : 'measured' };
     notKept = busy ? ', beside busy processes (not kept in the cache)' : '';
   } catch (e) {
+    if (e instanceof TensorrtNodeError && e.code === 'EABORTED') throw e; // the build's signal, in a wait for another's probe
     // Zeros and a sine wave for every input: a model that refuses them may still serve real
     // requests, so the build goes on, but says so where it cannot go unseen.
     const message = (e as Error).message;

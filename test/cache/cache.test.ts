@@ -359,5 +359,19 @@ describe('the batch probe, measured by one process at a time', () => {
     const engine = await building;
     expect(engine.batching.probe).toMatchObject({ source: 'cache', chosen: measured.batching.probe!.chosen, perRowMs: measured.batching.probe!.perRowMs });
     await engine.dispose();
+
+    // Aborted while it waits: the build fails with EABORTED, not taken for a model whose run failed.
+    const third = tempDir();
+    writeFileSync(join(third, `${probeFile}.lock`), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: 'test' }));
+    const ac = new AbortController();
+    const waitStages: string[] = [];
+    const { value: outcome, warnings } = await withWarnings('EMODEL', async () => {
+      const aborted = Engine.build(CLS_MODEL, { ...options, cacheDir: third, signal: ac.signal, onProgress: (p) => waitStages.push(p.stage) }).then(() => 'built', (e: { code?: string }) => e.code);
+      while (!waitStages.includes('cache:wait')) await new Promise((r) => setTimeout(r, 50));
+      ac.abort();
+      return aborted;
+    });
+    expect(outcome).toBe('EABORTED');
+    expect(warnings).toEqual([]);
   });
 });
