@@ -64,6 +64,64 @@ describe('a request the model refuses, merged with others', () => {
   });
 });
 
+describe('bad requests among many, with aborts and timeouts', () => {
+  it('each request settles once: a bad one with EMODEL, an aborted or timed-out one with its code, every other with its own result', async () => {
+    const model = embeddingModel();
+    const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+    let seed = 7;
+    const rand = (): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    try {
+      for (const [instances, maxBatchSize, maxQueueDelayMs] of [[1, 8, 2], [2, 3, 0], [2, 5, 2]] as const) {
+        const engine = await Engine.build(model, { backend: 'onnxruntime', instances, threadsPerInstance: 1, maxBatchSize, maxQueueDelayMs });
+        try {
+          const requests = Array.from({ length: 200 }, (_, i) => {
+            const rows = 1 + Math.floor(rand() * 3);
+            const feeds = embeddingRequest(i, rows, 5);
+            const bad = rand() < 0.1;
+            if (bad) (feeds.input_ids.data as BigInt64Array)[Math.floor(rand() * rows * 5)] = BigInt(VOCAB + 3);
+            return { feeds, bad, abortAfterMs: rand() < 0.1 ? rand() * 5 : undefined, timeoutMs: rand() < 0.1 ? rand() * 5 : undefined };
+          });
+          const settled = await Promise.allSettled(requests.map((q) => {
+            const ac = new AbortController();
+            if (q.abortAfterMs !== undefined) setTimeout(() => ac.abort(), q.abortAfterMs);
+            return engine.infer(q.feeds, { signal: ac.signal, ...(q.timeoutMs !== undefined && { timeoutMs: q.timeoutMs }) });
+          }));
+          let apartExpected = false;
+          for (const [i, s] of settled.entries()) {
+            const q = requests[i]!;
+            if (s.status === 'rejected') {
+              const code = (s.reason as { code: string }).code;
+              const allowed = [...(q.bad ? ['EMODEL'] : []), ...(q.abortAfterMs !== undefined ? ['EABORTED'] : []), ...(q.timeoutMs !== undefined ? ['ETIMEOUT'] : [])];
+              expect(allowed, `request ${i}: ${(s.reason as Error).message}`).toContain(code);
+              apartExpected ||= code === 'EMODEL';
+              continue;
+            }
+            expect(q.bad, `request ${i} holds an id past the vocabulary`).toBe(false);
+            const want = await session.run({
+              input_ids: new ort.Tensor('int64', q.feeds.input_ids.data as BigInt64Array, q.feeds.input_ids.dims),
+              attention_mask: new ort.Tensor('int64', q.feeds.attention_mask.data as BigInt64Array, q.feeds.attention_mask.dims),
+              scale: new ort.Tensor('float32', q.feeds.scale.data as Float32Array, q.feeds.scale.dims),
+            });
+            const w = want.embedding!.data as Float32Array;
+            (s.value.embedding!.data as Float32Array).forEach((v, k) => expect(Math.abs(v - w[k]!)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(w[k]!))));
+          }
+          const stats = engine.stats();
+          const failed = Object.values(stats.failed).reduce((a, b) => a + (b ?? 0), 0);
+          expect(stats.succeeded + failed).toBe(requests.length);
+          if (apartExpected) expect(stats.batchesRunApart).toBeGreaterThan(0);
+        } finally {
+          await engine.dispose();
+        }
+      }
+    } finally {
+      await session.release();
+    }
+  });
+});
+
 /** x [N, 5, 4] → a batch_first LSTM (hidden 3) whose initial state is a constant of batch 1 → y [N, 1, 3]. */
 function tracedLstm(): Uint8Array {
   const rand = random(5);
