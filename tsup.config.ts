@@ -18,6 +18,6 @@ export default defineConfig({
   // The ONNX Runtime worker is plain JS loaded by path at run time: it sits beside the bundles,
   // with the modules it imports.
   onSuccess: async () => {
-    for (const file of ['onnxruntime-worker.mjs', 'native-calls.mjs', 'mailbox.mjs']) copyFileSync(`src/backends/onnxruntime/${file}`, `dist/${file}`);
+    for (const file of ['onnxruntime-worker.mjs', 'native-calls.mjs', 'mailbox.mjs', 'ort-tensor.mjs']) copyFileSync(`src/backends/onnxruntime/${file}`, `dist/${file}`);
   },
 });

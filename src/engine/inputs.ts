@@ -48,10 +48,23 @@ export function arrayKind(data: unknown): string {
   return Buffer.isBuffer(data) ? 'Buffer' : kindOf(data);
 }
 
+/** The runtime's Float16Array, where it has one (Node 24+). */
+const Float16ArrayCtor = (globalThis as { Float16Array?: abstract new (...args: never[]) => ArrayBufferView }).Float16Array;
+
+/**
+ * A Float16Array's bits in a Uint16Array over the same memory, as the engine carries float16
+ * (Node 24+ has Float16Array, and onnxruntime Tensors' float16 data is one there); undefined
+ * for other arrays.
+ */
+export function float16Bits(data: unknown): Uint16Array | undefined {
+  if (Float16ArrayCtor === undefined || !(data instanceof Float16ArrayCtor)) return undefined;
+  return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+}
+
 /** Which dtypes a typed array can carry. Uint8Array also carries bool. */
 export function dtypesOf(data: TypedArray): TensorDtype[] {
   if (data instanceof Float32Array) return ['float32'];
-  if (data instanceof Uint16Array) return ['float16'];
+  if (data instanceof Uint16Array || float16Bits(data)) return ['float16'];
   if (data instanceof Int8Array) return ['int8'];
   if (data instanceof Uint8Array) return ['uint8', 'bool'];
   if (data instanceof Int32Array) return ['int32'];
@@ -157,6 +170,8 @@ export class InputNormalizer {
 
   /** A typed array of the input's dtype; Buffer / Uint8Array bytes are read as that dtype. */
   private reinterpret(name: string, dtype: TensorDtype, data: TypedArray): TypedArray {
+    const bits = dtype === 'float16' ? float16Bits(data) : undefined;
+    if (bits) return bits;
     if (dtypesOf(data).includes(dtype)) return data;
     if (data instanceof Uint8Array) {
       const size = ELEMENT_BYTES[dtype];
@@ -169,7 +184,8 @@ export class InputNormalizer {
       copy.set(data);
       return new CTORS[dtype](copy.buffer, 0, data.byteLength / size);
     }
-    throw inputError(name, `${dtype} (${CTORS[dtype].name} or a Buffer of its bytes)`, arrayKind(data));
+    const arrays = dtype === 'float16' && Float16ArrayCtor ? 'Uint16Array of its bits, Float16Array' : CTORS[dtype].name;
+    throw inputError(name, `${dtype} (${arrays} or a Buffer of its bytes)`, arrayKind(data));
   }
 
   private fromRecord(record: Record<string, unknown>): NormalizedFeeds {

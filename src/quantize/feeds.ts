@@ -5,6 +5,7 @@ import type { GraphView } from '../onnx/graph.js';
 import { DataType } from '../onnx/proto.js';
 import type { Feeds, TensorDtype, TensorLike, TypedArray } from '../tensor.js';
 import { bareDims, type ShapeRange } from '../shapes.js';
+import { ortTensor } from '../backends/onnxruntime/ort-tensor.mjs';
 
 export interface ModelInput {
   name: string;
@@ -116,7 +117,7 @@ export function toOrtFeeds(feeds: Feeds): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) {
     const type = (t.type ?? dtypeOfData(t.data)) as keyof ort.Tensor.DataTypeMap;
-    out[name] = new ort.Tensor(type, t.data as ort.Tensor.DataTypeMap[typeof type], [...t.dims]);
+    out[name] = ortTensor(ort, type, t.data, t.dims);
   }
   return out;
 }

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { markNativeCalls, nativeCall } from './native-calls.mjs';
 import { CTORS, poll, readRequest, willPoll, writeResult } from './mailbox.mjs';
+import { ortTensor } from './ort-tensor.mjs';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
@@ -236,13 +237,13 @@ async function run(msg) {
     if (msg.local) {
       for (const name in msg.local) {
         const t = msg.local[name];
-        feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+        feeds[name] = ortTensor(ort, t.type, t.data, t.dims);
       }
     } else {
       const wire = msg.feeds;
       for (const name in wire) {
         const t = wire[name];
-        feeds[name] = new ort.Tensor(t.type, new CTORS[t.type](t.buffer, t.byteOffset, t.length), t.dims);
+        feeds[name] = ortTensor(ort, t.type, new CTORS[t.type](t.buffer, t.byteOffset, t.length), t.dims);
         inputs[name] = t.buffer;
         transfer.push(t.buffer);
       }
