@@ -6,7 +6,8 @@ import { constants as bufferConstants } from 'node:buffer';
 import { readFile, stat } from 'node:fs/promises';
 import { modelSource, type ModelSource } from '../onnx/source.js';
 import { availableParallelism, cpus } from 'node:os';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { inlineExternalData } from '../onnx/model.js';
 import { TensorrtNodeError, checkOptionNames, inputError, throwIfAborted } from '../errors.js';
 import type { Backend, BackendName } from '../backends/types.js';
 import { selectBackend } from '../backends/select.js';
@@ -237,6 +238,7 @@ export class Engine {
     } else {
       bytes = source;
     }
+    bytes = await inlineExternalData(bytes, typeof source === 'string' ? dirname(source) : undefined);
     const precision = options.precision ?? 'fp32';
     const selection = await selectBackend(options.backend ?? 'auto');
     aborted();

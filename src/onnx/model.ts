@@ -40,6 +40,33 @@ export async function readModel(given: ModelSource, options: ReadModelOptions = 
   return model;
 }
 
+/** Protobuf's limit on one message: a model past it keeps its weights outside. */
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+/**
+ * The model's bytes with its external tensors (weights in files beside it, as large exports
+ * keep them) read in from `baseDir`, or the bytes as they are where it has none. The engine
+ * hands a model on as bytes (to its workers, the cache, TensorRT's parser), where paths
+ * relative to the model's folder no longer resolve; and its cache key then covers the weights.
+ */
+export async function inlineExternalData(bytes: Uint8Array, baseDir: string | undefined): Promise<Uint8Array> {
+  // An external tensor names its file under the key 'location': without the word, none is.
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf('location') < 0) return bytes;
+  const model = decodeModel(bytes);
+  const external = allTensors(model).filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  if (external.length === 0) return bytes;
+  if (baseDir === undefined) {
+    const location = external[0]!.externalData?.find((e) => e.key === 'location')?.value;
+    throw modelError(`tensor '${external[0]!.name}' is stored in external file '${location}', which model bytes cannot point to: pass the model as a path (its folder holds that file)`);
+  }
+  await loadExternalData(model, baseDir);
+  const size = bytes.byteLength + external.reduce((a, t) => a + (t.rawData?.length ?? 0), 0);
+  if (size > PROTOBUF_LIMIT) {
+    throw modelError(`the model with its external data is ${(size / 2 ** 30).toFixed(1)} GiB, past protobuf's 2 GiB: tensorrt-node hands models on whole and does not run models this large yet`);
+  }
+  return writeModel(model);
+}
+
 /** Decode and check that the bytes hold a model with a graph. */
 export function decodeModel(bytes: Uint8Array): ModelProto {
   let model: ModelProto;
