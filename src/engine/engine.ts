@@ -635,13 +635,18 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
  * On ONNX Runtime, with a batch axis and neither maxBatchSize nor preferred sizes given,
  * maxBatchSize is measured for this model on this machine (batch-probe.ts), up to the
  * default. Where the engine is cached, so is the probe, under a key with the machine's
- * CPU and the instances' threads; a later build reads it instead of probing again.
+ * CPU and the instances' threads; a later build reads it instead of probing again. The
+ * probe first checks that axis 0 is a batch axis (checkBatchAxis); where the sizes are given,
+ * that check runs alone (checkedBatching).
  */
 async function probedBatching(impl: Backend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined): Promise<BatchingInfo> {
   const runTimed = impl.runTimed?.bind(impl);
-  if (impl.name !== 'onnxruntime' || !runTimed || !batching.batchAxis || options.maxBatchSize !== undefined || options.preferredBatchSizes?.length || batching.maxBatchSize < 2) return batching;
+  if (impl.name !== 'onnxruntime' || !runTimed || !batching.batchAxis || batching.maxBatchSize < 2) return batching;
   const cap = batching.maxBatchSize;
   const item = probeItemDims(impl.inputs, options.shapes ?? {});
+  if (options.maxBatchSize !== undefined || options.preferredBatchSizes?.length) {
+    return typeof item === 'string' ? batching : checkedBatching(impl, batching, options, engineKey, item);
+  }
   if (typeof item === 'string') return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: ${item}` };
   let probe: BatchProbe;
   let notKept = '';
@@ -659,16 +664,7 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
       const notBatch = await checkBatchAxis(run, impl.inputs, item);
       return notBatch !== undefined ? { notBatch } : probeBatchSize(run, impl.inputs, item, cap, impl.instances);
     });
-    if ('notBatch' in value) {
-      return {
-        ...batching,
-        enabled: false,
-        batchAxis: false,
-        maxBatchSize: 1,
-        preferredBatchSizes: [],
-        reason: `axis 0 is open but is no batch axis: ${value.notBatch} (${cached ? 'found on this machine by an earlier build' : 'found at this build, two distinct rows run alone and merged'}): requests run one at a time, unbatched`,
-      };
-    }
+    if ('notBatch' in value) return unbatched(batching, value.notBatch, cached);
     probe = { ...value, source: cached ? 'cache' : 'measured' };
     notKept = busy ? ', beside busy processes (not kept in the cache)' : '';
   } catch (e) {
@@ -684,6 +680,52 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
   const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : `measured at this build${notKept}`} (ms a row at ${costs}${failed})`;
   if (probe.chosen === 1) return { ...batching, enabled: false, maxBatchSize: 1, probe, reason: `maxBatchSize 1, ${why}: requests do not merge, and one of several rows runs a row at a time` };
   return { ...batching, maxBatchSize: probe.chosen, probe, reason: `${batching.reason}, up to ${probe.chosen} rows, ${why}` };
+}
+
+/** Batching off, where checkBatchAxis found axis 0 to be no batch axis. */
+function unbatched(batching: BatchingInfo, notBatch: string, cached: boolean): BatchingInfo {
+  return {
+    ...batching,
+    enabled: false,
+    batchAxis: false,
+    maxBatchSize: 1,
+    preferredBatchSizes: [],
+    reason: `axis 0 is open but is no batch axis: ${notBatch} (${cached ? 'found on this machine by an earlier build' : 'found at this build, two distinct rows run alone and merged'}): requests run one at a time, unbatched`,
+  };
+}
+
+/**
+ * Where the batch sizes are given (no probe), the batch axis is still checked (checkBatchAxis,
+ * three runs of a row or two, kept in the engine cache): sizes given for a model whose rows
+ * mix along axis 0 would give wrong results, not slower ones. Where it is no batch axis, the
+ * engine runs unbatched and a warning says so, as the caller asked otherwise.
+ */
+async function checkedBatching(impl: Backend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined, item: Record<string, number[]>): Promise<BatchingInfo> {
+  try {
+    const { value, cached } = await machineMeasurement(impl, options, engineKey, {
+      name: 'batch axis check',
+      ext: 'axis.bin',
+      parts: { check: 'batch axis', item, graphRewrites: options.graphRewrites ?? true },
+      parse: parseAxisCheck,
+    }, async () => ({ notBatch: await checkBatchAxis((f) => impl.runTimed!(f), impl.inputs, item) ?? null }));
+    if (value.notBatch === null) return batching;
+    const given = options.maxBatchSize !== undefined ? `maxBatchSize ${options.maxBatchSize}` : `preferredBatchSizes [${options.preferredBatchSizes!.join(', ')}]`;
+    process.emitWarning(`tensorrt-node: ${given} was given, but axis 0 is no batch axis: ${value.notBatch}; requests run one at a time, unbatched`, { code: 'EMODEL' });
+    return unbatched(batching, value.notBatch, cached);
+  } catch (e) {
+    if (e instanceof TensorrtNodeError && e.code === 'EABORTED') throw e;
+    return batching; // a model that fails the check's runs: requests say why, as without the check
+  }
+}
+
+/** A stored batch axis check, or undefined where the payload is not one. */
+function parseAxisCheck(payload: Uint8Array): { notBatch: string | null } | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { notBatch?: unknown };
+    return v.notBatch === null || typeof v.notBatch === 'string' ? { notBatch: v.notBatch } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -238,11 +238,11 @@ describe('a model that fails the batch probe at one row', () => {
 });
 
 /** x [N, 4] → y [2N, 2]: the rows reshaped into pairs, so y's axis 0 is not N (the model names it M). */
-function pairsModel(): Uint8Array {
+function pairsModel(width = 4): Uint8Array {
   const model = onnx.ModelProto.decode(buildModel({
     nodes: [node('Reshape', ['x', 'pairs'], ['y'], 'reshape')],
     initializers: [tensor('pairs', BigInt64Array.of(-1n, 2n), [2])],
-    inputs: [{ name: 'x', dims: [-1, 4] }],
+    inputs: [{ name: 'x', dims: [-1, width] }],
     outputs: [{ name: 'y', dims: [-1, 2] }],
   }));
   model.graph!.output![0]!.type!.tensorType!.shape!.dim![0]!.dimParam = 'M';
@@ -300,21 +300,39 @@ describe('an open axis 0 that is no batch axis', () => {
     }
   });
 
-  it('with maxBatchSize given (no check at build): a lone request gets its outputs as they are, merged ones run apart, one warning', async () => {
-    const model = pairsModel();
+  it('with maxBatchSize given: still checked at build, unbatched, and a warning says the size was not applied', async () => {
+    for (const [model, why] of [[pairsModel(), /output 'y' has 2 rows on axis 0 for 1 input row/], [runningSumModel(), /row 1 of output 'y' changes when another row runs beside it/]] as const) {
+      const { value: engine, warnings } = await withWarnings('EMODEL', () => Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 5, maxQueueDelayMs: 60_000 }));
+      try {
+        expect(engine.batching).toMatchObject({ batchAxis: false, enabled: false, maxBatchSize: 1 });
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(/maxBatchSize 5 was given, but axis 0 is no batch axis: /);
+        expect(warnings[0]).toMatch(why);
+        // Unbatched, the delay that would have waited for 5 rows does not apply.
+        expect(got(await Promise.all(requests.map((x) => engine.infer(x))))).toEqual(await alone(model));
+      } finally {
+        await engine.dispose();
+      }
+    }
+  });
+
+  it('where nothing can be checked at build (an open width, maxBatchSize given): a lone request gets its outputs as they are, merged ones run apart, one warning', async () => {
+    // x [N, W]: without `shapes` no row can be made at build, so no check runs.
+    const model = pairsModel(-1);
+    const as = (x: Float32Array) => ({ x: { data: x, dims: [x.length / 4, 4] } });
     const want = await alone(model);
     // The queue delay never runs out: the four requests (5 rows) run as one batch of 5.
     const engine = await Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 5, maxQueueDelayMs: 60_000 });
     const lone = await Engine.build(model, { ...SINGLE_THREAD, maxBatchSize: 5 });
     try {
       expect(engine.batching.batchAxis).toBe(true);
-      const { value: results, warnings } = await withWarnings('EMODEL', () => Promise.all(requests.map((x) => engine.infer(x))));
+      const { value: results, warnings } = await withWarnings('EMODEL', () => Promise.all(requests.map((x) => engine.infer(as(x)))));
       expect(got(results)).toEqual(want);
       expect(engine.stats()).toMatchObject({ batchesRunApart: 1, succeeded: 4 });
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/a batch of 5 rows merged from 4 requests failed \(output 'y' has 10 rows on axis 0 for a batch of 5\)/);
       // Before, a lone request failed too: "output 'y' has 4 rows on axis 0 for a batch of 2".
-      expect(got([await lone.infer(requests[1]!)])).toEqual([want[1]]);
+      expect(got([await lone.infer(as(requests[1]!))])).toEqual([want[1]]);
     } finally {
       await engine.dispose();
       await lone.dispose();
