@@ -5,7 +5,7 @@
  * of the recognizer (48 × 320) took 1.4× the time of a row alone, and of the detector
  * (320 × 320) 1.5× (docs/engine.md). So at build the engine times batches of 1, 2, 4, ...
  * rows on every instance at once and takes the largest whose time per row is within
- * `TOLERANCE` of the best.
+ * `TOLERANCE` of the best. Before that, checkBatchAxis makes sure axis 0 is a batch axis.
  */
 import type { Feeds, TensorInfo, TensorLike } from '../tensor.js';
 import { typedArrayFor } from './inputs.js';
@@ -18,8 +18,8 @@ export interface BatchProbe {
   chosen: number;
   /**
    * The first batch size whose run failed, where one did after a smaller one ran (a model
-   * whose axis 0 is open but that only runs one row, e.g. a Reshape to a traced batch of 1):
-   * the sizes from it on are not taken.
+   * whose axis 0 is open but that only runs one row, e.g. an LSTM whose initial state was
+   * traced at batch 1): the sizes from it on are not taken.
    */
   failed?: { rows: number; message: string };
   /** 'measured' at this build, or read from the engine cache (measured by an earlier build). */

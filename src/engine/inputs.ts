@@ -56,7 +56,7 @@ const Float16ArrayCtor = (globalThis as { Float16Array?: abstract new (...args: 
  * (Node 24+ has Float16Array, and onnxruntime Tensors' float16 data is one there); undefined
  * for other arrays.
  */
-export function float16Bits(data: unknown): Uint16Array | undefined {
+function float16Bits(data: unknown): Uint16Array | undefined {
   if (Float16ArrayCtor === undefined || !(data instanceof Float16ArrayCtor)) return undefined;
   return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
 }
