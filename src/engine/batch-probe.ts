@@ -233,14 +233,20 @@ export async function probeBatchSize(
   return { perRowMs, chosen: chooseBatchSize(perRowMs), ...(failed && { failed }) };
 }
 
-/**
- * The probe as stored in the engine cache (or why axis 0 is no batch axis, checkBatchAxis),
- * or undefined where the payload is not one.
- */
-export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | { notBatch: string } | undefined {
+/** checkBatchAxis's finding as stored in the engine cache (null: a batch axis), or undefined where the payload is not one. */
+export function parseAxisCheck(payload: Uint8Array): { notBatch: string | null } | undefined {
   try {
-    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown; failed?: { rows?: unknown; message?: unknown }; notBatch?: unknown };
-    if (v.notBatch !== undefined) return typeof v.notBatch === 'string' ? { notBatch: v.notBatch } : undefined;
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { notBatch?: unknown };
+    return v.notBatch === null || typeof v.notBatch === 'string' ? { notBatch: v.notBatch } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The probe as stored in the engine cache, or undefined where the payload is not one. */
+export function parseProbe(payload: Uint8Array): Omit<BatchProbe, 'source'> | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { perRowMs?: unknown; chosen?: unknown; failed?: { rows?: unknown; message?: unknown } };
     const perRowMs = v.perRowMs as Record<string, unknown> | undefined;
     if (!perRowMs || typeof perRowMs !== 'object' || !Number.isInteger(v.chosen) || (v.chosen as number) < 1) return undefined;
     const out: Record<number, number> = {};

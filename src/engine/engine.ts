@@ -20,7 +20,7 @@ import { DynamicBatcher, type RequestOptions } from '../batching/batcher.js';
 import { cacheKey, hashBytes, hashDataset } from '../cache/key.js';
 import { cachePath, loadEntry, removeEntry, storeEntry } from '../cache/store.js';
 import { buildOnce, type LockHolder } from '../cache/lock.js';
-import { TritonMetrics } from '../metrics/triton.js';
+import { TritonMetrics, isMetricsRegistry } from '../metrics/triton.js';
 import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
 import { InputNormalizer, elementBytes, typedView, type InferInput } from './inputs.js';
 import { bareDims, checkShapes, fmtShape, kindOf, type ShapeRange } from '../shapes.js';
@@ -30,7 +30,7 @@ import { checkDestinations, writeDestinations } from './outputs.js';
 import { QDQ_SESSION_CONFIG } from '../quantize/ort-session.js';
 import type { QuantizeReport } from '../quantize/index.js';
 import { StatsCollector, type EngineStats } from './stats.js';
-import { checkBatchAxis, parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
+import { checkBatchAxis, parseAxisCheck, parseProbe, probeBatchSize, probeItemDims, type BatchProbe } from './batch-probe.js';
 import { allocHost } from '../runtime.js';
 import { machineSample, quietBetween } from '../machine-load.js';
 import { REWRITES_VERSION, isGraphRewrites, type GraphRewrites } from './rewrite.js';
@@ -632,39 +632,53 @@ function batchingInfo(impl: Backend, options: EngineOptions): BatchingInfo {
 }
 
 /**
- * On ONNX Runtime, with a batch axis and neither maxBatchSize nor preferred sizes given,
- * maxBatchSize is measured for this model on this machine (batch-probe.ts), up to the
- * default. Where the engine is cached, so is the probe, under a key with the machine's
- * CPU and the instances' threads; a later build reads it instead of probing again. The
- * probe first checks that axis 0 is a batch axis (checkBatchAxis); where the sizes are given,
- * that check runs alone (checkedBatching).
+ * On ONNX Runtime, with a batch axis: first whether axis 0 is one (checkBatchAxis, kept in
+ * the engine cache), also where the sizes are given, since sizes given for a model whose rows
+ * mix along it would give wrong results, not slower ones; then, with neither maxBatchSize nor
+ * preferred sizes given, maxBatchSize measured for this model on this machine
+ * (batch-probe.ts), up to the default. Where the engine is cached, so is the probe, under a
+ * key with the machine's CPU and the instances' threads; a later build reads it instead of
+ * probing again.
  */
 async function probedBatching(impl: Backend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined): Promise<BatchingInfo> {
   const runTimed = impl.runTimed?.bind(impl);
   if (impl.name !== 'onnxruntime' || !runTimed || !batching.batchAxis || batching.maxBatchSize < 2) return batching;
   const cap = batching.maxBatchSize;
+  const given = options.maxBatchSize !== undefined ? `maxBatchSize ${options.maxBatchSize}` : options.preferredBatchSizes?.length ? `preferredBatchSizes [${options.preferredBatchSizes.join(', ')}]` : undefined;
   const item = probeItemDims(impl.inputs, options.shapes ?? {});
-  if (options.maxBatchSize !== undefined || options.preferredBatchSizes?.length) {
-    return typeof item === 'string' ? batching : checkedBatching(impl, batching, options, engineKey, item);
-  }
-  if (typeof item === 'string') return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: ${item}` };
+  if (typeof item === 'string') return given ? batching : { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: ${item}` };
+  // On single-threaded instances, by the worker's CPU clock: busy processes beside a
+  // build (or workers starved at background priority) lengthened larger batches' wall time
+  // more than small ones' and made the probe choose smaller batches, then cached.
+  const run = (f: Feeds) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 });
   let probe: BatchProbe;
   let notKept = '';
   try {
+    const axis = await machineMeasurement(impl, options, engineKey, {
+      name: 'batch axis check',
+      ext: 'axis.bin',
+      parts: { check: 'batch axis', item, graphRewrites: options.graphRewrites ?? true },
+      parse: parseAxisCheck,
+      loadFree: true,
+    }, async () => ({ notBatch: (await checkBatchAxis(run, impl.inputs, item)) ?? null }));
+    if (axis.value.notBatch !== null) {
+      if (given) process.emitWarning(`tensorrt-node: ${given} was given, but axis 0 is no batch axis: ${axis.value.notBatch}; requests run one at a time, unbatched`, { code: 'EMODEL' });
+      return {
+        ...batching,
+        enabled: false,
+        batchAxis: false,
+        maxBatchSize: 1,
+        preferredBatchSizes: [],
+        reason: `axis 0 is open but is no batch axis: ${axis.value.notBatch} (${axis.cached ? 'found on this machine by an earlier build' : 'found at this build, two distinct rows run alone and merged'}): requests run one at a time, unbatched`,
+      };
+    }
+    if (given) return batching;
     const { value, cached, busy } = await machineMeasurement(impl, options, engineKey, {
       name: 'batch probe',
       ext: 'batch.bin',
       parts: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
       parse: parseProbe,
-    }, async () => {
-      // On single-threaded instances, by the worker's CPU clock: busy processes beside a
-      // build (or workers starved at background priority) lengthened larger batches' wall time
-      // more than small ones' and made the probe choose smaller batches, then cached.
-      const run = (f: Feeds) => runTimed(f, { cpuTime: (impl.threadsPerInstance ?? 1) === 1 });
-      const notBatch = await checkBatchAxis(run, impl.inputs, item);
-      return notBatch !== undefined ? { notBatch } : probeBatchSize(run, impl.inputs, item, cap, impl.instances);
-    });
-    if ('notBatch' in value) return unbatched(batching, value.notBatch, cached);
+    }, () => probeBatchSize(run, impl.inputs, item, cap, impl.instances));
     probe = { ...value, source: cached ? 'cache' : 'measured' };
     notKept = busy ? ', beside busy processes (not kept in the cache)' : '';
   } catch (e) {
@@ -673,59 +687,13 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
     // requests, so the build goes on, but says so where it cannot go unseen.
     const message = (e as Error).message;
     process.emitWarning(`tensorrt-node: the model failed a run of one row at build, on synthetic inputs (${message}); requests may fail the same way`, { code: 'EMODEL' });
-    return { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${message})` };
+    return given ? batching : { ...batching, reason: `${batching.reason}; maxBatchSize ${cap} by default, not measured: the probe's run failed (${message})` };
   }
   const costs = Object.entries(probe.perRowMs).map(([rows, ms]) => `${rows}: ${ms.toFixed(2)}`).join(', ');
   const failed = probe.failed ? `; a batch of ${probe.failed.rows} rows failed (${probe.failed.message})` : '';
   const why = `the largest batch within 5 % of the best time per row ${probe.source === 'cache' ? 'measured on this machine by an earlier build' : `measured at this build${notKept}`} (ms a row at ${costs}${failed})`;
   if (probe.chosen === 1) return { ...batching, enabled: false, maxBatchSize: 1, probe, reason: `maxBatchSize 1, ${why}: requests do not merge, and one of several rows runs a row at a time` };
   return { ...batching, maxBatchSize: probe.chosen, probe, reason: `${batching.reason}, up to ${probe.chosen} rows, ${why}` };
-}
-
-/** Batching off, where checkBatchAxis found axis 0 to be no batch axis. */
-function unbatched(batching: BatchingInfo, notBatch: string, cached: boolean): BatchingInfo {
-  return {
-    ...batching,
-    enabled: false,
-    batchAxis: false,
-    maxBatchSize: 1,
-    preferredBatchSizes: [],
-    reason: `axis 0 is open but is no batch axis: ${notBatch} (${cached ? 'found on this machine by an earlier build' : 'found at this build, two distinct rows run alone and merged'}): requests run one at a time, unbatched`,
-  };
-}
-
-/**
- * Where the batch sizes are given (no probe), the batch axis is still checked (checkBatchAxis,
- * three runs of a row or two, kept in the engine cache): sizes given for a model whose rows
- * mix along axis 0 would give wrong results, not slower ones. Where it is no batch axis, the
- * engine runs unbatched and a warning says so, as the caller asked otherwise.
- */
-async function checkedBatching(impl: Backend, batching: BatchingInfo, options: EngineOptions, engineKey: string | undefined, item: Record<string, number[]>): Promise<BatchingInfo> {
-  try {
-    const { value, cached } = await machineMeasurement(impl, options, engineKey, {
-      name: 'batch axis check',
-      ext: 'axis.bin',
-      parts: { check: 'batch axis', item, graphRewrites: options.graphRewrites ?? true },
-      parse: parseAxisCheck,
-    }, async () => ({ notBatch: await checkBatchAxis((f) => impl.runTimed!(f), impl.inputs, item) ?? null }));
-    if (value.notBatch === null) return batching;
-    const given = options.maxBatchSize !== undefined ? `maxBatchSize ${options.maxBatchSize}` : `preferredBatchSizes [${options.preferredBatchSizes!.join(', ')}]`;
-    process.emitWarning(`tensorrt-node: ${given} was given, but axis 0 is no batch axis: ${value.notBatch}; requests run one at a time, unbatched`, { code: 'EMODEL' });
-    return unbatched(batching, value.notBatch, cached);
-  } catch (e) {
-    if (e instanceof TensorrtNodeError && e.code === 'EABORTED') throw e;
-    return batching; // a model that fails the check's runs: requests say why, as without the check
-  }
-}
-
-/** A stored batch axis check, or undefined where the payload is not one. */
-function parseAxisCheck(payload: Uint8Array): { notBatch: string | null } | undefined {
-  try {
-    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as { notBatch?: unknown };
-    return v.notBatch === null || typeof v.notBatch === 'string' ? { notBatch: v.notBatch } : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -770,7 +738,8 @@ async function machineMeasurement<T>(
   impl: Backend,
   options: EngineOptions,
   engineKey: string | undefined,
-  entry: { name: string; ext: string; parts: Record<string, unknown>; parse(payload: Uint8Array): T | undefined; keep?(value: T): boolean },
+  // loadFree: a finding that other work on the machine cannot skew, kept even beside it.
+  entry: { name: string; ext: string; parts: Record<string, unknown>; parse(payload: Uint8Array): T | undefined; keep?(value: T): boolean; loadFree?: boolean },
   measure: () => Promise<T>,
 ): Promise<{ value: T; cached: boolean; busy?: true }> {
   const dir = options.cacheDir;
@@ -783,7 +752,7 @@ async function machineMeasurement<T>(
     const value = await measure();
     const after = machineSample();
     const quiet = !before || !after || quietBetween(before, after, availableParallelism());
-    if (dir && key && quiet && (entry.keep?.(value) ?? true)) {
+    if (dir && key && (quiet || entry.loadFree) && (entry.keep?.(value) ?? true)) {
       await cacheWrite(`storing the ${entry.name}`, storeEntry(dir, key, Buffer.from(JSON.stringify(value)), { measured: entry.name }, entry.ext));
     }
     return { value, cached: false, ...(quiet ? {} : { busy: true }) };
@@ -804,12 +773,6 @@ async function machineMeasurement<T>(
     return value === undefined ? undefined : { value, cached: true };
   }, measureAndKeep, { signal: options.signal, onWait: () => options.onProgress?.({ stage: 'cache:wait' }) });
   return once.value;
-}
-
-/** A prom-client Registry, of this package's prom-client or the service's own (another copy or version). */
-function isRegistry(r: unknown): boolean {
-  const x = r as Record<string, unknown> | null;
-  return typeof x === 'object' && x !== null && ['registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'].every((m) => typeof x[m] === 'function');
 }
 
 /** The cached artifact (the model as the backend runs it), checked; with rewrites, their counts. */
@@ -877,7 +840,7 @@ async function checkOptions(o: EngineOptions): Promise<void> {
   };
   if (o.cudaGraphs !== undefined && typeof o.cudaGraphs !== 'boolean') throw inputError('cudaGraphs', 'a boolean', kindOf(o.cudaGraphs), 'option');
   if (o.pipelineShortRuns !== undefined && typeof o.pipelineShortRuns !== 'boolean') throw inputError('pipelineShortRuns', 'a boolean', kindOf(o.pipelineShortRuns), 'option');
-  if (o.metricsRegistry !== undefined && !isRegistry(o.metricsRegistry)) throw inputError('metricsRegistry', "a prom-client Registry (new Registry(), or prom-client's register)", kindOf(o.metricsRegistry), 'option');
+  if (o.metricsRegistry !== undefined && !isMetricsRegistry(o.metricsRegistry)) throw inputError('metricsRegistry', "a prom-client Registry (new Registry(), or prom-client's register)", kindOf(o.metricsRegistry), 'option');
   checkSpinWaitUs(o.spinWaitUs);
   deviceList(o.device);
   posInt('instances', MAX_INSTANCES);

@@ -196,6 +196,14 @@ export interface MetricsRegistry {
   metrics(): Promise<string>;
 }
 
+const REGISTRY_METHODS = ['registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'] as const satisfies readonly (keyof MetricsRegistry)[];
+
+/** Whether `r` has what MetricsRegistry names: a prom-client Registry of any copy or version. */
+export function isMetricsRegistry(r: unknown): r is MetricsRegistry {
+  const x = r as Record<string, unknown> | null;
+  return typeof x === 'object' && x !== null && REGISTRY_METHODS.every((m) => typeof x[m] === 'function');
+}
+
 /** Each registry's families, made by the first engine that reports to it. */
 const familiesOf = new WeakMap<Registry, Families>();
 

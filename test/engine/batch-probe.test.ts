@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
-import { checkBatchAxis, chooseBatchSize, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
+import { checkBatchAxis, chooseBatchSize, parseAxisCheck, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
 import type { Feeds } from '../../src/tensor.js';
 import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, engineGraphSession, sameBits, withWarnings } from './helpers.js';
 
@@ -134,8 +134,11 @@ describe('batch probe: the choice', () => {
     expect(parseProbe(json(failed))).toEqual(failed);
     expect(parseProbe(json({ ...failed, failed: { rows: 1, message: 'x' } }))).toBeUndefined(); // one row failing is no probe
     expect(parseProbe(json({ ...failed, failed: { rows: 2 } }))).toBeUndefined();
-    expect(parseProbe(json({ notBatch: "output 'y' has 2 rows on axis 0 for 1 input row" }))).toEqual({ notBatch: "output 'y' has 2 rows on axis 0 for 1 input row" });
-    expect(parseProbe(json({ notBatch: 3 }))).toBeUndefined();
+    // The batch axis check's finding, stored beside the probe.
+    expect(parseAxisCheck(json({ notBatch: "output 'y' has 2 rows on axis 0 for 1 input row" }))).toEqual({ notBatch: "output 'y' has 2 rows on axis 0 for 1 input row" });
+    expect(parseAxisCheck(json({ notBatch: 3 }))).toBeUndefined();
+    expect(parseAxisCheck(json({ notBatch: null }))).toEqual({ notBatch: null });
+    expect(parseAxisCheck(json({ perRowMs: { 1: 2.5 }, chosen: 1 }))).toBeUndefined();
   });
 });
 
