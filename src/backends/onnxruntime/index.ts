@@ -238,14 +238,22 @@ export class OnnxruntimeBackend implements Backend {
     const settled = await Promise.allSettled(Array.from({ length: instances }, () => spawn(init)));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
-    if (failed) {
+    // A build that fails ends the workers it started: a live worker keeps the process from exiting.
+    const abandon = async (e: unknown): Promise<never> => {
       await Promise.all(ok.map(({ w }) => w.worker.terminate()));
       bell?.close();
-      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
-    }
+      throw e instanceof Error ? e : new Error(String(e));
+    };
+    if (failed) return abandon(failed.reason);
     const first = ok[0]!.ready;
-    const inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
-    const outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
+    let inputs: TensorInfo[];
+    let outputs: TensorInfo[];
+    try {
+      inputs = first.inputs.map((i) => ({ name: i.name, dtype: toDtype(i.type, `input '${i.name}'`), shape: i.shape }));
+      outputs = first.outputs.map((o) => ({ name: o.name, dtype: toDtype(o.type, `output '${o.name}'`), shape: o.shape }));
+    } catch (e) {
+      return abandon(e);
+    }
     const dimParams = Object.fromEntries(first.inputs.map((i) => [i.name, i.dimParams]));
     const backend = new OnnxruntimeBackend(init, ok.map(({ w }) => w), inputs, outputs, dimParams, threads, ok[0]!.policy);
     backend.bell = bell;
