@@ -2,7 +2,7 @@
  * Concatenating requests along axis 0 into one batch, and splitting the results back;
  * a request larger than a batch as row views, and its parts' results joined again.
  */
-import type { TensorDtype, TensorLike, TypedArray } from '../tensor.js';
+import { ARRAY_OF, type TensorDtype, type TensorLike, type TypedArray } from '../tensor.js';
 import type { BufferPool } from './pool.js';
 
 export interface BatchTensor {
@@ -10,10 +10,6 @@ export interface BatchTensor {
   dims: number[];
   type: TensorDtype;
 }
-
-const CTORS: Record<TensorDtype, new (b: ArrayBuffer, o: number, l: number) => TypedArray> = {
-  float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
-};
 
 /** Whether two requests can share a batch: same dims beyond axis 0 for every input. */
 export function sameItemShape(a: Record<string, BatchTensor>, b: Record<string, BatchTensor>): boolean {
@@ -89,8 +85,8 @@ export function ownFeeds(feeds: Record<string, BatchTensor>, pool?: BufferPool):
 }
 
 function allocate(type: TensorDtype, length: number, pool: BufferPool | undefined): TypedArray {
-  const Ctor = CTORS[type];
-  const bytes = length * (Ctor as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+  const Ctor = ARRAY_OF[type];
+  const bytes = length * Ctor.BYTES_PER_ELEMENT;
   return new Ctor(pool ? pool.take(bytes) : new ArrayBuffer(bytes), 0, length);
 }
 

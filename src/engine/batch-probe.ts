@@ -80,7 +80,7 @@ export function syntheticFeeds(inputs: readonly TensorInfo[], item: Record<strin
   for (const info of inputs) {
     const dims = [rows, ...item[info.name]!];
     const data = typedArrayFor(info.dtype, dims.reduce((a, b) => a * b, 1));
-    if (data instanceof Float32Array) {
+    if (data instanceof Float32Array || data instanceof Float64Array) {
       const size = data.length / rows;
       let wave = waves.get(info.name);
       if (!wave) {
@@ -101,7 +101,7 @@ function distinctRows(inputs: readonly TensorInfo[], item: Record<string, number
   for (const info of inputs) {
     const dims = [which.length, ...item[info.name]!];
     const data = typedArrayFor(info.dtype, dims.reduce((a, b) => a * b, 1));
-    if (data instanceof Float32Array) {
+    if (data instanceof Float32Array || data instanceof Float64Array) {
       const size = data.length / which.length;
       which.forEach((r, k) => {
         for (let i = 0; i < size; i++) data[k * size + i] = Math.sin(i * 0.001 + 0.5 + 1.3 * r);

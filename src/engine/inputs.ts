@@ -4,7 +4,7 @@
  * an EINPUT error naming the tensor, what was expected and what came.
  */
 import { inputError } from '../errors.js';
-import type { TensorDtype, TensorInfo, TensorLike, TypedArray } from '../tensor.js';
+import { ARRAY_OF, type TensorDtype, type TensorInfo, type TensorLike, type TypedArray } from '../tensor.js';
 import { bareDims, expectedShape, fmtShape, kindOf, type ShapeRange } from '../shapes.js';
 
 /** An input or a record of inputs as `infer()` takes them. */
@@ -17,25 +17,17 @@ export interface NormalizedFeeds {
   batch: number;
 }
 
-const ELEMENT_BYTES: Record<TensorDtype, number> = {
-  float32: 4, float16: 2, int8: 1, uint8: 1, int32: 4, int64: 8, bool: 1,
-};
-
-const CTORS: Record<TensorDtype, { new (b: ArrayBufferLike, o: number, l: number): TypedArray; new (l: number): TypedArray }> = {
-  float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
-};
-
 export function elementBytes(dtype: TensorDtype): number {
-  return ELEMENT_BYTES[dtype];
+  return ARRAY_OF[dtype].BYTES_PER_ELEMENT;
 }
 
 export function typedArrayFor(dtype: TensorDtype, length: number): TypedArray {
-  return new CTORS[dtype](length);
+  return new ARRAY_OF[dtype](length);
 }
 
 /** A typed array of `dtype` over existing memory. */
 export function typedView(dtype: TensorDtype, buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray {
-  return new CTORS[dtype](buffer, byteOffset, length);
+  return new ARRAY_OF[dtype](buffer, byteOffset, length);
 }
 
 /** A dim as written in JS, so that 1n or '1' does not read as the number 1. */
@@ -61,14 +53,19 @@ function float16Bits(data: unknown): Uint16Array | undefined {
   return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
 }
 
-/** Which dtypes a typed array can carry. Uint8Array also carries bool. */
+/** Which dtypes a typed array can carry. Uint8Array also carries bool, and Uint16Array float16's bits. */
 export function dtypesOf(data: TypedArray): TensorDtype[] {
   if (data instanceof Float32Array) return ['float32'];
-  if (data instanceof Uint16Array || float16Bits(data)) return ['float16'];
+  if (data instanceof Uint16Array) return ['uint16', 'float16'];
+  if (float16Bits(data)) return ['float16'];
+  if (data instanceof Float64Array) return ['float64'];
   if (data instanceof Int8Array) return ['int8'];
   if (data instanceof Uint8Array) return ['uint8', 'bool'];
+  if (data instanceof Int16Array) return ['int16'];
   if (data instanceof Int32Array) return ['int32'];
+  if (data instanceof Uint32Array) return ['uint32'];
   if (data instanceof BigInt64Array) return ['int64'];
+  if (data instanceof BigUint64Array) return ['uint64'];
   return [];
 }
 
@@ -158,11 +155,11 @@ export class InputNormalizer {
     const rest = dims.slice(1).reduce((a, b) => a * b, 1);
     if (dims[0]! < 0) {
       if (typed.length === 0 || typed.length % rest !== 0) {
-        throw inputError(name, `a multiple of ${rest * ELEMENT_BYTES[dtype]} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
+        throw inputError(name, `a multiple of ${rest * elementBytes(dtype)} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
       }
       dims[0] = typed.length / rest;
     } else if (typed.length !== dims[0]! * rest) {
-      throw inputError(name, `${dims[0]! * rest * ELEMENT_BYTES[dtype]} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
+      throw inputError(name, `${dims[0]! * rest * elementBytes(dtype)} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
     }
     this.checkRange(spec, dims);
     return { tensors: { [name]: { data: typed, dims, type: dtype } }, batch: this.batched ? dims[0]! : 1 };
@@ -174,17 +171,17 @@ export class InputNormalizer {
     if (bits) return bits;
     if (dtypesOf(data).includes(dtype)) return data;
     if (data instanceof Uint8Array) {
-      const size = ELEMENT_BYTES[dtype];
+      const size = elementBytes(dtype);
       if (data.byteLength % size !== 0) {
         throw inputError(name, `a byte length that is a multiple of ${size} (${dtype})`, `${data.byteLength} bytes`);
       }
-      if (data.byteOffset % size === 0) return new CTORS[dtype](data.buffer, data.byteOffset, data.byteLength / size);
+      if (data.byteOffset % size === 0) return new ARRAY_OF[dtype](data.buffer, data.byteOffset, data.byteLength / size);
       // Unaligned Buffer (e.g. from Node's small-buffer pool): copy once into aligned memory.
       const copy = new Uint8Array(data.byteLength);
       copy.set(data);
-      return new CTORS[dtype](copy.buffer, 0, data.byteLength / size);
+      return new ARRAY_OF[dtype](copy.buffer, 0, data.byteLength / size);
     }
-    const arrays = dtype === 'float16' && Float16ArrayCtor ? 'Uint16Array of its bits, Float16Array' : CTORS[dtype].name;
+    const arrays = dtype === 'float16' && Float16ArrayCtor ? 'Uint16Array of its bits, Float16Array' : ARRAY_OF[dtype].name;
     throw inputError(name, `${dtype} (${arrays} or a Buffer of its bytes)`, arrayKind(data));
   }
 
@@ -215,7 +212,7 @@ export class InputNormalizer {
       if (!shapeOk) throw inputError(name, `shape ${fmtShape(want)}`, `shape ${fmtShape(dims as number[])}`);
       const count = (dims as number[]).reduce((a, b) => a * b, 1);
       if (typed.length !== count) {
-        throw inputError(name, `${count * ELEMENT_BYTES[dtype]} bytes for shape ${fmtShape(dims as number[])} ${dtype}`, `${typed.byteLength} bytes`);
+        throw inputError(name, `${count * elementBytes(dtype)} bytes for shape ${fmtShape(dims as number[])} ${dtype}`, `${typed.byteLength} bytes`);
       }
       this.checkRange(spec, dims as number[]);
       if (this.batched) {

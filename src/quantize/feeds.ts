@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError, inputError } from '../errors.js';
 import type { GraphView } from '../onnx/graph.js';
 import { DataType } from '../onnx/proto.js';
-import type { Feeds, TensorDtype, TensorLike, TypedArray } from '../tensor.js';
+import { ARRAY_OF, type Feeds, type TensorDtype, type TensorLike, type TypedArray } from '../tensor.js';
 import { bareDims, type ShapeRange } from '../shapes.js';
 import { ortTensor } from '../backends/onnxruntime/ort-tensor.mjs';
 
@@ -22,6 +22,11 @@ const DTYPE_OF_ELEM: Record<number, TensorDtype> = {
   [DataType.INT64]: 'int64',
   [DataType.BOOL]: 'bool',
   [DataType.FLOAT16]: 'float16',
+  [DataType.DOUBLE]: 'float64',
+  [DataType.INT16]: 'int16',
+  [DataType.UINT16]: 'uint16',
+  [DataType.UINT32]: 'uint32',
+  [DataType.UINT64]: 'uint64',
 };
 
 export function modelInputs(view: GraphView): ModelInput[] {
@@ -35,10 +40,14 @@ export function modelInputs(view: GraphView): ModelInput[] {
 /** The dtype a typed array carries (Uint16Array: float16 bits). */
 export function dtypeOfData(data: unknown): TensorDtype | undefined {
   if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
   if (data instanceof Uint8Array) return 'uint8';
   if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Int16Array) return 'int16';
   if (data instanceof Int32Array) return 'int32';
+  if (data instanceof Uint32Array) return 'uint32';
   if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof BigUint64Array) return 'uint64';
   if (data instanceof Uint16Array) return 'float16';
   return undefined;
 }
@@ -94,7 +103,8 @@ export function checkFeeds(item: unknown, inputs: readonly ModelInput[], what = 
     if (!t || typeof t !== 'object' || !isTypedArray(t.data) || !Array.isArray(t.dims)) {
       throw inputError(input.name, 'a tensor { data: TypedArray, dims: number[] }', typeof t, what);
     }
-    const dtype = (t.type as TensorDtype | undefined) ?? dtypeOfData(t.data);
+    // Unnamed, a Uint16Array or Uint8Array is what the input takes where it can carry it (uint16, bool).
+    const dtype = (t.type as TensorDtype | undefined) ?? (input.dtype !== 'unknown' && t.data.constructor === ARRAY_OF[input.dtype] ? input.dtype : dtypeOfData(t.data));
     if (input.dtype !== 'unknown' && dtype !== input.dtype) {
       throw inputError(input.name, `dtype ${input.dtype}`, `dtype ${dtype ?? t.data.constructor.name}`, what);
     }

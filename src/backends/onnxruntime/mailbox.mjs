@@ -21,9 +21,13 @@ export const POLLING = 1;
 export const CLAIMED = 2;
 export const POSTED = 3;
 
-const TYPES = ['float32', 'float16', 'int8', 'uint8', 'int32', 'int64', 'bool'];
-/** Each dtype's typed array (float16 as its raw bits), as onnxruntime-node takes it. */
-export const CTORS = { float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array };
+/** Dtypes by their number in a header. */
+const TYPES = ['float32', 'float16', 'int8', 'uint8', 'int32', 'int64', 'bool', 'float64', 'int16', 'uint16', 'uint32', 'uint64'];
+/** Each dtype's typed array (float16 as its raw bits), as onnxruntime-node takes it: tensor.ts's ARRAY_OF, for the workers, which load no TypeScript. */
+export const CTORS = {
+  float32: Float32Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
+  float64: Float64Array, int16: Int16Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array,
+};
 
 /** Float64 slots of the header: id, wide, input count, then per input index, type, rank, length, byte offset, dims. */
 const HEADER_SLOTS = 256;
@@ -34,13 +38,17 @@ export function stateWord() {
   return new Int32Array(new SharedArrayBuffer(4));
 }
 
-/** A typed array's dtype, for a tensor that does not name it. */
+/** A typed array's dtype, for a tensor that does not name it (a Uint16Array: float16's bits). */
 export function dtypeOf(data) {
   if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
   if (data instanceof Int8Array) return 'int8';
   if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int16Array) return 'int16';
   if (data instanceof Int32Array) return 'int32';
+  if (data instanceof Uint32Array) return 'uint32';
   if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof BigUint64Array) return 'uint64';
   return 'float16';
 }
 

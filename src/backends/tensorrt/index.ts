@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { TensorrtNodeError, inputError, throwIfAborted, type ErrorCode } from '../../errors.js';
 import type { NativeBinding, NativeCudaInfo, NativeTensorrtInfo } from '../../native/binding.js';
 import { addonState } from '../../native/index.js';
-import type { Feeds, TensorDtype, TensorInfo, TensorLike, TypedArray } from '../../tensor.js';
+import { ARRAY_OF, type Feeds, type TensorDtype, type TensorInfo, type TensorLike, type TypedArray } from '../../tensor.js';
 import type { Backend } from '../types.js';
 import {
   type NativeBuildProgress,
@@ -379,6 +379,7 @@ export function fromNative(e: unknown, fallback: ErrorCode): TensorrtNodeError {
 
 // ---- run -------------------------------------------------------------------------------
 
+/** The native side's names of TensorRT's I/O types that the engine exchanges (TensorRT has no float64, int16, uint16, uint32 or uint64 tensors). */
 const DTYPES: Record<string, TensorDtype> = {
   float32: 'float32',
   float16: 'float16',
@@ -388,18 +389,6 @@ const DTYPES: Record<string, TensorDtype> = {
   int32: 'int32',
   int64: 'int64',
 };
-
-const ARRAY_OF: Record<TensorDtype, new (b: ArrayBuffer, o: number, l: number) => TypedArray> = {
-  float32: Float32Array,
-  float16: Uint16Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  bool: Uint8Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-};
-
-const ELEMENT_SIZE: Record<TensorDtype, number> = { float32: 4, float16: 2, int8: 1, uint8: 1, bool: 1, int32: 4, int64: 8 };
 
 function info(t: NativeIoTensor): TensorInfo {
   const dtype = DTYPES[t.dtype];
@@ -466,7 +455,7 @@ class TrtBackend implements TensorrtBackend {
             dims.length === t.shape.length &&
             dims.every((d, i) => Number.isInteger(d) && d >= t.min[i]! && d <= t.max[i]!);
           if (!ok) throw inputError(t.name, `shape within [${t.min}]..[${t.max}]`, `[${dims}]`);
-          const bytes = dims.reduce((a, b) => a * b, 1) * ELEMENT_SIZE[dtype];
+          const bytes = dims.reduce((a, b) => a * b, 1) * ARRAY_OF[dtype].BYTES_PER_ELEMENT;
           if (tensor.data.byteLength !== bytes) {
             throw inputError(t.name, `${bytes} bytes for shape [${dims}]`, `${tensor.data.byteLength} bytes`);
           }
