@@ -249,11 +249,12 @@ async function run(msg) {
       }
     }
     const onWide = Boolean(msg.wide && wide);
-    const cpuBefore = msg.cpuTime ? threadCpuMs() : undefined;
+    // The wall clock's interval encloses the CPU clock's, so cpuMs never exceeds computeMs.
     const started = performance.now();
+    const cpuBefore = msg.cpuTime ? threadCpuMs() : undefined;
     const result = await nativeCall(() => (onWide ? wide : session).run(feeds, RUN_OPTIONS));
-    const computeMs = performance.now() - started;
     const cpuAfter = cpuBefore === undefined ? undefined : threadCpuMs();
+    const computeMs = performance.now() - started;
     const outputs = {};
     const spare = msg.spare ?? [];
     for (const name in result) {
