@@ -9,6 +9,7 @@ import type { BackendName } from './backends/types.js';
 import type { NativeCudaInfo, NativeDevice, NativeHostPoolStats, NativeTensorrtInfo } from './native/binding.js';
 import { type AddonState, type ChosenBy, type LoadedAddon, addonState } from './native/index.js';
 import { cudaVersionString } from './native/select.js';
+import { type OnnxruntimeTelemetry, onnxruntimeTelemetry } from './backends/onnxruntime/telemetry.js';
 
 /** A CUDA device as the addon reports it. */
 export type DeviceInfo = NativeDevice;
@@ -66,7 +67,8 @@ export interface RuntimeInfo {
     /** Usable now, best first. */
     usable: BackendName[];
     tensorrt: { usable: boolean; reason: string };
-    onnxruntime: { usable: boolean; reason: string };
+    /** `telemetry`: whether onnxruntime-node's own usage reporting is on (this package turns it off). */
+    onnxruntime: { usable: boolean; reason: string; telemetry: OnnxruntimeTelemetry };
   };
   problems: RuntimeProblem[];
 }
@@ -120,12 +122,13 @@ const CHOICE_WORDS: Record<ChosenBy, string> = {
   'cpu-only': 'the cpu prebuild: the package has no CUDA prebuild for this platform',
 };
 
-function onnxruntimeStatus(): { usable: boolean; reason: string } {
+function onnxruntimeStatus(): RuntimeInfo['backends']['onnxruntime'] {
+  const telemetry = onnxruntimeTelemetry();
   try {
     createRequire(import.meta.url).resolve('onnxruntime-node');
-    return { usable: true, reason: 'onnxruntime-node is installed (CPU execution)' };
+    return { usable: true, reason: 'onnxruntime-node is installed (CPU execution)', telemetry };
   } catch {
-    return { usable: false, reason: 'onnxruntime-node is not installed: npm install onnxruntime-node' };
+    return { usable: false, reason: 'onnxruntime-node is not installed: npm install onnxruntime-node', telemetry };
   }
 }
 

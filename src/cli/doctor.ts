@@ -46,6 +46,7 @@ export function formatRuntimeInfo(info: RuntimeInfo): string {
   lines.push('', 'Backends');
   lines.push(row('tensorrt', `${info.backends.tensorrt.usable ? 'usable' : 'not usable'}: ${info.backends.tensorrt.reason}`));
   lines.push(row('onnxruntime', `${info.backends.onnxruntime.usable ? 'usable' : 'not usable'}: ${info.backends.onnxruntime.reason}`));
+  lines.push(row('ORT telemetry', info.backends.onnxruntime.telemetry.reason));
   lines.push(row('usable now', info.backends.usable.join(', ') || 'none'));
 
   if (info.problems.length > 0) {

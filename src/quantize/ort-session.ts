@@ -9,6 +9,7 @@
  * float kernels. `bench/quantize-speed.ts` (docs/quantize.md): PaddleOCR cls at batch 32
  * 66.1 → 39.8 ms (float 35.5), PP-OCRv4 rec at batch 1 34.4 → 24.8 ms (float 21.4).
  */
+import '../backends/onnxruntime/telemetry.js';
 import * as ort from 'onnxruntime-node';
 import { TensorrtNodeError } from '../errors.js';
 import { nativeCall } from '../backends/onnxruntime/native-calls.mjs';

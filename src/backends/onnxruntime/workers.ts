@@ -4,6 +4,7 @@
  * flight, its mailbox and result box, whether it keeps the process alive). What runs inside
  * the thread is onnxruntime-worker.mjs; the backend that uses them, index.ts.
  */
+import './telemetry.js';
 import { existsSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
