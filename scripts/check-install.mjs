@@ -46,7 +46,7 @@ if (!info.addon.path.includes('/node_modules/tensorrt-node/' + prebuilds)) throw
 if (!info.addon.doorbell) throw new Error('the prebuilt addon has no doorbell: ' + JSON.stringify(info.addon));
 const { backend, boxResults } = await engineEqualsOnnxruntime({ Engine, ort, label: 'installed package' });
 // The package turns onnxruntime-node's telemetry off where the environment does not decide.
-const telemetry = runtimeInfo().backends.onnxruntime.telemetry;
+const telemetry = info.backends.onnxruntime.telemetry;
 if (${process.env.ORT_DISABLE_TELEMETRY === undefined} && telemetry.enabled) throw new Error('onnxruntime telemetry is on: ' + telemetry.reason);
 console.log('installed on Node ' + process.versions.node + ' (' + process.arch + '): ESM and CJS entries, addon ' + info.addon.variant + ' from ' + prebuilds + ' with its doorbell, engine on ' + backend + ' equal to onnxruntime-node bit for bit on 4 inputs, ' + boxResults + ' of them through the result box; onnxruntime telemetry ' + telemetry.reason);
 `;

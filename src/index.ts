@@ -1,5 +1,3 @@
-// First: onnxruntime must see its telemetry opt-out before it makes a session.
-import './backends/onnxruntime/telemetry.js';
 export { TensorrtNodeError, inputError, isTensorrtNodeError } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
 export { allocHost, releaseHost, hostPoolStats, configureHostPool, runtimeInfo, devices } from './runtime.js';

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import '../backends/onnxruntime/telemetry.js';
 import { Command } from 'commander';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerQuantize } from './quantize.js';

@@ -54,12 +54,16 @@ function startScript(execArgv: string[], workerData: unknown): Worker {
   if (existsSync(fileURLToPath(built))) return new Worker(built, { execArgv, workerData });
   const source = new URL('./build-worker.ts', import.meta.url);
   if (!existsSync(fileURLToPath(source))) throw new Error(`the build worker script is missing beside ${fileURLToPath(import.meta.url)}`);
+  const boot = `import(${JSON.stringify(tsxLoaderUrl())}).then((m) => m.register()).then(() => import(${JSON.stringify(source.href)}));`;
+  return new Worker(boot, { eval: true, execArgv, workerData });
+}
+
+/** tsx's ESM loader API (its `register()`), for a worker that loads the TypeScript sources. */
+export function tsxLoaderUrl(): string {
   const require = createRequire(import.meta.url);
   const manifest = require.resolve('tsx/package.json');
   const api = (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default;
-  const loader = new URL(api, pathToFileURL(manifest)).href;
-  const boot = `import(${JSON.stringify(loader)}).then((m) => m.register()).then(() => import(${JSON.stringify(source.href)}));`;
-  return new Worker(boot, { eval: true, execArgv, workerData });
+  return new URL(api, pathToFileURL(manifest)).href;
 }
 
 class BuildWorker {

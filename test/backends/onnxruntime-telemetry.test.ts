@@ -7,12 +7,12 @@
  * is the user's choice and stays. Each case in a child process of its own, with its own cache
  * and temporary folders and no CI variable (onnxruntime stays silent under CI by itself).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tsxLoaderUrl } from '../../src/engine/build-thread.js';
 import { CLS_MODEL, runScript, srcUrl } from '../engine/helpers.js';
 
 // onnxruntime's list (core/platform/telemetry_environment.h): any of them set turns its telemetry off.
@@ -22,8 +22,7 @@ const CI_VARIABLES = [
 ];
 
 const ORT_PATH = createRequire(import.meta.url).resolve('onnxruntime-node');
-const TSX_MANIFEST = createRequire(import.meta.url).resolve('tsx/package.json');
-const TSX_API = new URL((JSON.parse(readFileSync(TSX_MANIFEST, 'utf8')) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default, pathToFileURL(TSX_MANIFEST)).href;
+const TSX_API = tsxLoaderUrl();
 const homes = mkdtempSync(join(tmpdir(), 'tnp-telemetry-'));
 afterAll(() => rmSync(homes, { recursive: true, force: true }));
 
@@ -66,7 +65,7 @@ const onWorkerThread = `
 import { Worker } from 'node:worker_threads';
 const code = \`
   const { parentPort } = require('node:worker_threads');
-  // tsx's loader first, for the TypeScript sources (as src/engine/build-thread.ts starts its worker).
+  // tsx's loader first, for the TypeScript sources (as the build worker starts from src/).
   import(\${JSON.stringify(${JSON.stringify(TSX_API)})}).then((m) => m.register()).then(() => import(\${JSON.stringify(${srcUrl('src/index.ts')})})).then(async ({ runtimeInfo }) => {
     const ort = require(\${JSON.stringify(${JSON.stringify(ORT_PATH)})});
     const s = await ort.InferenceSession.create(\${JSON.stringify(${JSON.stringify(CLS_MODEL)})});

@@ -7,11 +7,12 @@
  * package, not onnxruntime-node, so it does not let onnxruntime report their models: on import
  * it sets onnxruntime's own opt-out, ORT_DISABLE_TELEMETRY=1, which onnxruntime reads when it
  * makes its first session. A value the environment already holds is the user's choice and
- * stays (ORT_DISABLE_TELEMETRY=0 keeps onnxruntime's default).
+ * stays (ORT_DISABLE_TELEMETRY=0 keeps onnxruntime's default). Loaded by the modules that make
+ * sessions (workers.ts, quantize/ort-session.ts) and by runtime.ts, which every entry loads.
  */
 import { isMainThread } from 'node:worker_threads';
 
-export const ORT_TELEMETRY_VARIABLE = 'ORT_DISABLE_TELEMETRY';
+const ORT_TELEMETRY_VARIABLE = 'ORT_DISABLE_TELEMETRY';
 
 /** Whether onnxruntime's telemetry is on in this process, and why. */
 export interface OnnxruntimeTelemetry {
@@ -22,7 +23,7 @@ export interface OnnxruntimeTelemetry {
 let setHere = false;
 
 /** Sets ORT_DISABLE_TELEMETRY=1 where the environment leaves it unset. Idempotent. */
-export function turnOffOnnxruntimeTelemetry(): void {
+function turnOffOnnxruntimeTelemetry(): void {
   if (process.env[ORT_TELEMETRY_VARIABLE] !== undefined) return;
   process.env[ORT_TELEMETRY_VARIABLE] = '1';
   setHere = true;
