@@ -94,6 +94,17 @@ export async function closedLoop(
 }
 
 /**
+ * The event loop's longest stall over `seconds` with nothing in flight: the machine's own
+ * floor under the stall figures (a VM's timer wake-ups, other processes, V8's threads), taken
+ * in the same rounds as the contenders so that it meets the same moments of a noisy machine.
+ */
+export async function idleLoop(seconds: number): Promise<number> {
+  const monitor = stallMonitor();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return monitor.stop();
+}
+
+/**
  * Rounds of one contender as one result: requests and seconds summed, latency percentiles
  * over every round's latencies (`latencies`, pooled by closedLoop), the longest stall, and
  * the event loop's utilization weighted by each round's time.

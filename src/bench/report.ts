@@ -27,6 +27,7 @@ export function executiveSummary(r: BenchResults): string[] {
   lines.push(`  ${row('engine FP32', s.fp32)}`);
   if (s.int8) lines.push(`  ${row('engine INT8', s.int8)}`);
   lines.push(`  ${row('onnxruntime-node FP32 (peer)', s.peer)}`);
+  lines.push(`  nothing in flight, in the same rounds: stall ${ms(r.idleLoop.stallMaxMs)} (the machine's floor under the stall figures)`);
   // On ONNX Runtime the INT8 model runs its numbers on float kernels (docs/quantize.md): say so beside a speedup under 1.
   const int8OnCpu = r.engine.backend === 'onnxruntime' && s.int8Speedup !== undefined ? ' (ONNX Runtime on the CPU runs the INT8 model\'s numbers on float kernels: the INT8 speedup is TensorRT\'s)' : '';
   lines.push(`Ratios: FP32 engine vs peer ${x2(s.throughputVsPeer)}, INT8 engine vs peer ${x2(s.int8ThroughputVsPeer)}, INT8 speedup over FP32 ${x2(s.int8Speedup)}${int8OnCpu}`);
@@ -67,7 +68,7 @@ export function markdown(r: BenchResults): string {
     }
     out.push('', 'Requests arrive on a schedule whatever is outstanding (the same arrivals for every contender at a rate); latency counts from the arrival time, so a contender that holds the event loop is charged for the arrivals it kept waiting. Send delay is the part of it before the request was sent: the driver\'s timers, whole milliseconds in libuv, and any hold of the event loop.', '');
   }
-  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay); loop busy is its utilization (eventLoopUtilization); workers busy is the share of an engine\'s rounds its ONNX Runtime workers spent inside onnxruntime\'s run(), all of them together (near 100 %, more speed must come from the kernels, not the engine). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
+  out.push('Definitions: latency is infer() call to result; TTFR (time to first result) is the time from sending a burst of `in flight` requests at once to the first of them resolving; stall is the event loop\'s longest delay of a 1 ms timer during the closed loop (perf_hooks.monitorEventLoopDelay), beyond the 1 ms; at the top concurrency each round ends with a window as long as a contender\'s with nothing in flight, whose stall is the machine\'s own floor (timer wake-ups, other processes, V8\'s threads); loop busy is its utilization (eventLoopUtilization); workers busy is the share of an engine\'s rounds its ONNX Runtime workers spent inside onnxruntime\'s run(), all of them together (near 100 %, more speed must come from the kernels, not the engine). The peer is plain onnxruntime-node, one `session.run()` per request on the main thread. At each concurrency the contenders took turns in rounds of the closed loop (each after a warm-up); the figures pool the rounds, and the throughput ratio\'s rounds pair each round\'s engine with the same round\'s peer.', '');
   return out.join('\n');
 }
 

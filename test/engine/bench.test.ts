@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { itemShape, runBench, type BenchResults } from '../../src/bench/run.js';
-import { arrivalTimes, median, openLoop, poolRounds, type ClosedLoopResult } from '../../src/bench/load.js';
+import { arrivalTimes, idleLoop, median, openLoop, poolRounds, type ClosedLoopResult } from '../../src/bench/load.js';
 import { percentiles } from '../../src/engine/stats.js';
 import { executiveSummary, writeReports } from '../../src/bench/report.js';
 import { renderTextLines, CLS_SAMPLE } from '../../src/bench/text-lines.js';
@@ -50,6 +50,17 @@ describe('bench', () => {
     expect(pooled.latencyMs.p99).toBe(percentiles([1, 2, 3, 4, 10, 20]).p99);
     expect(pooled.latencyMs.p50).toBe(percentiles([1, 2, 3, 4, 10, 20]).p50);
     expect(() => poolRounds([], [])).toThrow(RangeError);
+  });
+
+  it("reads the idle loop's longest stall: a 30 ms synchronous hold inside the window shows", async () => {
+    setTimeout(() => {
+      const until = performance.now() + 30;
+      while (performance.now() < until);
+    }, 50);
+    const held = await idleLoop(0.2);
+    // Beyond the 1 ms timer period: the hold less at most that period and the timer's slack.
+    expect(held).toBeGreaterThanOrEqual(28);
+    expect(Number.isFinite(await idleLoop(0.05))).toBe(true);
   });
 
   it('runs a bare worker hop on the model it is given, and rejects what its session rejects', async () => {
@@ -182,6 +193,11 @@ describe('bench', () => {
     const [e4, p4] = [r.levels[2]!, r.levels[3]!];
     expect(r.summary.bestVsPeerByRound).toEqual(e4.roundThroughputs.map((t, i) => t / p4.roundThroughputs[i]!));
     expect(r.summary.targets.length).toBe(4);
+    // The idle loop after each round at the top concurrency only (4 here), its largest in the stall target.
+    expect(r.idleLoop.roundStallsMs).toHaveLength(3);
+    expect(r.idleLoop.stallMaxMs).toBe(Math.max(...r.idleLoop.roundStallsMs));
+    expect(r.summary.targets[2]!.value).toContain(`nothing in flight, in the same rounds: ${r.idleLoop.stallMaxMs.toFixed(1)} ms`);
+    expect(lines.some((l) => l.startsWith('nothing in flight (after each round)'))).toBe(true);
     const files = await writeReports(r, out);
     expect(files.map((f) => f.slice(out.length + 1)).sort()).toEqual([
       'bench.json', 'bench.md', 'perf_analyzer-engine-fp32.csv', 'perf_analyzer-onnxruntime-node.csv',
