@@ -9,7 +9,7 @@ import { cacheKey, hashBytes, hashDataset, type CacheKeyParts } from '../../src/
 import { STALE_MS, buildOnce, type LockHolder } from '../../src/cache/lock.js';
 import { cachePath, loadEntry, storeEntry } from '../../src/cache/store.js';
 import { Engine, type CacheInfo } from '../../src/engine/engine.js';
-import { CLS_ITEM, CLS_MODEL, clsInput, srcUrl, withWarnings } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, clsInput, quietBuild, srcUrl, withWarnings } from '../engine/helpers.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
@@ -342,7 +342,7 @@ describe('the batch probe, measured by one process at a time', () => {
   it('a build that meets the probe entry locked waits, then takes the measurement the holder kept', async () => {
     const options = { backend: 'onnxruntime' as const, instances: 1, threadsPerInstance: 1, wideLoneRuns: false, shapes: { x: [-1, ...CLS_ITEM] } };
     const first = tempDir();
-    const measured = await Engine.build(CLS_MODEL, { ...options, cacheDir: first });
+    const measured = await quietBuild(() => Engine.build(CLS_MODEL, { ...options, cacheDir: first }));
     expect(measured.batching.probe?.source).toBe('measured');
     await measured.dispose();
     const probeFile = readdirSync(first).find((f) => f.endsWith('.batch.bin'));

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine.js';
 import { checkBatchAxis, chooseBatchSize, parseAxisCheck, parseProbe, probeBatchSize, probeItemDims, probeSizes } from '../../src/engine/batch-probe.js';
 import type { Feeds } from '../../src/tensor.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, engineGraphSession, sameBits, withWarnings } from './helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, clsInput, ort, engineGraphSession, quietBuild, sameBits, withWarnings } from './helpers.js';
 
 describe('batch probe: the choice', () => {
   it('probes 1, 2, 4, ... up to the cap, the cap last', () => {
@@ -207,7 +207,7 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-probe-'));
     const options = { backend: 'onnxruntime' as const, cacheDir, instances: 1, threadsPerInstance: 1, shapes: { x: [-1, ...CLS_ITEM] } };
     try {
-      const first = await Engine.build(CLS_MODEL, options);
+      const first = await quietBuild(() => Engine.build(CLS_MODEL, options));
       const measured = first.batching.probe!;
       expect(measured.source).toBe('measured');
       await first.dispose();
@@ -221,10 +221,11 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
       const bytes = readFileSync(join(cacheDir, entry));
       bytes[bytes.length - 2] ^= 0xff;
       writeFileSync(join(cacheDir, entry), bytes);
-      const { value: third, warnings } = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, options));
-      expect(warnings.join('\n')).toMatch(/corrupt batch probe cache entry .* \(checksum mismatch\); measuring again/);
-      expect(third.batching.probe!.source).toBe('measured');
-      expect(third.cache.status).toBe('hit'); // the model's own entry was sound
+      const corrupt = await withWarnings('ECACHE', () => Engine.build(CLS_MODEL, options));
+      expect(corrupt.warnings.join('\n')).toMatch(/corrupt batch probe cache entry .* \(checksum mismatch\); measuring again/);
+      expect(corrupt.value.batching.probe!.source).toBe('measured');
+      expect(corrupt.value.cache.status).toBe('hit'); // the model's own entry was sound
+      const third = await quietBuild(() => Engine.build(CLS_MODEL, options), corrupt.value);
       await third.dispose();
       const fourth = await Engine.build(CLS_MODEL, options);
       expect(fourth.batching.probe).toEqual({ ...third.batching.probe, source: 'cache' });
@@ -248,7 +249,7 @@ describe('batch probe in Engine.build (onnxruntime)', () => {
       expect(probes()).toEqual([]);
       for (const h of hogs) h.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 200));
-      const quiet = await Engine.build(CLS_MODEL, options);
+      const quiet = await quietBuild(() => Engine.build(CLS_MODEL, options));
       expect(quiet.batching.probe!.source).toBe('measured');
       expect(quiet.batching.reason).not.toContain('busy');
       await quiet.dispose();

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { Engine } from '../../src/engine/engine.js';
 import { WIDE_GAIN, WIDE_MIN_ROW_MS, chooseLoneRuns } from '../../src/engine/lone-runs.js';
-import { BACKGROUND_NICE, CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, referenceSession, sameBits, threadNices, threadsNamed, withWarnings } from './helpers.js';
+import { BACKGROUND_NICE, CLS_ITEM, CLS_MODEL, DET_MODEL, clsInput, ort, quietBuild, referenceSession, sameBits, threadNices, threadsNamed, withWarnings } from './helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -119,7 +119,7 @@ describe('lone runs on every core', () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'trtn-lone-'));
     const options = { shapes: { x: [-1, 3, 320, 320] }, instances: 2, threadsPerInstance: 1, cacheDir };
     try {
-      const first = await Engine.build(DET_MODEL, options);
+      const first = await quietBuild(() => Engine.build(DET_MODEL, options));
       const a = first.backend.loneRuns!;
       await first.dispose();
       // The detector's lone row is long enough to be timed on both sessions.
