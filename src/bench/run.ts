@@ -445,6 +445,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     }
   }
 
+  const idleStallMax = Math.max(0, ...idleStalls);
   const results: BenchResults = {
     startedAt: new Date().toISOString(),
     machine: { cpus: cores, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: onnxruntimeVersion(), platform: `${process.platform}-${process.arch}` },
@@ -468,8 +469,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     levels,
     ...(openLevels ? { openLoop: openLevels } : {}),
     overhead,
-    idleLoop: { roundStallsMs: idleStalls, stallMaxMs: Math.max(0, ...idleStalls) },
-    summary: summarize(levels, o.concurrency, overhead, Math.max(0, ...idleStalls)),
+    idleLoop: { roundStallsMs: idleStalls, stallMaxMs: idleStallMax },
+    summary: summarize(levels, o.concurrency, overhead, idleStallMax),
   };
   delete (results.options as { log?: unknown }).log;
   await fp32.dispose();
