@@ -60,7 +60,8 @@ describe('bench', () => {
     const held = await idleLoop(0.2);
     // Beyond the 1 ms timer period: the hold less at most that period and the timer's slack.
     expect(held).toBeGreaterThanOrEqual(28);
-    expect(Number.isFinite(await idleLoop(0.05))).toBe(true);
+    // Each window reads its own stalls: the next, without a hold, does not carry this one.
+    expect(await idleLoop(0.05)).toBeLessThan(held);
   });
 
   it('runs a bare worker hop on the model it is given, and rejects what its session rejects', async () => {
