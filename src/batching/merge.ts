@@ -54,13 +54,15 @@ export function splitBatch(outputs: Record<string, TensorLike>, sizes: readonly 
   if (misfit) throw new Error(misfit);
   const parts: Record<string, TensorLike>[] = sizes.map(() => ({}));
   for (const [name, t] of Object.entries(outputs)) {
-    const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    const tail = t.dims.slice(1);
+    const per = tail.reduce((a, b) => a * b, 1);
     let row = 0;
-    sizes.forEach((n, i) => {
+    for (let i = 0; i < sizes.length; i++) {
+      const n = sizes[i]!;
       const data = t.data.subarray(row * per, (row + n) * per) as TypedArray;
-      parts[i]![name] = t.type === undefined ? { data, dims: [n, ...t.dims.slice(1)] } : { data, dims: [n, ...t.dims.slice(1)], type: t.type };
+      parts[i]![name] = t.type === undefined ? { data, dims: [n, ...tail] } : { data, dims: [n, ...tail], type: t.type };
       row += n;
-    });
+    }
   }
   return parts;
 }

@@ -104,11 +104,22 @@ export class InputNormalizer {
   private readonly batched: boolean;
 
   private readonly sharedAxes: SharedAxis[];
+  /** Per input, the shape a request must have (expectedShape): the same for every request. */
+  private readonly wants: Map<string, readonly number[]>;
+  /** A single input's dims for a bare typed array (bareDims), and its elements after axis 0 (-1 where an axis is open). */
+  private readonly bare: { dims: readonly number[]; rest: number } | undefined;
 
   constructor(specs: readonly InputSpec[], batched: boolean) {
     this.specs = specs;
     this.byName = new Map(specs.map((s) => [s.info.name, s]));
     this.batched = batched;
+    // Computed once: per request they were several arrays of the JS thread's allocation.
+    this.wants = new Map(specs.map((s) => [s.info.name, expectedShape(s.info, s.range)]));
+    if (specs.length === 1) {
+      const dims = bareDims(specs[0]!.info, specs[0]!.range, true);
+      const rest = dims.slice(1);
+      this.bare = { dims, rest: rest.some((d) => d < 0) ? -1 : rest.reduce((a, b) => a * b, 1) };
+    }
     const byParam = new Map<string, SharedAxis>();
     for (const spec of specs) {
       spec.dimParams?.forEach((param, axis) => {
@@ -148,11 +159,11 @@ export class InputNormalizer {
     const typed = this.reinterpret(name, dtype, data);
     // Shape: the model's, with dynamic axes from `shapes`; an open axis 0 from the length
     // (unbatched too: a model whose outputs have no batch axis still takes any axis 0).
-    const dims = bareDims(spec.info, spec.range, true);
-    if (dims.slice(1).some((d) => d < 0)) {
+    const { rest } = this.bare!;
+    if (rest < 0) {
       throw inputError(name, `a record { ${name}: { data, dims } } or a 'shapes' option fixing ${fmtShape(spec.info.shape)}`, `a bare ${arrayKind(data)} for a dynamic shape`);
     }
-    const rest = dims.slice(1).reduce((a, b) => a * b, 1);
+    const dims = this.bare!.dims.slice();
     if (dims[0]! < 0) {
       if (typed.length === 0 || typed.length % rest !== 0) {
         throw inputError(name, `a multiple of ${rest * elementBytes(dtype)} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
@@ -202,12 +213,12 @@ export class InputNormalizer {
       const { data, dims, type } = t as { data?: unknown; dims?: unknown; type?: unknown };
       if (!isTypedArray(data)) throw inputError(name, `${dtype} data in a typed array`, `data of type ${arrayKind(data)}`);
       if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(expectedShape(spec.info, spec.range))}`, `dims ${Array.isArray(dims) ? `[${dims.map(dimText).join(',')}]` : arrayKind(dims)}`);
+        throw inputError(name, `dims: an array of non-negative integers, ${fmtShape(this.wants.get(name)!)}`, `dims ${Array.isArray(dims) ? `[${dims.map(dimText).join(',')}]` : arrayKind(dims)}`);
       }
       if (typeof type === 'string' && type !== dtype) throw inputError(name, `dtype ${dtype}`, `dtype ${type}`);
       if (isDetached(data)) throw inputError(name, `${dtype} data`, 'a detached buffer (byteLength 0)');
       const typed = this.reinterpret(name, dtype, data);
-      const want = expectedShape(spec.info, spec.range);
+      const want = this.wants.get(name)!;
       const shapeOk = dims.length === want.length && want.every((w, i) => w < 0 || w === dims[i]);
       if (!shapeOk) throw inputError(name, `shape ${fmtShape(want)}`, `shape ${fmtShape(dims as number[])}`);
       const count = (dims as number[]).reduce((a, b) => a * b, 1);
