@@ -6,6 +6,7 @@
  */
 import { monitorEventLoopDelay, performance as perf } from 'node:perf_hooks';
 import { percentiles, type Percentiles } from '../engine/stats.js';
+import { addonState } from '../native/index.js';
 
 export type Infer = (index: number) => Promise<unknown>;
 
@@ -20,7 +21,18 @@ export interface ClosedLoopResult {
   stallMaxMs: number;
   /** Fraction of the time the event loop was busy (perf_hooks eventLoopUtilization). */
   eventLoopUtilization: number;
+  /**
+   * The JS thread's CPU time per completed request, µs: all of it, GC included (the addon's
+   * thread clock; undefined without the addon). What a service's own JS has left to share.
+   */
+  jsThreadCpuUs?: number;
   errors: number;
+}
+
+/** The calling thread's CPU time so far, ms, where the addon gives the thread's clock. */
+function threadCpuMs(): number | undefined {
+  const s = addonState();
+  return s.loaded ? s.addon.binding.threadCpuTimeMs?.() : undefined;
 }
 
 function stallMonitor(): { stop(): number } {
@@ -71,11 +83,13 @@ export async function closedLoop(
   await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
   const monitor = stallMonitor();
   const elu0 = perf.eventLoopUtilization();
+  const cpu0 = threadCpuMs();
   measuring = true;
   const start = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
+  const cpu1 = threadCpuMs();
   stop = true;
   const stallMaxMs = monitor.stop();
   const elu = perf.eventLoopUtilization(elu0).utilization;
@@ -89,6 +103,7 @@ export async function closedLoop(
     latencyMs: percentiles(mine),
     stallMaxMs,
     eventLoopUtilization: elu,
+    ...(cpu0 !== undefined && cpu1 !== undefined && mine.length > 0 ? { jsThreadCpuUs: ((cpu1 - cpu0) * 1000) / mine.length } : {}),
     errors,
   };
 }
@@ -121,6 +136,9 @@ export function poolRounds(rounds: readonly ClosedLoopResult[], latencies: numbe
     latencyMs: percentiles(latencies),
     stallMaxMs: Math.max(...rounds.map((r) => r.stallMaxMs)),
     eventLoopUtilization: rounds.reduce((a, r) => a + r.eventLoopUtilization * r.seconds, 0) / seconds,
+    ...(rounds.every((r) => r.jsThreadCpuUs !== undefined) && requests > 0
+      ? { jsThreadCpuUs: rounds.reduce((a, r) => a + r.jsThreadCpuUs! * r.requests, 0) / requests }
+      : {}),
     errors: rounds.reduce((a, r) => a + r.errors, 0),
   };
 }

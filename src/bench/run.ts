@@ -416,7 +416,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       levels.push(level);
       log(
         `${name.padEnd(17)} c=${String(c).padStart(2)}  ${loop.throughput.toFixed(1).padStart(8)} req/s  p50 ${loop.latencyMs.p50.toFixed(2)} ms  p99 ${loop.latencyMs.p99.toFixed(2)} ms  ` +
-          `TTFR p99 ${burst.firstResultMs.p99.toFixed(2)} ms  stall ${loop.stallMaxMs.toFixed(1)} ms  ELU ${(loop.eventLoopUtilization * 100).toFixed(0)} %${level.meanBatchSize ? `  batch ${level.meanBatchSize.toFixed(1)}` : ''}` +
+          `TTFR p99 ${burst.firstResultMs.p99.toFixed(2)} ms  stall ${loop.stallMaxMs.toFixed(1)} ms  ELU ${(loop.eventLoopUtilization * 100).toFixed(0)} %${loop.jsThreadCpuUs !== undefined ? `  JS ${loop.jsThreadCpuUs.toFixed(0)} µs/req` : ''}${level.meanBatchSize ? `  batch ${level.meanBatchSize.toFixed(1)}` : ''}` +
           (level.workersBusy !== undefined ? `  workers busy ${(level.workersBusy * 100).toFixed(0)} %` : '') +
           (rounds > 1 ? `  rounds ${level.roundThroughputs.map((t) => t.toFixed(0)).join(' / ')} req/s` : ''),
       );

@@ -50,6 +50,10 @@ describe('bench', () => {
     expect(pooled.latencyMs.p99).toBe(percentiles([1, 2, 3, 4, 10, 20]).p99);
     expect(pooled.latencyMs.p50).toBe(percentiles([1, 2, 3, 4, 10, 20]).p50);
     expect(() => poolRounds([], [])).toThrow(RangeError);
+    // The JS thread's CPU a request, weighted by each round's requests; absent where a round lacks it.
+    const withCpu = poolRounds([{ ...round(a, 1, 2.5, 0.2), jsThreadCpuUs: 10 }, { ...round(b, 3, 7, 0.6), jsThreadCpuUs: 40 }], [...a, ...b]);
+    expect(withCpu.jsThreadCpuUs).toBeCloseTo((10 * 4 + 40 * 2) / 6, 12);
+    expect(poolRounds([{ ...round(a, 1, 2.5, 0.2), jsThreadCpuUs: 10 }, round(b, 3, 7, 0.6)], [...a, ...b]).jsThreadCpuUs).toBeUndefined();
   });
 
   it("reads the idle loop's longest stall: a 30 ms synchronous hold inside the window shows", async () => {
@@ -191,6 +195,20 @@ describe('bench', () => {
         expect(l.workersBusy).toBeLessThanOrEqual(1);
       }
     }
+    // The JS thread's CPU a request, by that thread's CPU clock, against the wall clock: one
+    // thread's CPU time cannot outrun the time that passed, and the peer, which runs the
+    // model on that thread (one intra-op thread), keeps it busy most of the time. The
+    // engine's JS thread only hands requests over: a fraction of the peer's a request.
+    for (const l of r.levels) {
+      const cpuShare = (l.jsThreadCpuUs! * l.requests) / (l.seconds * 1e6);
+      expect(cpuShare).toBeGreaterThan(0);
+      expect(cpuShare).toBeLessThan(1.02);
+      if (l.contender === 'onnxruntime-node') expect(cpuShare).toBeGreaterThan(0.3);
+    }
+    for (const [e, p] of [[r.levels[0]!, r.levels[1]!], [r.levels[2]!, r.levels[3]!]] as const) {
+      expect(e.jsThreadCpuUs).toBeLessThan(0.5 * p.jsThreadCpuUs!);
+    }
+    expect(lines.some((l) => /^engine-fp32 +c= 4 .* JS \d+ µs\/req/.test(l))).toBe(true);
     const [e4, p4] = [r.levels[2]!, r.levels[3]!];
     expect(r.summary.bestVsPeerByRound).toEqual(e4.roundThroughputs.map((t, i) => t / p4.roundThroughputs[i]!));
     expect(r.summary.targets.length).toBe(4);
