@@ -98,29 +98,6 @@ const MAX_DISPATCHES = 3;
  */
 const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
-interface Request {
-  feeds: Record<string, BatchTensor>;
-  batch: number;
-  priority: number;
-  enqueuedAt: number;
-  /** Batches finished when it arrived: unchanged at dispatch, it never waited behind a run. */
-  finishedBefore: number;
-  dispatchedAt: number | undefined;
-  computeDoneAt: number | undefined;
-  state: 'queued' | 'running' | 'settled';
-  /** Its parts in the queues: more than one once it is split. */
-  queuedParts: number;
-  /** Rows whose results came back, and those of a split request by first row (made on its first part). */
-  rowsDone: number;
-  gathered: { start: number; outputs: Record<string, TensorLike>; hold: BatchHold }[] | undefined;
-  /** Its result is a copy: whole, it keeps none of its batch's memory. */
-  copies: boolean;
-  joinInto: Readonly<Record<string, TypedArray | Buffer>> | undefined;
-  resolve(outputs: Record<string, TensorLike>): void;
-  reject(err: Error): void;
-  cleanup(): void;
-}
-
 /**
  * Who still reads a batch's result memory. A whole request handed views of it pins it for
  * good; a part of a split request holds it until its request's parts are joined (a copy).
@@ -137,7 +114,7 @@ interface BatchHold {
  * rows than a batch may take (then it runs as several parts, possibly side by side).
  */
 interface Part {
-  req: Request;
+  req: AcceptedRequest;
   /** The part's first row in its request. */
   start: number;
   rows: number;
@@ -310,7 +287,7 @@ export class DynamicBatcher {
   }
 
   /** Takes every queued part of a settled request out of its queue. */
-  private removeQueued(req: Request): void {
+  private removeQueued(req: AcceptedRequest): void {
     if (req.queuedParts === 0) return;
     const q = this.queues[req.priority - 1]!;
     for (let i = q.length - 1; i >= 0; i--) if (q[i]!.req === req) this.unqueue(q, i);
@@ -535,7 +512,7 @@ export class DynamicBatcher {
    * Where each then succeeds, the model seems not to run batches of that size: said once.
    */
   private async runApart(live: Part[], rows: number, err: Error): Promise<void> {
-    const byRequest = new Map<Request, Part[]>();
+    const byRequest = new Map<AcceptedRequest, Part[]>();
     for (const p of live) byRequest.set(p.req, [...(byRequest.get(p.req) ?? []), p]);
     const observer = this.observer;
     if (observer) this.defer(() => observer.ranApart());
@@ -679,17 +656,19 @@ const SUCCEEDED: Outcome = { ok: true };
  * request: those made submit() the largest allocation on the JS thread at 64 in flight
  * (1.1 KB of its 4.4 KB a request, sampling heap profiler).
  */
-class AcceptedRequest implements Request, RequestTimes {
+class AcceptedRequest implements RequestTimes {
   readonly enqueuedAt = performance.now();
   dispatchedAt: number | undefined = undefined;
   computeDoneAt: number | undefined = undefined;
   settledAt = 0;
-  state: Request['state'] = 'queued';
+  state: 'queued' | 'running' | 'settled' = 'queued';
+  /** Its parts in the queues: more than one once it is split. */
   queuedParts = 0;
+  /** Rows whose results came back, and those of a split request by first row (made on its first part). */
   rowsDone = 0;
-  gathered: Request['gathered'] = undefined;
+  gathered: { start: number; outputs: Record<string, TensorLike>; hold: BatchHold }[] | undefined = undefined;
   outcome: Outcome = SUCCEEDED;
-  /** Its result is a copy (`finish` copies every output). */
+  /** Its result is a copy (`finish` copies every output): whole, it keeps none of its batch's memory. */
   readonly copies: boolean;
   /** Where that copy goes (RequestOptions.joinInto), with `copies` only. */
   readonly joinInto: Readonly<Record<string, TypedArray | Buffer>> | undefined;
@@ -701,6 +680,7 @@ class AcceptedRequest implements Request, RequestTimes {
     readonly feeds: Record<string, BatchTensor>,
     readonly batch: number,
     readonly priority: number,
+    /** Batches finished when it arrived: unchanged at dispatch, it never waited behind a run. */
     readonly finishedBefore: number,
     private readonly opts: RequestOptions,
     private readonly fulfil: (outputs: Record<string, TensorLike>) => void,
