@@ -159,11 +159,11 @@ export class InputNormalizer {
     const typed = this.reinterpret(name, dtype, data);
     // Shape: the model's, with dynamic axes from `shapes`; an open axis 0 from the length
     // (unbatched too: a model whose outputs have no batch axis still takes any axis 0).
-    const { rest } = this.bare!;
+    const { dims: bareDimsOnce, rest } = this.bare!;
     if (rest < 0) {
       throw inputError(name, `a record { ${name}: { data, dims } } or a 'shapes' option fixing ${fmtShape(spec.info.shape)}`, `a bare ${arrayKind(data)} for a dynamic shape`);
     }
-    const dims = this.bare!.dims.slice();
+    const dims = bareDimsOnce.slice();
     if (dims[0]! < 0) {
       if (typed.length === 0 || typed.length % rest !== 0) {
         throw inputError(name, `a multiple of ${rest * elementBytes(dtype)} bytes (${fmtShape(dims)} ${dtype})`, `${typed.byteLength} bytes`);
