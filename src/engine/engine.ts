@@ -61,9 +61,10 @@ export interface BackendInfo {
   /** ONNX Runtime intra-op threads per instance. */
   threadsPerInstance?: number;
   /**
-   * ONNX Runtime threads' priority: 'nice 10' (background), or 'normal' with the reason. It
-   * changes to 'normal (starved at background priority: ...)' where other work kept the workers off the
-   * cores and the engine replaced them (docs/engine.md).
+   * ONNX Runtime threads' priority: 'nice 10, slice 20 ms' (background: the slice where
+   * the addon and the kernel, Linux 6.12+, set it, else why not in parentheses), or 'normal'
+   * with the reason. It changes to 'normal (starved at background priority: ...)' where other
+   * work kept the workers off the cores and the engine replaced them (docs/engine.md).
    */
   threadPolicy?: string;
   /** ONNX Runtime: the engine's graph rewrites (`graphRewrites`), by kind and count. */

@@ -92,6 +92,11 @@ export interface NativeBinding {
   sharedMemoryAlias?(view: Uint8Array): ArrayBuffer;
   /** The calling thread's CPU time so far, ms (CLOCK_THREAD_CPUTIME_ID); undefined without such a clock. */
   threadCpuTimeMs?(): number | undefined;
+  /**
+   * Sets a thread's nice and scheduler slice (native/src/thread_slice.cc): the slice the
+   * kernel keeps afterwards, µs, 0 where it takes none for such threads (before Linux 6.12).
+   */
+  setThreadSlice?(tid: number, nice: number, sliceUs: number): number;
   /** A doorbell that any thread rings without a lock, calling `onRing` on this thread (native/src/doorbell.cc). */
   doorbellCreate?(onRing: () => void): number;
   /** Rings it from any thread: false where it is closed. */

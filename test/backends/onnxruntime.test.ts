@@ -2,7 +2,7 @@
  * The ONNX Runtime backend on its own: the worker protocol's buffer round trip and
  * the scheduling policy of the inference threads, read back from /proc.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxruntimeBackend, defaultThreading, workerExecArgv } from '../../src/backends/onnxruntime/index.js';
 import type { TensorLike } from '../../src/tensor.js';
-import { CLS_ITEM, CLS_MODEL, REC_MODEL, BACKGROUND_NICE, BACKGROUND_POLICY, clsInput, ort, referenceSession, sameBits, threadNices } from '../engine/helpers.js';
+import { CLS_ITEM, CLS_MODEL, REC_MODEL, BACKGROUND_NICE, BACKGROUND_POLICY, KERNEL_TAKES_SLICES, clsInput, ort, referenceSession, sameBits, threadNices, threadSliceNs } from '../engine/helpers.js';
 
 const backends: OnnxruntimeBackend[] = [];
 afterEach(async () => {
@@ -190,6 +190,13 @@ describe('onnxruntime backend', () => {
     // Each worker thread and ORT's intra-op thread it created (inherited), nothing else.
     const idle = added.filter(([, policy]) => policy === BACKGROUND_NICE);
     expect(idle.length).toBeGreaterThanOrEqual(4);
+    // The kernel's own account of their slice, where it gives one: each has the background
+    // slice, which the JS thread's default is shorter than.
+    const slices = idle.map(([tid]) => threadSliceNs(tid)).filter((ns) => ns !== undefined);
+    if (KERNEL_TAKES_SLICES && slices.length > 0) {
+      expect(slices).toEqual(idle.map(() => 20_000_000));
+      expect(threadSliceNs(Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]))).toBeLessThan(20_000_000);
+    }
     // The threads that were there before (the JS thread among them) keep their policy.
     const now = threadNices();
     for (const [tid, policy] of before) if (now.has(tid)) expect(now.get(tid)).toBe(policy);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { OnnxruntimeBackend } from '../../src/backends/onnxruntime/index.js';
 import { backgroundThreadIds, schedTimes, starvedWindow, threadStates, waitBetween } from '../../src/backends/onnxruntime/starvation.js';
-import { BACKGROUND_NICE, BACKGROUND_POLICY, CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
+import { BACKGROUND_NICE, BACKGROUND_POLICY, BACKGROUND_SLICE_WORDS, CLS_MODEL, srcUrl, threadsNamed } from '../engine/helpers.js';
 import { machineBusyMs, quietWindow } from '../../src/machine-load.js';
 
 const W = 1000;
@@ -112,8 +112,8 @@ describe('starvation at background priority', () => {
         expect(r.status, r.stderr).toBe(0);
         return JSON.parse(r.stdout.trim().split('\n').pop()!) as { policy: string; nice: number; found: boolean };
       };
-      expect(run(5)).toEqual({ policy: 'nice 15', nice: 15, found: true });
-      expect(run(12)).toEqual({ policy: 'nice 19', nice: 19, found: true });
+      expect(run(5)).toEqual({ policy: `nice 15${BACKGROUND_SLICE_WORDS}`, nice: 15, found: true });
+      expect(run(12)).toEqual({ policy: `nice 19${BACKGROUND_SLICE_WORDS}`, nice: 19, found: true });
       expect(run(19)).toEqual({ policy: 'normal (the JS thread already runs at nice 19)', nice: 19, found: false });
     } finally {
       rmSync(dir, { recursive: true, force: true });

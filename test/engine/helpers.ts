@@ -2,7 +2,7 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { getPriority, tmpdir } from 'node:os';
+import { getPriority, release, tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
@@ -10,7 +10,7 @@ import { expect } from 'vitest';
 import { rewriteGraph } from '../../src/engine/rewrite.js';
 import { TensorrtNodeError } from '../../src/errors.js';
 import type { Engine } from '../../src/engine/engine.js';
-import { BACKGROUND_NICE_STEP } from '../../src/backends/onnxruntime/workers.js';
+import { BACKGROUND_NICE_STEP, BACKGROUND_SLICE_US } from '../../src/backends/onnxruntime/workers.js';
 import { threadStates } from '../../src/backends/onnxruntime/starvation.js';
 
 const require = createRequire(import.meta.url);
@@ -134,9 +134,27 @@ export async function failure(p: Promise<unknown>): Promise<TensorrtNodeError> {
 }
 
 // The nice value the engine gives inference threads (BACKGROUND_NICE_STEP below this
-// thread's), and threadPolicy's word for it.
+// thread's), and threadPolicy's word for it: with the background slice where the kernel
+// takes a thread's own (Linux 6.12+, told by its release here) and the addon sets it, and
+// without it where the addon is absent.
 export const BACKGROUND_NICE = Math.min(19, getPriority() + BACKGROUND_NICE_STEP);
-export const BACKGROUND_POLICY = `nice ${BACKGROUND_NICE}`;
+const [kernelMajor = 0, kernelMinor = 0] = release().split('.').map(Number);
+export const KERNEL_TAKES_SLICES = process.platform === 'linux' && (kernelMajor > 6 || (kernelMajor === 6 && kernelMinor >= 12));
+export const BACKGROUND_SLICE_WORDS = KERNEL_TAKES_SLICES
+  ? `, slice ${BACKGROUND_SLICE_US / 1000} ms`
+  : ' (the slice: this kernel sets none; Linux 6.12 and later do)';
+export const BACKGROUND_POLICY = `nice ${BACKGROUND_NICE}${BACKGROUND_SLICE_WORDS}`;
+export const BACKGROUND_POLICY_NO_ADDON = `nice ${BACKGROUND_NICE} (the slice: the addon is not loaded)`;
+
+/** A thread's scheduler slice in ns as the kernel reports it (/proc/self/task/<tid>/sched, Linux 6.13+), where it does. */
+export function threadSliceNs(tid: number): number | undefined {
+  try {
+    const m = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(`/proc/self/task/${tid}/sched`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined; // ended
+  }
+}
 
 /** Each thread of this process and its nice value (field 19 of /proc/self/task/<tid>/stat). */
 export function threadNices(): Map<number, number> {

@@ -123,24 +123,35 @@ export function workerUrl(): URL {
 /** How many nice steps below the JS thread the inference threads run in the background. */
 export const BACKGROUND_NICE_STEP = 10;
 
-/** Whether a thread policy (threadPolicy) is the background priority: 'nice <n>'. */
+/**
+ * The scheduler slice of inference threads in the background, µs: longer than the kernel's
+ * default (0.7-3 ms), so that the JS thread, waking with that default, preempts them at once
+ * (Linux 6.12+; native/src/thread_slice.cc). With the default, 2-core VM, 64 in flight,
+ * 8 s traced four times: the JS thread waited over 1 ms for a core behind a worker 10-16
+ * times (19-36 ms in all); with 20 ms, 2-3 times (4-11 ms in all) (docs/engine.md).
+ */
+export const BACKGROUND_SLICE_US = 20_000;
+
+/** Whether a thread policy (threadPolicy) is the background priority: 'nice <n>...'. */
 export function isBackground(policy: string): boolean {
   return policy.startsWith('nice ');
 }
 
 /**
  * Lowers a worker's thread, then the intra-op threads its session made, BACKGROUND_NICE_STEP
- * below the JS thread (Linux's nice is a thread's own): 'nice <n>', or 'normal (why not)'
- * where the worker's own could not be. At nice 10 the JS thread gets a core at once on a
- * machine busy with inference, as under SCHED_IDLE (used until session 20), while other
- * busy processes leave the workers ~10 % of a core, not ~0: SCHED_IDLE workers held locks
- * the JS thread then waited on for up to 1.4 s (docs/engine.md).
+ * below the JS thread (Linux's nice is a thread's own), and gives them the background slice
+ * where the addon and the kernel can: 'nice <n>, slice <ms> ms', 'nice <n> (the slice: why
+ * not)', or 'normal (why not)' where the worker's own nice could not be set. At nice 10 the
+ * JS thread gets a core at once on a machine busy with inference, as under SCHED_IDLE (used
+ * until session 20), while other busy processes leave the workers ~10 % of a core, not ~0:
+ * SCHED_IDLE workers held locks the JS thread then waited on for up to 1.4 s (docs/engine.md).
  */
 function backgroundThreads(tid: number | undefined, sessionThreads: readonly number[]): string {
   if (tid === undefined) return 'normal (thread priorities are set on Linux only)';
+  let nice: number;
   try {
     const own = getPriority();
-    const nice = Math.min(19, own + BACKGROUND_NICE_STEP);
+    nice = Math.min(19, own + BACKGROUND_NICE_STEP);
     if (nice <= own) return `normal (the JS thread already runs at nice ${own})`;
     setPriority(tid, nice);
     // Where the worker's thread could be set, another of the same process fails only
@@ -153,10 +164,32 @@ function backgroundThreads(tid: number | undefined, sessionThreads: readonly num
         // ended
       }
     }
-    return `nice ${nice}`;
   } catch (e) {
     // Never let a priority failure stop the worker, which serves either way.
     return `normal (${(e as Error).message})`;
+  }
+  return `nice ${nice}${backgroundSlice(tid, sessionThreads, nice)}`;
+}
+
+/** Gives the threads the background slice: ', slice <ms> ms', or ' (the slice: why not)'. */
+function backgroundSlice(tid: number, sessionThreads: readonly number[], nice: number): string {
+  const s = addonState();
+  const setSlice = s.loaded ? s.addon.binding.setThreadSlice : undefined;
+  if (!setSlice) return ` (the slice: ${s.loaded ? 'this addon has no setThreadSlice' : 'the addon is not loaded'})`;
+  try {
+    const kept = setSlice(tid, nice, BACKGROUND_SLICE_US);
+    if (kept !== BACKGROUND_SLICE_US) return ` (the slice: ${kept === 0 ? 'this kernel sets none; Linux 6.12 and later do' : `the kernel kept ${kept} µs`})`;
+    for (const t of sessionThreads) {
+      if (t === tid) continue;
+      try {
+        setSlice(t, nice, BACKGROUND_SLICE_US);
+      } catch {
+        // ended
+      }
+    }
+    return `, slice ${BACKGROUND_SLICE_US / 1000} ms`;
+  } catch (e) {
+    return ` (the slice: ${(e as Error).message})`;
   }
 }
 
