@@ -8,9 +8,10 @@
 // bundler resolution, and fail to compile where the types must refuse a call.
 //
 //   node scripts/check-install.mjs [--quick] [--pm=npm|pnpm|yarn]
-//     --quick  only what differs by architecture or package manager (the install, entries, the
-//              addon the loader picks, the engine, doctor), for an arm64 Node under qemu; the
-//              TypeScript consumers and the bench are the same JS
+//     --quick  only what differs by architecture, package manager or Node line (the install,
+//              entries, the addon the loader picks, the engine, doctor), for an arm64 Node under
+//              qemu and the Node lines between the suite's; the TypeScript consumers and the
+//              bench are the same JS
 //     --pm     installs with pnpm or yarn 1 instead of npm (implies --quick; the one on PATH:
 //              scripts/test-package-managers.sh), each with its default settings, but for
 //              pnpm's refusal of unapproved build scripts, answered as the README says
