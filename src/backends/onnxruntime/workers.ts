@@ -127,8 +127,8 @@ export const BACKGROUND_NICE_STEP = 10;
  * The scheduler slice of inference threads in the background, µs: longer than the kernel's
  * default (0.7-3 ms), so that the JS thread, waking with that default, preempts them at once
  * (Linux 6.12+; native/src/thread_slice.cc). With the default, 2-core VM, 64 in flight,
- * 8 s traced four times: the JS thread waited over 1 ms for a core behind a worker 10-16
- * times (19-36 ms in all); with 20 ms, 2-3 times (4-11 ms in all) (docs/engine.md).
+ * 8 s traced three times: the JS thread waited over 1 ms for a core behind a worker 5-8
+ * times (13-17 ms in all); with 20 ms, 1-3 times (1-6 ms in all) (docs/engine.md).
  */
 export const BACKGROUND_SLICE_US = 20_000;
 
