@@ -92,6 +92,10 @@ export function checkShapes(
       throw inputError(where, 'a shape (an array of dims) or { min, opt, max }', kindOf(range), 'option');
     }
     const { min, opt, max } = range as { min?: unknown; opt?: unknown; max?: unknown };
+    const missing = Object.entries({ min, opt, max }).filter(([, v]) => v === undefined).map(([k]) => k);
+    if (missing.length) {
+      throw inputError(where, `{ min, opt, max }, all three, or one shape of ${model.length} dims (-1 where any size goes)`, `no ${missing.join(', ')}`, 'option');
+    }
     const lo = checkDims(min, 'min', false);
     const mid = checkDims(opt, 'opt', false);
     const hi = checkDims(max, 'max', false);

@@ -38,7 +38,9 @@ describe('Engine.build refuses option mistakes with EINPUT naming the option', (
     expect((await refused({ shapes: { x: [-1, 3, 0, 192] } })).details).toMatchObject({ received: '0 on axis 2' });
     const range = await refused({ shapes: { x: { min: [1, 3, 48, 192], opt: [8, 3, 48, 192], max: [4, 3, 48, 192] } } });
     expect(range.details).toMatchObject({ expected: 'min ≤ opt ≤ max on every axis', received: '1, 8, 4 on axis 0' });
-    expect((await refused({ shapes: { x: { min: [1, 3, 48, 192], max: [4, 3, 48, 192] } } })).details.expected).toBe('opt an array of 4 dims');
+    expect((await refused({ shapes: { x: { min: [1, 3, 48, 192], max: [4, 3, 48, 192] } } })).details).toMatchObject({ expected: '{ min, opt, max }, all three, or one shape of 4 dims (-1 where any size goes)', received: 'no opt' });
+    expect((await refused({ shapes: { x: { opt: [1, 3, 48, 192] } } })).details.received).toBe('no min, max');
+    expect((await refused({ shapes: { x: { min: [1, 3, 48, 192], opt: 8, max: [4, 3, 48, 192] } } })).details.expected).toBe('opt an array of 4 dims');
     expect((await refused({ shapes: [[-1, 3, 48, 192]] })).details.tensor).toBe('shapes');
   });
 
