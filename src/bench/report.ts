@@ -7,12 +7,18 @@ const pct = (x: number | undefined, digits = 2): string => (x === undefined ? 'n
 const ms = (x: number | undefined): string => (x === undefined ? 'n/a' : `${x.toFixed(2)} ms`);
 const x2 = (x: number | undefined): string => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
 
+/** An engine's maxBatchSize and, where it was probed, the probe's time a row at each size. */
+export function maxBatchLine(maxBatchSize: number, probeMsPerRow?: Readonly<Record<number, number>>, source?: 'measured' | 'cache'): string {
+  if (!probeMsPerRow) return `maxBatchSize ${maxBatchSize}`;
+  const costs = Object.entries(probeMsPerRow).map(([n, ms]) => `${ms.toFixed(2)} at ${n}`).join(', ');
+  return `maxBatchSize ${maxBatchSize} (probed at ${source === 'cache' ? 'its first build' : 'build'}, ms a row: ${costs})`;
+}
+
 export function executiveSummary(r: BenchResults): string[] {
   const s = r.summary;
   const lines: string[] = [];
   lines.push(`Model ${r.model.name} [${r.model.shape.join(',')}] on ${r.engine.backend} (${r.engine.reason}); ${r.machine.cpus} cores, ${r.machine.cpuModel}`);
-  const probe = r.engine.probeMsPerRow;
-  const batch = `maxBatchSize ${r.engine.maxBatchSize}${probe ? ` (probed at build, ms a row: ${Object.entries(probe).map(([n, ms]) => `${ms.toFixed(2)} at ${n}`).join(', ')})` : ''}`;
+  const batch = maxBatchLine(r.engine.maxBatchSize, r.engine.probeMsPerRow);
   lines.push(`Engine: ${r.engine.instances} worker(s) × ${r.engine.threadsPerInstance ?? '?'} thread(s)${r.engine.threadPolicy ? ` (${r.engine.threadPolicy})` : ''}, ${batch}${r.engine.graphRewrites ? `, graph rewrites: ${r.engine.graphRewrites.hardSwish} hard-swish, ${r.engine.graphRewrites.convAffine} conv affine` : ''}${r.engine.loneRuns ? `, a lone batch on ${r.engine.loneRuns.threads} thread(s) (${r.engine.loneRuns.reason})` : ''}; peer: plain onnxruntime-node, ${r.engine.peerThreads} intra-op thread(s), one run() per request`);
   if (r.accuracy) {
     lines.push(`Accuracy (${r.accuracy.metric}, ${r.accuracy.samples} held-out lines): FP32 ${pct(r.accuracy.fp32)}, INT8${r.builds.int8 && 'method' in r.builds.int8 ? ` (${r.builds.int8.method})` : ''} ${pct(r.accuracy.int8)}${r.accuracy.dropPt !== undefined ? ` (drop ${r.accuracy.dropPt.toFixed(2)} pt)` : ''}`);
@@ -20,7 +26,7 @@ export function executiveSummary(r: BenchResults): string[] {
     lines.push(`FP32 engine vs peer on ${v.checked} lines: same class ${v.sameClass}/${v.checked}, largest difference ${v.maxAbsDiff.toExponential(1)}; bit for bit equal to onnxruntime-node on the engine's graph ${v.bitExactOnEngineGraph}/${v.checked}`);
   }
   const i8 = r.builds.int8;
-  lines.push(`Build: FP32 ${ms(r.builds.fp32Ms)}; INT8 ${i8 && 'firstMs' in i8 ? `${ms(i8.firstMs)}, from the cache ${ms(i8.cachedMs)} (${pct(i8.cachedFraction, 1)} of the first)` : i8 ? `unavailable: ${i8.error}` : 'not run'}`);
+  lines.push(`Build: FP32 ${ms(r.builds.fp32Ms)}; INT8 ${i8 && 'firstMs' in i8 ? `${ms(i8.firstMs)}, from the cache ${ms(i8.cachedMs)} (${pct(i8.cachedFraction, 1)} of the first); the INT8 engine's ${maxBatchLine(i8.maxBatchSize, i8.probeMsPerRow, i8.probeSource)}` : i8 ? `unavailable: ${i8.error}` : 'not run'}`);
   const row = (name: string, l: LevelResult | undefined): string =>
     l ? `${name}: ${l.throughput.toFixed(1)} req/s, p50 ${ms(l.latencyMs.p50)}, p99 ${ms(l.latencyMs.p99)}, TTFR p99 ${ms(l.burst.firstResultMs.p99)}, stall ${ms(l.stallMaxMs)}${l.jsThreadCpuUs !== undefined ? `, JS thread ${l.jsThreadCpuUs.toFixed(0)} µs of CPU a request` : ''}${l.workersBusy !== undefined ? `, workers inside onnxruntime's run() ${pct(l.workersBusy, 0)} of the time` : ''}` : `${name}: n/a`;
   lines.push(`At ${s.concurrency} in flight:`);

@@ -21,6 +21,7 @@ import { bursts, closedLoop, idleLoop, openLoop, overheadAtOne, poolRounds, type
 import { renderTextLines, CLS_HEIGHT, CLS_WIDTH, type TextLine } from './text-lines.js';
 import { paddleClsModelPath } from './models.js';
 import { startBareWorker } from './bare-worker.js';
+import { maxBatchLine } from './report.js';
 
 export interface BenchOptions {
   /** An ONNX model; default the PaddleOCR text-direction classifier. */
@@ -105,6 +106,10 @@ export interface BenchResults {
           quantizedNodes: number;
           keptInFloat: number;
           method: string;
+          /** The INT8 engine's own maxBatchSize, and its probe where it ran one (ms a row; 'cache': read from the first build's). */
+          maxBatchSize: number;
+          probeMsPerRow?: Record<number, number>;
+          probeSource?: 'measured' | 'cache';
           quantizerMs?: { total: number; calibration: number; validation: number };
           validation?: { samples: number; float: number; int8: number; withinBudget: boolean };
         }
@@ -273,7 +278,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       t0 = performance.now();
       int8 = await Engine.build(modelPath, options);
       const cachedMs = performance.now() - t0;
-      log(`INT8 build ${firstMs.toFixed(0)} ms, from the cache ${cachedMs.toFixed(0)} ms (${int8.cache.status})`);
+      log(`INT8 build ${firstMs.toFixed(0)} ms, from the cache ${cachedMs.toFixed(0)} ms (${int8.cache.status}); ${maxBatchLine(int8.batching.maxBatchSize, int8.batching.probe?.perRowMs, int8.batching.probe?.source)}`);
       int8Build = {
         firstMs,
         cachedMs,
@@ -281,6 +286,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
         quantizedNodes: report?.quantizedNodes.length ?? 0,
         keptInFloat: report?.keptInFloat.length ?? 0,
         method: report?.method ?? o.method ?? DEFAULT_INT8_METHOD,
+        maxBatchSize: int8.batching.maxBatchSize,
+        ...(int8.batching.probe ? { probeMsPerRow: int8.batching.probe.perRowMs, probeSource: int8.batching.probe.source } : {}),
         ...(report ? { quantizerMs: report.timeMs } : {}),
         ...(report?.validation
           ? { validation: { samples: report.validation.samples, float: report.validation.float, int8: report.validation.int8, withinBudget: report.validation.withinBudget } }

@@ -677,7 +677,7 @@ async function probedBatching(impl: Backend, batching: BatchingInfo, options: En
     const { value, cached, busy } = await machineMeasurement(impl, options, engineKey, {
       name: 'batch probe',
       ext: 'batch.bin',
-      parts: { probe: 'maxBatchSize', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
+      parts: { probe: 'maxBatchSize', near: 'measured again', cap, item, instances: impl.instances, threads: impl.threadsPerInstance ?? 1, spinning: options.spinning ?? true, graphRewrites: options.graphRewrites ?? true },
       parse: parseProbe,
     }, () => probeBatchSize(run, impl.inputs, item, cap, impl.instances));
     probe = { ...value, source: cached ? 'cache' : 'measured' };

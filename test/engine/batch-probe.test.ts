@@ -50,6 +50,37 @@ describe('batch probe: the choice', () => {
     expect(runs.slice(0, 5)).toEqual([1, 1, 2, 2, 4]);
   });
 
+  it('measures a larger size again where it came close to the one chosen, and no other', async () => {
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [-1, 4] }];
+    // ms a row: 8 rows is the fastest, but a slow spell lasts through its first 11 runs
+    // (all it gets before the check) and reads it 10 % slower than 4 rows.
+    const probeWith = async (slowRunsOf8: number) => {
+      const runs: number[] = [];
+      let runsOf8 = 0;
+      const perRow: Record<number, number> = { 1: 1.6, 2: 1.2, 4: 1.0, 8: 0.95 };
+      const probe = await probeBatchSize(async (f) => {
+        const rows = f.x!.dims[0]!;
+        runs.push(rows);
+        const slow = rows === 8 && ++runsOf8 <= slowRunsOf8;
+        return { computeMs: rows * (slow ? 1.1 : perRow[rows]!) };
+      }, inputs, { x: [4] }, 8);
+      return { probe, runs };
+    };
+    const spell = await probeWith(11);
+    expect(spell.probe.chosen).toBe(8);
+    expect(spell.probe.perRowMs[8]).toBeCloseTo(0.95, 12);
+    // After the last pass over every size (its 4 and 8 first here), the check ran the chosen
+    // size and the close one once, nothing else, and stopped once 8 won.
+    expect(spell.runs.slice(spell.runs.lastIndexOf(2) + 1)).toEqual([4, 8, 4, 8]);
+    // Always slower: the choice stands, and the check gives up after its passes.
+    const slower = await probeWith(Number.POSITIVE_INFINITY);
+    expect(slower.probe.chosen).toBe(4);
+    const tail = slower.runs.slice(slower.runs.lastIndexOf(2) + 1);
+    expect(tail.length).toBeGreaterThan(2);
+    expect(tail.length).toBeLessThanOrEqual(2 * 12 + 4);
+    expect(new Set(tail)).toEqual(new Set([4, 8]));
+  });
+
   it('runs each size on every instance at once, each run with buffers of its own, and keeps the mean', async () => {
     const calls: { rows: number; data: unknown }[] = [];
     let k = 0;

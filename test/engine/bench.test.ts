@@ -256,5 +256,10 @@ describe('bench', () => {
     expect(executiveSummary(r).join('\n')).not.toContain('float kernels');
     const withInt8 = executiveSummary({ ...r, summary: { ...r.summary, int8Speedup: 0.74 } }).join('\n');
     expect(withInt8).toContain("INT8 speedup over FP32 0.74× (ONNX Runtime on the CPU runs the INT8 model's numbers on float kernels: the INT8 speedup is TensorRT's)");
+    // The INT8 engine probes its own maxBatchSize: the Build line gives it beside the FP32 engine's.
+    const int8Build = { firstMs: 2000, cachedMs: 100, cachedFraction: 0.05, quantizedNodes: 30, keptInFloat: 0, method: 'percentile', maxBatchSize: 2, probeMsPerRow: { 1: 1.5, 2: 1.1, 4: 1.2, 8: 1.3 }, probeSource: 'cache' as const };
+    expect(executiveSummary({ ...r, builds: { ...r.builds, int8: int8Build } }).join('\n')).toContain(
+      "from the cache 100.00 ms (5.0 % of the first); the INT8 engine's maxBatchSize 2 (probed at its first build, ms a row: 1.50 at 1, 1.10 at 2, 1.20 at 4, 1.30 at 8)",
+    );
   });
 });
